@@ -1,0 +1,17 @@
+package fsm
+
+// appliers maps every command type to its applier. An applier decodes its
+// command (a decode failure panics: the log is corrupt), mutates the state and
+// returns a value or a domain error. Adding a command: give it the next free
+// number in command.go, write its applier, list it here, and add a test.
+var appliers = map[CommandType]func(*txn, []byte) (any, error){
+	CmdServerUpsert:         (*txn).applyServerUpsert,
+	CmdServerRemove:         (*txn).applyServerRemove,
+	CmdInventorySync:        (*txn).applyInventorySync,
+	CmdImageUpsert:          (*txn).applyImageUpsert,
+	CmdPXEConfigUpsert:      (*txn).applyPXEConfigUpsert,
+	CmdImagePXEConfigSet:    (*txn).applyImagePXEConfigSet,
+	CmdDeviceSetComments:    (*txn).applyDeviceSetComments,
+	CmdDeviceSetEnvironment: (*txn).applyDeviceSetEnvironment,
+	CmdLogAppend:            (*txn).applyLogAppend,
+}

@@ -1,0 +1,100 @@
+package fsm
+
+import (
+	"fmt"
+	"slices"
+)
+
+// ImageSpec describes an image to add or modify.
+type ImageSpec struct {
+	Name           string   `json:"name"`
+	BootConfigKeys []string `json:"boot_config_keys"`
+	CanReuse       bool     `json:"can_reuse"`
+	Hidden         bool     `json:"hidden"`
+	HasSUTAgent    bool     `json:"has_sut_agent"`
+}
+
+func (s *State) upsertImage(spec ImageSpec) (img *Image, changed bool, err error) {
+	if err := ValidName(spec.Name); err != nil {
+		return nil, false, err
+	}
+	keys := append([]string{}, spec.BootConfigKeys...)
+	img, ok := s.Images[spec.Name]
+	if !ok {
+		img = &Image{ID: s.nextID("image"), Name: spec.Name}
+		s.Images[spec.Name] = img
+		changed = true
+	} else if !slices.Equal(img.BootConfigKeys, keys) || img.CanReuse != spec.CanReuse ||
+		img.Hidden != spec.Hidden || img.HasSUTAgent != spec.HasSUTAgent {
+		changed = true
+	}
+	img.BootConfigKeys, img.CanReuse, img.Hidden, img.HasSUTAgent = keys, spec.CanReuse, spec.Hidden, spec.HasSUTAgent
+	return img, changed, nil
+}
+
+func (tx *txn) applyImageUpsert(b []byte) (any, error) {
+	var c ImageUpsert
+	tx.decode(b, &c)
+	img, _, err := tx.s.upsertImage(c.Image)
+	if err != nil {
+		return nil, err
+	}
+	out := *img
+	return &out, nil
+}
+
+func (tx *txn) applyPXEConfigUpsert(b []byte) (any, error) {
+	var c PXEConfigUpsert
+	tx.decode(b, &c)
+	if err := ValidName(c.Name); err != nil {
+		return nil, err
+	}
+	s := tx.s
+	pc, ok := s.PXEConfigs[c.Name]
+	switch {
+	case c.Create && ok:
+		return nil, fmt.Errorf("%w: pxe config %q", ErrExists, c.Name)
+	case !c.Create && !ok:
+		return nil, fmt.Errorf("%w: %q", ErrUnknownPXEConfig, c.Name)
+	case c.Create:
+		pc = &PXEConfig{ID: s.nextID("pxe_config"), Name: c.Name, Active: true}
+		s.PXEConfigs[c.Name] = pc
+	}
+	if c.Description != nil {
+		pc.Description = *c.Description
+	}
+	if c.Contents != nil {
+		pc.Contents = *c.Contents
+	}
+	if c.Active != nil {
+		pc.Active = *c.Active
+	}
+	out := *pc
+	return &out, nil
+}
+
+func (tx *txn) applyImagePXEConfigSet(b []byte) (any, error) {
+	var c ImagePXEConfigSet
+	tx.decode(b, &c)
+	return nil, tx.s.setImagePXE(c.Image, c.HardwareType, c.HardwareModel, c.PXEConfig)
+}
+
+func (s *State) setImagePXE(image, hwType, hwModel, pxe string) error {
+	if _, ok := s.Images[image]; !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownImage, image)
+	}
+	hw := HardwareKey(hwType, hwModel)
+	if _, ok := s.HardwareTypes[hw]; !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownHardwareType, hw)
+	}
+	key := imagePXEKey(image, hw)
+	if pxe == "" {
+		delete(s.ImagePXEConfigs, key)
+		return nil
+	}
+	if _, ok := s.PXEConfigs[pxe]; !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownPXEConfig, pxe)
+	}
+	s.ImagePXEConfigs[key] = &ImagePXEConfig{Image: image, HardwareType: hw, PXEConfig: pxe}
+	return nil
+}

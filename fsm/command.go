@@ -1,0 +1,172 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// CommandType identifies a command in the Raft log. The numbers are written to
+// disk: they are never reused or reordered; new commands are appended.
+type CommandType uint8
+
+const (
+	// CmdInvalid is never written; a zero type byte means a corrupt entry.
+	CmdInvalid CommandType = 0
+
+	CmdServerUpsert         CommandType = 1
+	CmdServerRemove         CommandType = 2
+	CmdInventorySync        CommandType = 3
+	CmdImageUpsert          CommandType = 4
+	CmdPXEConfigUpsert      CommandType = 5
+	CmdImagePXEConfigSet    CommandType = 6
+	CmdDeviceSetComments    CommandType = 7
+	CmdDeviceSetEnvironment CommandType = 8
+	CmdLogAppend            CommandType = 9
+
+	// IgnoreUnknown is or-ed into a type byte for commands that older nodes
+	// may skip safely. A node that does not know a type without this bit
+	// panics rather than let replicas diverge.
+	IgnoreUnknown CommandType = 0x80
+)
+
+var commandNames = map[CommandType]string{
+	CmdServerUpsert:         "server_upsert",
+	CmdServerRemove:         "server_remove",
+	CmdInventorySync:        "inventory_sync",
+	CmdImageUpsert:          "image_upsert",
+	CmdPXEConfigUpsert:      "pxe_config_upsert",
+	CmdImagePXEConfigSet:    "image_pxe_config_set",
+	CmdDeviceSetComments:    "device_set_comments",
+	CmdDeviceSetEnvironment: "device_set_environment",
+	CmdLogAppend:            "log_append",
+}
+
+func (t CommandType) String() string {
+	if n, ok := commandNames[t&^IgnoreUnknown]; ok {
+		return n
+	}
+	return fmt.Sprintf("command(%d)", uint8(t))
+}
+
+// ErrShortCommand is returned by Decode for an empty buffer.
+var ErrShortCommand = errors.New("command too short")
+
+// Header is embedded in every command. At is stamped by the proposer (UTC);
+// IdempotencyKey, when set, makes a retried command a no-op that returns the
+// first result.
+type Header struct {
+	At             time.Time `json:"at"`
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+}
+
+// Head returns the header; every command type embeds Header.
+func (h *Header) Head() *Header { return h }
+
+// Command is implemented by every command body.
+type Command interface {
+	Head() *Header
+}
+
+// Encode writes the type byte followed by the JSON encoding of v.
+func Encode(t CommandType, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", t, err)
+	}
+	return append([]byte{byte(t)}, b...), nil
+}
+
+// Decode splits a log entry into its type and decodes the JSON body into v
+// (v may be nil to read the type only).
+func Decode(b []byte, v any) (CommandType, error) {
+	if len(b) < 1 {
+		return CmdInvalid, ErrShortCommand
+	}
+	t := CommandType(b[0])
+	if v == nil {
+		return t, nil
+	}
+	if err := json.Unmarshal(b[1:], v); err != nil {
+		return t, fmt.Errorf("decode %s: %w", t, err)
+	}
+	return t, nil
+}
+
+// ServerUpsert registers a cluster node as an imaging server (or updates its
+// addresses). It is proposed by the leader when a node joins.
+type ServerUpsert struct {
+	Header
+	Name     string `json:"name"`
+	NodeID   string `json:"node_id"`
+	Rack     string `json:"rack,omitempty"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+// ServerRemove detaches a cluster node from its imaging server entry. The
+// imaging server stays (devices still name it); only its node binding goes.
+type ServerRemove struct {
+	Header
+	NodeID string `json:"node_id"`
+}
+
+// InventorySync merges a lab inventory. See Inventory.
+type InventorySync struct {
+	Header
+	Inventory Inventory `json:"inventory"`
+	// ShipIt lifts the safety valve on the number of device changes.
+	ShipIt bool `json:"ship_it,omitempty"`
+}
+
+// ImageUpsert adds an image or modifies one with the same name.
+type ImageUpsert struct {
+	Header
+	Image ImageSpec `json:"image"`
+}
+
+// PXEConfigUpsert adds a PXE config or modifies one with the same name. Nil
+// fields of a modification are left unchanged.
+type PXEConfigUpsert struct {
+	Header
+	Name        string  `json:"name"`
+	Description *string `json:"description,omitempty"`
+	Contents    *string `json:"contents,omitempty"`
+	Active      *bool   `json:"active,omitempty"`
+	// Create must be true to add a new config, false to modify one; it keeps
+	// "add" from overwriting and "modify" from creating by mistake.
+	Create bool `json:"create"`
+}
+
+// ImagePXEConfigSet maps (image, hardware type) to a PXE config; an empty
+// PXEConfig removes the mapping.
+type ImagePXEConfigSet struct {
+	Header
+	Image         string `json:"image"`
+	HardwareType  string `json:"hardware_type"`
+	HardwareModel string `json:"hardware_model"`
+	PXEConfig     string `json:"pxe_config"`
+}
+
+// DeviceSetComments replaces a device's free-text comments.
+type DeviceSetComments struct {
+	Header
+	Device   string `json:"device"`
+	Comments string `json:"comments"`
+}
+
+// DeviceSetEnvironment sets a device's environment.
+type DeviceSetEnvironment struct {
+	Header
+	Device      string `json:"device"`
+	Environment string `json:"environment"`
+}
+
+// LogAppend files log lines for devices or requests without changing state.
+// Nodes use it so that entries written on one node (a BMM action, a syslog
+// line) are queryable on every node.
+type LogAppend struct {
+	Header
+	Entries []LogEntry `json:"entries"`
+}

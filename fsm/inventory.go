@@ -1,0 +1,434 @@
+package fsm
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Inventory is a lab inventory: the file `mozpoolctl inventory sync` reads.
+// Devices are merged by inventory id (added, updated, deleted); the other
+// entities are added or updated, never deleted by a sync.
+type Inventory struct {
+	ImagingServers  []InventoryServer       `json:"imaging_servers"`
+	RelayBoards     []InventoryRelayBoard   `json:"relay_boards,omitempty"`
+	HardwareTypes   []InventoryHardwareType `json:"hardware_types"`
+	Images          []ImageSpec             `json:"images"`
+	PXEConfigs      []InventoryPXEConfig    `json:"pxe_configs"`
+	ImagePXEConfigs []InventoryImagePXE     `json:"image_pxe_configs"`
+	Devices         []InventoryDevice       `json:"devices"`
+}
+
+// InventoryServer is an imaging server and the rack it serves.
+type InventoryServer struct {
+	Name string `json:"name"`
+	Rack string `json:"rack,omitempty"`
+}
+
+// InventoryRelayBoard is a relay board. Boards named by devices' relay_info
+// need not be listed; listing one sets its imaging server explicitly.
+type InventoryRelayBoard struct {
+	Name          string `json:"name,omitempty"`
+	FQDN          string `json:"fqdn"`
+	ImagingServer string `json:"imaging_server"`
+}
+
+// InventoryHardwareType is a board type and model.
+type InventoryHardwareType struct {
+	Type  string `json:"type"`
+	Model string `json:"model"`
+}
+
+// InventoryPXEConfig is a PXE config; Active defaults to true.
+type InventoryPXEConfig struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Contents    string `json:"contents"`
+	Active      *bool  `json:"active,omitempty"`
+}
+
+// InventoryImagePXE maps an image on a hardware type to a PXE config.
+type InventoryImagePXE struct {
+	Image         string `json:"image"`
+	HardwareType  string `json:"hardware_type"`
+	HardwareModel string `json:"hardware_model"`
+	PXEConfig     string `json:"pxe_config"`
+}
+
+// InventoryDevice is one board as the inventory knows it.
+type InventoryDevice struct {
+	Name          string `json:"name"`
+	FQDN          string `json:"fqdn"`
+	InventoryID   int64  `json:"inventory_id"`
+	MAC           string `json:"mac_address"`
+	ImagingServer string `json:"imaging_server"`
+	RelayInfo     string `json:"relay_info"`
+	HardwareType  string `json:"hardware_type"`
+	HardwareModel string `json:"hardware_model"`
+	// Environment, when set, is the device's environment; when empty the
+	// environment set through the API is kept.
+	Environment string `json:"environment,omitempty"`
+}
+
+// Change is one line of an inventory diff.
+type Change struct {
+	Op     string   `json:"op"`   // add, update, delete
+	Kind   string   `json:"kind"` // device, image, pxe_config, ...
+	Name   string   `json:"name"`
+	Fields []string `json:"fields,omitempty"`
+}
+
+// InventoryDiff is what a sync changed (or, for a dry run, would change).
+type InventoryDiff struct {
+	Changes []Change `json:"changes"`
+	// DeviceChanges counts added, updated and deleted devices; the safety
+	// valve compares it with Limit.
+	DeviceChanges int `json:"device_changes"`
+	Limit         int `json:"limit"`
+}
+
+// SafetyLimit is the most device changes a sync may make without ShipIt:
+// max(5, 10% of the devices known, 10% of the devices in the inventory),
+// as the original inventory sync.
+func SafetyLimit(known, incoming int) int {
+	return max(5, known/10, incoming/10)
+}
+
+// relayHost extracts the host of a relay_info string host[:port]:bankB:relayR.
+func relayHost(ri string) (string, error) {
+	i := strings.Index(ri, ":bank")
+	if i <= 0 || !strings.Contains(ri[i:], ":relay") {
+		return "", fmt.Errorf("%w: relay_info %q is not host[:port]:bankB:relayR", ErrInvalid, ri)
+	}
+	host := ri[:i]
+	if j := strings.LastIndex(host, ":"); j >= 0 {
+		host = host[:j]
+	}
+	if host == "" {
+		return "", fmt.Errorf("%w: relay_info %q has no host", ErrInvalid, ri)
+	}
+	return host, nil
+}
+
+func (tx *txn) applyInventorySync(b []byte) (any, error) {
+	var c InventorySync
+	tx.decode(b, &c)
+	return tx.mergeInventory(c.Inventory, c.ShipIt)
+}
+
+// DryRunInventory returns the diff a sync of inv would produce, without
+// changing anything.
+func (f *FSM) DryRunInventory(inv Inventory) (*InventoryDiff, error) {
+	f.stateMu.RLock()
+	b, err := encodeSnapshot(f.s)
+	f.stateMu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	s, err := decodeSnapshot(strings.NewReader(string(b)))
+	if err != nil {
+		return nil, err
+	}
+	tx := &txn{s: s}
+	diff, err := tx.mergeInventory(inv, true)
+	if err != nil {
+		return nil, err
+	}
+	return diff, nil
+}
+
+// deviceFields lists which fields of d differ from the inventory entry.
+func deviceFields(d *Device, in *InventoryDevice, mac, hw string) []string {
+	var f []string
+	add := func(name string, differ bool) {
+		if differ {
+			f = append(f, name)
+		}
+	}
+	add("name", d.Name != in.Name)
+	add("fqdn", d.FQDN != in.FQDN)
+	add("mac_address", d.MAC != mac)
+	add("imaging_server", d.ImagingServer != in.ImagingServer)
+	add("relay_info", d.RelayInfo != in.RelayInfo)
+	add("hardware_type", d.HardwareType != hw)
+	add("environment", in.Environment != "" && d.Environment != in.Environment)
+	return f
+}
+
+// validateInventory checks the inventory on its own and against the state,
+// and returns the MAC addresses normalised, by inventory id.
+func (s *State) validateInventory(inv *Inventory) (map[int64]string, error) {
+	servers := map[string]bool{}
+	for name := range s.Servers {
+		servers[name] = true
+	}
+	for _, srv := range inv.ImagingServers {
+		if srv.Name == "" {
+			return nil, fmt.Errorf("%w: imaging server without a name", ErrInvalid)
+		}
+		servers[srv.Name] = true
+	}
+	hw := map[string]bool{}
+	for k := range s.HardwareTypes {
+		hw[k] = true
+	}
+	for _, h := range inv.HardwareTypes {
+		if h.Type == "" {
+			return nil, fmt.Errorf("%w: hardware type without a type", ErrInvalid)
+		}
+		hw[HardwareKey(h.Type, h.Model)] = true
+	}
+	for _, pc := range inv.PXEConfigs {
+		if err := ValidName(pc.Name); err != nil {
+			return nil, err
+		}
+	}
+	for _, img := range inv.Images {
+		if err := ValidName(img.Name); err != nil {
+			return nil, err
+		}
+	}
+	for _, rb := range inv.RelayBoards {
+		if rb.FQDN == "" || !servers[rb.ImagingServer] {
+			return nil, fmt.Errorf("%w: relay board %q needs an fqdn and a known imaging server", ErrInvalid, rb.FQDN)
+		}
+	}
+	macs := map[int64]string{}
+	names := map[string]bool{}
+	seenMAC := map[string]string{}
+	for i := range inv.Devices {
+		d := &inv.Devices[i]
+		if err := ValidName(d.Name); err != nil {
+			return nil, fmt.Errorf("device %d: %w", d.InventoryID, err)
+		}
+		if d.InventoryID <= 0 {
+			return nil, fmt.Errorf("%w: device %q needs a positive inventory_id", ErrInvalid, d.Name)
+		}
+		if _, dup := macs[d.InventoryID]; dup {
+			return nil, fmt.Errorf("%w: inventory_id %d listed twice", ErrInvalid, d.InventoryID)
+		}
+		if names[d.Name] {
+			return nil, fmt.Errorf("%w: device name %q listed twice", ErrInvalid, d.Name)
+		}
+		names[d.Name] = true
+		mac, err := NormalizeMAC(d.MAC)
+		if err != nil {
+			return nil, fmt.Errorf("device %q: %w", d.Name, err)
+		}
+		if other, dup := seenMAC[mac]; dup {
+			return nil, fmt.Errorf("%w: devices %q and %q share mac address %s", ErrInvalid, other, d.Name, mac)
+		}
+		seenMAC[mac] = d.Name
+		macs[d.InventoryID] = mac
+		if !servers[d.ImagingServer] {
+			return nil, fmt.Errorf("%w: device %q names imaging server %q", ErrUnknownServer, d.Name, d.ImagingServer)
+		}
+		if !hw[HardwareKey(d.HardwareType, d.HardwareModel)] {
+			return nil, fmt.Errorf("%w: device %q is %q", ErrUnknownHardwareType, d.Name, HardwareKey(d.HardwareType, d.HardwareModel))
+		}
+		if d.RelayInfo != "" {
+			if _, err := relayHost(d.RelayInfo); err != nil {
+				return nil, fmt.Errorf("device %q: %w", d.Name, err)
+			}
+		}
+		if len(d.Environment) > maxEnvironmentLen {
+			return nil, fmt.Errorf("%w: device %q environment too long", ErrInvalid, d.Name)
+		}
+	}
+	return macs, nil
+}
+
+// mergeInventory validates inv, checks the safety valve (unless shipIt) and
+// merges it into the state. Nothing is changed when it returns an error.
+func (tx *txn) mergeInventory(inv Inventory, shipIt bool) (*InventoryDiff, error) {
+	s := tx.s
+	macs, err := s.validateInventory(&inv)
+	if err != nil {
+		return nil, err
+	}
+
+	// Plan device changes first: the safety valve must be checked before
+	// anything is touched.
+	byInv := map[int64]*Device{}
+	for _, d := range s.Devices {
+		byInv[d.InventoryID] = d
+	}
+	diff := &InventoryDiff{Limit: SafetyLimit(len(s.Devices), len(inv.Devices))}
+	var devChanges []Change
+	keep := map[int64]bool{}
+	for i := range inv.Devices {
+		in := &inv.Devices[i]
+		keep[in.InventoryID] = true
+		hw := HardwareKey(in.HardwareType, in.HardwareModel)
+		if d, ok := byInv[in.InventoryID]; !ok {
+			devChanges = append(devChanges, Change{Op: "add", Kind: "device", Name: in.Name})
+		} else if f := deviceFields(d, in, macs[in.InventoryID], hw); len(f) > 0 {
+			devChanges = append(devChanges, Change{Op: "update", Kind: "device", Name: in.Name, Fields: f})
+		}
+	}
+	var gone []*Device
+	for _, d := range s.Devices {
+		if !keep[d.InventoryID] {
+			gone = append(gone, d)
+		}
+	}
+	sort.Slice(gone, func(i, j int) bool { return gone[i].Name < gone[j].Name })
+	for _, d := range gone {
+		devChanges = append(devChanges, Change{Op: "delete", Kind: "device", Name: d.Name})
+	}
+	diff.DeviceChanges = len(devChanges)
+	if !shipIt && diff.DeviceChanges > diff.Limit {
+		return nil, fmt.Errorf("%w: %d device changes exceed the safety limit of %d (use ship-it to apply)",
+			ErrTooManyChanges, diff.DeviceChanges, diff.Limit)
+	}
+
+	// Everything below is valid by construction; mutate.
+	for _, srv := range inv.ImagingServers {
+		cur, ok := s.Servers[srv.Name]
+		switch {
+		case !ok:
+			s.Servers[srv.Name] = &ImagingServer{ID: s.nextID("server"), Name: srv.Name, Rack: srv.Rack}
+			diff.Changes = append(diff.Changes, Change{Op: "add", Kind: "imaging_server", Name: srv.Name})
+		case srv.Rack != "" && cur.Rack != srv.Rack:
+			cur.Rack = srv.Rack
+			diff.Changes = append(diff.Changes, Change{Op: "update", Kind: "imaging_server", Name: srv.Name, Fields: []string{"rack"}})
+		}
+	}
+	for _, h := range inv.HardwareTypes {
+		k := HardwareKey(h.Type, h.Model)
+		if _, ok := s.HardwareTypes[k]; !ok {
+			s.HardwareTypes[k] = &HardwareType{ID: s.nextID("hardware_type"), Type: h.Type, Model: h.Model}
+			diff.Changes = append(diff.Changes, Change{Op: "add", Kind: "hardware_type", Name: k})
+		}
+	}
+	for _, spec := range inv.Images {
+		_, existed := s.Images[spec.Name]
+		if _, changed, _ := s.upsertImage(spec); changed {
+			diff.Changes = append(diff.Changes, Change{Op: opFor(existed), Kind: "image", Name: spec.Name})
+		}
+	}
+	for _, pc := range inv.PXEConfigs {
+		active := pc.Active == nil || *pc.Active
+		cur, ok := s.PXEConfigs[pc.Name]
+		if !ok {
+			cur = &PXEConfig{ID: s.nextID("pxe_config"), Name: pc.Name}
+			s.PXEConfigs[pc.Name] = cur
+		} else if cur.Description == pc.Description && cur.Contents == pc.Contents && cur.Active == active {
+			continue
+		}
+		cur.Description, cur.Contents, cur.Active = pc.Description, pc.Contents, active
+		diff.Changes = append(diff.Changes, Change{Op: opFor(ok), Kind: "pxe_config", Name: pc.Name})
+	}
+	for _, m := range inv.ImagePXEConfigs {
+		hw := HardwareKey(m.HardwareType, m.HardwareModel)
+		if s.PXEConfigFor(m.Image, hw) == m.PXEConfig {
+			continue
+		}
+		existed := s.PXEConfigFor(m.Image, hw) != ""
+		if err := s.setImagePXE(m.Image, m.HardwareType, m.HardwareModel, m.PXEConfig); err != nil {
+			// Validation above cannot see every reference; refuse a
+			// mapping to something that does not exist at all.
+			return nil, err
+		}
+		diff.Changes = append(diff.Changes, Change{Op: opFor(existed), Kind: "image_pxe_config", Name: m.Image + "@" + hw})
+	}
+
+	tx.mergeRelayBoards(inv, diff)
+
+	for _, d := range gone {
+		tx.deleteDevice(d)
+	}
+	for i := range inv.Devices {
+		in := &inv.Devices[i]
+		hw := HardwareKey(in.HardwareType, in.HardwareModel)
+		mac := macs[in.InventoryID]
+		d, ok := byInv[in.InventoryID]
+		if !ok {
+			d = &Device{
+				ID: s.nextID("device"), Name: in.Name, InventoryID: in.InventoryID,
+				State: "new", StateEntered: tx.at, StateDeadline: tx.at, Generation: 1,
+			}
+			tx.logDevice(in.Name, "inventory", "registered from inventory (inventory id %d)", in.InventoryID)
+		} else if f := deviceFields(d, in, mac, hw); len(f) > 0 {
+			tx.logDevice(in.Name, "inventory", "updated from inventory: %s", strings.Join(f, ", "))
+		} else {
+			continue
+		}
+		if d.Name != in.Name {
+			delete(s.Devices, d.Name)
+			if r, ok := s.Requests[d.RequestID]; ok && d.RequestID != 0 {
+				r.Device = in.Name
+			}
+		}
+		d.Name, d.FQDN, d.MAC, d.ImagingServer, d.RelayInfo, d.HardwareType = in.Name, in.FQDN, mac, in.ImagingServer, in.RelayInfo, hw
+		if in.Environment != "" {
+			d.Environment = in.Environment
+		}
+		s.Devices[d.Name] = d
+		tx.touchDevice(d.Name)
+	}
+	diff.Changes = append(diff.Changes, devChanges...)
+	return diff, nil
+}
+
+func opFor(existed bool) string {
+	if existed {
+		return "update"
+	}
+	return "add"
+}
+
+// mergeRelayBoards adds the boards listed or named by relay_info; a board
+// named by devices of several imaging servers keeps the first one (sorted).
+func (tx *txn) mergeRelayBoards(inv Inventory, diff *InventoryDiff) {
+	s := tx.s
+	want := map[string]string{} // fqdn -> imaging server
+	for _, d := range inv.Devices {
+		if d.RelayInfo == "" {
+			continue
+		}
+		host, _ := relayHost(d.RelayInfo)
+		if _, ok := want[host]; !ok {
+			want[host] = d.ImagingServer
+		}
+	}
+	names := map[string]string{}
+	for _, rb := range inv.RelayBoards {
+		want[rb.FQDN] = rb.ImagingServer
+		if rb.Name != "" {
+			names[rb.FQDN] = rb.Name
+		}
+	}
+	hosts := make([]string, 0, len(want))
+	for h := range want {
+		hosts = append(hosts, h)
+	}
+	slices.Sort(hosts)
+	for _, host := range hosts {
+		name := names[host]
+		if name == "" {
+			name, _, _ = strings.Cut(host, ".")
+		}
+		rb, ok := s.RelayBoards[name]
+		if ok && rb.FQDN == host && rb.ImagingServer == want[host] {
+			continue
+		}
+		if !ok {
+			rb = &RelayBoard{ID: s.nextID("relay_board"), Name: name}
+			s.RelayBoards[name] = rb
+		}
+		rb.FQDN, rb.ImagingServer = host, want[host]
+		diff.Changes = append(diff.Changes, Change{Op: opFor(ok), Kind: "relay_board", Name: name})
+	}
+}
+
+// deleteDevice removes a device and releases its claim.
+func (tx *txn) deleteDevice(d *Device) {
+	if r, ok := tx.s.Requests[d.RequestID]; ok && d.RequestID != 0 {
+		r.Device, r.ImagingResult = "", ""
+	}
+	delete(tx.s.Devices, d.Name)
+	tx.logDevice(d.Name, "inventory", "deleted: no longer in the inventory")
+	tx.touchDevice(d.Name)
+}

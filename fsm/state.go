@@ -1,0 +1,209 @@
+package fsm
+
+import (
+	"time"
+)
+
+// ImagingServer is one imaging server of the lab. Servers are created by
+// inventory sync (name and rack) and bound to a cluster node when a node with
+// that name joins (node id and addresses).
+type ImagingServer struct {
+	ID       int64  `json:"id"`
+	Name     string `json:"name"`
+	Rack     string `json:"rack,omitempty"`
+	NodeID   string `json:"node_id,omitempty"`
+	RaftAddr string `json:"raft_addr,omitempty"`
+	HTTPAddr string `json:"http_addr,omitempty"`
+}
+
+// HardwareType is a board type and model, e.g. panda / ES Rev B2.
+type HardwareType struct {
+	ID    int64  `json:"id"`
+	Type  string `json:"type"`
+	Model string `json:"model"`
+}
+
+// Key is the unique name of a hardware type: "type/model".
+func (h *HardwareType) Key() string { return HardwareKey(h.Type, h.Model) }
+
+// HardwareKey joins a hardware type and model into a map key.
+func HardwareKey(typ, model string) string { return typ + "/" + model }
+
+// Image is an operating-system image that can be written to a board.
+type Image struct {
+	ID             int64    `json:"id"`
+	Name           string   `json:"name"`
+	BootConfigKeys []string `json:"boot_config_keys"`
+	CanReuse       bool     `json:"can_reuse"`
+	Hidden         bool     `json:"hidden"`
+	HasSUTAgent    bool     `json:"has_sut_agent"`
+}
+
+// PXEConfig is a named pxelinux configuration template.
+type PXEConfig struct {
+	ID          int64  `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Contents    string `json:"contents"`
+	Active      bool   `json:"active"`
+}
+
+// ImagePXEConfig maps an image on a hardware type to the PXE config that
+// installs it.
+type ImagePXEConfig struct {
+	Image        string `json:"image"`
+	HardwareType string `json:"hardware_type"` // HardwareKey
+	PXEConfig    string `json:"pxe_config"`
+}
+
+// Device is one board. Its state fields belong to the lifeguard machine; the
+// FSM stores them and the machine table decides their values.
+type Device struct {
+	ID            int64  `json:"id"`
+	Name          string `json:"name"`
+	FQDN          string `json:"fqdn"`
+	InventoryID   int64  `json:"inventory_id"`
+	MAC           string `json:"mac_address"`
+	ImagingServer string `json:"imaging_server"`
+	RelayInfo     string `json:"relay_info"`
+	HardwareType  string `json:"hardware_type"` // HardwareKey
+	Environment   string `json:"environment"`
+	Comments      string `json:"comments"`
+
+	State string `json:"state"`
+	// StateDeadline is when the state times out; zero means no timeout.
+	StateDeadline time.Time `json:"state_deadline,omitzero"`
+	// StateEntered is when the current state was entered.
+	StateEntered time.Time      `json:"state_entered,omitzero"`
+	Counters     map[string]int `json:"counters,omitempty"`
+	// Generation increments on every state entry; results and timeouts
+	// carry the generation they were started for.
+	Generation uint64 `json:"generation"`
+
+	Image          string `json:"image,omitempty"`
+	BootConfig     string `json:"boot_config,omitempty"`
+	NextImage      string `json:"next_image,omitempty"`
+	NextBootConfig string `json:"next_boot_config,omitempty"`
+
+	// RequestID is the request that has claimed the device (0: none).
+	RequestID int64 `json:"request_id,omitempty"`
+	// LastUsed is when the device was last claimed; device choice prefers
+	// the least recently used.
+	LastUsed time.Time `json:"last_used,omitzero"`
+}
+
+// Request is a reservation of a device (the Mozpool layer).
+type Request struct {
+	ID              int64          `json:"id"`
+	ImagingServer   string         `json:"imaging_server"`
+	RequestedDevice string         `json:"requested_device"`
+	Assignee        string         `json:"assignee"`
+	Expires         time.Time      `json:"expires"`
+	Image           string         `json:"image"`
+	BootConfig      string         `json:"boot_config"`
+	Environment     string         `json:"environment"`
+	State           string         `json:"state"`
+	StateDeadline   time.Time      `json:"state_deadline,omitzero"`
+	StateEntered    time.Time      `json:"state_entered,omitzero"`
+	Counters        map[string]int `json:"counters,omitempty"`
+	Generation      uint64         `json:"generation"`
+	Created         time.Time      `json:"created"`
+
+	// Device is the claimed device ("" when none); ImagingResult is the
+	// claim's imaging result ("", complete, failed-bad-device,
+	// failed-bad-image).
+	Device        string `json:"device,omitempty"`
+	ImagingResult string `json:"imaging_result,omitempty"`
+}
+
+// RelayBoard is a ProXR relay board controlling a rack's power.
+type RelayBoard struct {
+	ID            int64  `json:"id"`
+	Name          string `json:"name"`
+	FQDN          string `json:"fqdn"`
+	ImagingServer string `json:"imaging_server"`
+}
+
+// LogEntry is one line of a device's or a request's log. Entries are not
+// kept in the FSM; they are handed to Config.Notify.
+type LogEntry struct {
+	// Kind is "device" or "request".
+	Kind    string    `json:"kind"`
+	Name    string    `json:"name"` // device name or request id
+	At      time.Time `json:"at"`
+	Source  string    `json:"source"`
+	Message string    `json:"message"`
+}
+
+// Log kinds.
+const (
+	LogDevice  = "device"
+	LogRequest = "request"
+)
+
+// idemEntry remembers the result of a command that carried an idempotency key.
+type idemEntry struct {
+	Key    string    `json:"key"`
+	At     time.Time `json:"at"`
+	Result Result    `json:"result"`
+}
+
+// State is the whole replicated state. Maps are keyed by name (or id for
+// requests). Code outside this package reads it only inside FSM.Read.
+type State struct {
+	Servers         map[string]*ImagingServer  `json:"-"`
+	HardwareTypes   map[string]*HardwareType   `json:"-"`
+	Images          map[string]*Image          `json:"-"`
+	PXEConfigs      map[string]*PXEConfig      `json:"-"`
+	ImagePXEConfigs map[string]*ImagePXEConfig `json:"-"` // key image + "\x00" + hardware key
+	Devices         map[string]*Device         `json:"-"`
+	Requests        map[int64]*Request         `json:"-"`
+	RelayBoards     map[string]*RelayBoard     `json:"-"`
+
+	// NextID holds the last id given out per entity kind.
+	NextID map[string]int64 `json:"next_id"`
+
+	idem      map[string]*idemEntry
+	idemOrder []*idemEntry
+}
+
+func newState() *State {
+	return &State{
+		Servers:         map[string]*ImagingServer{},
+		HardwareTypes:   map[string]*HardwareType{},
+		Images:          map[string]*Image{},
+		PXEConfigs:      map[string]*PXEConfig{},
+		ImagePXEConfigs: map[string]*ImagePXEConfig{},
+		Devices:         map[string]*Device{},
+		Requests:        map[int64]*Request{},
+		RelayBoards:     map[string]*RelayBoard{},
+		NextID:          map[string]int64{},
+		idem:            map[string]*idemEntry{},
+	}
+}
+
+func (s *State) nextID(kind string) int64 {
+	s.NextID[kind]++
+	return s.NextID[kind]
+}
+
+func imagePXEKey(image, hwKey string) string { return image + "\x00" + hwKey }
+
+// PXEConfigFor returns the PXE config that installs image on the given
+// hardware type ("" when the pair is not supported).
+func (s *State) PXEConfigFor(image, hwKey string) string {
+	if m, ok := s.ImagePXEConfigs[imagePXEKey(image, hwKey)]; ok {
+		return m.PXEConfig
+	}
+	return ""
+}
+
+// ServerByNode returns the imaging server bound to a cluster node id.
+func (s *State) ServerByNode(nodeID string) *ImagingServer {
+	for _, srv := range s.Servers {
+		if srv.NodeID == nodeID {
+			return srv
+		}
+	}
+	return nil
+}
