@@ -37,6 +37,8 @@ type Identity struct {
 	Rack     string `json:"rack,omitempty"`
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"` // base URL, e.g. http://10.0.0.5:8010
+	// GossipAddr is the memberlist address (host:port).
+	GossipAddr string `json:"gossip_addr,omitempty"`
 }
 
 // JoinResult says what a join did.

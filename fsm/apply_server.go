@@ -11,14 +11,14 @@ func (tx *txn) applyServerUpsert(b []byte) (any, error) {
 	s := tx.s
 	// A node id is bound to one server name: rebinding moves it.
 	if old := s.ServerByNode(c.NodeID); old != nil && old.Name != c.Name {
-		old.NodeID, old.RaftAddr, old.HTTPAddr = "", "", ""
+		old.NodeID, old.RaftAddr, old.HTTPAddr, old.GossipAddr = "", "", "", ""
 	}
 	srv, ok := s.Servers[c.Name]
 	if !ok {
 		srv = &ImagingServer{ID: s.nextID("server"), Name: c.Name}
 		s.Servers[c.Name] = srv
 	}
-	srv.NodeID, srv.RaftAddr, srv.HTTPAddr = c.NodeID, c.RaftAddr, c.HTTPAddr
+	srv.NodeID, srv.RaftAddr, srv.HTTPAddr, srv.GossipAddr = c.NodeID, c.RaftAddr, c.HTTPAddr, c.GossipAddr
 	if c.Rack != "" {
 		srv.Rack = c.Rack
 	}
@@ -33,6 +33,6 @@ func (tx *txn) applyServerRemove(b []byte) (any, error) {
 	if srv == nil {
 		return nil, fmt.Errorf("%w: node %q", ErrUnknownServer, c.NodeID)
 	}
-	srv.NodeID, srv.RaftAddr, srv.HTTPAddr = "", "", ""
+	srv.NodeID, srv.RaftAddr, srv.HTTPAddr, srv.GossipAddr = "", "", "", ""
 	return nil, nil
 }

@@ -103,6 +103,8 @@ type ServerUpsert struct {
 	Rack     string `json:"rack,omitempty"`
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
+	// GossipAddr is the node's memberlist address (host:port).
+	GossipAddr string `json:"gossip_addr,omitempty"`
 }
 
 // ServerRemove detaches a cluster node from its imaging server entry. The

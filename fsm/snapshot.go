@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // snapshotVersion is written in the header; Restore refuses other versions.
@@ -71,6 +72,9 @@ func encodeSnapshot(s *State) ([]byte, error) {
 	putSorted(put, recRelayBoard, s.RelayBoards)
 	put(recCounters, s.NextID)
 	for _, e := range s.idemOrder {
+		put(recIdempotency, e)
+	}
+	for _, e := range s.autoOrder {
 		put(recIdempotency, e)
 	}
 	return buf.Bytes(), err
@@ -164,7 +168,11 @@ func (s *State) restoreRecord(t recordType, b []byte) error {
 			return err
 		}
 		s.idem[e.Key] = e
-		s.idemOrder = append(s.idemOrder, e)
+		if strings.HasPrefix(e.Key, AutoKeyPrefix) {
+			s.autoOrder = append(s.autoOrder, e)
+		} else {
+			s.idemOrder = append(s.idemOrder, e)
+		}
 		return nil
 	default:
 		// Records from a newer version that this one does not know are

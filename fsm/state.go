@@ -14,6 +14,8 @@ type ImagingServer struct {
 	NodeID   string `json:"node_id,omitempty"`
 	RaftAddr string `json:"raft_addr,omitempty"`
 	HTTPAddr string `json:"http_addr,omitempty"`
+	// GossipAddr is the node's memberlist address, used to rejoin gossip.
+	GossipAddr string `json:"gossip_addr,omitempty"`
 }
 
 // HardwareType is a board type and model, e.g. panda / ES Rev B2.
@@ -163,8 +165,11 @@ type State struct {
 	// NextID holds the last id given out per entity kind.
 	NextID map[string]int64 `json:"next_id"`
 
+	// idem maps idempotency keys to their first result; idemOrder and
+	// autoOrder hold client and node-generated keys oldest first.
 	idem      map[string]*idemEntry
 	idemOrder []*idemEntry
+	autoOrder []*idemEntry
 }
 
 func newState() *State {
