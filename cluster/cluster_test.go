@@ -1,0 +1,391 @@
+package cluster
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/internal/testlog"
+)
+
+const testToken = "test-token"
+
+// testNode is a node with its own HTTP server, FSM and data dir.
+type testNode struct {
+	t    *testing.T
+	name string
+	dir  string
+	raft string // raft address, reused on restart
+	fsm  *fsm.FSM
+	srv  *httptest.Server
+	n    *Node
+}
+
+func testConfig(t *testing.T, tn *testNode, bootstrap bool) Config {
+	cfg := DefaultConfig()
+	cfg.DataDir = tn.dir
+	cfg.Name = tn.name
+	cfg.Rack = "rack-" + tn.name
+	cfg.RaftBind = tn.raft
+	cfg.GossipBind = "127.0.0.1:0"
+	cfg.HTTPAddr = tn.srv.URL
+	cfg.Bootstrap = bootstrap
+	cfg.Token = testToken
+	cfg.FSM = tn.fsm
+	cfg.Logger = testlog.New(t).Named(tn.name)
+	cfg.HeartbeatTimeout = 300 * time.Millisecond
+	cfg.ElectionTimeout = 300 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 150 * time.Millisecond
+	cfg.ForwardHold = 7 * time.Second
+	cfg.RegisterInterval = 500 * time.Millisecond
+	return cfg
+}
+
+// startNode starts a node in dir (a new one when dir is ""). The HTTP server
+// is started before the node so the node can advertise its URL.
+func startNode(t *testing.T, name, dir, raftAddr string, bootstrap bool) *testNode {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if raftAddr == "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		raftAddr = ln.Addr().String()
+		ln.Close()
+	}
+	tn := &testNode{t: t, name: name, dir: dir, raft: raftAddr, fsm: fsm.New(fsm.Config{})}
+	var h http.Handler = http.NotFoundHandler()
+	tn.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	n, err := New(testConfig(t, tn, bootstrap))
+	require.NoError(t, err)
+	tn.n = n
+	h = n.Handler()
+	t.Cleanup(func() { tn.stop() })
+	return tn
+}
+
+func (tn *testNode) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tn.n.Shutdown(ctx)
+	tn.srv.Close()
+}
+
+// kill stops the node as a crash would.
+func (tn *testNode) kill() {
+	tn.n.kill()
+	tn.srv.CloseClientConnections()
+	tn.srv.Close()
+}
+
+func (tn *testNode) restart() *testNode {
+	tn.t.Helper()
+	return startNode(tn.t, tn.name, tn.dir, tn.raft, false)
+}
+
+func waitLeader(t *testing.T, nodes ...*testNode) *testNode {
+	t.Helper()
+	var leader *testNode
+	require.Eventually(t, func() bool {
+		for _, tn := range nodes {
+			if tn.n.IsLeader() {
+				leader = tn
+				return true
+			}
+		}
+		return false
+	}, 15*time.Second, 20*time.Millisecond, "no leader elected")
+	for _, tn := range nodes {
+		require.NoError(t, tn.n.WaitForLeader(context.Background()))
+	}
+	return leader
+}
+
+func imageCmd(name string) *fsm.ImageUpsert {
+	return &fsm.ImageUpsert{Image: fsm.ImageSpec{Name: name, BootConfigKeys: []string{"k"}}}
+}
+
+func hasImage(f *fsm.FSM, name string) bool {
+	ok := false
+	f.Read(func(s *fsm.State) { _, ok = s.Images[name] })
+	return ok
+}
+
+func startCluster(t *testing.T, size int) []*testNode {
+	t.Helper()
+	nodes := []*testNode{startNode(t, "srv1", "", "", true)}
+	waitLeader(t, nodes[0])
+	for i := 2; i <= size; i++ {
+		tn := startNode(t, "srv"+string(rune('0'+i)), "", "", false)
+		res, err := nodes[0].n.Join(context.Background(), tn.n.Self())
+		require.NoError(t, err)
+		require.Equal(t, "added", res.Action)
+		nodes = append(nodes, tn)
+	}
+	waitLeader(t, nodes...)
+	return nodes
+}
+
+func followers(nodes []*testNode, leader *testNode) []*testNode {
+	var out []*testNode
+	for _, tn := range nodes {
+		if tn != leader {
+			out = append(out, tn)
+		}
+	}
+	return out
+}
+
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node cluster test")
+	}
+}
+
+func TestCluster_WriteOnFollowerAppliedEverywhere(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 3)
+	leader := waitLeader(t, nodes...)
+	f := followers(nodes, leader)[0]
+
+	res, err := f.n.Apply(context.Background(), fsm.CmdImageUpsert, imageCmd("b2g"))
+	require.NoError(t, err)
+	require.NoError(t, res.Error())
+	var img fsm.Image
+	require.NoError(t, res.Decode(&img))
+	require.Equal(t, "b2g", img.Name)
+	for _, tn := range nodes {
+		require.Eventually(t, func() bool { return hasImage(tn.fsm, "b2g") }, 5*time.Second, 10*time.Millisecond, tn.name)
+	}
+
+	// Domain errors survive forwarding with their identity.
+	res, err = f.n.Apply(context.Background(), fsm.CmdDeviceSetComments, &fsm.DeviceSetComments{Device: "nosuch"})
+	require.NoError(t, err)
+	require.ErrorIs(t, res.Error(), fsm.ErrUnknownDevice)
+
+	// Every node registers itself in the replicated server table.
+	require.Eventually(t, func() bool {
+		ok := true
+		leader.fsm.Read(func(s *fsm.State) {
+			for _, tn := range nodes {
+				srv := s.Servers[tn.name]
+				ok = ok && srv != nil && srv.NodeID == tn.n.ID() && srv.HTTPAddr == tn.srv.URL && srv.Rack == "rack-"+tn.name
+			}
+		})
+		return ok
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+func TestCluster_IdempotentRetry(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 3)
+	leader := waitLeader(t, nodes...)
+	f := followers(nodes, leader)[0]
+	create := func() fsm.Result {
+		desc := "d"
+		res, err := f.n.Apply(context.Background(), fsm.CmdPXEConfigUpsert, &fsm.PXEConfigUpsert{
+			Header: fsm.Header{IdempotencyKey: "client-key-1"}, Name: "pxe1", Description: &desc, Create: true,
+		})
+		require.NoError(t, err)
+		return res
+	}
+	first, second := create(), create()
+	require.NoError(t, first.Error())
+	require.NoError(t, second.Error(), "a retried keyed create must return the first result, not ErrExists")
+	require.JSONEq(t, string(first.Value), string(second.Value))
+}
+
+func TestCluster_LeaderKilledNewLeaderTakesWrites(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 3)
+	leader := waitLeader(t, nodes...)
+	_, err := leader.n.Apply(context.Background(), fsm.CmdImageUpsert, imageCmd("before"))
+	require.NoError(t, err)
+
+	leader.kill()
+	rest := followers(nodes, leader)
+	newLeader := waitLeader(t, rest...)
+	require.NotEqual(t, leader.n.ID(), newLeader.n.ID())
+
+	f := followers(rest, newLeader)[0]
+	res, err := f.n.Apply(context.Background(), fsm.CmdImageUpsert, imageCmd("after"))
+	require.NoError(t, err)
+	require.NoError(t, res.Error())
+	for _, tn := range rest {
+		require.Eventually(t, func() bool { return hasImage(tn.fsm, "after") && hasImage(tn.fsm, "before") }, 5*time.Second, 10*time.Millisecond)
+	}
+
+	// The leader's view reports the dead voter and the lost tolerance.
+	require.Eventually(t, func() bool {
+		st := newLeader.n.Status()
+		healthy := 0
+		for _, s := range st.Servers {
+			if s.Healthy {
+				healthy++
+			}
+		}
+		return len(st.Servers) == 3 && healthy == 2 && st.FailureTolerance == 0
+	}, 15*time.Second, 50*time.Millisecond)
+
+	// The killed node restarts from its data dir and catches up.
+	back := leader.restart()
+	require.Eventually(t, func() bool { return hasImage(back.fsm, "after") && hasImage(back.fsm, "before") }, 15*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return back.n.Health() == nil }, 10*time.Second, 20*time.Millisecond)
+}
+
+func TestCluster_NoLeaderHoldsThenFails(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 3)
+	leader := waitLeader(t, nodes...)
+	rest := followers(nodes, leader)
+	leader.kill()
+	rest[0].kill()
+	survivor := rest[1]
+	survivor.n.cfg.ForwardHold = 800 * time.Millisecond
+
+	start := time.Now()
+	_, err := survivor.n.Apply(context.Background(), fsm.CmdImageUpsert, imageCmd("lost"))
+	require.ErrorIs(t, err, ErrNoLeader)
+	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "the write should be held before giving up")
+	require.Error(t, survivor.n.Health())
+}
+
+func TestCluster_JoinRemoveReplace(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 3)
+	leader := waitLeader(t, nodes...)
+	f := followers(nodes, leader)[0]
+
+	// Join through a follower: forwarded to the leader.
+	n4 := startNode(t, "srv4", "", "", false)
+	res, err := f.n.Join(context.Background(), n4.n.Self())
+	require.NoError(t, err)
+	require.Equal(t, JoinResult{Action: "added", Suffrage: SuffrageVoter}, res)
+	res, err = f.n.Join(context.Background(), n4.n.Self())
+	require.NoError(t, err)
+	require.Equal(t, "unchanged", res.Action)
+	require.Eventually(t, func() bool { return n4.n.Leader() != nil }, 10*time.Second, 20*time.Millisecond)
+
+	// Bad joins are refused clearly.
+	_, err = f.n.Join(context.Background(), Identity{ID: "x"})
+	require.ErrorIs(t, err, ErrBadJoin)
+
+	// Remove.
+	require.NoError(t, f.n.Remove(context.Background(), n4.n.ID()))
+	require.Len(t, configServers(t, leader), 3)
+	require.ErrorIs(t, f.n.Remove(context.Background(), "no-such-node"), ErrUnknownNode)
+	n4.kill()
+
+	// A node rejoining with the same raft address but a new id (a rebuilt
+	// host) replaces the stale entry.
+	n5 := startNode(t, "srv5", "", "", false)
+	res, err = leader.n.Join(context.Background(), n5.n.Self())
+	require.NoError(t, err)
+	require.Equal(t, "added", res.Action)
+	oldID := n5.n.ID()
+	addr := n5.raft
+	n5.kill()
+	os.RemoveAll(n5.dir)
+	n6 := startNode(t, "srv5", t.TempDir(), addr, false)
+	require.NotEqual(t, oldID, n6.n.ID())
+	res, err = leader.n.Join(context.Background(), n6.n.Self())
+	require.NoError(t, err)
+	require.Equal(t, "replaced", res.Action)
+	ids := map[string]bool{}
+	for _, s := range configServers(t, leader) {
+		ids[string(s.ID)] = true
+	}
+	require.Len(t, ids, 4)
+	require.True(t, ids[n6.n.ID()])
+	require.False(t, ids[oldID])
+}
+
+func TestCluster_MaxVotersThenNonvoters(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 2)
+	leader := waitLeader(t, nodes...)
+	leader.n.cfg.MaxVoters = 2
+	n3 := startNode(t, "srv3", "", "", false)
+	res, err := leader.n.Join(context.Background(), n3.n.Self())
+	require.NoError(t, err)
+	require.Equal(t, SuffrageNonvoter, res.Suffrage)
+	res, err = leader.n.Join(context.Background(), n3.n.Self())
+	require.NoError(t, err)
+	require.Equal(t, JoinResult{Action: "unchanged", Suffrage: SuffrageNonvoter}, res)
+	// The non-voter still receives the replicated state.
+	_, err = leader.n.Apply(context.Background(), fsm.CmdImageUpsert, imageCmd("nv"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return hasImage(n3.fsm, "nv") }, 5*time.Second, 10*time.Millisecond)
+}
+
+func TestCluster_GracefulShutdownTransfersLeadership(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 3)
+	leader := waitLeader(t, nodes...)
+	rest := followers(nodes, leader)
+	leader.stop()
+	// A transferred leadership shows up without waiting for an election
+	// timeout; either way a new leader must take writes.
+	newLeader := waitLeader(t, rest...)
+	_, err := newLeader.n.Apply(context.Background(), fsm.CmdImageUpsert, imageCmd("post"))
+	require.NoError(t, err)
+	require.NoError(t, leader.n.Shutdown(context.Background()), "shutdown is idempotent")
+}
+
+func TestCluster_InternalEndpointsNeedToken(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 1)
+	b, err := fsm.Encode(fsm.CmdImageUpsert, imageCmd("x"))
+	require.NoError(t, err)
+	resp, err := http.Post(nodes[0].srv.URL+pathApply, "application/octet-stream", bytesReader(b))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	require.False(t, hasImage(nodes[0].fsm, "x"))
+}
+
+func TestNodeID_PersistedAndChecked(t *testing.T) {
+	dir := t.TempDir()
+	id, err := loadNodeID(dir, "")
+	require.NoError(t, err)
+	again, err := loadNodeID(dir, "")
+	require.NoError(t, err)
+	require.Equal(t, id, again)
+	_, err = loadNodeID(dir, "other")
+	require.Error(t, err)
+}
+
+func TestConfig_Validate(t *testing.T) {
+	base := DefaultConfig()
+	base.DataDir, base.Name, base.RaftBind, base.GossipBind, base.HTTPAddr = "d", "n", "127.0.0.1:0", "127.0.0.1:0", "http://x"
+	base.FSM = fsm.New(fsm.Config{})
+	require.NoError(t, base.Validate())
+	for name, mut := range map[string]func(*Config){
+		"no data dir":   func(c *Config) { c.DataDir = "" },
+		"no name":       func(c *Config) { c.Name = "" },
+		"lease > hb":    func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
+		"bad raft addr": func(c *Config) { c.RaftBind = "nope" },
+		"no voters":     func(c *Config) { c.MaxVoters = 0 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := base
+			mut(&c)
+			require.Error(t, c.Validate())
+		})
+	}
+}
+
+func configServers(t *testing.T, tn *testNode) []raft.Server {
+	f := tn.n.raft.GetConfiguration()
+	require.NoError(t, f.Error())
+	return f.Configuration().Servers
+}

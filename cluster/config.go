@@ -1,0 +1,121 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mozpool/mozpool/fsm"
+)
+
+// Config configures a Node. Build it on DefaultConfig.
+type Config struct {
+	// DataDir holds raft.db, snapshots and node-id. Required.
+	DataDir string
+	// NodeID overrides the id persisted in DataDir/node-id. Normally
+	// empty: a UUID is generated on first start and kept.
+	NodeID string
+	// Name is the imaging server this node serves (its fqdn in the
+	// inventory). Required.
+	Name string
+	// Rack is the rack this imaging server serves. Optional.
+	Rack string
+
+	// RaftBind is the TCP address the Raft transport listens on
+	// (host:port; port 0 picks a free port). Required.
+	RaftBind string
+	// RaftAdvertise is the address other nodes dial; empty means the
+	// bound address, which must then not be a wildcard.
+	RaftAdvertise string
+	// GossipBind and GossipAdvertise are the same for memberlist (UDP and
+	// TCP on one port).
+	GossipBind      string
+	GossipAdvertise string
+	// HTTPAddr is this node's advertised API base URL. Required.
+	HTTPAddr string
+
+	// Bootstrap makes this node found a new cluster if its data dir holds
+	// no Raft state. Set it on the first node only, once.
+	Bootstrap bool
+	// Token authenticates cluster calls between nodes (forwarded writes,
+	// join, remove) and keys gossip encryption. Empty disables both.
+	Token string
+
+	// FSM is the replicated state machine. Required.
+	FSM *fsm.FSM
+	// Logger is the parent logger. Default: null logger.
+	Logger hclog.Logger
+
+	// HeartbeatTimeout and ElectionTimeout bound failure detection. Default
+	// 1 s each (tuned for a LAN; spec asks ≤ 1 s).
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	// LeaderLeaseTimeout default 500 ms; must be ≤ HeartbeatTimeout.
+	LeaderLeaseTimeout time.Duration
+	// ApplyTimeout bounds enqueueing one command on the leader. Default 10 s.
+	ApplyTimeout time.Duration
+	// ForwardHold is how long a write is held and retried while no leader
+	// is known. Default 7 s.
+	ForwardHold time.Duration
+	// MaxVoters is the most voters the cluster keeps; further servers join
+	// as non-voters. Default 5.
+	MaxVoters int
+	// SnapshotThreshold is the number of log entries between snapshots.
+	// Default 8192.
+	SnapshotThreshold uint64
+	// RegisterInterval is how often a node checks that its entry in the
+	// replicated server table is current. Default 5 s.
+	RegisterInterval time.Duration
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout:   time.Second,
+		ElectionTimeout:    time.Second,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		ApplyTimeout:       10 * time.Second,
+		ForwardHold:        7 * time.Second,
+		MaxVoters:          5,
+		SnapshotThreshold:  8192,
+		RegisterInterval:   5 * time.Second,
+	}
+}
+
+// Validate reports the first problem with the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("cluster: data dir is required")
+	case c.Name == "":
+		return errors.New("cluster: imaging server name is required")
+	case c.RaftBind == "":
+		return errors.New("cluster: raft bind address is required")
+	case c.GossipBind == "":
+		return errors.New("cluster: gossip bind address is required")
+	case c.HTTPAddr == "":
+		return errors.New("cluster: http address is required")
+	case c.FSM == nil:
+		return errors.New("cluster: fsm is required")
+	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
+		return errors.New("cluster: leader lease timeout must not exceed heartbeat timeout")
+	case c.ElectionTimeout < c.HeartbeatTimeout:
+		return errors.New("cluster: election timeout must not be below heartbeat timeout")
+	case c.MaxVoters < 1:
+		return errors.New("cluster: max voters must be at least 1")
+	case c.ForwardHold <= 0 || c.ApplyTimeout <= 0 || c.RegisterInterval <= 0:
+		return errors.New("cluster: forward hold, apply timeout and register interval must be positive")
+	}
+	for _, a := range []string{c.RaftBind, c.RaftAdvertise, c.GossipBind, c.GossipAdvertise} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("cluster: address %q: %w", a, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,259 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/raft"
+
+	"github.com/mozpool/mozpool/fsm"
+)
+
+// Internal endpoints, served by Handler and called only between nodes.
+const (
+	pathApply  = "/_cluster/apply"
+	pathJoin   = "/_cluster/join"
+	pathRemove = "/_cluster/remove"
+
+	// HeaderToken carries the cluster token.
+	HeaderToken = "X-Mozpool-Token"
+	// HeaderForwarded marks a call forwarded by another node; a node that
+	// is not the leader answers it with 421 instead of forwarding again.
+	HeaderForwarded = "X-Mozpool-Forwarded"
+)
+
+// maxForwardBody caps internal request bodies (an inventory sync of 10,000
+// devices is a few MB).
+const maxForwardBody = 64 << 20
+
+// errRetry marks a failure that the hold loop retries: no leader yet, the
+// leader changed under us, or the leader could not be reached.
+var errRetry = errors.New("retry")
+
+// Apply stamps the command's time if unset, gives it an idempotency key if it
+// has none (so that a retry after a lost leadership cannot apply it twice),
+// and proposes it: on the leader directly, on a follower by forwarding to the
+// leader. It returns the FSM's result; the error is non-nil only when the
+// cluster could not commit the command (ErrNoLeader after the hold window,
+// ErrShutdown, or ctx's error).
+func (n *Node) Apply(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {
+	h := cmd.Head()
+	if h.At.IsZero() {
+		h.At = time.Now().UTC()
+	}
+	if h.IdempotencyKey == "" {
+		h.IdempotencyKey = fsm.AutoKeyPrefix + uuid.NewString()
+	}
+	b, err := fsm.Encode(t, cmd)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	var res fsm.Result
+	err = n.onLeader(ctx, pathApply, b, func() error {
+		r, err := n.applyLocal(b)
+		res = r
+		return err
+	}, &res)
+	return res, err
+}
+
+// applyLocal proposes an encoded command on this node, which must lead.
+func (n *Node) applyLocal(b []byte) (fsm.Result, error) {
+	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
+			errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrEnqueueTimeout) {
+			return fsm.Result{}, fmt.Errorf("%w: %v", errRetry, err)
+		}
+		if errors.Is(err, raft.ErrRaftShutdown) {
+			return fsm.Result{}, ErrShutdown
+		}
+		return fsm.Result{}, err
+	}
+	res, ok := f.Response().(fsm.Result)
+	if !ok {
+		return fsm.Result{}, fmt.Errorf("cluster: unexpected fsm response %T", f.Response())
+	}
+	return res, nil
+}
+
+// onLeader runs local when this node leads, and otherwise POSTs body to the
+// leader's internal endpoint path and decodes its answer into out. While no
+// leader is known, or the leader changes under it, it retries with backoff
+// for up to ForwardHold, then returns ErrNoLeader.
+func (n *Node) onLeader(ctx context.Context, path string, body []byte, local func() error, out any) error {
+	deadline := time.Now().Add(n.cfg.ForwardHold)
+	wait := 25 * time.Millisecond
+	var last error
+	for {
+		var err error
+		if n.raft.State() == raft.Leader {
+			err = local()
+		} else if l := n.Leader(); l != nil && l.HTTPAddr != "" && l.ID != n.id {
+			err = n.forward(ctx, l, path, body, out)
+		} else {
+			err = fmt.Errorf("%w: no leader known", errRetry)
+		}
+		if err == nil || !errors.Is(err, errRetry) {
+			return err
+		}
+		last = err
+		if time.Now().Add(wait).After(deadline) {
+			n.logger.Warn("no leader within the hold window", "path", path, "last_error", last)
+			return ErrNoLeader
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.shutdownCh:
+			return ErrShutdown
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 500*time.Millisecond)
+	}
+}
+
+// forward sends one internal call to the leader.
+func (n *Node) forward(ctx context.Context, leader *Identity, path string, body []byte, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout+time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(leader.HTTPAddr, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set(HeaderToken, n.cfg.Token)
+	req.Header.Set(HeaderForwarded, n.id)
+	resp, err := n.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return err
+		}
+		return fmt.Errorf("%w: forward to %s: %v", errRetry, leader.ID, err)
+	}
+	defer resp.Body.Close()
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, maxForwardBody))
+	if err != nil {
+		return fmt.Errorf("%w: forward to %s: %v", errRetry, leader.ID, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if out == nil {
+			return nil
+		}
+		return json.Unmarshal(rb, out)
+	case http.StatusMisdirectedRequest, http.StatusServiceUnavailable:
+		return fmt.Errorf("%w: %s answered %d", errRetry, leader.ID, resp.StatusCode)
+	case http.StatusForbidden:
+		return ErrUnauthorized
+	}
+	var e struct {
+		Error string `json:"error"`
+		Code  string `json:"code"`
+	}
+	_ = json.Unmarshal(rb, &e)
+	switch e.Code {
+	case "unknown_node":
+		return fmt.Errorf("%w: %s", ErrUnknownNode, e.Error)
+	case "bad_join":
+		return fmt.Errorf("%w: %s", ErrBadJoin, e.Error)
+	}
+	return fmt.Errorf("cluster: leader %s answered %d: %s", leader.ID, resp.StatusCode, e.Error)
+}
+
+// Authorized reports whether r carries the cluster token (always true when
+// the cluster runs without one).
+func (n *Node) Authorized(r *http.Request) bool {
+	if n.cfg.Token == "" {
+		return true
+	}
+	tok := r.Header.Get(HeaderToken)
+	if tok == "" {
+		tok, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	return subtle.ConstantTimeCompare([]byte(tok), []byte(n.cfg.Token)) == 1
+}
+
+// Handler serves the internal endpoints other nodes call: apply, join and
+// remove, each authenticated by the cluster token and answered only by the
+// leader (421 otherwise, so the caller looks for the leader again).
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+pathApply, n.internal(func(b []byte) (any, error) {
+		if _, err := fsm.Decode(b, nil); err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+		}
+		return n.applyLocal(b)
+	}))
+	mux.HandleFunc("POST "+pathJoin, n.internal(func(b []byte) (any, error) {
+		var id Identity
+		if err := json.Unmarshal(b, &id); err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+		}
+		return n.joinLocal(id)
+	}))
+	mux.HandleFunc("POST "+pathRemove, n.internal(func(b []byte) (any, error) {
+		var req struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(b, &req); err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+		}
+		return struct{}{}, n.removeLocal(req.ID)
+	}))
+	return mux
+}
+
+var errBadRequest = errors.New("bad request")
+
+func (n *Node) internal(fn func([]byte) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeJSON := func(code int, v any) {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(code)
+			json.NewEncoder(w).Encode(v)
+		}
+		fail := func(code int, codeName string, err error) {
+			writeJSON(code, map[string]string{"error": err.Error(), "code": codeName})
+		}
+		if !n.Authorized(r) {
+			fail(http.StatusForbidden, "unauthorized", ErrUnauthorized)
+			return
+		}
+		if n.raft.State() != raft.Leader {
+			fail(http.StatusMisdirectedRequest, "not_leader", ErrNotLeader)
+			return
+		}
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxForwardBody))
+		if err != nil {
+			fail(http.StatusBadRequest, "bad_request", err)
+			return
+		}
+		v, err := fn(b)
+		switch {
+		case err == nil:
+			writeJSON(http.StatusOK, v)
+		case errors.Is(err, errRetry):
+			fail(http.StatusMisdirectedRequest, "not_leader", err)
+		case errors.Is(err, ErrUnknownNode):
+			fail(http.StatusNotFound, "unknown_node", err)
+		case errors.Is(err, ErrBadJoin):
+			fail(http.StatusBadRequest, "bad_join", err)
+		case errors.Is(err, errBadRequest):
+			fail(http.StatusBadRequest, "bad_request", err)
+		case errors.Is(err, ErrShutdown):
+			fail(http.StatusServiceUnavailable, "shutdown", err)
+		default:
+			n.logger.Error("internal call failed", "path", r.URL.Path, "error", err)
+			fail(http.StatusInternalServerError, "internal", err)
+		}
+	}
+}

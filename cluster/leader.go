@@ -1,0 +1,181 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/mozpool/mozpool/fsm"
+)
+
+func now() time.Time { return time.Now().UTC() }
+
+// observe turns Raft observations into peer health and leadership changes.
+// On gaining leadership it starts leaderLoop for that term; on losing it, it
+// cancels the loop and waits for it, so a flap is a stop followed by a start.
+func (n *Node) observe() {
+	defer n.wg.Done()
+	ch := make(chan raft.Observation, 64)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+			return true
+		}
+		return false
+	})
+	n.raft.RegisterObserver(obs)
+	defer n.raft.DeregisterObserver(obs)
+
+	var term *leaderTerm
+	stopTerm := func() {
+		if term != nil {
+			term.cancel()
+			term.wg.Wait()
+			term = nil
+		}
+	}
+	defer stopTerm()
+	check := time.NewTicker(time.Second) // observations can be dropped; re-check
+	defer check.Stop()
+	for {
+		select {
+		case <-n.shutdownCh:
+			return
+		case o := <-ch:
+			switch d := o.Data.(type) {
+			case raft.FailedHeartbeatObservation:
+				n.health.raftContact(string(d.PeerID), true, d.LastContact)
+			case raft.ResumedHeartbeatObservation:
+				n.health.raftContact(string(d.PeerID), false, time.Now())
+			case raft.LeaderObservation:
+				n.logger.Info("leader changed", "leader_id", d.LeaderID, "leader_addr", d.LeaderAddr)
+			}
+		case <-check.C:
+		}
+		leading := n.raft.State() == raft.Leader
+		switch {
+		case leading && term == nil:
+			term = n.startTerm()
+		case !leading && term != nil:
+			n.logger.Info("lost leadership")
+			stopTerm()
+		}
+	}
+}
+
+// leaderTerm is one term of leadership: its loop and how to stop it.
+type leaderTerm struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (n *Node) startTerm() *leaderTerm {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &leaderTerm{cancel: cancel}
+	t.wg.Add(1)
+	// Exits when the term is cancelled (leadership lost or shutdown).
+	go func() {
+		defer t.wg.Done()
+		n.leaderLoop(ctx)
+	}()
+	return t
+}
+
+// leaderLoop runs while this node leads. It waits for the FSM to apply
+// everything from earlier terms (Barrier), then promotes non-voters while the
+// cluster has fewer than MaxVoters voters, and runs the leader tasks.
+func (n *Node) leaderLoop(ctx context.Context) {
+	n.logger.Info("gained leadership")
+	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+		n.logger.Warn("barrier after gaining leadership failed", "error", err)
+		return
+	}
+	t := time.NewTicker(n.cfg.RegisterInterval)
+	defer t.Stop()
+	for {
+		n.promoteNonvoters()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// promoteNonvoters makes healthy non-voters voters while there is room, so a
+// decommissioned voter is replaced by a standby server.
+func (n *Node) promoteNonvoters() {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	voters := 0
+	var standby []raft.Server
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		} else {
+			standby = append(standby, s)
+		}
+	}
+	for _, s := range standby {
+		if voters >= n.cfg.MaxVoters {
+			return
+		}
+		if p, ok := n.health.get(string(s.ID)); ok && (p.raftFailing || p.gossip != "alive") {
+			continue
+		}
+		if err := n.raft.AddVoter(s.ID, s.Address, 0, 0).Error(); err != nil {
+			n.logger.Warn("promote non-voter failed", "id", s.ID, "error", err)
+			return
+		}
+		n.logger.Info("promoted non-voter", "id", s.ID)
+		voters++
+	}
+}
+
+// register keeps this node's entry in the replicated server table current
+// (name, rack, addresses), so every node can map the leader's id to its HTTP
+// address and every imaging server's devices to their node. It checks often
+// until the entry is right, then every RegisterInterval.
+func (n *Node) register() {
+	defer n.wg.Done()
+	for {
+		wait := n.cfg.RegisterInterval
+		if !n.registered() {
+			if n.Leader() != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+				res, err := n.Apply(ctx, fsm.CmdServerUpsert, &fsm.ServerUpsert{
+					Name: n.self.Name, NodeID: n.id, Rack: n.self.Rack,
+					RaftAddr: n.self.RaftAddr, HTTPAddr: n.self.HTTPAddr, GossipAddr: n.self.GossipAddr,
+				})
+				cancel()
+				if err == nil {
+					err = res.Error()
+				}
+				if err != nil {
+					n.logger.Debug("registering in the server table failed; will retry", "error", err)
+				}
+			}
+			wait = 200 * time.Millisecond
+		}
+		select {
+		case <-n.shutdownCh:
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (n *Node) registered() bool {
+	ok := false
+	n.cfg.FSM.Read(func(s *fsm.State) {
+		srv, found := s.Servers[n.self.Name]
+		ok = found && srv.NodeID == n.id && srv.RaftAddr == n.self.RaftAddr &&
+			srv.HTTPAddr == n.self.HTTPAddr && srv.GossipAddr == n.self.GossipAddr &&
+			(n.self.Rack == "" || srv.Rack == n.self.Rack)
+	})
+	return ok
+}

@@ -1,0 +1,320 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/mozpool/mozpool/fsm"
+)
+
+// Node is one imaging server's membership in the cluster.
+type Node struct {
+	cfg    Config
+	logger hclog.Logger
+	id     string
+	self   Identity
+
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	store     *raftboltdb.BoltStore
+	ml        *memberlist.Memberlist
+	health    *peerHealth
+	client    *http.Client
+
+	shutdownCh   chan struct{}
+	shutdownOnce sync.Once
+	shutdownErr  error
+	wg           sync.WaitGroup
+}
+
+// New opens (or creates) the node's Raft state in cfg.DataDir, starts the
+// transport, Raft and gossip, bootstraps a new cluster when cfg.Bootstrap is
+// set and there is no state yet, and starts the node's loops.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("cluster: data dir: %w", err)
+	}
+	id, err := loadNodeID(cfg.DataDir, cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:        cfg,
+		logger:     cfg.Logger.Named("cluster"),
+		id:         id,
+		health:     newPeerHealth(),
+		client:     &http.Client{Timeout: cfg.ApplyTimeout + 2*time.Second},
+		shutdownCh: make(chan struct{}),
+	}
+	if err := n.openRaft(); err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	if err := n.openGossip(); err != nil {
+		n.raft.Shutdown().Error()
+		n.closeStores()
+		return nil, err
+	}
+	n.self = Identity{
+		ID: id, Name: cfg.Name, Rack: cfg.Rack,
+		RaftAddr: string(n.transport.LocalAddr()), HTTPAddr: cfg.HTTPAddr,
+		GossipAddr: n.gossipAddr(),
+	}
+	n.ml.UpdateNode(time.Second) // publish metadata now that it is complete
+
+	// Each loop exits when Shutdown closes shutdownCh.
+	n.wg.Add(3)
+	go n.observe()
+	go n.register()
+	go n.rejoinGossip()
+	return n, nil
+}
+
+// loadNodeID returns the id persisted in dir/node-id, creating it (from
+// override or a new UUID) on first start. An override that disagrees with
+// the persisted id is an error: the id must be stable for the data dir.
+func loadNodeID(dir, override string) (string, error) {
+	path := filepath.Join(dir, "node-id")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		id := strings.TrimSpace(string(b))
+		if override != "" && override != id {
+			return "", fmt.Errorf("cluster: data dir belongs to node %q, not %q", id, override)
+		}
+		return id, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("cluster: read node id: %w", err)
+	}
+	id := override
+	if id == "" {
+		id = uuid.NewString()
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("cluster: write node id: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("cluster: write node id: %w", err)
+	}
+	return id, nil
+}
+
+func (n *Node) openRaft() error {
+	cfg := n.cfg
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.id)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = 10240
+	rc.NoLegacyTelemetry = true
+	rc.Logger = cfg.Logger.Named("raft")
+
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("cluster: open raft.db: %w", err)
+	}
+	n.store = store
+	logs, err := raft.NewLogCache(512, store)
+	if err != nil {
+		return fmt.Errorf("cluster: log cache: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, cfg.Logger.Named("snapshot"))
+	if err != nil {
+		return fmt.Errorf("cluster: snapshot store: %w", err)
+	}
+
+	var adv net.Addr
+	if cfg.RaftAdvertise != "" {
+		if adv, err = net.ResolveTCPAddr("tcp", cfg.RaftAdvertise); err != nil {
+			return fmt.Errorf("cluster: raft advertise address: %w", err)
+		}
+	}
+	tr, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, adv, 3, 10*time.Second, cfg.Logger.Named("raft.transport"))
+	if err != nil {
+		return fmt.Errorf("cluster: raft transport: %w", err)
+	}
+	n.transport = tr
+
+	existing, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
+		return fmt.Errorf("cluster: inspect raft state: %w", err)
+	}
+	r, err := raft.NewRaft(rc, cfg.FSM, logs, store, snaps, tr)
+	if err != nil {
+		return fmt.Errorf("cluster: start raft: %w", err)
+	}
+	n.raft = r
+	if cfg.Bootstrap && !existing {
+		boot := raft.Configuration{Servers: []raft.Server{{
+			ID: rc.LocalID, Address: tr.LocalAddr(), Suffrage: raft.Voter,
+		}}}
+		err := r.BootstrapCluster(boot).Error()
+		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("cluster: bootstrap: %w", err)
+		}
+		n.logger.Info("bootstrapped a new cluster", "id", n.id)
+	} else if cfg.Bootstrap {
+		n.logger.Info("bootstrap requested but raft state exists; starting from it")
+	}
+	return nil
+}
+
+// ID is this node's stable id.
+func (n *Node) ID() string { return n.id }
+
+// Self is this node's identity.
+func (n *Node) Self() Identity { return n.self }
+
+// IsLeader reports whether this node is the Raft leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's identity, or nil when none is known.
+func (n *Node) Leader() *Identity {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return nil
+	}
+	return n.identityOf(string(id))
+}
+
+// WaitForLeader blocks until a leader is known or ctx is done.
+func (n *Node) WaitForLeader(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if l := n.Leader(); l != nil && l.HTTPAddr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.shutdownCh:
+			return ErrShutdown
+		case <-t.C:
+		}
+	}
+}
+
+// Shutdown stops the node: if it leads, it first transfers leadership so the
+// cluster does not wait for an election; then it leaves gossip, stops its
+// loops, shuts Raft down and closes the transport and the stores. It does not
+// remove the node from the cluster (a restart is not a decommission). It can
+// be called more than once; it returns ctx.Err() if ctx ends first.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.shutdownOnce.Do(func() {
+		done := make(chan struct{})
+		// Exits when the shutdown steps finish.
+		go func() {
+			defer close(done)
+			n.shutdownErr = n.shutdown()
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			n.shutdownErr = ctx.Err()
+		}
+	})
+	return n.shutdownErr
+}
+
+func (n *Node) shutdown() error {
+	if n.IsLeader() && n.hasOtherVoters() {
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			n.logger.Warn("leadership transfer before shutdown failed", "error", err)
+		} else {
+			n.logger.Info("transferred leadership before shutdown")
+		}
+	}
+	close(n.shutdownCh)
+	if err := n.ml.Leave(time.Second); err != nil {
+		n.logger.Debug("gossip leave", "error", err)
+	}
+	n.ml.Shutdown()
+	err := n.raft.Shutdown().Error()
+	n.wg.Wait()
+	n.closeStores()
+	return err
+}
+
+// kill stops the node abruptly, as a crash would: no leadership transfer,
+// no gossip leave. Tests use it to simulate losing a server.
+func (n *Node) kill() {
+	n.shutdownOnce.Do(func() {
+		close(n.shutdownCh)
+		n.transport.Close()
+		n.ml.Shutdown()
+		n.raft.Shutdown().Error()
+		n.wg.Wait()
+		n.closeStores()
+	})
+}
+
+func (n *Node) closeStores() {
+	if n.transport != nil {
+		n.transport.Close()
+	}
+	if n.store != nil {
+		n.store.Close()
+	}
+}
+
+func (n *Node) hasOtherVoters() bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter && string(s.ID) != n.id {
+			return true
+		}
+	}
+	return false
+}
+
+// identityOf finds a node's identity from gossip metadata, falling back to
+// the replicated server table.
+func (n *Node) identityOf(id string) *Identity {
+	if id == n.id {
+		s := n.self
+		return &s
+	}
+	if ident := n.gossipIdentity(id); ident != nil {
+		return ident
+	}
+	var out *Identity
+	n.cfg.FSM.Read(func(s *fsm.State) {
+		if srv := s.ServerByNode(id); srv != nil {
+			out = &Identity{ID: id, Name: srv.Name, Rack: srv.Rack, RaftAddr: srv.RaftAddr, HTTPAddr: srv.HTTPAddr, GossipAddr: srv.GossipAddr}
+		}
+	})
+	if out == nil {
+		out = &Identity{ID: id}
+		if addr, lid := n.raft.LeaderWithID(); string(lid) == id {
+			out.RaftAddr = string(addr)
+		}
+	}
+	return out
+}

@@ -1,0 +1,106 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+)
+
+// maxApplyLag is how far the applied index may trail the commit index for
+// the node to count as caught up.
+const maxApplyLag = 16
+
+// Status reports this node's view of the cluster: its Raft state and
+// indexes, the leader, every server of the Raft configuration with its
+// health, and the failure tolerance.
+func (n *Node) Status() Status {
+	stats := n.raft.Stats()
+	st := Status{
+		Node:         n.self,
+		State:        n.raft.State().String(),
+		Leader:       n.Leader(),
+		AppliedIndex: n.cfg.FSM.AppliedIndex(),
+		Time:         now(),
+	}
+	st.Term, _ = strconv.ParseUint(stats["term"], 10, 64)
+	st.CommitIndex, _ = strconv.ParseUint(stats["commit_index"], 10, 64)
+	st.LastLogIndex, _ = strconv.ParseUint(stats["last_log_index"], 10, 64)
+
+	suspect := map[string]bool{}
+	if n.ml != nil {
+		for _, m := range n.ml.Members() {
+			if m.State == memberlist.StateSuspect {
+				suspect[m.Name] = true
+			}
+		}
+	}
+	leading := n.raft.State() == raft.Leader
+	voters, unhealthyVoters := 0, 0
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			id := string(s.ID)
+			ident := n.identityOf(id)
+			ss := ServerStatus{
+				ID: id, Name: ident.Name, Rack: ident.Rack,
+				Suffrage: suffrageName(s.Suffrage), RaftAddr: string(s.Address), HTTPAddr: ident.HTTPAddr,
+				Leader: st.Leader != nil && st.Leader.ID == id,
+			}
+			if id == n.id {
+				ss.Healthy, ss.Gossip = true, "alive"
+			} else if p, ok := n.health.get(id); ok {
+				ss.Gossip = p.gossip
+				if suspect[id] {
+					ss.Gossip = "suspect"
+				}
+				ss.Healthy = ss.Gossip == "alive" && !(leading && p.raftFailing)
+				if !p.lastContact.IsZero() {
+					ms := time.Since(p.lastContact).Milliseconds()
+					if ss.Gossip == "alive" {
+						ms = 0 // gossip probes it every second; it is current
+					}
+					ss.LastContactMS = &ms
+				}
+			} else {
+				ss.Gossip = "unknown"
+			}
+			if s.Suffrage == raft.Voter {
+				voters++
+				if !ss.Healthy {
+					unhealthyVoters++
+				}
+			}
+			st.Servers = append(st.Servers, ss)
+		}
+	}
+	st.FailureTolerance = max(0, (voters-1)/2-unhealthyVoters)
+	return st
+}
+
+// Health returns nil when this node knows a leader and has applied the log
+// up to (nearly) the commit index; otherwise it says why not.
+func (n *Node) Health() error {
+	select {
+	case <-n.shutdownCh:
+		return ErrShutdown
+	default:
+	}
+	if n.Leader() == nil {
+		return ErrNoLeader
+	}
+	stats := n.raft.Stats()
+	commit, _ := strconv.ParseUint(stats["commit_index"], 10, 64)
+	applied := n.cfg.FSM.AppliedIndex()
+	if commit > applied+maxApplyLag {
+		return fmt.Errorf("catching up: applied %d of %d", applied, commit)
+	}
+	if n.raft.State() == raft.Follower {
+		if lc := n.raft.LastContact(); !lc.IsZero() && time.Since(lc) > 5*n.cfg.HeartbeatTimeout {
+			return errors.New("no contact with the leader for " + time.Since(lc).Round(time.Millisecond).String())
+		}
+	}
+	return nil
+}
