@@ -118,7 +118,7 @@ func (f *FSM) ApplyCommand(index uint64, b []byte) Result {
 	f.stateMu.Lock()
 	tx := &txn{s: f.s, index: index, at: h.At.UTC()}
 	var res Result
-	if e, ok := f.s.idem[h.IdempotencyKey]; ok && h.IdempotencyKey != "" {
+	if e, ok := f.s.lookupIdem(h.IdempotencyKey, tx.at); ok {
 		res = e.Result
 	} else {
 		v, err := fn(tx, b)
@@ -164,6 +164,24 @@ func (s *State) rememberIdem(key string, at time.Time, res Result) {
 	} else {
 		s.idemOrder = s.pruneIdem(append(s.idemOrder, e), at.Add(-idemTTL))
 	}
+}
+
+// lookupIdem returns the remembered result of key unless it has expired by
+// command time at. An expired entry may still be present: entries are pruned
+// only when a keyed command is remembered.
+func (s *State) lookupIdem(key string, at time.Time) (*idemEntry, bool) {
+	e, ok := s.idem[key]
+	if !ok || key == "" {
+		return nil, false
+	}
+	ttl := idemTTL
+	if strings.HasPrefix(key, AutoKeyPrefix) {
+		ttl = autoIdemTTL
+	}
+	if e.At.Before(at.Add(-ttl)) {
+		return nil, false
+	}
+	return e, true
 }
 
 func (s *State) pruneIdem(q []*idemEntry, oldest time.Time) []*idemEntry {

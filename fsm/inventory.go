@@ -179,14 +179,34 @@ func (s *State) validateInventory(inv *Inventory) (map[int64]string, error) {
 		}
 		hw[HardwareKey(h.Type, h.Model)] = true
 	}
+	pxes := map[string]bool{}
+	for name := range s.PXEConfigs {
+		pxes[name] = true
+	}
 	for _, pc := range inv.PXEConfigs {
 		if err := ValidName(pc.Name); err != nil {
 			return nil, err
 		}
+		pxes[pc.Name] = true
+	}
+	images := map[string]bool{}
+	for name := range s.Images {
+		images[name] = true
 	}
 	for _, img := range inv.Images {
 		if err := ValidName(img.Name); err != nil {
 			return nil, err
+		}
+		images[img.Name] = true
+	}
+	for _, m := range inv.ImagePXEConfigs {
+		switch hwKey := HardwareKey(m.HardwareType, m.HardwareModel); {
+		case !images[m.Image]:
+			return nil, fmt.Errorf("%w: image_pxe_config names %q", ErrUnknownImage, m.Image)
+		case !hw[hwKey]:
+			return nil, fmt.Errorf("%w: image_pxe_config names %q", ErrUnknownHardwareType, hwKey)
+		case m.PXEConfig != "" && !pxes[m.PXEConfig]:
+			return nil, fmt.Errorf("%w: image_pxe_config names %q", ErrUnknownPXEConfig, m.PXEConfig)
 		}
 	}
 	for _, rb := range inv.RelayBoards {
@@ -327,8 +347,8 @@ func (tx *txn) mergeInventory(inv Inventory, shipIt bool) (*InventoryDiff, error
 		}
 		existed := s.PXEConfigFor(m.Image, hw) != ""
 		if err := s.setImagePXE(m.Image, m.HardwareType, m.HardwareModel, m.PXEConfig); err != nil {
-			// Validation above cannot see every reference; refuse a
-			// mapping to something that does not exist at all.
+			// Not reached: validateInventory checks every reference
+			// before anything is changed.
 			return nil, err
 		}
 		diff.Changes = append(diff.Changes, Change{Op: opFor(existed), Kind: "image_pxe_config", Name: m.Image + "@" + hw})
@@ -356,7 +376,12 @@ func (tx *txn) mergeInventory(inv Inventory, shipIt bool) (*InventoryDiff, error
 			continue
 		}
 		if d.Name != in.Name {
-			delete(s.Devices, d.Name)
+			// Another device may already hold d's old name (names
+			// swapped, or a new device took it): only drop d's own
+			// entry.
+			if s.Devices[d.Name] == d {
+				delete(s.Devices, d.Name)
+			}
 			if r, ok := s.Requests[d.RequestID]; ok && d.RequestID != 0 {
 				r.Device = in.Name
 			}

@@ -203,8 +203,12 @@ func (s *State) PXEConfigFor(image, hwKey string) string {
 	return ""
 }
 
-// ServerByNode returns the imaging server bound to a cluster node id.
+// ServerByNode returns the imaging server bound to a cluster node id. An
+// empty id matches nothing (unbound servers have an empty NodeID).
 func (s *State) ServerByNode(nodeID string) *ImagingServer {
+	if nodeID == "" {
+		return nil
+	}
 	for _, srv := range s.Servers {
 		if srv.NodeID == nodeID {
 			return srv

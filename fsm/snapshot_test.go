@@ -1,0 +1,298 @@
+package fsm_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/fsm"
+)
+
+// requireEqualState requires that two FSMs hold equal states, map by map.
+func requireEqualState(t *testing.T, want, got *fsm.FSM) {
+	t.Helper()
+	want.Read(func(w *fsm.State) {
+		got.Read(func(g *fsm.State) {
+			require.Equal(t, w.Servers, g.Servers, "servers")
+			require.Equal(t, w.HardwareTypes, g.HardwareTypes, "hardware types")
+			require.Equal(t, w.Images, g.Images, "images")
+			require.Equal(t, w.PXEConfigs, g.PXEConfigs, "pxe configs")
+			require.Equal(t, w.ImagePXEConfigs, g.ImagePXEConfigs, "image pxe configs")
+			require.Equal(t, w.Devices, g.Devices, "devices")
+			require.Equal(t, w.Requests, g.Requests, "requests")
+			require.Equal(t, w.RelayBoards, g.RelayBoards, "relay boards")
+			require.Equal(t, w.NextID, g.NextID, "counters")
+		})
+	})
+	require.Equal(t, fsm.IdempotencyKeys(want), fsm.IdempotencyKeys(got), "idempotency keys")
+}
+
+func TestSnapshotRestore(t *testing.T) {
+	h := fsm.Header{At: t0}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, f *fsm.FSM)
+		// check requires that the record type under test is present.
+		check func(t *testing.T, s *fsm.State)
+	}{
+		{
+			name:  "empty",
+			setup: func(t *testing.T, f *fsm.FSM) {},
+			check: func(t *testing.T, s *fsm.State) { require.Empty(t, s.Devices) },
+		},
+		{
+			name: "servers",
+			setup: func(t *testing.T, f *fsm.FSM) {
+				applyOK(t, f, 1, fsm.CmdServerUpsert, fsm.ServerUpsert{Header: h, Name: "mobile-imaging-001", NodeID: "node-a",
+					Rack: "rack-1", RaftAddr: "10.0.0.1:8300", HTTPAddr: "http://10.0.0.1:8010", GossipAddr: "10.0.0.1:8301"})
+				applyOK(t, f, 2, fsm.CmdServerUpsert, fsm.ServerUpsert{Header: h, Name: "mobile-imaging-002", NodeID: "node-b"})
+			},
+			check: func(t *testing.T, s *fsm.State) {
+				require.Len(t, s.Servers, 2)
+				require.Equal(t, "10.0.0.1:8301", s.Servers["mobile-imaging-001"].GossipAddr)
+				require.NotNil(t, s.ServerByNode("node-b"))
+			},
+		},
+		{
+			name: "hardware types",
+			setup: func(t *testing.T, f *fsm.FSM) {
+				applyOK(t, f, 1, fsm.CmdInventorySync, fsm.InventorySync{Header: h, Inventory: fsm.Inventory{
+					HardwareTypes: []fsm.InventoryHardwareType{{Type: "panda", Model: "ES Rev B2"}, {Type: "tegra", Model: "250"}},
+				}})
+			},
+			check: func(t *testing.T, s *fsm.State) { require.Len(t, s.HardwareTypes, 2) },
+		},
+		{
+			name: "images",
+			setup: func(t *testing.T, f *fsm.FSM) {
+				applyOK(t, f, 1, fsm.CmdImageUpsert, fsm.ImageUpsert{Header: h, Image: fsm.ImageSpec{Name: "b2g", BootConfigKeys: []string{"b2gbase"}}})
+				applyOK(t, f, 2, fsm.CmdImageUpsert, fsm.ImageUpsert{Header: h, Image: fsm.ImageSpec{Name: "android", CanReuse: true, Hidden: true, HasSUTAgent: true}})
+			},
+			check: func(t *testing.T, s *fsm.State) {
+				require.Len(t, s.Images, 2)
+				require.Equal(t, []string{"b2gbase"}, s.Images["b2g"].BootConfigKeys)
+			},
+		},
+		{
+			name: "pxe configs",
+			setup: func(t *testing.T, f *fsm.FSM) {
+				applyOK(t, f, 1, fsm.CmdPXEConfigUpsert, fsm.PXEConfigUpsert{Header: h, Name: "panda-b2g", Description: ptr("b2g"),
+					Contents: ptr("DEFAULT b2g\nKERNEL vmlinuz\n"), Create: true})
+				applyOK(t, f, 2, fsm.CmdPXEConfigUpsert, fsm.PXEConfigUpsert{Header: h, Name: "panda-old", Active: ptr(false), Create: true})
+			},
+			check: func(t *testing.T, s *fsm.State) {
+				require.Len(t, s.PXEConfigs, 2)
+				require.False(t, s.PXEConfigs["panda-old"].Active)
+			},
+		},
+		{
+			name: "image pxe configs",
+			setup: func(t *testing.T, f *fsm.FSM) {
+				inv := sampleInventory()
+				inv.Devices = nil
+				applyOK(t, f, 1, fsm.CmdInventorySync, fsm.InventorySync{Header: h, Inventory: inv})
+			},
+			check: func(t *testing.T, s *fsm.State) {
+				require.Len(t, s.ImagePXEConfigs, 4)
+				require.Equal(t, "panda-android-1", s.PXEConfigFor("android", fsm.HardwareKey("panda", "ES Rev B2")))
+			},
+		},
+		{
+			name: "devices",
+			setup: func(t *testing.T, f *fsm.FSM) {
+				syncSample(t, f)
+				applyOK(t, f, 2, fsm.CmdDeviceSetComments, fsm.DeviceSetComments{Header: h, Device: "panda-0001", Comments: "flaky"})
+				applyOK(t, f, 3, fsm.CmdDeviceSetEnvironment, fsm.DeviceSetEnvironment{Header: h, Device: "panda-0002", Environment: "staging"})
+				// Fields no command sets yet must survive too.
+				f.Read(func(s *fsm.State) {
+					d := s.Devices["panda-0003"]
+					d.Counters = map[string]int{"pxe_booting": 2, "pinging": 1}
+					d.Image, d.BootConfig, d.NextImage, d.NextBootConfig = "b2g", `{"b2gbase":"http://x"}`, "android", "{}"
+					d.RequestID, d.LastUsed, d.Generation = 7, t0.Add(time.Hour), 9
+					d.StateDeadline = time.Time{}
+				})
+			},
+			check: func(t *testing.T, s *fsm.State) {
+				require.Len(t, s.Devices, 4)
+				require.Equal(t, map[string]int{"pxe_booting": 2, "pinging": 1}, s.Devices["panda-0003"].Counters)
+				require.True(t, s.Devices["panda-0003"].StateDeadline.IsZero())
+			},
+		},
+		{
+			name: "requests",
+			setup: func(t *testing.T, f *fsm.FSM) {
+				fsm.PutRequest(f, &fsm.Request{ID: 1, ImagingServer: "mobile-imaging-001", RequestedDevice: "any", Assignee: "slave-1",
+					Expires: t0.Add(time.Hour), Image: "b2g", BootConfig: `{"b2gbase":"http://x"}`, Environment: "prod",
+					State: "contacting_lifeguard", StateDeadline: t0.Add(time.Minute), StateEntered: t0, Counters: map[string]int{"contacting_lifeguard": 1},
+					Generation: 3, Created: t0, Device: "panda-0001", ImagingResult: "complete"})
+				fsm.PutRequest(f, &fsm.Request{ID: 2, State: "closed", Created: t0, Expires: t0})
+			},
+			check: func(t *testing.T, s *fsm.State) {
+				require.Len(t, s.Requests, 2)
+				require.Equal(t, "panda-0001", s.Requests[1].Device)
+			},
+		},
+		{
+			name: "relay boards",
+			setup: func(t *testing.T, f *fsm.FSM) {
+				applyOK(t, f, 1, fsm.CmdInventorySync, fsm.InventorySync{Header: h, Inventory: fsm.Inventory{
+					ImagingServers: []fsm.InventoryServer{{Name: "mobile-imaging-001"}},
+					RelayBoards: []fsm.InventoryRelayBoard{
+						{FQDN: "relay-1.lab", ImagingServer: "mobile-imaging-001"},
+						{Name: "rb2", FQDN: "relay-2.lab", ImagingServer: "mobile-imaging-001"},
+					},
+				}})
+			},
+			check: func(t *testing.T, s *fsm.State) {
+				require.Len(t, s.RelayBoards, 2)
+				require.Equal(t, "relay-2.lab", s.RelayBoards["rb2"].FQDN)
+			},
+		},
+		{
+			name: "counters",
+			setup: func(t *testing.T, f *fsm.FSM) {
+				// Create and delete: only the counter remembers the ids.
+				syncSample(t, f)
+				inv := sampleInventory()
+				inv.Devices = nil
+				applyOK(t, f, 2, fsm.CmdInventorySync, fsm.InventorySync{Header: h, Inventory: inv, ShipIt: true})
+			},
+			check: func(t *testing.T, s *fsm.State) {
+				require.Empty(t, s.Devices)
+				require.Equal(t, int64(4), s.NextID["device"])
+			},
+		},
+		{
+			name: "idempotency entries",
+			setup: func(t *testing.T, f *fsm.FSM) {
+				applyOK(t, f, 1, fsm.CmdImageUpsert, fsm.ImageUpsert{Header: fsm.Header{At: t0, IdempotencyKey: "client-1"}, Image: fsm.ImageSpec{Name: "b2g"}})
+				apply(t, f, 2, fsm.CmdDeviceSetComments, fsm.DeviceSetComments{Header: fsm.Header{At: t0, IdempotencyKey: "client-2"}, Device: "nope"})
+				applyOK(t, f, 3, fsm.CmdImageUpsert, fsm.ImageUpsert{Header: fsm.Header{At: t0, IdempotencyKey: fsm.AutoKeyPrefix + "1"}, Image: fsm.ImageSpec{Name: "b2g"}})
+			},
+			check: func(t *testing.T, s *fsm.State) {},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := testFSM(t)
+			tc.setup(t, f)
+			f.Read(func(s *fsm.State) { tc.check(t, s) })
+			b := snapshotBytes(t, f)
+
+			g := restore(t, b)
+			g.Read(func(s *fsm.State) { tc.check(t, s) })
+			requireEqualState(t, f, g)
+			requireState(t, b, g, "snapshot of the restored state")
+
+			// Restore replaces a state; it does not merge into it.
+			h := testFSM(t)
+			syncSample(t, h)
+			applyOK(t, h, 2, fsm.CmdImageUpsert, fsm.ImageUpsert{Header: fsm.Header{At: t0, IdempotencyKey: "other"}, Image: fsm.ImageSpec{Name: "x"}})
+			require.NoError(t, h.Restore(io.NopCloser(bytes.NewReader(b))))
+			requireEqualState(t, f, h)
+		})
+	}
+}
+
+// TestSnapshotRestore_Idempotency checks that a restored FSM still answers a
+// retried command with the first result.
+func TestSnapshotRestore_Idempotency(t *testing.T) {
+	f := testFSM(t)
+	create := fsm.PXEConfigUpsert{Header: fsm.Header{At: t0, IdempotencyKey: "client-1"}, Name: "panda-b2g", Create: true}
+	first := applyOK(t, f, 1, fsm.CmdPXEConfigUpsert, create)
+
+	g := restore(t, snapshotBytes(t, f))
+	require.Equal(t, first, apply(t, g, 2, fsm.CmdPXEConfigUpsert, create))
+}
+
+// record encodes one snapshot record as Persist writes it.
+func record(typ byte, body string) []byte {
+	b := []byte{typ}
+	b = binary.AppendUvarint(b, uint64(len(body)))
+	return append(b, body...)
+}
+
+func TestRestore_Errors(t *testing.T) {
+	header := record(1, `{"version":1}`)
+	tests := []struct {
+		name    string
+		data    []byte
+		wantErr error // nil: any error
+	}{
+		{"wrong version", record(1, `{"version":2}`), fsm.ErrSnapshotVersion},
+		{"version zero", record(1, `{}`), fsm.ErrSnapshotVersion},
+		{"empty", nil, nil},
+		{"garbage", []byte("this is not a snapshot"), nil},
+		{"no header", record(4, `{"id":1,"name":"b2g"}`), nil},
+		{"header twice", append(append([]byte{}, header...), header...), nil},
+		{"truncated record", append(append([]byte{}, header...), record(4, `{"id":1,"name":"b2g"}`)[:8]...), nil},
+		{"bad json", append(append([]byte{}, header...), record(4, `{"id":`)...), nil},
+		{"unknown record type", append(append([]byte{}, header...), record(200, `{}`)...), nil},
+		{"huge length", append(append([]byte{}, header...), 4, 0xff, 0xff, 0xff, 0xff, 0x7f), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := testFSM(t)
+			syncSample(t, f)
+			before := snapshotBytes(t, f)
+
+			err := f.Restore(io.NopCloser(bytes.NewReader(tc.data)))
+			require.Error(t, err)
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+			}
+			requireState(t, before, f, "a failed restore changed the state")
+		})
+	}
+}
+
+// closeRecorder records whether Restore closed its reader.
+type closeRecorder struct {
+	io.Reader
+	closed bool
+}
+
+func (c *closeRecorder) Close() error { c.closed = true; return nil }
+
+func TestRestore_ClosesReader(t *testing.T) {
+	for _, data := range [][]byte{snapshotBytes(t, testFSM(t)), []byte("garbage")} {
+		rc := &closeRecorder{Reader: bytes.NewReader(data)}
+		_ = testFSM(t).Restore(rc)
+		require.True(t, rc.closed)
+	}
+}
+
+// failSink fails every write.
+type failSink struct{ memSink }
+
+func (s *failSink) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestPersist_WriteError(t *testing.T) {
+	f := testFSM(t)
+	syncSample(t, f)
+	snap, err := f.Snapshot()
+	require.NoError(t, err)
+	sink := &failSink{}
+	require.Error(t, snap.Persist(sink))
+	require.True(t, sink.cancelled, "a failed persist must cancel the sink")
+}
+
+// TestSnapshot_Isolated checks that a snapshot is not affected by commands
+// applied after it was taken.
+func TestSnapshot_Isolated(t *testing.T) {
+	f := testFSM(t)
+	syncSample(t, f)
+	want := snapshotBytes(t, f)
+	snap, err := f.Snapshot()
+	require.NoError(t, err)
+	applyOK(t, f, 2, fsm.CmdDeviceSetComments, fsm.DeviceSetComments{Header: fsm.Header{At: t0}, Device: "panda-0001", Comments: "later"})
+
+	sink := &memSink{}
+	require.NoError(t, snap.Persist(sink))
+	require.Equal(t, want, sink.Bytes())
+}
