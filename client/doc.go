@@ -1,0 +1,16 @@
+// Package client is a small Go client for the Mozpool HTTP API served by every
+// mozpoold node: devices, images, PXE configs, inventory sync and the cluster
+// endpoints (status, health, join, remove).
+//
+// Any node can be addressed; reads are answered from that node's replica and
+// writes are forwarded to the leader server-side, so the client never follows
+// leader redirects. Every method takes a context first and is bounded by the
+// client's timeout (WithTimeout, 30s by default). A non-2xx answer is returned
+// as an *Error carrying the HTTP status and the server's message:
+//
+//	var e *client.Error
+//	if errors.As(err, &e) && e.Status == http.StatusNotFound { … }
+//
+// Writes that must survive a retry can carry an idempotency key through the
+// context (WithIdempotencyKey). The client itself starts no goroutines.
+package client

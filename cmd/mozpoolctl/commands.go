@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// command is one subcommand. Names of two words ("pxe-config add") are
+// looked up before names of one.
+type command struct {
+	name    string
+	aliases []string
+	args    string // synopsis after the name
+	summary string
+	run     func(ctx context.Context, e *env, args []string) error
+}
+
+// commands is the command table, in the order help lists them.
+var commands = []*command{
+	{name: "status", aliases: []string{"members"}, summary: "show the cluster's servers, leader, indexes and device counts", run: runStatus},
+	{name: "join", args: "NODE_URL [--id ID --raft ADDR] [--name NAME] [--rack RACK]", summary: "add the node at NODE_URL to the cluster", run: runJoin},
+	{name: "remove", args: "ID", summary: "remove a node from the cluster", run: runRemove},
+	{name: "inventory sync", args: "[--dry-run] [--ship-it] FILE", summary: "merge a JSON lab inventory (see lab/README.md)", run: runInventorySync},
+	{name: "pxe-config add", args: "NAME (--contents-file F | --contents S) [--description D] [--inactive]", summary: "add a PXE config", run: runPXEConfigAdd},
+	{name: "pxe-config modify", args: "NAME [--contents-file F | --contents S] [--description D] [--active | --inactive]", summary: "modify a PXE config", run: runPXEConfigModify},
+	{name: "pxe-config show", args: "NAME", summary: "show a PXE config", run: runPXEConfigShow},
+	{name: "pxe-config list", args: "[--active-only]", summary: "list PXE config names", run: runPXEConfigList},
+	{name: "pxe-config map", args: "IMAGE HWTYPE HWMODEL PXECONFIG", summary: `map an image on a hardware type to a PXE config ("" removes)`, run: runPXEConfigMap},
+	{name: "image add", args: "NAME [--boot-config-keys a,b] [--can-reuse] [--hidden] [--has-sut-agent]", summary: "add or modify an image", run: runImageAdd},
+	{name: "image list", args: "[--all]", summary: "list images (--all includes hidden ones)", run: runImageList},
+	{name: "device list", args: "[--details]", summary: "list devices", run: runDeviceList},
+	{name: "device show", args: "NAME", summary: "show a device", run: runDeviceShow},
+	{name: "device set-comments", args: "NAME TEXT", summary: `set a device's comments ("" clears)`, run: runDeviceSetComments},
+	{name: "device set-environment", args: "NAME ENV", summary: "set a device's environment", run: runDeviceSetEnvironment},
+}
+
+// findCommand returns the command named by the first one or two words of
+// args and the arguments that follow it.
+func findCommand(args []string) (*command, []string, error) {
+	for _, c := range commands {
+		names := append([]string{c.name}, c.aliases...)
+		for _, n := range names {
+			words := strings.Fields(n)
+			if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == n {
+				return c, args[len(words):], nil
+			}
+		}
+	}
+	if len(args) >= 2 && isGroup(args[0]) {
+		return nil, nil, fmt.Errorf("unknown command %q", args[0]+" "+args[1])
+	}
+	if isGroup(args[0]) {
+		return nil, nil, fmt.Errorf("%s needs a subcommand", args[0])
+	}
+	return nil, nil, fmt.Errorf("unknown command %q", args[0])
+}
+
+// isGroup reports whether word is the first word of two-word commands.
+func isGroup(word string) bool {
+	for _, c := range commands {
+		if first, _, two := strings.Cut(c.name, " "); two && first == word {
+			return true
+		}
+	}
+	return false
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: mozpoolctl [--server URL] [--token TOKEN] [--json] COMMAND [ARGS]
+
+Global flags:
+  --server URL   node to talk to (default $MOZPOOL_SERVER, else `+defaultServer+`)
+  --token TOKEN  cluster token for join, remove and inventory sync (default $MOZPOOL_TOKEN)
+  --json         print raw JSON instead of tables
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %s\n      %s", strings.TrimSpace(c.name+" "+c.args), c.summary)
+		if len(c.aliases) > 0 {
+			fmt.Fprintf(w, " (alias: %s)", strings.Join(c.aliases, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "  help\n      show this help\n")
+	fmt.Fprintln(w, "\nFlags may also follow a command's arguments. Run \"mozpoolctl COMMAND -h\" for details.")
+}
+
+// printCommandUsage prints one command's synopsis and, when the command
+// got as far as declaring them, its flags.
+func printCommandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: mozpoolctl %s\n  %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+	if fs != nil {
+		fmt.Fprintln(w, "Flags:")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/mozpool/mozpool/client"
+)
+
+// env is what every command gets: the output streams and the global flags.
+type env struct {
+	stdout, stderr io.Writer
+	server, token  string
+	json           bool
+
+	cmd *command
+	fs  *flag.FlagSet // the command's flags, for its usage text
+}
+
+// usageError is a mistake in the command line: run prints it with the
+// command's usage and exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// globalFlags returns the flag set of the flags that come before the
+// command, with the given defaults.
+func (e *env) globalFlags(name, server, token string) *flag.FlagSet {
+	if server == "" {
+		server = defaultServer
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&e.server, "server", server, "node `URL`")
+	fs.StringVar(&e.token, "token", token, "cluster `token`")
+	fs.BoolVar(&e.json, "json", false, "print raw JSON")
+	return fs
+}
+
+// commandFlags returns a flag set for the current command. --json is
+// accepted after the command too, where scripts tend to put it.
+func (e *env) commandFlags() *flag.FlagSet {
+	fs := flag.NewFlagSet(e.cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.BoolVar(&e.json, "json", e.json, "print raw JSON")
+	e.fs = fs
+	return fs
+}
+
+// parse parses a command's flags, which may come before, between or after
+// its positional arguments, and checks that there are exactly the named
+// positional arguments.
+func (e *env) parse(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				return nil, err
+			}
+			return nil, usagef("%v", err)
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...) // everything after "--" is positional
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	switch {
+	case len(pos) < len(names):
+		return nil, usagef("missing %s", strings.Join(names[len(pos):], " "))
+	case len(pos) > len(names):
+		return nil, usagef("unexpected argument %q", pos[len(names)])
+	}
+	return pos, nil
+}
+
+// client returns an API client for --server.
+func (e *env) client() *client.Client {
+	return client.New(e.server, client.WithToken(e.token))
+}
+
+// printJSON writes v as indented JSON to stdout.
+func (e *env) printJSON(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// table writes aligned columns to stdout; call flush when done.
+type table struct{ tw *tabwriter.Writer }
+
+func (e *env) table(header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)}
+	t.row(toAny(header)...)
+	return t
+}
+
+func (t *table) row(cols ...any) {
+	for i, c := range cols {
+		if i > 0 {
+			fmt.Fprint(t.tw, "\t")
+		}
+		fmt.Fprint(t.tw, c)
+	}
+	fmt.Fprintln(t.tw)
+}
+
+func (t *table) flush() error { return t.tw.Flush() }
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// orDash returns s, or "-" when it is empty, so table cells never vanish.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// deref returns *p, or "" when p is nil.
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
