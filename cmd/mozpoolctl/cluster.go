@@ -151,6 +151,21 @@ func runJoin(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// runHealth checks one node's health (for scripts and monitors).
+func runHealth(ctx context.Context, e *env, args []string) error {
+	if _, err := e.parse(e.commandFlags(), args); err != nil {
+		return err
+	}
+	if err := e.client().Health(ctx); err != nil {
+		return fmt.Errorf("%s is not healthy: %w", e.server, err)
+	}
+	if e.json {
+		return e.printJSON(map[string]bool{"ok": true})
+	}
+	fmt.Fprintf(e.stdout, "%s is healthy\n", e.server)
+	return nil
+}
+
 // runRemove removes a node from the Raft configuration.
 func runRemove(ctx context.Context, e *env, args []string) error {
 	pos, err := e.parse(e.commandFlags(), args, "ID")

@@ -22,6 +22,7 @@ type command struct {
 var commands = []*command{
 	{name: "status", aliases: []string{"members"}, summary: "show the cluster's servers, leader, indexes and device counts", run: runStatus},
 	{name: "join", args: "NODE_URL [--id ID --raft ADDR] [--name NAME] [--rack RACK]", summary: "add the node at NODE_URL to the cluster", run: runJoin},
+	{name: "health", summary: "exit 0 when the node knows a leader and is caught up, 1 otherwise", run: runHealth},
 	{name: "remove", args: "ID", summary: "remove a node from the cluster", run: runRemove},
 	{name: "inventory sync", args: "[--dry-run] [--ship-it] FILE", summary: "merge a JSON lab inventory (see lab/README.md)", run: runInventorySync},
 	{name: "pxe-config add", args: "NAME (--contents-file F | --contents S) [--description D] [--inactive]", summary: "add a PXE config", run: runPXEConfigAdd},

@@ -1,0 +1,41 @@
+# Mozpool on Raft. `make help` lists the targets.
+GO ?= go
+PKGS ?= ./...
+
+.PHONY: help build run test test-short bench lint fmt tidy cover clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build mozpoold and mozpoolctl into bin/
+	$(GO) build -o bin/ ./cmd/...
+
+run: ## run a local 3-node cluster with the sample lab in the foreground (Ctrl-C stops it)
+	scripts/devcluster.sh run 3
+
+test: ## run every test (race detector on)
+	MOZPOOL_TEST_QUIET=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-short: ## skip the multi-node cluster tests
+	$(GO) test -short -count=1 $(PKGS)
+
+bench: ## replicated write throughput (1/16/64 clients) and leader failover time
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./cluster/clustertest/
+	scripts/failover-bench.sh 10
+
+lint: ## gofmt, go vet
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet $(PKGS)
+
+fmt: ## format the code
+	gofmt -w .
+
+tidy: ## tidy go.mod
+	$(GO) mod tidy
+
+cover: ## test coverage report in cover.out
+	$(GO) test -count=1 -coverprofile=cover.out $(PKGS)
+	$(GO) tool cover -func=cover.out | tail -1
+
+clean: ## remove build output and the dev cluster's data
+	rm -rf bin .devcluster cover.out
