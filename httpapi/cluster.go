@@ -1,0 +1,91 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/mozpool/mozpool/cluster"
+	"github.com/mozpool/mozpool/fsm"
+)
+
+// clusterStatus is cluster.Status plus device counts from the FSM.
+type clusterStatus struct {
+	cluster.Status
+	DevicesByState map[string]int `json:"devices_by_state"`
+	// DevicesByRack counts devices by state per rack; the rack of a
+	// device is that of its imaging server ("" when unknown).
+	DevicesByRack map[string]map[string]int `json:"devices_by_rack"`
+}
+
+func (s *Server) getClusterStatus(*http.Request, httprouter.Params) (any, error) {
+	out := clusterStatus{
+		Status:         s.cluster.Status(),
+		DevicesByState: map[string]int{},
+		DevicesByRack:  map[string]map[string]int{},
+	}
+	s.fsm.Read(func(st *fsm.State) {
+		for _, d := range st.Devices {
+			out.DevicesByState[d.State]++
+			rack := ""
+			if srv, ok := st.Servers[d.ImagingServer]; ok {
+				rack = srv.Rack
+			}
+			if out.DevicesByRack[rack] == nil {
+				out.DevicesByRack[rack] = map[string]int{}
+			}
+			out.DevicesByRack[rack][d.State]++
+		}
+	})
+	return out, nil
+}
+
+// getClusterHealth answers 200 when this node knows a leader and is caught
+// up, else 503, for load balancers and monitors.
+func (s *Server) getClusterHealth(*http.Request, httprouter.Params) (any, error) {
+	if err := s.cluster.Health(); err != nil {
+		return &reply{
+			status: http.StatusServiceUnavailable,
+			header: http.Header{"Retry-After": {"1"}},
+			body:   map[string]any{"ok": false, "error": err.Error()},
+		}, nil
+	}
+	return map[string]any{"ok": true, "node": s.cluster.Self().ID, "applied_index": s.fsm.AppliedIndex()}, nil
+}
+
+// getClusterSelf answers this node's identity; `mozpoolctl join` reads a
+// new node's identity from here.
+func (s *Server) getClusterSelf(*http.Request, httprouter.Params) (any, error) {
+	return s.cluster.Self(), nil
+}
+
+// postClusterJoin adds the node described by the body (a
+// cluster.Identity).
+func (s *Server) postClusterJoin(r *http.Request, _ httprouter.Params) (any, error) {
+	var id cluster.Identity
+	if err := decodeObject(r, &id, maxBodyBytes); err != nil {
+		return nil, err
+	}
+	res, err := s.cluster.Join(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"result": res}, nil
+}
+
+// postClusterRemove takes the node {"id": ...} out of the cluster.
+func (s *Server) postClusterRemove(r *http.Request, _ httprouter.Params) (any, error) {
+	var b struct {
+		ID string `json:"id"`
+	}
+	if err := decodeObject(r, &b, maxBodyBytes); err != nil {
+		return nil, err
+	}
+	if b.ID == "" {
+		return nil, badRequestf("missing %q", "id")
+	}
+	if err := s.cluster.Remove(r.Context(), b.ID); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}

@@ -1,0 +1,94 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/cluster"
+)
+
+func TestClusterStatus(t *testing.T) {
+	e := newTestEnv(t)
+	st := e.getOK("/api/cluster/status/")
+	require.Equal(t, "Leader", st["state"])
+	require.Equal(t, "node1", st["node"].(map[string]any)["id"])
+	require.Contains(t, st, "failure_tolerance")
+	require.Contains(t, st, "servers")
+	require.Equal(t, map[string]any{"new": float64(3)}, st["devices_by_state"])
+	require.Equal(t, map[string]any{
+		"rack1": map[string]any{"new": float64(2)},
+		"rack2": map[string]any{"new": float64(1)},
+	}, st["devices_by_rack"])
+}
+
+func TestClusterHealth(t *testing.T) {
+	e := newTestEnv(t)
+	h := e.getOK("/api/cluster/health")
+	require.Equal(t, true, h["ok"])
+	require.Equal(t, "node1", h["node"])
+
+	e.cluster.mu.Lock()
+	e.cluster.health = errors.New("no leader known")
+	e.cluster.mu.Unlock()
+	r := e.get("/api/cluster/health/")
+	require.Equal(t, http.StatusServiceUnavailable, r.StatusCode)
+	require.Equal(t, map[string]any{"ok": false, "error": "no leader known"}, r.obj(t))
+}
+
+func TestClusterSelf(t *testing.T) {
+	e := newTestEnv(t)
+	self := e.getOK("/api/cluster/self/")
+	require.Equal(t, "node1", self["id"])
+	require.Equal(t, "http://127.0.0.1:8010", self["http_addr"])
+}
+
+func TestClusterJoin(t *testing.T) {
+	e := newTestEnv(t)
+	id := cluster.Identity{ID: "node2", Name: "server2", RaftAddr: "127.0.0.2:7000", HTTPAddr: "http://127.0.0.2:8010"}
+
+	e.post("/api/cluster/join/", id).requireError(t, http.StatusForbidden)
+	e.post("/api/cluster/join/", id, "X-Mozpool-Token", "nope").requireError(t, http.StatusForbidden)
+	require.Empty(t, e.cluster.joined)
+
+	r := e.post("/api/cluster/join/", id, "X-Mozpool-Token", testToken)
+	require.Equal(t, http.StatusOK, r.StatusCode, "body %q", r.body)
+	require.Equal(t, map[string]any{"result": map[string]any{"action": "added", "suffrage": "voter"}}, r.obj(t))
+	require.Equal(t, []cluster.Identity{id}, e.cluster.joined)
+
+	e.post("/api/cluster/join/", cluster.Identity{ID: "node3"}, "X-Mozpool-Token", testToken).requireError(t, http.StatusBadRequest)
+	e.post("/api/cluster/join/", `{"id": 3}`, "X-Mozpool-Token", testToken).requireError(t, http.StatusBadRequest)
+}
+
+func TestClusterRemove(t *testing.T) {
+	e := newTestEnv(t)
+	e.post("/api/cluster/remove/", map[string]string{"id": "node2"}).requireError(t, http.StatusForbidden)
+
+	r := e.post("/api/cluster/remove/", map[string]string{"id": "node2"}, "Authorization", "Bearer "+testToken)
+	require.Equal(t, http.StatusOK, r.StatusCode, "body %q", r.body)
+	require.Equal(t, map[string]any{}, r.obj(t))
+	require.Equal(t, []string{"node2"}, e.cluster.removed)
+
+	e.post("/api/cluster/remove/", map[string]string{"id": "node9"}, "X-Mozpool-Token", testToken).requireError(t, http.StatusNotFound)
+	e.post("/api/cluster/remove/", `{}`, "X-Mozpool-Token", testToken).requireError(t, http.StatusBadRequest)
+}
+
+func TestClusterWithoutToken(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.Token = "" })
+	r := e.post("/api/cluster/remove/", map[string]string{"id": "node2"})
+	require.Equal(t, http.StatusOK, r.StatusCode, "body %q", r.body)
+}
+
+func TestClusterInternalMount(t *testing.T) {
+	e := newTestEnv(t)
+	r := e.get("/_cluster/status/x")
+	require.Equal(t, http.StatusOK, r.StatusCode)
+	require.Equal(t, "cluster GET /_cluster/status/x", string(r.body))
+	require.Equal(t, "node1", r.Header.Get("X-Mozpool-Served-By"))
+
+	r = e.post("/_cluster/apply", "payload")
+	require.Equal(t, http.StatusOK, r.StatusCode)
+	require.Equal(t, "cluster POST /_cluster/apply", string(r.body))
+}

@@ -1,0 +1,58 @@
+package httpapi
+
+import (
+	"errors"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mozpool/mozpool/fsm"
+)
+
+// loggerName is the name of this package's sub-logger.
+const loggerName = "httpapi"
+
+// Config configures a Server.
+type Config struct {
+	// FSM is the local replica of the state; reads are served from it.
+	// Required.
+	FSM *fsm.FSM
+	// Cluster proposes writes and answers the cluster endpoints. Required.
+	Cluster Cluster
+	// Logs answers device log queries. Required.
+	Logs LogReader
+	// Logger receives request logs (debug) and server errors (error).
+	// Default: a null logger.
+	Logger hclog.Logger
+	// Token is the cluster token that join, remove and inventory sync
+	// require (header X-Mozpool-Token or Authorization: Bearer). Empty
+	// means the cluster runs without a token: those routes are open, and
+	// New logs a warning. Default: "".
+	Token string
+	// Version is what GET /api/version/ reports. Default: "4.2.1", the
+	// Mozpool release whose API this one reproduces.
+	Version string
+}
+
+// DefaultConfig returns a Config with every optional field set to its
+// default. The caller fills in FSM, Cluster and Logs.
+func DefaultConfig() Config {
+	return Config{
+		Logger:  hclog.NewNullLogger(),
+		Version: "4.2.1",
+	}
+}
+
+// Validate reports the first problem with the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.FSM == nil:
+		return errors.New("httpapi: FSM is required")
+	case c.Cluster == nil:
+		return errors.New("httpapi: Cluster is required")
+	case c.Logs == nil:
+		return errors.New("httpapi: Logs is required")
+	case c.Version == "":
+		return errors.New("httpapi: Version must not be empty")
+	}
+	return nil
+}

@@ -1,0 +1,322 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/cluster"
+	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/internal/testlog"
+	"github.com/mozpool/mozpool/logstore"
+)
+
+const testToken = "sekrit"
+
+// fakeClock is a settable clock shared by the server and the fake cluster.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// fakeCluster applies commands straight to a real FSM, as a single-node
+// cluster would, and records what it was asked.
+type fakeCluster struct {
+	f     *fsm.FSM
+	clock *fakeClock
+
+	mu       sync.Mutex
+	index    uint64
+	applyErr error // returned by Apply instead of applying
+	health   error
+	headers  []fsm.Header // of every applied command
+	joined   []cluster.Identity
+	removed  []string
+	panicky  bool // Status panics
+}
+
+func (c *fakeCluster) Apply(_ context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.applyErr != nil {
+		return fsm.Result{}, c.applyErr
+	}
+	h := cmd.Head()
+	if h.At.IsZero() {
+		h.At = c.clock.Now().UTC()
+	}
+	b, err := fsm.Encode(t, cmd)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	c.index++
+	c.headers = append(c.headers, *h)
+	return c.f.ApplyCommand(c.index, b), nil
+}
+
+func (c *fakeCluster) lastHeader() fsm.Header {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.headers[len(c.headers)-1]
+}
+
+func (c *fakeCluster) setApplyErr(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.applyErr = err
+}
+
+func (c *fakeCluster) Self() cluster.Identity {
+	return cluster.Identity{ID: "node1", Name: "server1", Rack: "rack1", RaftAddr: "127.0.0.1:7000", HTTPAddr: "http://127.0.0.1:8010"}
+}
+
+func (c *fakeCluster) Status() cluster.Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.panicky {
+		panic("status exploded")
+	}
+	self := c.Self()
+	return cluster.Status{
+		Node: self, State: "Leader", Leader: &self, Term: 2, CommitIndex: c.index, AppliedIndex: c.index, LastLogIndex: c.index,
+		Servers: []cluster.ServerStatus{{ID: self.ID, Name: self.Name, Suffrage: cluster.SuffrageVoter, Leader: true, Healthy: true, Gossip: "alive"}},
+	}
+}
+
+func (c *fakeCluster) Health() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.health
+}
+
+func (c *fakeCluster) Join(_ context.Context, id cluster.Identity) (cluster.JoinResult, error) {
+	if id.ID == "" || id.RaftAddr == "" || id.HTTPAddr == "" {
+		return cluster.JoinResult{}, cluster.ErrBadJoin
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.joined = append(c.joined, id)
+	return cluster.JoinResult{Action: "added", Suffrage: cluster.SuffrageVoter}, nil
+}
+
+func (c *fakeCluster) Remove(_ context.Context, id string) error {
+	if id != "node2" {
+		return cluster.ErrUnknownNode
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removed = append(c.removed, id)
+	return nil
+}
+
+// Handler echoes internal requests so the test can see they arrived.
+func (c *fakeCluster) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "cluster "+r.Method+" "+r.URL.Path)
+	})
+}
+
+// testEnv is a Server behind httptest with a fake cluster over a real FSM
+// holding sampleInventory.
+type testEnv struct {
+	t       *testing.T
+	srv     *Server
+	ts      *httptest.Server
+	cluster *fakeCluster
+	fsm     *fsm.FSM
+	clock   *fakeClock
+}
+
+// newTestEnv starts the env; opts adjust the server's Config.
+func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
+	t.Helper()
+	lcfg := logstore.DefaultConfig()
+	lcfg.Path = filepath.Join(t.TempDir(), "logs.db")
+	lcfg.Logger = testlog.New(t)
+	logs, err := logstore.Open(lcfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, logs.Close()) })
+	// The node appends each command's log lines as the FSM applies it;
+	// syncing at once makes them visible to the next query, so tests need
+	// not poll.
+	notify := func(n fsm.Notification) {
+		logs.Append(n.Logs)
+		if err := logs.Sync(); err != nil {
+			t.Errorf("sync log store: %v", err) // not FailNow: this runs on a server goroutine
+		}
+	}
+	f := fsm.New(fsm.Config{Logger: testlog.New(t), Notify: notify})
+	clock := &fakeClock{now: time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)}
+	fc := &fakeCluster{f: f, clock: clock}
+
+	cfg := DefaultConfig()
+	cfg.FSM, cfg.Cluster, cfg.Logs = f, fc, logs
+	cfg.Logger = testlog.New(t)
+	cfg.Token = testToken
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := New(cfg)
+	require.NoError(t, err)
+	srv.now = clock.Now
+
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+
+	res, err := fc.Apply(context.Background(), fsm.CmdInventorySync, &fsm.InventorySync{Inventory: sampleInventory(), ShipIt: true})
+	require.NoError(t, err)
+	require.NoError(t, res.Error())
+	return &testEnv{t: t, srv: srv, ts: ts, cluster: fc, fsm: f, clock: clock}
+}
+
+func sampleInventory() fsm.Inventory {
+	inactive := false
+	return fsm.Inventory{
+		ImagingServers: []fsm.InventoryServer{{Name: "server1", Rack: "rack1"}, {Name: "server2", Rack: "rack2"}},
+		HardwareTypes:  []fsm.InventoryHardwareType{{Type: "panda", Model: "ES Rev B2"}},
+		Images: []fsm.ImageSpec{
+			{Name: "b2g", BootConfigKeys: []string{"b2gbase"}, HasSUTAgent: true},
+			{Name: "android", CanReuse: true, HasSUTAgent: true},
+			{Name: "self-test", Hidden: true},
+			{Name: "maintenance", Hidden: true},
+		},
+		PXEConfigs: []fsm.InventoryPXEConfig{
+			{Name: "pxe1", Description: "first", Contents: "KERNEL <vmlinuz> %IPADDRESS%"},
+			{Name: "old-pxe", Description: "retired", Contents: "x", Active: &inactive},
+			{Name: "fake-b2g", Description: "b2g installer", Contents: "KERNEL b2g"},
+		},
+		ImagePXEConfigs: []fsm.InventoryImagePXE{{Image: "b2g", HardwareType: "panda", HardwareModel: "ES Rev B2", PXEConfig: "fake-b2g"}},
+		Devices: []fsm.InventoryDevice{
+			testDevice(1, "dev1", "server1", "even"),
+			testDevice(2, "dev2", "server1", "odd"),
+			testDevice(3, "dev3", "server2", ""),
+		},
+	}
+}
+
+func testDevice(n int64, name, server, env string) fsm.InventoryDevice {
+	return fsm.InventoryDevice{
+		Name: name, FQDN: name + ".lab.example.com", InventoryID: n,
+		MAC:           "00:11:22:33:44:" + string(rune('0'+n/10)) + string(rune('0'+n%10)),
+		ImagingServer: server, RelayInfo: "relay1.lab.example.com:bank1:relay" + string(rune('0'+n)),
+		HardwareType: "panda", HardwareModel: "ES Rev B2", Environment: env,
+	}
+}
+
+// response is an answer read in full.
+type response struct {
+	*http.Response
+	body []byte
+}
+
+// json decodes the body into a generic value.
+func (r response) json(t *testing.T) any {
+	t.Helper()
+	var v any
+	require.NoError(t, json.Unmarshal(r.body, &v), "body %q", r.body)
+	return v
+}
+
+// obj decodes the body as a JSON object.
+func (r response) obj(t *testing.T) map[string]any {
+	t.Helper()
+	m, ok := r.json(t).(map[string]any)
+	require.True(t, ok, "body %q is not an object", r.body)
+	return m
+}
+
+// requireError checks an error answer: status, JSON content type and a
+// non-empty "error" message.
+func (r response) requireError(t *testing.T, status int) string {
+	t.Helper()
+	require.Equal(t, status, r.StatusCode, "body %q", r.body)
+	require.Equal(t, "application/json; charset=utf-8", r.Header.Get("Content-Type"))
+	m := r.obj(t)
+	require.Len(t, m, 1, "error body %q", r.body)
+	msg, ok := m["error"].(string)
+	require.True(t, ok && msg != "", "error body %q", r.body)
+	return msg
+}
+
+// do sends a request; body is sent as is when it is a string or []byte,
+// else as JSON. hdr holds header name/value pairs. Redirects are not
+// followed.
+func (e *testEnv) do(method, path string, body any, hdr ...string) response {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewBufferString(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		require.NoError(e.t, err)
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.ts.URL+path, rd)
+	require.NoError(e.t, err)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(e.t, err)
+	return response{Response: resp, body: b}
+}
+
+func (e *testEnv) get(path string, hdr ...string) response {
+	e.t.Helper()
+	return e.do(http.MethodGet, path, nil, hdr...)
+}
+
+func (e *testEnv) post(path string, body any, hdr ...string) response {
+	e.t.Helper()
+	return e.do(http.MethodPost, path, body, hdr...)
+}
+
+// getOK GETs path and requires a 200 JSON object.
+func (e *testEnv) getOK(path string) map[string]any {
+	e.t.Helper()
+	r := e.get(path)
+	require.Equal(e.t, http.StatusOK, r.StatusCode, "GET %s: body %q", path, r.body)
+	require.Equal(e.t, "application/json; charset=utf-8", r.Header.Get("Content-Type"))
+	return r.obj(e.t)
+}
+
+// keys returns the sorted keys of a JSON object.
+func keys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

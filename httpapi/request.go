@@ -1,0 +1,164 @@
+package httpapi
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/mozpool/mozpool/cluster"
+	"github.com/mozpool/mozpool/fsm"
+)
+
+// Body size limits. Inventory sync gets more room: a 10,000-device
+// inventory is a few MB of JSON.
+const (
+	maxBodyBytes          = 1 << 20
+	maxInventoryBodyBytes = 32 << 20
+)
+
+// maxIdempotencyKeyLen bounds the Idempotency-Key header: every key is kept
+// in the replicated state for a day.
+const maxIdempotencyKeyLen = 256
+
+// readBody reads at most limit bytes of the request body.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errBodyTooLarge
+		}
+		return nil, badRequestf("read body: %v", err)
+	}
+	return b, nil
+}
+
+// decodeObject reads a JSON object from the body into v, whatever the
+// Content-Type (the original UI posts JSON as form data).
+func decodeObject(r *http.Request, v any, limit int64) error {
+	b, err := readBody(r, limit)
+	if err != nil {
+		return err
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return badRequestf("body must be a JSON object")
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return badRequestf("bad JSON body: %v", err)
+	}
+	return nil
+}
+
+// stringField returns body[key], which must be present and a JSON string.
+func stringField(body map[string]json.RawMessage, key string) (string, error) {
+	raw, ok := body[key]
+	if !ok {
+		return "", badRequestf("missing %q", key)
+	}
+	var v string
+	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) || json.Unmarshal(raw, &v) != nil {
+		return "", badRequestf("%q must be a string", key)
+	}
+	return v, nil
+}
+
+// flag reports whether a flag query parameter is present: the original
+// treats any value, even "0" or "", as set.
+func flag(q url.Values, name string) bool { return q.Has(name) }
+
+// intParam parses an optional integer query parameter; ok is false when it
+// is absent.
+func intParam(q url.Values, name string) (n int, ok bool, err error) {
+	if !q.Has(name) {
+		return 0, false, nil
+	}
+	n, err = strconv.Atoi(q.Get(name))
+	if err != nil || n < 0 {
+		return 0, false, badRequestf("%s must be a non-negative integer", name)
+	}
+	return n, true, nil
+}
+
+// requireToken is a check for routes that need the cluster token, given as
+// X-Mozpool-Token or Authorization: Bearer. With no token configured every
+// caller passes (New has warned). Both sides are hashed first so the
+// comparison takes the same time whatever the length of the guess.
+func (s *Server) requireToken(r *http.Request, _ httprouter.Params) error {
+	if s.token == "" {
+		return nil
+	}
+	got := r.Header.Get("X-Mozpool-Token")
+	if got == "" {
+		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+			got = strings.TrimSpace(a[7:])
+		}
+	}
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(s.token))
+	if got == "" || subtle.ConstantTimeCompare(g[:], w[:]) != 1 {
+		return cluster.ErrUnauthorized
+	}
+	return nil
+}
+
+// knownDevice is a check that 404s a device name the FSM does not know,
+// before the trailing-slash redirect, as the original's device wrapper did.
+func (s *Server) knownDevice(_ *http.Request, ps httprouter.Params) error {
+	name := ps.ByName("id")
+	var ok bool
+	s.fsm.Read(func(st *fsm.State) { _, ok = st.Devices[name] })
+	if !ok {
+		return unknownDevice(name)
+	}
+	return nil
+}
+
+// unknown reports that no entity of a kind has the name; sentinel is the
+// fsm.ErrUnknown* error of the kind.
+func unknown(sentinel error, name string) error { return fmt.Errorf("%w: %q", sentinel, name) }
+
+func unknownDevice(name string) error { return unknown(fsm.ErrUnknownDevice, name) }
+
+// listOnly is a check for "/prefix/:param/" routes that serve only the list
+// (see routes.go): any other name is an unknown path.
+func listOnly(param string) check {
+	return func(_ *http.Request, ps httprouter.Params) error {
+		if ps.ByName(param) != "list" {
+			return errNotFound
+		}
+		return nil
+	}
+}
+
+// apply proposes a command through the cluster, passing on the request's
+// Idempotency-Key, and returns the FSM's result or its domain error.
+func (s *Server) apply(r *http.Request, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {
+	key := r.Header.Get("Idempotency-Key")
+	switch {
+	case len(key) > maxIdempotencyKeyLen:
+		return fsm.Result{}, badRequestf("Idempotency-Key longer than %d bytes", maxIdempotencyKeyLen)
+	case strings.HasPrefix(key, fsm.AutoKeyPrefix):
+		// Node-generated keys live in their own namespace with a
+		// shorter TTL; a client must not be able to forge one.
+		return fsm.Result{}, badRequestf("Idempotency-Key must not start with %q", fsm.AutoKeyPrefix)
+	}
+	cmd.Head().IdempotencyKey = key
+	res, err := s.cluster.Apply(r.Context(), t, cmd)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	if err := res.Error(); err != nil {
+		return fsm.Result{}, err
+	}
+	return res, nil
+}

@@ -1,0 +1,106 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/julienschmidt/httprouter"
+)
+
+const (
+	get  = http.MethodGet
+	post = http.MethodPost
+)
+
+// routes builds the router. Every route is one line below.
+//
+// httprouter v1.3.0 cannot hold a static segment and a :param at the same
+// position, so "/api/device/list/" cannot sit beside "/api/device/:id/state/".
+// List routes are therefore registered as "/api/device/:id/" with the
+// listOnly("id") check, which turns any name but "list" into a 404; the PXE
+// config list (and, later, the request list) does the same.
+func (s *Server) routes() http.Handler {
+	r := httprouter.New()
+	// We register both spellings of every path ourselves: the original
+	// answers slash-less JSON paths with 303 (query kept), not 301/307.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	// The original has no OPTIONS support: OPTIONS is a 405.
+	r.HandleOPTIONS = false
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { s.writeError(w, req, errNotFound) })
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { s.writeError(w, req, errMethodNotAllowed) })
+	r.PanicHandler = s.recoverPanic
+	rt := routeTable{s: s, r: r}
+
+	// Top level.
+	rt.json(get, "/api/version/", s.getVersion)
+
+	// Devices.
+	rt.json(get, "/api/device/:id/", s.getDeviceList, listOnly("id"))
+	rt.json(get, "/api/device/:id/state/", s.getDeviceState)
+	rt.json(get, "/api/device/:id/status/", s.getDeviceStatus)
+	rt.json(get, "/api/device/:id/log/", s.getDeviceLog)
+	rt.json(get, "/api/device/:id/details/", s.getDeviceDetails)
+	rt.json(post, "/api/device/:id/set-comments/", s.postDeviceComments, s.knownDevice)
+	rt.json(post, "/api/device/:id/set-environment/", s.postDeviceEnvironment, s.knownDevice)
+	rt.json(get, "/api/environment/list/", s.getEnvironmentList)
+
+	// Images and PXE configs.
+	rt.json(get, "/api/image/list/", s.getImageList)
+	rt.json(post, "/api/image/", s.postImage)
+	rt.json(get, "/api/bmm/pxe_config/:name/", s.getPXEConfigList, listOnly("name"))
+	rt.json(get, "/api/bmm/pxe_config/:name/details/", s.getPXEConfigDetails)
+	rt.json(post, "/api/bmm/pxe_config/", s.postPXEConfig)
+	rt.json(post, "/api/bmm/pxe_config/:name/update/", s.postPXEConfigUpdate)
+	rt.json(post, "/api/bmm/image_pxe_config/", s.postImagePXEConfig)
+	rt.json(post, "/api/inventory/sync/", s.postInventorySync, s.requireToken)
+
+	// Cluster.
+	rt.json(get, "/api/cluster/status/", s.getClusterStatus)
+	rt.both(get, "/api/cluster/health", s.getClusterHealth) // monitors: no 303
+	rt.json(get, "/api/cluster/self/", s.getClusterSelf)
+	rt.json(post, "/api/cluster/join/", s.postClusterJoin, s.requireToken)
+	rt.json(post, "/api/cluster/remove/", s.postClusterRemove, s.requireToken)
+	rt.mount(get, "/_cluster/*path", s.cluster.Handler())
+	rt.mount(post, "/_cluster/*path", s.cluster.Handler())
+
+	return r
+}
+
+// routeTable registers routes on the router with the server's adapter.
+type routeTable struct {
+	s *Server
+	r *httprouter.Router
+}
+
+// json registers a JSON route at path (which ends in "/") and its
+// slash-less spelling. The checks run first, in order; then a slash-less
+// request is answered 303 to path + "/" + query; then h runs.
+func (rt routeTable) json(method, path string, h handlerFunc, checks ...check) {
+	wrapped := func(r *http.Request, ps httprouter.Params) (any, error) {
+		for _, c := range checks {
+			if err := c(r, ps); err != nil {
+				return nil, err
+			}
+		}
+		if rep, ok := redirectSlash(r); ok {
+			return rep, nil
+		}
+		return h(r, ps)
+	}
+	rt.r.Handle(method, path, rt.s.handle(wrapped))
+	rt.r.Handle(method, strings.TrimSuffix(path, "/"), rt.s.handle(wrapped))
+}
+
+// both registers h at path with and without a trailing slash, answering
+// both directly.
+func (rt routeTable) both(method, path string, h handlerFunc) {
+	path = strings.TrimSuffix(path, "/")
+	rt.r.Handle(method, path, rt.s.handle(h))
+	rt.r.Handle(method, path+"/", rt.s.handle(h))
+}
+
+// mount hands every path matching a catch-all pattern to h.
+func (rt routeTable) mount(method, path string, h http.Handler) {
+	rt.r.Handler(method, path, h)
+}
