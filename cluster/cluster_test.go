@@ -82,7 +82,7 @@ func (tn *testNode) stop() {
 
 // kill stops the node as a crash would.
 func (tn *testNode) kill() {
-	tn.n.kill()
+	tn.n.Kill()
 	tn.srv.CloseClientConnections()
 	tn.srv.Close()
 }

@@ -118,7 +118,7 @@ func (n *Node) onLeader(ctx context.Context, path string, body []byte, local fun
 			return ErrShutdown
 		case <-time.After(wait):
 		}
-		wait = min(wait*2, 500*time.Millisecond)
+		wait = min(wait*2, 100*time.Millisecond)
 	}
 }
 

@@ -18,8 +18,9 @@ import (
 // gossipLabel keeps other memberlist users on the network out of ours.
 const gossipLabel = "mozpool"
 
-// rejoinInterval is how often a node re-joins gossip peers it has lost.
-const rejoinInterval = 10 * time.Second
+// rejoinInterval is how often a node re-joins gossip peers it has lost (a
+// join to a dead address is one refused connection, so this is cheap).
+const rejoinInterval = 2 * time.Second
 
 func splitHostPort(a string) (string, int, error) {
 	host, p, err := net.SplitHostPort(a)

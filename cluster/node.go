@@ -259,9 +259,9 @@ func (n *Node) shutdown() error {
 	return err
 }
 
-// kill stops the node abruptly, as a crash would: no leadership transfer,
-// no gossip leave. Tests use it to simulate losing a server.
-func (n *Node) kill() {
+// Kill stops the node abruptly, as a crash would: no leadership transfer,
+// no gossip leave. Fault-injection tests use it to lose a server.
+func (n *Node) Kill() {
 	n.shutdownOnce.Do(func() {
 		close(n.shutdownCh)
 		n.transport.Close()

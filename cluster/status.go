@@ -59,7 +59,7 @@ func (n *Node) Status() Status {
 				ss.Healthy = ss.Gossip == "alive" && !(leading && p.raftFailing)
 				if !p.lastContact.IsZero() {
 					ms := time.Since(p.lastContact).Milliseconds()
-					if ss.Gossip == "alive" {
+					if ss.Healthy {
 						ms = 0 // gossip probes it every second; it is current
 					}
 					ss.LastContactMS = &ms

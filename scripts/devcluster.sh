@@ -42,9 +42,14 @@ node_url() {
 	sed -n 's/.*"http_addr": *"\([^"]*\)".*/\1/p' "$f"
 }
 
+# is_running I: node I's process exists and is not a zombie (a killed node
+# whose parent has gone may linger unreaped).
 is_running() {
-	local pidf=$dir/node$1/pid
-	[ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null
+	local pidf=$dir/node$1/pid pid
+	[ -f "$pidf" ] || return 1
+	pid=$(cat "$pidf")
+	kill -0 "$pid" 2>/dev/null || return 1
+	[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]
 }
 
 # wait_for CMD...: poll until CMD succeeds (30 s at most).
@@ -120,16 +125,15 @@ cmd_up() {
 
 cmd_down() {
 	[ -f "$dir/size" ] || return 0
-	local i pids=()
+	local i
 	for i in $(seq 1 "$(cat "$dir/size")"); do
 		if is_running "$i"; then
-			pids+=("$(cat "$dir/node$i/pid")")
 			kill -TERM "$(cat "$dir/node$i/pid")" 2>/dev/null || true
 		fi
 	done
-	for p in "${pids[@]}"; do
-		for _ in $(seq 1 200); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null || true
+	for i in $(seq 1 "$(cat "$dir/size")"); do
+		for _ in $(seq 1 200); do is_running "$i" || break; sleep 0.1; done
+		is_running "$i" && kill -KILL "$(cat "$dir/node$i/pid")" 2>/dev/null || true
 	done
 	echo "dev cluster down"
 }
@@ -153,6 +157,7 @@ cmd_kill() {
 	local i=${1:?usage: devcluster.sh kill I}
 	is_running "$i" || die "node $i is not running"
 	kill -KILL "$(cat "$dir/node$i/pid")"
+	for _ in $(seq 1 100); do is_running "$i" || break; sleep 0.05; done
 	echo "killed node $i"
 }
 
