@@ -57,33 +57,57 @@ func (n *Node) Apply(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (f
 	if err != nil {
 		return fsm.Result{}, err
 	}
-	var res fsm.Result
+	var res applied
 	err = n.onLeader(ctx, pathApply, b, func() error {
 		r, err := n.applyLocal(b)
-		res = r
+		res = applied{Result: r}
 		return err
 	}, &res)
-	return res, err
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	if res.Index > 0 {
+		// Forwarded: wait until this node has applied the entry too, so a
+		// client reading from the node it wrote through sees its write.
+		wctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+		defer cancel()
+		if err := n.cfg.FSM.WaitApplied(wctx, res.Index); err != nil {
+			n.logger.Warn("forwarded write committed but not yet applied here", "index", res.Index, "error", err)
+		}
+	}
+	return res.Result, nil
+}
+
+// applied is the leader's answer to a forwarded command: the FSM's result
+// and the log index it was applied at.
+type applied struct {
+	Result fsm.Result `json:"result"`
+	Index  uint64     `json:"index"`
 }
 
 // applyLocal proposes an encoded command on this node, which must lead.
 func (n *Node) applyLocal(b []byte) (fsm.Result, error) {
+	res, _, err := n.applyLocalIndex(b)
+	return res, err
+}
+
+func (n *Node) applyLocalIndex(b []byte) (fsm.Result, uint64, error) {
 	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
 			errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrEnqueueTimeout) {
-			return fsm.Result{}, fmt.Errorf("%w: %v", errRetry, err)
+			return fsm.Result{}, 0, fmt.Errorf("%w: %v", errRetry, err)
 		}
 		if errors.Is(err, raft.ErrRaftShutdown) {
-			return fsm.Result{}, ErrShutdown
+			return fsm.Result{}, 0, ErrShutdown
 		}
-		return fsm.Result{}, err
+		return fsm.Result{}, 0, err
 	}
 	res, ok := f.Response().(fsm.Result)
 	if !ok {
-		return fsm.Result{}, fmt.Errorf("cluster: unexpected fsm response %T", f.Response())
+		return fsm.Result{}, 0, fmt.Errorf("cluster: unexpected fsm response %T", f.Response())
 	}
-	return res, nil
+	return res, f.Index(), nil
 }
 
 // onLeader runs local when this node leads, and otherwise POSTs body to the
@@ -191,7 +215,8 @@ func (n *Node) Handler() http.Handler {
 		if _, err := fsm.Decode(b, nil); err != nil {
 			return nil, fmt.Errorf("%w: %v", errBadRequest, err)
 		}
-		return n.applyLocal(b)
+		res, index, err := n.applyLocalIndex(b)
+		return applied{Result: res, Index: index}, err
 	}))
 	mux.HandleFunc("POST "+pathJoin, n.internal(func(b []byte) (any, error) {
 		var id Identity

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -80,6 +81,25 @@ func (f *FSM) Read(fn func(s *State)) {
 
 // AppliedIndex is the index of the last log entry applied.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// WaitApplied blocks until the entry at index has been applied or ctx ends.
+// A node that forwarded a write waits for it so that its own reads show the
+// write (read-your-writes on the node a client talks to).
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	if f.applied.Load() >= index {
+		return nil
+	}
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for f.applied.Load() < index {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
 
 // Apply applies one committed log entry. It is deterministic: it reads no
 // clock (commands carry the proposer's time), draws no random numbers and

@@ -274,10 +274,14 @@ func (s *Store) write(batch []fsm.LogEntry) error {
 }
 
 // Query returns the entries of one device or request (kind is fsm.LogDevice
-// or fsm.LogRequest) selected by q, oldest first. Entries still queued by
-// Append are not seen; call Sync first to see them.
+// or fsm.LogRequest) selected by q, oldest first. It first waits for the
+// entries appended before the call to be written (Sync), so a log read right
+// after a command was applied shows that command's lines.
 func (s *Store) Query(kind, name string, q Query) ([]Entry, error) {
 	if err := checkKind(kind); err != nil {
+		return nil, err
+	}
+	if err := s.Sync(); err != nil {
 		return nil, err
 	}
 	if err := s.enter(); err != nil {

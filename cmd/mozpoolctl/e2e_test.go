@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/cluster/clustertest"
+	"github.com/mozpool/mozpool/fsm"
+)
+
+// These tests drive mozpoolctl and the HTTP API against a real 3-node
+// cluster (TCP transports, bolt stores, gossip) on loopback.
+
+func ctl(t *testing.T, server string, args ...string) (string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(append([]string{"--server", server, "--token", clustertest.Token}, args...), &out, &errOut)
+	return out.String() + errOut.String(), code
+}
+
+func deviceCount(f *fsm.FSM) int {
+	n := 0
+	f.Read(func(s *fsm.State) { n = len(s.Devices) })
+	return n
+}
+
+func comments(f *fsm.FSM, dev string) string {
+	c := ""
+	f.Read(func(s *fsm.State) {
+		if d, ok := s.Devices[dev]; ok {
+			c = d.Comments
+		}
+	})
+	return c
+}
+
+func TestE2E_MozpoolctlOnRealCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node cluster test")
+	}
+	c := clustertest.New(t, 3)
+	follower := c.Followers()[0]
+
+	out, code := ctl(t, follower.URL, "inventory", "sync", "--dry-run", "../../lab/lab.json")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "+ device panda-0001")
+	require.Zero(t, deviceCount(follower.FSM), "a dry run changes nothing")
+
+	out, code = ctl(t, follower.URL, "inventory", "sync", "../../lab/lab.json")
+	require.Equal(t, 1, code, "30 new devices exceed the safety valve without --ship-it: %s", out)
+	out, code = ctl(t, follower.URL, "inventory", "sync", "--ship-it", "../../lab/lab.json")
+	require.Equal(t, 0, code, out)
+	for _, n := range c.Nodes {
+		require.Eventually(t, func() bool { return deviceCount(n.FSM) == 30 }, 5*time.Second, 10*time.Millisecond)
+	}
+
+	// A write sent to a follower is applied on every node.
+	out, code = ctl(t, follower.URL, "device", "set-comments", "panda-0001", "cable loose")
+	require.Equal(t, 0, code, out)
+	for _, n := range c.Nodes {
+		require.Eventually(t, func() bool { return comments(n.FSM, "panda-0001") == "cable loose" }, 5*time.Second, 10*time.Millisecond)
+	}
+	out, code = ctl(t, follower.URL, "device", "set-comments", "nosuch", "x")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "404")
+
+	// A 4th node joins with mozpoolctl join; repeating the join is a no-op.
+	n4 := c.StartNode(clustertest.NodeName(4), "", "", false)
+	out, code = ctl(t, follower.URL, "join", n4.URL)
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "added")
+	out, code = ctl(t, follower.URL, "join", n4.URL)
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "unchanged")
+	c.Nodes = append(c.Nodes, n4)
+	require.Eventually(t, func() bool { return deviceCount(n4.FSM) == 30 }, 10*time.Second, 10*time.Millisecond, "the new node catches up")
+	require.Eventually(t, func() bool {
+		_, code := ctl(t, n4.URL, "health")
+		return code == 0
+	}, 10*time.Second, 20*time.Millisecond)
+
+	out, code = ctl(t, n4.URL, "--json", "status")
+	require.Equal(t, 0, code, out)
+	var st struct {
+		Servers        []struct{ ID, Suffrage string }
+		DevicesByState map[string]int `json:"devices_by_state"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	require.Len(t, st.Servers, 4)
+	require.Equal(t, map[string]int{"new": 30}, st.DevicesByState)
+
+	// Remove it again.
+	out, code = ctl(t, follower.URL, "remove", n4.Cluster.ID())
+	require.Equal(t, 0, code, out)
+	out, code = ctl(t, follower.URL, "--json", "status")
+	require.Equal(t, 0, code, out)
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	require.Len(t, st.Servers, 3)
+
+	// Joining needs the token.
+	var errOut bytes.Buffer
+	code = run([]string{"--server", follower.URL, "join", n4.URL}, io.Discard, &errOut)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut.String(), "403")
+}
+
+func get(t *testing.T, url string) (*http.Response, map[string]any) {
+	t.Helper()
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &body)
+	return resp, body
+}
+
+func post(t *testing.T, url, body string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func TestE2E_HTTPOnFollowerAndFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node cluster test")
+	}
+	c := clustertest.New(t, 3)
+	inv, err := loadInventory("../../lab/lab.json")
+	require.NoError(t, err)
+	c.LoadInventory(inv)
+	f := c.Followers()[0]
+	require.Eventually(t, func() bool { return deviceCount(f.FSM) == 30 }, 5*time.Second, 10*time.Millisecond)
+	u := f.URL
+
+	resp, body := get(t, u+"/api/version/")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "application/json; charset=utf-8", resp.Header.Get("Content-Type"))
+	require.Equal(t, "4.2.1", body["version"])
+	resp, _ = get(t, u+"/api/device/list?details=1")
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.Equal(t, "/api/device/list/?details=1", resp.Header.Get("Location"))
+	resp, _ = get(t, u+"/api/device/nosuch/state/")
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	resp, body = get(t, u+"/api/device/panda-0001/log/")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NotEmpty(t, body["log"], "registration is logged on every node")
+
+	r, b := post(t, u+"/api/device/panda-0002/set-environment/", `{"environment": "zz"}`)
+	require.Equal(t, http.StatusOK, r.StatusCode, b)
+	require.Equal(t, "null", strings.TrimSpace(b))
+	r, b = post(t, u+"/api/device/panda-0002/set-environment/", `{"environment": 5}`)
+	require.Equal(t, http.StatusBadRequest, r.StatusCode, b)
+	require.Contains(t, b, `"error"`)
+	resp, body = get(t, u+"/api/environment/list/")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, body["environments"], "zz")
+
+	resp, body = get(t, u+"/api/cluster/status/")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Len(t, body["servers"], 3)
+	require.EqualValues(t, 1, body["failure_tolerance"])
+	resp, _ = get(t, u+"/api/cluster/health")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// Kill the leader: writes through a surviving node succeed again once a
+	// new leader is elected (the forward is held through the election).
+	old := c.WaitLeader()
+	old.Kill()
+	survivor := c.Live()[0]
+	r, b = post(t, survivor.URL+"/api/device/panda-0003/set-comments/", `{"comments": "after failover"}`)
+	require.Equal(t, http.StatusOK, r.StatusCode, b)
+	newLeader := c.WaitLeader()
+	require.NotEqual(t, old.Cluster.ID(), newLeader.Cluster.ID())
+	for _, n := range c.Live() {
+		require.Eventually(t, func() bool { return comments(n.FSM, "panda-0003") == "after failover" }, 5*time.Second, 10*time.Millisecond)
+	}
+
+	// The killed node comes back from its data dir and catches up.
+	back := c.Restart(old)
+	require.Eventually(t, func() bool { return comments(back.FSM, "panda-0003") == "after failover" }, 15*time.Second, 20*time.Millisecond)
+	resp, body = get(t, back.URL+"/api/device/panda-0002/details/")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "zz", body["device"].(map[string]any)["environment"])
+	require.NoError(t, back.Client().Health(context.Background()))
+}
