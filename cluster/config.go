@@ -55,6 +55,13 @@ type Config struct {
 	ElectionTimeout  time.Duration
 	// LeaderLeaseTimeout default 500 ms; must be ≤ HeartbeatTimeout.
 	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is how long the leader waits without new entries before
+	// it tells followers the commit index. Followers apply a committed
+	// entry only when they learn of it, and a follower that forwarded a
+	// write waits for that, so this bounds the extra latency of writes made
+	// through a follower. Default 5 ms (raft's default is 50 ms); an idle
+	// leader then sends each follower one small RPC every 5–10 ms.
+	CommitTimeout time.Duration
 	// ApplyTimeout bounds enqueueing one command on the leader. Default 10 s.
 	ApplyTimeout time.Duration
 	// ForwardHold is how long a write is held and retried while no leader
@@ -77,6 +84,7 @@ func DefaultConfig() Config {
 		HeartbeatTimeout:   time.Second,
 		ElectionTimeout:    time.Second,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
 		ApplyTimeout:       10 * time.Second,
 		ForwardHold:        7 * time.Second,
 		MaxVoters:          5,
@@ -106,6 +114,8 @@ func (c *Config) Validate() error {
 		return errors.New("cluster: election timeout must not be below heartbeat timeout")
 	case c.MaxVoters < 1:
 		return errors.New("cluster: max voters must be at least 1")
+	case c.CommitTimeout < 5*time.Millisecond:
+		return errors.New("cluster: commit timeout must be at least 5 ms")
 	case c.ForwardHold <= 0 || c.ApplyTimeout <= 0 || c.RegisterInterval <= 0:
 		return errors.New("cluster: forward hold, apply timeout and register interval must be positive")
 	}

@@ -31,14 +31,24 @@ func benchInventory(devices int) fsm.Inventory {
 
 // BenchmarkReplicatedWrites measures replicated writes per second through the
 // HTTP API of a 3-node loopback cluster (fsync on, as in production). Each
-// write is a set-comments POST sent round-robin to all three nodes, so two
-// in three are forwarded to the leader.
+// write is a set-comments POST sent round-robin to all three nodes (target
+// all: two in three are forwarded to the leader, and the forwarding node waits
+// until it has applied the write itself), or only to the leader.
 func BenchmarkReplicatedWrites(b *testing.B) {
 	c := New(b, 3)
 	c.LoadInventory(benchInventory(64))
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}, Timeout: 30 * time.Second}
-	for _, clients := range []int{1, 16, 64} {
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+	cases := []struct {
+		clients int
+		target  string
+	}{{1, "all"}, {16, "all"}, {64, "all"}, {1, "leader"}, {64, "leader"}}
+	for _, tc := range cases {
+		clients := tc.clients
+		targets := c.Nodes
+		if tc.target == "leader" {
+			targets = []*Node{c.WaitLeader()}
+		}
+		b.Run(fmt.Sprintf("target=%s/clients=%d", tc.target, clients), func(b *testing.B) {
 			var next atomic.Int64
 			var failed atomic.Int64
 			var wg sync.WaitGroup
@@ -55,7 +65,7 @@ func BenchmarkReplicatedWrites(b *testing.B) {
 						if i > int64(b.N) {
 							return
 						}
-						node := c.Nodes[int(i)%len(c.Nodes)]
+						node := targets[int(i)%len(targets)]
 						url := fmt.Sprintf("%s/api/device/panda-%04d/set-comments/", node.URL, w+1)
 						resp, err := hc.Post(url, "application/json", bytes.NewReader(body))
 						if err != nil {

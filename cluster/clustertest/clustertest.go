@@ -206,9 +206,24 @@ func (c *Cluster) Followers() []*Node {
 	return out
 }
 
-// LoadInventory syncs inv through the first live node (ship-it).
+// LoadInventory syncs inv through the first live node (ship-it) and waits
+// until every live node has applied it.
 func (c *Cluster) LoadInventory(inv fsm.Inventory) {
 	c.t.Helper()
 	_, err := c.Live()[0].Client().SyncInventory(context.Background(), inv, false, true)
 	require.NoError(c.t, err)
+	c.WaitConverged()
+}
+
+// WaitConverged waits until every live node has applied the leader's log.
+func (c *Cluster) WaitConverged() {
+	c.t.Helper()
+	leader := c.WaitLeader()
+	want := leader.FSM.AppliedIndex()
+	for _, n := range c.Live() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := n.FSM.WaitApplied(ctx, want)
+		cancel()
+		require.NoError(c.t, err, "%s did not catch up to index %d", n.Name, want)
+	}
 }
