@@ -39,6 +39,8 @@ type Identity struct {
 	HTTPAddr string `json:"http_addr"` // base URL, e.g. http://10.0.0.5:8010
 	// GossipAddr is the memberlist address (host:port).
 	GossipAddr string `json:"gossip_addr,omitempty"`
+	// TFTPAddr is where the node serves network boot files, if it does.
+	TFTPAddr string `json:"tftp_addr,omitempty"`
 }
 
 // JoinResult says what a join did.

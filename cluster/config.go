@@ -36,6 +36,9 @@ type Config struct {
 	GossipAdvertise string
 	// HTTPAddr is this node's advertised API base URL. Required.
 	HTTPAddr string
+	// TFTPAddr is the address of this node's TFTP server (host:port), if
+	// it runs one; boards of its rack fetch their PXE files there.
+	TFTPAddr string
 
 	// Bootstrap makes this node found a new cluster if its data dir holds
 	// no Raft state. Set it on the first node only, once.

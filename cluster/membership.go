@@ -95,7 +95,7 @@ func (n *Node) upsertServer(id Identity) error {
 	b, err := fsm.Encode(fsm.CmdServerUpsert, &fsm.ServerUpsert{
 		Header: fsm.Header{At: now()},
 		Name:   id.Name, NodeID: id.ID, Rack: id.Rack,
-		RaftAddr: id.RaftAddr, HTTPAddr: id.HTTPAddr, GossipAddr: id.GossipAddr,
+		RaftAddr: id.RaftAddr, HTTPAddr: id.HTTPAddr, GossipAddr: id.GossipAddr, TFTPAddr: id.TFTPAddr,
 	})
 	if err != nil {
 		return err

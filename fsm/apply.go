@@ -14,4 +14,5 @@ var appliers = map[CommandType]func(*txn, []byte) (any, error){
 	CmdDeviceSetComments:    (*txn).applyDeviceSetComments,
 	CmdDeviceSetEnvironment: (*txn).applyDeviceSetEnvironment,
 	CmdLogAppend:            (*txn).applyLogAppend,
+	CmdDeviceSetNextBoot:    (*txn).applyDeviceSetNextBoot,
 }

@@ -34,6 +34,18 @@ func (tx *txn) applyDeviceSetEnvironment(b []byte) (any, error) {
 	return nil, nil
 }
 
+func (tx *txn) applyDeviceSetNextBoot(b []byte) (any, error) {
+	var c DeviceSetNextBoot
+	tx.decode(b, &c)
+	d, ok := tx.s.Devices[c.Device]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownDevice, c.Device)
+	}
+	d.NextBootConfig = c.BootConfig
+	tx.touchDevice(d.Name)
+	return nil, nil
+}
+
 func (tx *txn) applyLogAppend(b []byte) (any, error) {
 	var c LogAppend
 	tx.decode(b, &c)

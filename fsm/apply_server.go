@@ -11,7 +11,7 @@ func (tx *txn) applyServerUpsert(b []byte) (any, error) {
 	s := tx.s
 	// A node id is bound to one server name: rebinding moves it.
 	if old := s.ServerByNode(c.NodeID); old != nil && old.Name != c.Name {
-		old.NodeID, old.RaftAddr, old.HTTPAddr, old.GossipAddr = "", "", "", ""
+		old.NodeID, old.RaftAddr, old.HTTPAddr, old.GossipAddr, old.TFTPAddr = "", "", "", "", ""
 	}
 	srv, ok := s.Servers[c.Name]
 	if !ok {
@@ -19,6 +19,7 @@ func (tx *txn) applyServerUpsert(b []byte) (any, error) {
 		s.Servers[c.Name] = srv
 	}
 	srv.NodeID, srv.RaftAddr, srv.HTTPAddr, srv.GossipAddr = c.NodeID, c.RaftAddr, c.HTTPAddr, c.GossipAddr
+	srv.TFTPAddr = c.TFTPAddr
 	if c.Rack != "" {
 		srv.Rack = c.Rack
 	}
@@ -33,6 +34,6 @@ func (tx *txn) applyServerRemove(b []byte) (any, error) {
 	if srv == nil {
 		return nil, fmt.Errorf("%w: node %q", ErrUnknownServer, c.NodeID)
 	}
-	srv.NodeID, srv.RaftAddr, srv.HTTPAddr, srv.GossipAddr = "", "", "", ""
+	srv.NodeID, srv.RaftAddr, srv.HTTPAddr, srv.GossipAddr, srv.TFTPAddr = "", "", "", "", ""
 	return nil, nil
 }

@@ -327,3 +327,40 @@ func TestApply_LogAppend(t *testing.T) {
 	// Log lines are not state.
 	requireState(t, before, f)
 }
+
+func TestApply_DeviceSetNextBoot(t *testing.T) {
+	f := testFSM(t)
+	syncSample(t, f)
+	applyOK(t, f, 2, fsm.CmdDeviceSetNextBoot, fsm.DeviceSetNextBoot{Header: fsm.Header{At: t0}, Device: "panda-0001", BootConfig: `{"b2gbase": "x"}`})
+	f.Read(func(s *fsm.State) {
+		d := s.Devices["panda-0001"]
+		require.Equal(t, `{"b2gbase": "x"}`, d.NextBootConfig)
+		require.Empty(t, d.NextImage, "the next image is left as it is")
+	})
+	before := snapshotBytes(t, f)
+	res := apply(t, f, 3, fsm.CmdDeviceSetNextBoot, fsm.DeviceSetNextBoot{Header: fsm.Header{At: t0}, Device: "nosuch"})
+	require.ErrorIs(t, res.Error(), fsm.ErrUnknownDevice)
+	requireState(t, before, f)
+}
+
+func TestInventory_IPAddress(t *testing.T) {
+	f := testFSM(t)
+	inv := sampleInventory()
+	inv.Devices[0].IPAddress = "127.1.1.1"
+	applyOK(t, f, 1, fsm.CmdInventorySync, fsm.InventorySync{Header: fsm.Header{At: t0}, Inventory: inv, ShipIt: true})
+	f.Read(func(s *fsm.State) {
+		d := s.Devices[inv.Devices[0].Name]
+		require.Equal(t, "127.1.1.1", d.Address())
+		other := s.Devices[inv.Devices[1].Name]
+		require.Equal(t, other.FQDN, other.Address(), "without an ip address the fqdn is used")
+	})
+	inv.Devices[0].IPAddress = "127.1.1.2"
+	res := applyOK(t, f, 2, fsm.CmdInventorySync, fsm.InventorySync{Header: fsm.Header{At: t0}, Inventory: inv})
+	var diff fsm.InventoryDiff
+	require.NoError(t, res.Decode(&diff))
+	require.Equal(t, []fsm.Change{{Op: "update", Kind: "device", Name: inv.Devices[0].Name, Fields: []string{"ip_address"}}}, diff.Changes)
+
+	inv.Devices[0].IPAddress = "not-an-ip"
+	res = apply(t, f, 3, fsm.CmdInventorySync, fsm.InventorySync{Header: fsm.Header{At: t0}, Inventory: inv})
+	require.ErrorIs(t, res.Error(), fsm.ErrInvalid)
+}

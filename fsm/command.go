@@ -24,6 +24,7 @@ const (
 	CmdDeviceSetComments    CommandType = 7
 	CmdDeviceSetEnvironment CommandType = 8
 	CmdLogAppend            CommandType = 9
+	CmdDeviceSetNextBoot    CommandType = 10
 
 	// IgnoreUnknown is or-ed into a type byte for commands that older nodes
 	// may skip safely. A node that does not know a type without this bit
@@ -41,6 +42,7 @@ var commandNames = map[CommandType]string{
 	CmdDeviceSetComments:    "device_set_comments",
 	CmdDeviceSetEnvironment: "device_set_environment",
 	CmdLogAppend:            "log_append",
+	CmdDeviceSetNextBoot:    "device_set_next_boot",
 }
 
 func (t CommandType) String() string {
@@ -105,6 +107,8 @@ type ServerUpsert struct {
 	HTTPAddr string `json:"http_addr"`
 	// GossipAddr is the node's memberlist address (host:port).
 	GossipAddr string `json:"gossip_addr,omitempty"`
+	// TFTPAddr is the node's TFTP server address (host:port), if any.
+	TFTPAddr string `json:"tftp_addr,omitempty"`
 }
 
 // ServerRemove detaches a cluster node from its imaging server entry. The
@@ -163,6 +167,15 @@ type DeviceSetEnvironment struct {
 	Header
 	Device      string `json:"device"`
 	Environment string `json:"environment"`
+}
+
+// DeviceSetNextBoot sets the boot config a device will be given by its
+// next network boot (served by GET /api/device/{id}/bootconfig/). The BMM
+// power-cycle route uses it; the next image is left as it is.
+type DeviceSetNextBoot struct {
+	Header
+	Device     string `json:"device"`
+	BootConfig string `json:"boot_config"`
 }
 
 // LogAppend files log lines for devices or requests without changing state.

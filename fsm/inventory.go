@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -66,6 +67,10 @@ type InventoryDevice struct {
 	RelayInfo     string `json:"relay_info"`
 	HardwareType  string `json:"hardware_type"`
 	HardwareModel string `json:"hardware_model"`
+	// IPAddress, when set, is the address the imaging server uses to reach
+	// the board (ping, SUT agent) and recognises it by (syslog) instead of
+	// resolving its fqdn.
+	IPAddress string `json:"ip_address,omitempty"`
 	// Environment, when set, is the device's environment; when empty the
 	// environment set through the API is kept.
 	Environment string `json:"environment,omitempty"`
@@ -152,6 +157,7 @@ func deviceFields(d *Device, in *InventoryDevice, mac, hw string) []string {
 	add("imaging_server", d.ImagingServer != in.ImagingServer)
 	add("relay_info", d.RelayInfo != in.RelayInfo)
 	add("hardware_type", d.HardwareType != hw)
+	add("ip_address", d.IPAddress != in.IPAddress)
 	add("environment", in.Environment != "" && d.Environment != in.Environment)
 	return f
 }
@@ -251,6 +257,9 @@ func (s *State) validateInventory(inv *Inventory) (map[int64]string, error) {
 			if _, err := relayHost(d.RelayInfo); err != nil {
 				return nil, fmt.Errorf("device %q: %w", d.Name, err)
 			}
+		}
+		if d.IPAddress != "" && net.ParseIP(d.IPAddress) == nil {
+			return nil, fmt.Errorf("%w: device %q ip_address %q", ErrInvalid, d.Name, d.IPAddress)
 		}
 		if len(d.Environment) > maxEnvironmentLen {
 			return nil, fmt.Errorf("%w: device %q environment too long", ErrInvalid, d.Name)
@@ -387,6 +396,7 @@ func (tx *txn) mergeInventory(inv Inventory, shipIt bool) (*InventoryDiff, error
 			}
 		}
 		d.Name, d.FQDN, d.MAC, d.ImagingServer, d.RelayInfo, d.HardwareType = in.Name, in.FQDN, mac, in.ImagingServer, in.RelayInfo, hw
+		d.IPAddress = in.IPAddress
 		if in.Environment != "" {
 			d.Environment = in.Environment
 		}

@@ -16,6 +16,9 @@ type ImagingServer struct {
 	HTTPAddr string `json:"http_addr,omitempty"`
 	// GossipAddr is the node's memberlist address, used to rejoin gossip.
 	GossipAddr string `json:"gossip_addr,omitempty"`
+	// TFTPAddr is where the node serves network boot files ("" if it
+	// does not).
+	TFTPAddr string `json:"tftp_addr,omitempty"`
 }
 
 // HardwareType is a board type and model, e.g. panda / ES Rev B2.
@@ -69,8 +72,10 @@ type Device struct {
 	ImagingServer string `json:"imaging_server"`
 	RelayInfo     string `json:"relay_info"`
 	HardwareType  string `json:"hardware_type"` // HardwareKey
-	Environment   string `json:"environment"`
-	Comments      string `json:"comments"`
+	// IPAddress is the board's address when the inventory gives one.
+	IPAddress   string `json:"ip_address,omitempty"`
+	Environment string `json:"environment"`
+	Comments    string `json:"comments"`
 
 	State string `json:"state"`
 	// StateDeadline is when the state times out; zero means no timeout.
@@ -92,6 +97,15 @@ type Device struct {
 	// LastUsed is when the device was last claimed; device choice prefers
 	// the least recently used.
 	LastUsed time.Time `json:"last_used,omitzero"`
+}
+
+// Address is how the imaging server reaches the board: its IP address
+// when the inventory gives one, else its fqdn.
+func (d *Device) Address() string {
+	if d.IPAddress != "" {
+		return d.IPAddress
+	}
+	return d.FQDN
 }
 
 // Request is a reservation of a device (the Mozpool layer).
