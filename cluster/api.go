@@ -59,6 +59,7 @@ type ServerStatus struct {
 	Suffrage string `json:"suffrage"`
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
+	TFTPAddr string `json:"tftp_addr,omitempty"`
 	Leader   bool   `json:"leader"`
 	// Healthy is false when gossip reports the node suspect or dead, or
 	// (seen from the leader) Raft heartbeats to it fail.

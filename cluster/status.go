@@ -46,7 +46,7 @@ func (n *Node) Status() Status {
 			ident := n.identityOf(id)
 			ss := ServerStatus{
 				ID: id, Name: ident.Name, Rack: ident.Rack,
-				Suffrage: suffrageName(s.Suffrage), RaftAddr: string(s.Address), HTTPAddr: ident.HTTPAddr,
+				Suffrage: suffrageName(s.Suffrage), RaftAddr: string(s.Address), HTTPAddr: ident.HTTPAddr, TFTPAddr: ident.TFTPAddr,
 				Leader: st.Leader != nil && st.Leader.ID == id,
 			}
 			if id == n.id {
