@@ -2,9 +2,11 @@ package fsm
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -100,20 +102,47 @@ func SafetyLimit(known, incoming int) int {
 	return max(5, known/10, incoming/10)
 }
 
-// relayHost extracts the host of a relay_info string host[:port]:bankB:relayR.
-func relayHost(ri string) (string, error) {
+// defaultRelayPort is the ProXR TCP port when relay_info names none.
+const defaultRelayPort = 2101
+
+// relayAddr extracts the board address of a relay_info string
+// host[:port]:bankB:relayR.
+func relayAddr(ri string) (host string, port int, err error) {
 	i := strings.Index(ri, ":bank")
 	if i <= 0 || !strings.Contains(ri[i:], ":relay") {
-		return "", fmt.Errorf("%w: relay_info %q is not host[:port]:bankB:relayR", ErrInvalid, ri)
+		return "", 0, fmt.Errorf("%w: relay_info %q is not host[:port]:bankB:relayR", ErrInvalid, ri)
 	}
-	host := ri[:i]
-	if j := strings.LastIndex(host, ":"); j >= 0 {
-		host = host[:j]
+	return splitRelayHost(ri[:i])
+}
+
+// splitRelayHost splits "host[:port]", the port defaulting to 2101.
+func splitRelayHost(hp string) (string, int, error) {
+	host, port := hp, defaultRelayPort
+	if j := strings.LastIndex(hp, ":"); j >= 0 {
+		p, err := strconv.Atoi(hp[j+1:])
+		if err != nil || p <= 0 || p > 65535 {
+			return "", 0, fmt.Errorf("%w: relay board address %q has a bad port", ErrInvalid, hp)
+		}
+		host, port = hp[:j], p
 	}
 	if host == "" {
-		return "", fmt.Errorf("%w: relay_info %q has no host", ErrInvalid, ri)
+		return "", 0, fmt.Errorf("%w: relay board address %q has no host", ErrInvalid, hp)
 	}
-	return host, nil
+	return host, port, nil
+}
+
+// relayBoardName derives a board's name from its address: the first label
+// of a host name, or "relay-" and the dashed IP address; a port other than
+// the default is appended.
+func relayBoardName(host string, port int) string {
+	name, _, _ := strings.Cut(host, ".")
+	if net.ParseIP(host) != nil {
+		name = "relay-" + strings.NewReplacer(".", "-", ":", "-").Replace(host)
+	}
+	if port != defaultRelayPort {
+		name += "-" + strconv.Itoa(port)
+	}
+	return name
 }
 
 func (tx *txn) applyInventorySync(b []byte) (any, error) {
@@ -219,6 +248,14 @@ func (s *State) validateInventory(inv *Inventory) (map[int64]string, error) {
 		if rb.FQDN == "" || !servers[rb.ImagingServer] {
 			return nil, fmt.Errorf("%w: relay board %q needs an fqdn and a known imaging server", ErrInvalid, rb.FQDN)
 		}
+		if _, _, err := splitRelayHost(rb.FQDN); err != nil {
+			return nil, err
+		}
+		if rb.Name != "" {
+			if err := ValidName(rb.Name); err != nil {
+				return nil, fmt.Errorf("relay board: %w", err)
+			}
+		}
 	}
 	macs := map[int64]string{}
 	names := map[string]bool{}
@@ -254,7 +291,7 @@ func (s *State) validateInventory(inv *Inventory) (map[int64]string, error) {
 			return nil, fmt.Errorf("%w: device %q is %q", ErrUnknownHardwareType, d.Name, HardwareKey(d.HardwareType, d.HardwareModel))
 		}
 		if d.RelayInfo != "" {
-			if _, err := relayHost(d.RelayInfo); err != nil {
+			if _, _, err := relayAddr(d.RelayInfo); err != nil {
 				return nil, fmt.Errorf("device %q: %w", d.Name, err)
 			}
 		}
@@ -414,46 +451,48 @@ func opFor(existed bool) string {
 	return "add"
 }
 
-// mergeRelayBoards adds the boards listed or named by relay_info; a board
-// named by devices of several imaging servers keeps the first one (sorted).
+// mergeRelayBoards adds the boards listed or named by relay_info, keyed by
+// address (host and port); a board named by devices of several imaging
+// servers keeps the first one, in inventory order.
 func (tx *txn) mergeRelayBoards(inv Inventory, diff *InventoryDiff) {
 	s := tx.s
-	want := map[string]string{} // fqdn -> imaging server
+	type board struct {
+		host   string
+		port   int
+		server string
+		name   string
+	}
+	want := map[string]*board{} // host:port
 	for _, d := range inv.Devices {
 		if d.RelayInfo == "" {
 			continue
 		}
-		host, _ := relayHost(d.RelayInfo)
-		if _, ok := want[host]; !ok {
-			want[host] = d.ImagingServer
+		host, port, _ := relayAddr(d.RelayInfo)
+		key := net.JoinHostPort(host, strconv.Itoa(port))
+		if _, ok := want[key]; !ok {
+			want[key] = &board{host: host, port: port, server: d.ImagingServer}
 		}
 	}
-	names := map[string]string{}
 	for _, rb := range inv.RelayBoards {
-		want[rb.FQDN] = rb.ImagingServer
-		if rb.Name != "" {
-			names[rb.FQDN] = rb.Name
-		}
+		host, port, _ := splitRelayHost(rb.FQDN)
+		key := net.JoinHostPort(host, strconv.Itoa(port))
+		want[key] = &board{host: host, port: port, server: rb.ImagingServer, name: rb.Name}
 	}
-	hosts := make([]string, 0, len(want))
-	for h := range want {
-		hosts = append(hosts, h)
-	}
-	slices.Sort(hosts)
-	for _, host := range hosts {
-		name := names[host]
+	for _, key := range slices.Sorted(maps.Keys(want)) {
+		b := want[key]
+		name := b.name
 		if name == "" {
-			name, _, _ = strings.Cut(host, ".")
+			name = relayBoardName(b.host, b.port)
 		}
 		rb, ok := s.RelayBoards[name]
-		if ok && rb.FQDN == host && rb.ImagingServer == want[host] {
+		if ok && rb.FQDN == b.host && rb.Port == b.port && rb.ImagingServer == b.server {
 			continue
 		}
 		if !ok {
 			rb = &RelayBoard{ID: s.nextID("relay_board"), Name: name}
 			s.RelayBoards[name] = rb
 		}
-		rb.FQDN, rb.ImagingServer = host, want[host]
+		rb.FQDN, rb.Port, rb.ImagingServer = b.host, b.port, b.server
 		diff.Changes = append(diff.Changes, Change{Op: opFor(ok), Kind: "relay_board", Name: name})
 	}
 }

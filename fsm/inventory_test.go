@@ -88,10 +88,10 @@ func TestInventory_RelayBoards(t *testing.T) {
 			got[name] = r
 		}
 		require.Equal(t, map[string]fsm.RelayBoard{
-			"relay-1": {Name: "relay-1", FQDN: "relay-1.lab", ImagingServer: "mobile-imaging-001"},
-			"relay-2": {Name: "relay-2", FQDN: "relay-2.lab", ImagingServer: "mobile-imaging-002"},
-			"relay-3": {Name: "relay-3", FQDN: "relay-3.lab", ImagingServer: "mobile-imaging-002"},
-			"relay-x": {Name: "relay-x", FQDN: "relay-x.lab", ImagingServer: "mobile-imaging-002"},
+			"relay-1": {Name: "relay-1", FQDN: "relay-1.lab", Port: 2101, ImagingServer: "mobile-imaging-001"},
+			"relay-2": {Name: "relay-2", FQDN: "relay-2.lab", Port: 2101, ImagingServer: "mobile-imaging-002"},
+			"relay-3": {Name: "relay-3", FQDN: "relay-3.lab", Port: 2101, ImagingServer: "mobile-imaging-002"},
+			"relay-x": {Name: "relay-x", FQDN: "relay-x.lab", Port: 2101, ImagingServer: "mobile-imaging-002"},
 		}, got)
 	})
 
@@ -101,6 +101,31 @@ func TestInventory_RelayBoards(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []fsm.Change{{Op: "update", Kind: "relay_board", Name: "relay-1"}}, diff.Changes)
 	f.Read(func(s *fsm.State) { require.Equal(t, "mobile-imaging-002", s.RelayBoards["relay-1"].ImagingServer) })
+}
+
+func TestInventory_RelayBoardAddresses(t *testing.T) {
+	f := testFSM(t)
+	inv := sampleInventory()
+	inv.Devices[0].RelayInfo = "127.2.0.1:40001:bank1:relay1"
+	inv.Devices[1].RelayInfo = "127.2.0.1:40001:bank1:relay2" // same board
+	inv.Devices[2].RelayInfo = "127.2.0.2:bank1:relay1"       // default port
+	inv.Devices[3].RelayInfo = ""
+	inv.RelayBoards = nil
+	_, err := sync(t, f, 1, t0, inv, false)
+	require.NoError(t, err)
+	f.Read(func(s *fsm.State) {
+		require.Len(t, s.RelayBoards, 2)
+		rb := s.RelayBoards["relay-127-2-0-1-40001"]
+		require.NotNil(t, rb)
+		require.Equal(t, "127.2.0.1", rb.FQDN)
+		require.Equal(t, 40001, rb.Port)
+		rb = s.RelayBoards["relay-127-2-0-2"]
+		require.NotNil(t, rb)
+		require.Equal(t, 2101, rb.Port)
+	})
+	inv.Devices[0].RelayInfo = "127.2.0.1:99999:bank1:relay1"
+	_, err = sync(t, f, 2, t0, inv, false)
+	require.ErrorIs(t, err, fsm.ErrInvalid)
 }
 
 func TestInventory_Update(t *testing.T) {

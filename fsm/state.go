@@ -136,7 +136,8 @@ type Request struct {
 type RelayBoard struct {
 	ID            int64  `json:"id"`
 	Name          string `json:"name"`
-	FQDN          string `json:"fqdn"`
+	FQDN          string `json:"fqdn"` // host, without the port
+	Port          int    `json:"port"`
 	ImagingServer string `json:"imaging_server"`
 }
 
