@@ -362,4 +362,3 @@ func (c *Controller) TestRelayBoard(ctx context.Context, board string) (bool, er
 	}
 	return true, nil
 }
-
