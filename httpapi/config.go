@@ -20,6 +20,10 @@ type Config struct {
 	Cluster Cluster
 	// Logs answers device log queries. Required.
 	Logs LogReader
+	// Hardware performs BMM operations on this node's own devices. Nil:
+	// the node has no hardware access and answers BMM routes for its own
+	// devices with 503 (others are still proxied to their owner).
+	Hardware Hardware
 	// Logger receives request logs (debug) and server errors (error).
 	// Default: a null logger.
 	Logger hclog.Logger

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/mozpool/mozpool/bmm"
 	"github.com/mozpool/mozpool/cluster"
 	"github.com/mozpool/mozpool/fsm"
 )
@@ -20,6 +21,8 @@ var (
 	errBodyTooLarge = errors.New("request body too large")
 	// errInternal: a handler panicked.
 	errInternal = errors.New("internal server error")
+	// errUnknownBoard: no relay board has the name (alias of bmm's).
+	errUnknownBoard = bmm.ErrUnknownBoard
 )
 
 // badRequest is a client error in the request itself: malformed JSON, a
@@ -50,10 +53,21 @@ func statusFor(err error) int {
 		errors.Is(err, fsm.ErrUnknownHardwareType),
 		errors.Is(err, fsm.ErrUnknownServer),
 		errors.Is(err, fsm.ErrUnknownRequest),
+		errors.Is(err, errUnknownBoard),
 		errors.Is(err, cluster.ErrUnknownNode):
 		return http.StatusNotFound
 	case errors.Is(err, errMethodNotAllowed):
 		return http.StatusMethodNotAllowed
+	case errors.Is(err, bmm.ErrNoPowerControl):
+		return http.StatusConflict
+	case errors.Is(err, errOwnerUnreachable):
+		return http.StatusBadGateway
+	case errors.Is(err, errNoHardware),
+		errors.Is(err, errNoOwnerNode),
+		errors.Is(err, bmm.ErrNoPXE),
+		errors.Is(err, bmm.ErrNotOwner),
+		errors.Is(err, bmm.ErrShutdown):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, fsm.ErrExists),
 		errors.Is(err, fsm.ErrConflict),
 		errors.Is(err, fsm.ErrTooManyChanges):

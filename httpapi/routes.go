@@ -45,6 +45,15 @@ func (s *Server) routes() http.Handler {
 	rt.json(post, "/api/device/:id/set-environment/", s.postDeviceEnvironment, s.knownDevice)
 	rt.json(get, "/api/environment/list/", s.getEnvironmentList)
 
+	// BMM: hardware operations run on the owning imaging server.
+	rt.owned(post, "/api/device/:id/power-cycle/", s.deviceOwner, s.postPowerCycle)
+	rt.owned(get, "/api/device/:id/power-off/", s.deviceOwner, s.getPowerOff)
+	rt.owned(post, "/api/device/:id/clear-pxe/", s.deviceOwner, s.postClearPXE)
+	rt.owned(get, "/api/device/:id/ping/", s.deviceOwner, s.getPing)
+	rt.owned(get, "/api/relay/:board/test/", s.boardOwner, s.getRelayTest)
+	rt.r.GET("/api/device/:id/bootconfig", s.getBootConfig) // verbatim, no 303
+	rt.r.GET("/api/device/:id/bootconfig/", s.getBootConfig)
+
 	// Images and PXE configs.
 	rt.json(get, "/api/image/list/", s.getImageList)
 	rt.json(post, "/api/image/", s.postImage)

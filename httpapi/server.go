@@ -53,6 +53,10 @@ type Server struct {
 	logger  hclog.Logger
 	token   string
 	version string
+	hw      Hardware
+
+	// proxyTransport carries requests proxied to a device's owner.
+	proxyTransport http.RoundTripper
 
 	// now is the clock; tests replace it.
 	now    func() time.Time
@@ -76,7 +80,14 @@ func New(cfg Config) (*Server, error) {
 		logger:  cfg.Logger.Named(loggerName),
 		token:   cfg.Token,
 		version: cfg.Version,
+		hw:      cfg.Hardware,
 		now:     time.Now,
+		proxyTransport: &http.Transport{
+			Proxy:                 nil,
+			ResponseHeaderTimeout: 35 * time.Second,
+			IdleConnTimeout:       90 * time.Second,
+			MaxIdleConnsPerHost:   16,
+		},
 	}
 	if s.token == "" {
 		s.logger.Warn("no cluster token configured: join, remove and inventory sync are open to anyone who can reach this node")
