@@ -36,6 +36,7 @@ var commands = []*command{
 	{name: "device show", args: "NAME", summary: "show a device", run: runDeviceShow},
 	{name: "device set-comments", args: "NAME TEXT", summary: `set a device's comments ("" clears)`, run: runDeviceSetComments},
 	{name: "device set-environment", args: "NAME ENV", summary: "set a device's environment", run: runDeviceSetEnvironment},
+	{name: "relay", args: "powercycle|status|turnon|turnoff HOST[:PORT] BANK RELAY", summary: "power-cycle, switch or read a relay over ProXR, straight to the board (60 s deadline)", run: runRelay},
 }
 
 // findCommand returns the command named by the first one or two words of
