@@ -15,4 +15,8 @@ var appliers = map[CommandType]func(*txn, []byte) (any, error){
 	CmdDeviceSetEnvironment: (*txn).applyDeviceSetEnvironment,
 	CmdLogAppend:            (*txn).applyLogAppend,
 	CmdDeviceSetNextBoot:    (*txn).applyDeviceSetNextBoot,
+	CmdDeviceEvent:          (*txn).applyDeviceEvent,
+	CmdDeviceTimeout:        (*txn).applyDeviceTimeout,
+	CmdDeviceStateChange:    (*txn).applyDeviceStateChange,
+	CmdSetTimeScale:         (*txn).applySetTimeScale,
 }

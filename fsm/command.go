@@ -25,6 +25,10 @@ const (
 	CmdDeviceSetEnvironment CommandType = 8
 	CmdLogAppend            CommandType = 9
 	CmdDeviceSetNextBoot    CommandType = 10
+	CmdDeviceEvent          CommandType = 11
+	CmdDeviceTimeout        CommandType = 12
+	CmdDeviceStateChange    CommandType = 13
+	CmdSetTimeScale         CommandType = 14
 
 	// IgnoreUnknown is or-ed into a type byte for commands that older nodes
 	// may skip safely. A node that does not know a type without this bit
@@ -43,6 +47,10 @@ var commandNames = map[CommandType]string{
 	CmdDeviceSetEnvironment: "device_set_environment",
 	CmdLogAppend:            "log_append",
 	CmdDeviceSetNextBoot:    "device_set_next_boot",
+	CmdDeviceEvent:          "device_event",
+	CmdDeviceTimeout:        "device_timeout",
+	CmdDeviceStateChange:    "device_state_change",
+	CmdSetTimeScale:         "set_time_scale",
 }
 
 func (t CommandType) String() string {
@@ -176,6 +184,44 @@ type DeviceSetNextBoot struct {
 	Header
 	Device     string `json:"device"`
 	BootConfig string `json:"boot_config"`
+}
+
+// DeviceEvent delivers an event to a device's machine. Generation is zero
+// for events from outside (API, boards); a hardware result carries the
+// generation of the state entry it was started for, and is discarded if the
+// device has moved on since.
+type DeviceEvent struct {
+	Header
+	Device     string    `json:"device"`
+	Event      string    `json:"event"`
+	Args       EventArgs `json:"args"`
+	Generation uint64    `json:"generation,omitempty"`
+	// Source is the log source of the event ("api", "bmm", "sut", ...).
+	Source string `json:"source,omitempty"`
+}
+
+// DeviceTimeout tells a device's machine that the deadline of the state
+// entered at Generation has passed. Proposed by the device's owner; a
+// timeout for an older generation is discarded.
+type DeviceTimeout struct {
+	Header
+	Device     string `json:"device"`
+	Generation uint64 `json:"generation"`
+}
+
+// DeviceStateChange is a forced, conditional state change: it applies only
+// if the device is in From (or in a state the machine does not know).
+type DeviceStateChange struct {
+	Header
+	Device string `json:"device"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+}
+
+// SetTimeScale sets the cluster's time scale (see State.TimeScale).
+type SetTimeScale struct {
+	Header
+	TimeScale float64 `json:"time_scale"`
 }
 
 // LogAppend files log lines for devices or requests without changing state.

@@ -39,6 +39,8 @@ type Notification struct {
 	Logs []LogEntry
 	// Devices names the devices whose record changed.
 	Devices []string
+	// Transitions are the state entries of device machines.
+	Transitions []Transition
 }
 
 // Config configures an FSM.
@@ -48,12 +50,16 @@ type Config struct {
 	// Notify, if set, is called after every applied command that logged
 	// or changed something.
 	Notify func(Notification)
+	// Devices is the device state machine (lifeguard). Without one,
+	// device events and timeouts are refused.
+	Devices DeviceMachine
 }
 
 // FSM is the replicated state machine. It implements raft.FSM.
 type FSM struct {
-	logger hclog.Logger
-	notify func(Notification)
+	logger  hclog.Logger
+	notify  func(Notification)
+	devices DeviceMachine
 
 	// stateMu guards s. Apply and Restore take it for writing; readers
 	// outside Raft (the HTTP API) take it for reading.
@@ -68,7 +74,7 @@ func New(cfg Config) *FSM {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &FSM{logger: cfg.Logger, notify: cfg.Notify, s: newState()}
+	return &FSM{logger: cfg.Logger, notify: cfg.Notify, devices: cfg.Devices, s: newState()}
 }
 
 // Read calls fn with the current state under a read lock. fn must neither
@@ -136,7 +142,7 @@ func (f *FSM) ApplyCommand(index uint64, b []byte) Result {
 	}
 
 	f.stateMu.Lock()
-	tx := &txn{s: f.s, index: index, at: h.At.UTC()}
+	tx := &txn{s: f.s, index: index, at: h.At.UTC(), devices: f.devices}
 	var res Result
 	if e, ok := f.s.lookupIdem(h.IdempotencyKey, tx.at); ok {
 		res = e.Result
@@ -153,8 +159,8 @@ func (f *FSM) ApplyCommand(index uint64, b []byte) Result {
 	if res.Err != nil {
 		f.logger.Debug("command refused", "type", t.String(), "index", index, "error", res.Err.Message)
 	}
-	if f.notify != nil && (len(tx.logs) > 0 || len(tx.devices) > 0) {
-		f.notify(Notification{Index: index, Type: t, At: tx.at, Logs: tx.logs, Devices: tx.devices})
+	if f.notify != nil && (len(tx.logs) > 0 || len(tx.touched) > 0) {
+		f.notify(Notification{Index: index, Type: t, At: tx.at, Logs: tx.logs, Devices: tx.touched, Transitions: tx.transitions})
 	}
 	return res
 }
@@ -224,8 +230,11 @@ type txn struct {
 	s       *State
 	index   uint64
 	at      time.Time
-	logs    []LogEntry
-	devices []string
+	devices DeviceMachine
+
+	logs        []LogEntry
+	touched     []string
+	transitions []Transition
 }
 
 // decode unmarshals a command body. Failure means a corrupt log: panic.
@@ -239,7 +248,11 @@ func (tx *txn) logDevice(name, source, format string, args ...any) {
 	tx.logs = append(tx.logs, LogEntry{Kind: LogDevice, Name: name, At: tx.at, Source: source, Message: fmt.Sprintf(format, args...)})
 }
 
-func (tx *txn) touchDevice(name string) { tx.devices = append(tx.devices, name) }
+func (tx *txn) touchDevice(name string) {
+	if n := len(tx.touched); n == 0 || tx.touched[n-1] != name {
+		tx.touched = append(tx.touched, name)
+	}
+}
 
 // Snapshot captures the state. The state is encoded under the lock (a few
 // MB for 10,000 devices) so that Persist needs no lock and no copy.

@@ -179,6 +179,9 @@ type State struct {
 
 	// NextID holds the last id given out per entity kind.
 	NextID map[string]int64 `json:"next_id"`
+	// TimeScale multiplies every state timeout (0 or 1: real time). It is
+	// replicated so that every node computes the same deadlines.
+	TimeScale float64 `json:"time_scale,omitempty"`
 
 	// idem maps idempotency keys to their first result; idemOrder and
 	// autoOrder hold client and node-generated keys oldest first.

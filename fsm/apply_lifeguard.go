@@ -1,0 +1,93 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrNoMachine is returned for device events when the FSM was built without
+// a device machine.
+var ErrNoMachine = errors.New("no device state machine configured")
+
+// EventResult is the value of a DeviceEvent, DeviceTimeout or
+// DeviceStateChange: the device's state afterwards and whether the command
+// was ignored (an event the state does not accept, or a stale result).
+type EventResult struct {
+	State   string `json:"state"`
+	Ignored bool   `json:"ignored,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+func (tx *txn) deviceTx(name string) (*DeviceTx, error) {
+	if tx.devices == nil {
+		return nil, ErrNoMachine
+	}
+	d, ok := tx.s.Devices[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownDevice, name)
+	}
+	return &DeviceTx{tx: tx, d: d}, nil
+}
+
+func (tx *txn) applyDeviceEvent(b []byte) (any, error) {
+	var c DeviceEvent
+	tx.decode(b, &c)
+	m, err := tx.deviceTx(c.Device)
+	if err != nil {
+		return nil, err
+	}
+	if c.Generation != 0 && c.Generation != m.d.Generation {
+		return &EventResult{State: m.d.State, Ignored: true, Reason: "stale generation"}, nil
+	}
+	err = tx.devices.Event(m, c.Event, c.Args)
+	switch {
+	case errors.Is(err, ErrIgnored):
+		m.Log("statemachine", "ignored event %s in state %s", c.Event, m.d.State)
+		return &EventResult{State: m.d.State, Ignored: true, Reason: "not accepted in this state"}, nil
+	case err != nil:
+		return nil, err
+	}
+	return &EventResult{State: m.d.State}, nil
+}
+
+func (tx *txn) applyDeviceTimeout(b []byte) (any, error) {
+	var c DeviceTimeout
+	tx.decode(b, &c)
+	m, err := tx.deviceTx(c.Device)
+	if err != nil {
+		return nil, err
+	}
+	if c.Generation != m.d.Generation || m.d.StateDeadline.IsZero() {
+		return &EventResult{State: m.d.State, Ignored: true, Reason: "stale generation"}, nil
+	}
+	tx.devices.Timeout(m)
+	return &EventResult{State: m.d.State}, nil
+}
+
+func (tx *txn) applyDeviceStateChange(b []byte) (any, error) {
+	var c DeviceStateChange
+	tx.decode(b, &c)
+	m, err := tx.deviceTx(c.Device)
+	if err != nil {
+		return nil, err
+	}
+	if c.To == "" || len(c.To) > 64 {
+		return nil, fmt.Errorf("%w: target state %q", ErrInvalid, c.To)
+	}
+	if tx.devices.Known(m.d.State) && m.d.State != c.From {
+		return nil, fmt.Errorf("%w: device %s is in state %s, not %s", ErrConflict, c.Device, m.d.State, c.From)
+	}
+	m.Log("statemachine", "forced state change from %s to %s", m.d.State, c.To)
+	tx.devices.Force(m, c.To)
+	return &EventResult{State: m.d.State}, nil
+}
+
+func (tx *txn) applySetTimeScale(b []byte) (any, error) {
+	var c SetTimeScale
+	tx.decode(b, &c)
+	if c.TimeScale <= 0 || c.TimeScale > 1000 {
+		return nil, fmt.Errorf("%w: time scale %v must be in (0, 1000]", ErrInvalid, c.TimeScale)
+	}
+	tx.s.TimeScale = c.TimeScale
+	return nil, nil
+}

@@ -1,0 +1,148 @@
+package lifeguard
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/mozpool/mozpool/fsm"
+)
+
+// ErrBadTransition is returned when a state change is not allowed.
+var ErrBadTransition = errors.New("bad state transition")
+
+// Machine is the device state machine: the table in device_states.go run
+// by fsm.Apply. It implements fsm.DeviceMachine and holds no state.
+type Machine struct{}
+
+var _ fsm.DeviceMachine = Machine{}
+
+func spec(state string) stateSpec {
+	if s, ok := deviceStates[state]; ok {
+		return s
+	}
+	return unknownState
+}
+
+// Known reports whether state is in the table.
+func (Machine) Known(state string) bool {
+	_, ok := deviceStates[state]
+	return ok
+}
+
+// Event handles event in the device's current state.
+func (Machine) Event(m *fsm.DeviceTx, event string, args fsm.EventArgs) error {
+	s := spec(m.State())
+	switch event {
+	case "please_self_test":
+		if s.Please >= pleaseBasic {
+			enter(m, "start_self_test")
+			return nil
+		}
+	case "please_start_maintenance":
+		if s.Please >= pleaseBasic {
+			enter(m, "start_maintenance")
+			return nil
+		}
+	case "please_power_cycle":
+		if s.Please >= pleaseFull {
+			d := m.Device()
+			d.NextImage, d.NextBootConfig = "", ""
+			enter(m, "pc_power_cycling")
+			return nil
+		}
+	case "please_image":
+		if s.Please >= pleaseFull {
+			return pleaseImage(m, args)
+		}
+	default:
+		if t, ok := s.Events[event]; ok {
+			return t(m, args)
+		}
+	}
+	return fsm.ErrIgnored
+}
+
+// pleaseImage sets the next image and boot config and starts a PXE boot,
+// if this hardware has a PXE config for the image; otherwise the device
+// stays where it is (the original answered 200 and logged it).
+func pleaseImage(m *fsm.DeviceTx, args fsm.EventArgs) error {
+	if args.Image == nil || *args.Image == "" {
+		return fmt.Errorf("%w: please_image needs an image", fsm.ErrInvalid)
+	}
+	if len(args.BootConfig) == 0 {
+		return fmt.Errorf("%w: please_image needs a boot_config", fsm.ErrInvalid)
+	}
+	var bootConfig string
+	if err := json.Unmarshal(args.BootConfig, &bootConfig); err != nil {
+		return fmt.Errorf("%w: boot_config must be a string", fsm.ErrInvalid)
+	}
+	image := *args.Image
+	if m.PXEConfigFor(image) == "" {
+		m.Log("statemachine", "cannot image device with %q: no PXE config for this hardware", image)
+		return nil
+	}
+	m.Log("statemachine", "imaging with %s", image)
+	d := m.Device()
+	d.NextImage, d.NextBootConfig = image, bootConfig
+	enter(m, "start_pxe_boot")
+	return nil
+}
+
+// Timeout handles the passing of the deadline of the current state.
+func (Machine) Timeout(m *fsm.DeviceTx) {
+	s := spec(m.State())
+	if s.OnTimeout == nil {
+		m.Log("statemachine", "timeout in state %s, which has no timeout handler", m.State())
+		m.ClearDeadline()
+		return
+	}
+	s.OnTimeout(m)
+}
+
+// Force enters state unconditionally (a forced state change).
+func (Machine) Force(m *fsm.DeviceTx, state string) { enter(m, state) }
+
+// ActionFor is the hardware action of a state (ActionNone for unknown
+// states).
+func ActionFor(state string) Action { return spec(state).Action }
+
+// StateInfo describes one state for the API.
+type StateInfo struct {
+	Name        string   `json:"name"`
+	TimeoutSecs *float64 `json:"timeout_secs"`
+	Action      string   `json:"action"`
+	Please      []string `json:"accepts_please"`
+	Events      []string `json:"events"`
+	Failed      bool     `json:"failed"`
+}
+
+// States lists the table, sorted by name.
+func States() []StateInfo {
+	out := make([]StateInfo, 0, len(deviceStates))
+	for name, s := range deviceStates {
+		info := StateInfo{Name: name, Action: s.Action.String(), Failed: s.Failed, Please: []string{}, Events: []string{}}
+		if s.Timeout >= 0 {
+			secs := s.Timeout.Seconds()
+			info.TimeoutSecs = &secs
+		}
+		if s.Please >= pleaseBasic {
+			info.Please = append(info.Please, "please_self_test", "please_start_maintenance")
+		}
+		if s.Please >= pleaseFull {
+			info.Please = append(info.Please, "please_power_cycle", "please_image")
+		}
+		for ev := range s.Events {
+			info.Events = append(info.Events, ev)
+		}
+		sort.Strings(info.Events)
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// IsFailed reports whether state is a failed_* state.
+func IsFailed(state string) bool { return strings.HasPrefix(state, "failed_") }
