@@ -45,6 +45,12 @@ func (s *Server) routes() http.Handler {
 	rt.json(post, "/api/device/:id/set-environment/", s.postDeviceEnvironment, s.knownDevice)
 	rt.json(get, "/api/environment/list/", s.getEnvironmentList)
 
+	// Lifeguard: device state machines (proposed from any node).
+	rt.json(get, "/api/device/:id/event/:event/", s.deviceEvent, s.knownDevice)
+	rt.json(post, "/api/device/:id/event/:event/", s.deviceEvent, s.knownDevice)
+	rt.json(post, "/api/device/:id/state-change/:old/to/:new/", s.stateChange, s.knownDevice)
+	rt.json(get, "/api/lifeguard/states/", s.getLifeguardStates)
+
 	// BMM: hardware operations run on the owning imaging server.
 	rt.owned(post, "/api/device/:id/power-cycle/", s.deviceOwner, s.postPowerCycle)
 	rt.owned(get, "/api/device/:id/power-off/", s.deviceOwner, s.getPowerOff)

@@ -6,9 +6,6 @@ package clustertest
 import (
 	"context"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -17,8 +14,8 @@ import (
 
 	"github.com/mozpool/mozpool/client"
 	"github.com/mozpool/mozpool/cluster"
+	"github.com/mozpool/mozpool/daemon"
 	"github.com/mozpool/mozpool/fsm"
-	"github.com/mozpool/mozpool/httpapi"
 	"github.com/mozpool/mozpool/internal/testlog"
 	"github.com/mozpool/mozpool/logstore"
 )
@@ -26,15 +23,15 @@ import (
 // Token is the cluster token every test node shares.
 const Token = "clustertest-token"
 
-// Node is one running node.
+// Node is one running node (a whole daemon).
 type Node struct {
 	Name    string
 	Dir     string
 	URL     string
+	Daemon  *daemon.Daemon
 	Cluster *cluster.Node
 	FSM     *fsm.FSM
 	Logs    *logstore.Store
-	server  *httptest.Server
 	raft    string
 	stopped bool
 }
@@ -42,18 +39,32 @@ type Node struct {
 // Client returns an API client for this node, with the cluster token.
 func (n *Node) Client() *client.Client { return client.New(n.URL, client.WithToken(Token)) }
 
+// Options tune the nodes of a test cluster.
+type Options struct {
+	// TimeScale is proposed as the cluster's time scale (0: real time).
+	TimeScale float64
+	// PingPort and SUTPort are the boards' ports (the simulator's); ping
+	// runs in TCP mode. Defaults 20700 and 20701.
+	PingPort, SUTPort int
+}
+
 // Cluster is a set of nodes started by New.
 type Cluster struct {
 	t     testing.TB
+	opts  Options
 	Nodes []*Node
 }
 
 // New starts size nodes named mobile-imaging-001…: the first bootstraps, the
-// others join through it over HTTP. It returns once every node knows the
-// leader. Nodes are stopped when the test ends.
-func New(t testing.TB, size int) *Cluster {
+// others join through it over HTTP. Each runs its TFTP server on loopback
+// and pings in TCP mode. It returns once every node knows the leader.
+// Nodes are stopped when the test ends.
+func New(t testing.TB, size int, opts ...Options) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
+	if len(opts) > 0 {
+		c.opts = opts[0]
+	}
 	first := c.StartNode(NodeName(1), "", "", true)
 	c.Nodes = append(c.Nodes, first)
 	c.WaitLeader()
@@ -92,32 +103,21 @@ func (c *Cluster) StartNode(name, dir, raftAddr string, bootstrap bool) *Node {
 		raftAddr = ln.Addr().String()
 		ln.Close()
 	}
-	logger := testlog.New(t).Named(name)
-	lcfg := logstore.DefaultConfig()
-	lcfg.Path = filepath.Join(dir, "logs.db")
-	lcfg.Logger = logger
-	logs, err := logstore.Open(lcfg)
-	require.NoError(t, err)
-	state := fsm.New(fsm.Config{Notify: func(n fsm.Notification) { logs.Append(n.Logs) }})
-
-	var h http.Handler = http.NotFoundHandler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	cfg := cluster.DefaultConfig()
+	cfg := daemon.DefaultConfig()
 	cfg.DataDir, cfg.Name, cfg.Rack = dir, name, "rack-"+name
-	cfg.RaftBind, cfg.GossipBind, cfg.HTTPAddr = raftAddr, "127.0.0.1:0", srv.URL
-	cfg.Bootstrap, cfg.Token, cfg.FSM, cfg.Logger = bootstrap, Token, state, logger
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
-	cfg.RegisterInterval = time.Second
-	node, err := cluster.New(cfg)
+	cfg.HTTPBind, cfg.RaftBind, cfg.GossipBind, cfg.TFTPAddr = "127.0.0.1:0", raftAddr, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Bootstrap, cfg.Token, cfg.Logger = bootstrap, Token, testlog.New(t).Named(name)
+	cfg.RaftTimeout = 500 * time.Millisecond
+	cfg.PingMode, cfg.TimeScale = "tcp", c.opts.TimeScale
+	if c.opts.PingPort != 0 {
+		cfg.PingPort = c.opts.PingPort
+	}
+	if c.opts.SUTPort != 0 {
+		cfg.SUTPort = c.opts.SUTPort
+	}
+	d, err := daemon.Start(cfg)
 	require.NoError(t, err)
-
-	acfg := httpapi.DefaultConfig()
-	acfg.FSM, acfg.Cluster, acfg.Logs, acfg.Logger, acfg.Token = state, node, logs, logger, Token
-	api, err := httpapi.New(acfg)
-	require.NoError(t, err)
-	h = api.Handler()
-
-	n := &Node{Name: name, Dir: dir, URL: srv.URL, Cluster: node, FSM: state, Logs: logs, server: srv, raft: raftAddr}
+	n := &Node{Name: name, Dir: dir, URL: d.URL, Daemon: d, Cluster: d.Node, FSM: d.FSM, Logs: d.Logs, raft: raftAddr}
 	t.Cleanup(n.Stop)
 	return n
 }
@@ -128,11 +128,9 @@ func (n *Node) Stop() {
 		return
 	}
 	n.stopped = true
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	n.server.Close()
-	n.Cluster.Shutdown(ctx)
-	n.Logs.Close()
+	n.Daemon.Shutdown(ctx)
 }
 
 // Kill stops the node as a crash would: no leadership transfer.
@@ -141,10 +139,7 @@ func (n *Node) Kill() {
 		return
 	}
 	n.stopped = true
-	n.server.CloseClientConnections()
-	n.server.Close()
-	n.Cluster.Kill()
-	n.Logs.Close()
+	n.Daemon.Kill()
 }
 
 // Restart starts a stopped node again from its data dir and replaces it in

@@ -1,0 +1,422 @@
+// Package daemon assembles one imaging server: the log store, the
+// replicated state with the device state machine, the Raft node, network
+// boot (PXE files and TFTP), the hardware layer, lifeguard and the HTTP API.
+// cmd/mozpoold is a thin wrapper around it; tests start whole nodes with it.
+//
+// Goroutines: Start launches the HTTP server, the lifeguard executor and,
+// when configured, a joiner and a time-scale setter; Shutdown stops them in
+// reverse order of start and waits for them.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mozpool/mozpool/bmm"
+	"github.com/mozpool/mozpool/bmm/ping"
+	"github.com/mozpool/mozpool/bmm/pxe"
+	"github.com/mozpool/mozpool/bmm/relay"
+	"github.com/mozpool/mozpool/bmm/sut"
+	"github.com/mozpool/mozpool/client"
+	"github.com/mozpool/mozpool/cluster"
+	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/httpapi"
+	"github.com/mozpool/mozpool/lifeguard"
+	"github.com/mozpool/mozpool/logstore"
+)
+
+// Config configures a node. Build it on DefaultConfig.
+type Config struct {
+	// DataDir holds everything the node keeps. Required.
+	DataDir string
+	// Name is the imaging server this node is; Rack the rack it serves.
+	Name, Rack string
+	// HTTPBind is the API listen address; HTTPAdvertise the URL others
+	// use (default: http:// + the bound address).
+	HTTPBind, HTTPAdvertise string
+	// Raft and gossip addresses (see cluster.Config).
+	RaftBind, RaftAdvertise     string
+	GossipBind, GossipAdvertise string
+	// Bootstrap founds a new cluster (first node only, once).
+	Bootstrap bool
+	// Join lists member API URLs to join through at start (retried).
+	Join []string
+	// Token is the cluster token.
+	Token string
+	// RaftTimeout is the heartbeat and election timeout (lease: half).
+	// Default 1 s.
+	RaftTimeout time.Duration
+	// TFTPRoot is the directory of PXE files (default DataDir/tftp);
+	// TFTPAddr, if set, runs the embedded TFTP server there.
+	TFTPRoot, TFTPAddr string
+	// ServerIP replaces %IPADDRESS% in PXE configs (default: the host of
+	// the HTTP advertise URL).
+	ServerIP string
+	// PingMode is "icmp" or "tcp"; PingPort the port of tcp mode.
+	PingMode string
+	PingPort int
+	// SUTPort is the boards' SUT agent port.
+	SUTPort int
+	// TimeScale, if > 0, is proposed as the cluster's time scale; below 1
+	// it also shortens the relay's off time and recovery pause.
+	TimeScale float64
+	// Logger is the root logger. Default: a null logger.
+	Logger hclog.Logger
+}
+
+// DefaultConfig returns the defaults (the listen addresses mozpoold uses).
+func DefaultConfig() Config {
+	return Config{
+		HTTPBind: "127.0.0.1:8010", RaftBind: "127.0.0.1:8011", GossipBind: "127.0.0.1:8012",
+		RaftTimeout: time.Second, PingMode: "icmp", PingPort: 20700, SUTPort: 20701,
+	}
+}
+
+// Validate reports the first problem with the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("data dir is required")
+	case c.Name == "":
+		return errors.New("imaging server name is required")
+	case c.TimeScale < 0:
+		return errors.New("time scale must not be negative")
+	case c.RaftTimeout <= 0:
+		return errors.New("raft timeout must be positive")
+	}
+	if _, err := ping.ParseMode(c.PingMode); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Daemon is a running node.
+type Daemon struct {
+	cfg    Config
+	logger hclog.Logger
+
+	// The components, exported for tests and tools.
+	FSM        *fsm.FSM
+	Node       *cluster.Node
+	Logs       *logstore.Store
+	Hardware   *bmm.Controller
+	Executor   *lifeguard.Executor
+	PXE        *pxe.Writer
+	URL        string // the advertised API URL
+	TFTPServer *pxe.Server
+
+	ln      net.Listener
+	srv     *http.Server
+	serveCh chan error
+	cancel  context.CancelFunc // stops the executor, joiner and scale setter
+	wg      sync.WaitGroup
+	once    sync.Once
+	err     error
+}
+
+// Start builds and starts a node.
+func Start(cfg Config) (d *Daemon, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.TFTPRoot == "" {
+		cfg.TFTPRoot = filepath.Join(cfg.DataDir, "tftp")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	d = &Daemon{cfg: cfg, logger: cfg.Logger, serveCh: make(chan error, 1)}
+	// On failure, undo what was started.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+
+	// 1. Device and request logs live outside the FSM, in the node's own store.
+	lcfg := logstore.DefaultConfig()
+	lcfg.Path, lcfg.Logger = filepath.Join(cfg.DataDir, "logs.db"), cfg.Logger
+	if d.Logs, err = logstore.Open(lcfg); err != nil {
+		return nil, fmt.Errorf("open log store: %w", err)
+	}
+	undo = append(undo, func() { d.Logs.Close() })
+
+	// 2. The replicated state with the device state machine; log lines go
+	// to the store, device changes to the executor (once it exists).
+	var executor atomic.Pointer[lifeguard.Executor]
+	d.FSM = fsm.New(fsm.Config{
+		Logger: cfg.Logger.Named("fsm"), Devices: lifeguard.Machine{},
+		Notify: func(n fsm.Notification) {
+			if len(n.Logs) > 0 {
+				d.Logs.Append(n.Logs)
+			}
+			if e := executor.Load(); e != nil {
+				e.Notify(n)
+			}
+		},
+	})
+
+	// 3. Listen for HTTP first so the node can advertise its real address.
+	if d.ln, err = net.Listen("tcp", cfg.HTTPBind); err != nil {
+		return nil, fmt.Errorf("listen http: %w", err)
+	}
+	undo = append(undo, func() { d.ln.Close() })
+	d.URL = strings.TrimRight(cfg.HTTPAdvertise, "/")
+	if d.URL == "" {
+		d.URL = "http://" + d.ln.Addr().String()
+	}
+
+	// 4. Network boot: PXE files, and the TFTP server boards fetch them from.
+	serverIP := cfg.ServerIP
+	if serverIP == "" {
+		if u, err := url.Parse(d.URL); err == nil {
+			serverIP = u.Hostname()
+		}
+	}
+	if d.PXE, err = pxe.NewWriter(cfg.TFTPRoot, serverIP); err != nil {
+		return nil, fmt.Errorf("pxe: %w", err)
+	}
+	tftpAdvertise := ""
+	if cfg.TFTPAddr != "" {
+		tcfg := pxe.DefaultConfig()
+		tcfg.Root, tcfg.Addr, tcfg.Logger = cfg.TFTPRoot, cfg.TFTPAddr, cfg.Logger
+		if d.TFTPServer, err = pxe.NewServer(tcfg); err == nil {
+			err = d.TFTPServer.Start()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tftp: %w", err)
+		}
+		undo = append(undo, func() { d.TFTPServer.Shutdown(context.Background()) })
+		tftpAdvertise = advertised(d.TFTPServer.Addr().String(), serverIP)
+	}
+
+	// 5. Join the Raft group.
+	ccfg := cluster.DefaultConfig()
+	ccfg.DataDir, ccfg.Name, ccfg.Rack = cfg.DataDir, cfg.Name, cfg.Rack
+	ccfg.RaftBind, ccfg.RaftAdvertise = cfg.RaftBind, cfg.RaftAdvertise
+	ccfg.GossipBind, ccfg.GossipAdvertise = cfg.GossipBind, cfg.GossipAdvertise
+	ccfg.HTTPAddr, ccfg.TFTPAddr = d.URL, tftpAdvertise
+	ccfg.Bootstrap, ccfg.Token, ccfg.FSM, ccfg.Logger = cfg.Bootstrap, cfg.Token, d.FSM, cfg.Logger
+	ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout = cfg.RaftTimeout, cfg.RaftTimeout, cfg.RaftTimeout/2
+	if d.Node, err = cluster.New(ccfg); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { d.Node.Shutdown(context.Background()) })
+
+	// 6. The hardware layer for this rack, and lifeguard driving it.
+	if d.Hardware, err = newHardware(cfg, d.FSM, d.Node, d.PXE); err != nil {
+		return nil, err
+	}
+	ecfg := lifeguard.DefaultExecutorConfig()
+	ecfg.Server, ecfg.FSM, ecfg.Hardware, ecfg.Propose, ecfg.Logger = cfg.Name, d.FSM, d.Hardware, d.Node.Apply, cfg.Logger
+	if d.Executor, err = lifeguard.NewExecutor(ecfg); err != nil {
+		return nil, err
+	}
+
+	// 7. The API.
+	acfg := httpapi.DefaultConfig()
+	acfg.FSM, acfg.Cluster, acfg.Logs, acfg.Logger, acfg.Token = d.FSM, d.Node, d.Logs, cfg.Logger, cfg.Token
+	acfg.Hardware = d.Hardware
+	api, err := httpapi.New(acfg)
+	if err != nil {
+		return nil, err
+	}
+
+	// Nothing can fail from here on: start the goroutines.
+	var ctx context.Context
+	ctx, d.cancel = context.WithCancel(context.Background())
+	executor.Store(d.Executor)
+	d.wg.Add(1)
+	// Exits when Shutdown cancels ctx.
+	go func() { defer d.wg.Done(); d.Executor.Run(ctx) }()
+	d.srv = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Exits when Shutdown closes the server.
+	go func() { d.serveCh <- d.srv.Serve(d.ln) }()
+	if err := writeIdentity(cfg.DataDir, d.Node.Self()); err != nil {
+		d.logger.Warn("could not write node.json", "error", err)
+	}
+	if len(cfg.Join) > 0 {
+		d.wg.Add(1)
+		// Exits when the join succeeds or ctx ends.
+		go func() { defer d.wg.Done(); d.join(ctx) }()
+	}
+	if cfg.TimeScale > 0 {
+		d.wg.Add(1)
+		// Exits when the scale is set or ctx ends.
+		go func() { defer d.wg.Done(); d.setTimeScale(ctx) }()
+	}
+	d.logger.Info("serving", "id", d.Node.ID(), "name", cfg.Name, "http", d.URL,
+		"raft", d.Node.Self().RaftAddr, "gossip", d.Node.Self().GossipAddr, "tftp", tftpAdvertise)
+	return d, nil
+}
+
+// Served returns a channel that yields the HTTP server's error if it stops
+// by itself.
+func (d *Daemon) Served() <-chan error { return d.serveCh }
+
+// Shutdown stops the node in reverse order of start: stop taking requests,
+// stop lifeguard and the background loops, stop the hardware layer, leave
+// Raft (handing over leadership), stop TFTP, close the log store. It can be
+// called more than once.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.once.Do(func() {
+		d.srv.Shutdown(ctx)
+		d.cancel()
+		d.wg.Wait()
+		d.Hardware.Shutdown(ctx)
+		d.err = d.Node.Shutdown(ctx)
+		if d.TFTPServer != nil {
+			d.TFTPServer.Shutdown(ctx)
+		}
+		d.Logs.Close()
+	})
+	return d.err
+}
+
+// Kill stops the node as a crash would: connections dropped, no leadership
+// transfer. Fault-injection tests use it.
+func (d *Daemon) Kill() {
+	d.once.Do(func() {
+		d.srv.Close()
+		d.Node.Kill()
+		d.cancel()
+		d.wg.Wait()
+		d.Hardware.Shutdown(context.Background())
+		if d.TFTPServer != nil {
+			d.TFTPServer.Shutdown(context.Background())
+		}
+		d.Logs.Close()
+	})
+}
+
+// newHardware builds the BMM drivers and the controller for this rack.
+// With a time scale below 1 (a simulated lab), the relay's off time and
+// recovery pause shrink with it.
+func newHardware(cfg Config, state *fsm.FSM, node *cluster.Node, pxeWriter *pxe.Writer) (*bmm.Controller, error) {
+	rcfg := relay.DefaultConfig()
+	rcfg.Logger = cfg.Logger
+	if cfg.TimeScale > 0 && cfg.TimeScale < 1 {
+		rcfg.OffTime = max(scaled(rcfg.OffTime, cfg.TimeScale), 20*time.Millisecond)
+		rcfg.Recovery = max(scaled(rcfg.Recovery, cfg.TimeScale), 20*time.Millisecond)
+	}
+	relays, err := relay.New(rcfg)
+	if err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	mode, _ := ping.ParseMode(cfg.PingMode)
+	pcfg := ping.DefaultConfig()
+	pcfg.Mode, pcfg.Port, pcfg.Logger = mode, cfg.PingPort, cfg.Logger
+	pinger, err := ping.New(pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("ping: %w", err)
+	}
+	scfg := sut.DefaultConfig()
+	scfg.Port, scfg.Logger = cfg.SUTPort, cfg.Logger
+	agent, err := sut.New(scfg)
+	if err != nil {
+		return nil, fmt.Errorf("sut: %w", err)
+	}
+	return bmm.New(bmm.Config{
+		Server: cfg.Name, FSM: state, Propose: node.Apply,
+		Relay: relays, PXE: pxeWriter, Pinger: pinger, SUT: agent, Logger: cfg.Logger,
+	})
+}
+
+func scaled(d time.Duration, scale float64) time.Duration { return time.Duration(float64(d) * scale) }
+
+// advertised turns a bound address into one others can dial: a wildcard
+// host is replaced by host.
+func advertised(bound, host string) string {
+	h, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	if ip := net.ParseIP(h); ip == nil || ip.IsUnspecified() {
+		h = host
+	}
+	return net.JoinHostPort(h, port)
+}
+
+// writeIdentity records the node's identity in DataDir/node.json, for
+// scripts that start nodes on port 0.
+func writeIdentity(dir string, id cluster.Identity) error {
+	b, err := json.MarshalIndent(id, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "node.json.tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "node.json"))
+}
+
+// join joins the cluster through the configured members, retrying.
+func (d *Daemon) join(ctx context.Context) {
+	wait := 200 * time.Millisecond
+	for {
+		for _, t := range d.cfg.Join {
+			c := client.New(strings.TrimSpace(t), client.WithToken(d.cfg.Token), client.WithTimeout(15*time.Second))
+			res, err := c.Join(ctx, d.Node.Self())
+			if err == nil {
+				d.logger.Info("joined the cluster", "via", t, "action", res.Action, "suffrage", res.Suffrage)
+				return
+			}
+			d.logger.Warn("join failed; retrying", "via", t, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+// setTimeScale proposes the cluster's time scale once a leader is known,
+// unless it already has that value.
+func (d *Daemon) setTimeScale(ctx context.Context) {
+	for {
+		if err := d.Node.WaitForLeader(ctx); err != nil {
+			return
+		}
+		var cur float64
+		d.FSM.Read(func(s *fsm.State) { cur = s.TimeScale })
+		if cur == d.cfg.TimeScale {
+			return
+		}
+		res, err := d.Node.Apply(ctx, fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: d.cfg.TimeScale})
+		if err == nil {
+			err = res.Error()
+		}
+		if err == nil {
+			d.logger.Info("set the cluster time scale", "time_scale", d.cfg.TimeScale)
+			return
+		}
+		d.logger.Warn("setting the time scale failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/lifeguard"
+)
+
+// deviceEvent delivers an event to a device's state machine (GET or POST;
+// the POST body holds the arguments, used by please_image). It answers 200
+// {} like the original, also when the state ignores the event (the device
+// log says so); bad please_image arguments are a 400.
+func (s *Server) deviceEvent(r *http.Request, ps httprouter.Params) (any, error) {
+	var args fsm.EventArgs
+	if r.Method == http.MethodPost {
+		b, err := readBody(r, maxBodyBytes)
+		if err != nil {
+			return nil, err
+		}
+		b = bytes.TrimSpace(b)
+		if len(b) > 0 && !bytes.Equal(b, []byte("null")) {
+			if b[0] != '{' {
+				return nil, badRequestf("body must be a JSON object")
+			}
+			if err := json.Unmarshal(b, &args); err != nil {
+				return nil, badRequestf("bad JSON body: %v", err)
+			}
+		}
+	}
+	res, err := s.apply(r, fsm.CmdDeviceEvent, &fsm.DeviceEvent{
+		Device: ps.ByName("id"), Event: ps.ByName("event"), Args: args, Source: "api",
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := res.Error(); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// stateChange is the forced, conditional state change: 409 when the device
+// is not in {old} (unless its stored state is one the machine does not
+// know).
+func (s *Server) stateChange(r *http.Request, ps httprouter.Params) (any, error) {
+	io.Copy(io.Discard, io.LimitReader(r.Body, maxBodyBytes)) // body ignored
+	res, err := s.apply(r, fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{
+		Device: ps.ByName("id"), From: ps.ByName("old"), To: ps.ByName("new"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := res.Error(); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// getLifeguardStates lists the device state table.
+func (s *Server) getLifeguardStates(*http.Request, httprouter.Params) (any, error) {
+	return map[string]any{"states": lifeguard.States()}, nil
+}
