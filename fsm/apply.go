@@ -19,4 +19,5 @@ var appliers = map[CommandType]func(*txn, []byte) (any, error){
 	CmdDeviceTimeout:        (*txn).applyDeviceTimeout,
 	CmdDeviceStateChange:    (*txn).applyDeviceStateChange,
 	CmdSetTimeScale:         (*txn).applySetTimeScale,
+	CmdDeviceRegister:       (*txn).applyDeviceRegister,
 }

@@ -82,6 +82,31 @@ func (tx *txn) applyDeviceStateChange(b []byte) (any, error) {
 	return &EventResult{State: m.d.State}, nil
 }
 
+func (tx *txn) applyDeviceRegister(b []byte) (any, error) {
+	var c DeviceRegister
+	tx.decode(b, &c)
+	d, ok := tx.s.Devices[c.Device]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q is not in the inventory", ErrUnknownDevice, c.Device)
+	}
+	mac, err := NormalizeMAC(c.MAC)
+	if err != nil {
+		return nil, err
+	}
+	if mac != d.MAC {
+		tx.logDevice(d.Name, "api", "registration refused: mac %s from %s does not match the inventory", mac, c.Address)
+		return nil, fmt.Errorf("%w: mac %s does not match the inventory entry of %s", ErrConflict, mac, d.Name)
+	}
+	tx.logDevice(d.Name, "api", "registered: mac %s, address %s", mac, c.Address)
+	if d.State == "new" && tx.devices != nil {
+		m := &DeviceTx{tx: tx, d: d}
+		if err := tx.devices.Event(m, "please_self_test", EventArgs{}); err != nil && !errors.Is(err, ErrIgnored) {
+			return nil, err
+		}
+	}
+	return &EventResult{State: d.State}, nil
+}
+
 func (tx *txn) applySetTimeScale(b []byte) (any, error) {
 	var c SetTimeScale
 	tx.decode(b, &c)

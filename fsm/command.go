@@ -29,6 +29,7 @@ const (
 	CmdDeviceTimeout        CommandType = 12
 	CmdDeviceStateChange    CommandType = 13
 	CmdSetTimeScale         CommandType = 14
+	CmdDeviceRegister       CommandType = 15
 
 	// IgnoreUnknown is or-ed into a type byte for commands that older nodes
 	// may skip safely. A node that does not know a type without this bit
@@ -51,6 +52,7 @@ var commandNames = map[CommandType]string{
 	CmdDeviceTimeout:        "device_timeout",
 	CmdDeviceStateChange:    "device_state_change",
 	CmdSetTimeScale:         "set_time_scale",
+	CmdDeviceRegister:       "device_register",
 }
 
 func (t CommandType) String() string {
@@ -216,6 +218,16 @@ type DeviceStateChange struct {
 	Device string `json:"device"`
 	From   string `json:"from"`
 	To     string `json:"to"`
+}
+
+// DeviceRegister is a board announcing itself (hostname and MAC, which
+// must match its inventory entry). A board still in state "new" starts its
+// self-test at once.
+type DeviceRegister struct {
+	Header
+	Device  string `json:"device"`
+	MAC     string `json:"mac_address"`
+	Address string `json:"address,omitempty"` // where the announcement came from
 }
 
 // SetTimeScale sets the cluster's time scale (see State.TimeScale).

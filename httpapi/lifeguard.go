@@ -62,6 +62,33 @@ func (s *Server) stateChange(r *http.Request, ps httprouter.Params) (any, error)
 	return struct{}{}, nil
 }
 
+// postRegister is a board announcing itself: {"mac_address": "..."} must
+// match the device's inventory entry (409 otherwise; 404 for a name not in
+// the inventory, also logged on the node).
+func (s *Server) postRegister(r *http.Request, ps httprouter.Params) (any, error) {
+	var body map[string]json.RawMessage
+	if err := decodeObject(r, &body, maxBodyBytes); err != nil {
+		return nil, err
+	}
+	mac, err := stringField(body, "mac_address")
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.apply(r, fsm.CmdDeviceRegister, &fsm.DeviceRegister{Device: ps.ByName("id"), MAC: mac, Address: r.RemoteAddr})
+	if err != nil {
+		return nil, err
+	}
+	if err := res.Error(); err != nil {
+		s.logger.Warn("board registration refused", "device", ps.ByName("id"), "mac", mac, "remote_addr", r.RemoteAddr, "error", err)
+		return nil, err
+	}
+	var out fsm.EventResult
+	if err := res.Decode(&out); err != nil {
+		return nil, err
+	}
+	return map[string]string{"state": out.State}, nil
+}
+
 // getLifeguardStates lists the device state table.
 func (s *Server) getLifeguardStates(*http.Request, httprouter.Params) (any, error) {
 	return map[string]any{"states": lifeguard.States()}, nil

@@ -50,6 +50,7 @@ func (s *Server) routes() http.Handler {
 	rt.json(post, "/api/device/:id/event/:event/", s.deviceEvent, s.knownDevice)
 	rt.json(post, "/api/device/:id/state-change/:old/to/:new/", s.stateChange, s.knownDevice)
 	rt.json(get, "/api/lifeguard/states/", s.getLifeguardStates)
+	rt.json(post, "/api/device/:id/register/", s.postRegister)
 
 	// BMM: hardware operations run on the owning imaging server.
 	rt.owned(post, "/api/device/:id/power-cycle/", s.deviceOwner, s.postPowerCycle)
