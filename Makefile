@@ -10,8 +10,8 @@ help: ## list the targets
 build: ## build mozpoold and mozpoolctl into bin/
 	$(GO) build -o bin/ ./cmd/...
 
-run: ## run a local 3-node cluster with the sample lab in the foreground (Ctrl-C stops it)
-	scripts/devcluster.sh run 3
+run: ## run a local 3-node cluster with the simulated sample lab in the foreground (Ctrl-C stops it)
+	MOZPOOL_TIME_SCALE=$${MOZPOOL_TIME_SCALE:-0.1} scripts/devcluster.sh run 3
 
 test: ## run every test (race detector on)
 	MOZPOOL_TEST_QUIET=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)

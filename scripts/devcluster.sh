@@ -2,8 +2,9 @@
 # devcluster.sh — a local Mozpool cluster on loopback for development, demos
 # and benchmarks.
 #
-#   scripts/devcluster.sh up [N]    start N nodes (default 3), load lab/lab.json,
-#                                   wait for a leader, write .devcluster/nodes
+#   scripts/devcluster.sh up [N]    start N nodes (default 3) and the simulated lab
+#                                   (mozpool-sim), load the lab's inventory, wait
+#                                   for a leader, write .devcluster/nodes
 #   scripts/devcluster.sh run [N]   up, print the URLs, stay in the foreground;
 #                                   Ctrl-C stops everything
 #   scripts/devcluster.sh down      stop every node (SIGTERM, then SIGKILL)
@@ -12,9 +13,13 @@
 #   scripts/devcluster.sh start I   restart node I from its data dir
 #
 # Nodes first start on port 0; the ports they get are saved in
-# .devcluster/nodeI/ports and reused on restart, so URLs stay valid.
-# Environment: MOZPOOL_INVENTORY (default lab/lab.json), MOZPOOL_DEVCLUSTER_DIR
-# (default .devcluster), GO (default go).
+# .devcluster/nodeI/ports and reused on restart, so URLs stay valid. Each node
+# serves PXE files over TFTP and pings boards in TCP mode; the simulator's
+# boards (one loopback address each) fetch their PXE files from it.
+# Environment: MOZPOOL_INVENTORY (default lab/lab.json), MOZPOOL_TIME_SCALE
+# (default 1; `make run` uses 0.1) for nodes and simulator, MOZPOOL_SIM_ARGS
+# (extra mozpool-sim flags), MOZPOOL_DEVCLUSTER_DIR (default .devcluster),
+# GO (default go).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,12 +27,13 @@ dir=${MOZPOOL_DEVCLUSTER_DIR:-$root/.devcluster}
 inventory=${MOZPOOL_INVENTORY:-$root/lab/lab.json}
 bin=$root/bin
 GO=${GO:-go}
+scale=${MOZPOOL_TIME_SCALE:-1}
 
 die() { echo "devcluster: $*" >&2; exit 1; }
 
 build() {
 	mkdir -p "$bin"
-	(cd "$root" && "$GO" build -o "$bin/" ./cmd/mozpoold ./cmd/mozpoolctl)
+	(cd "$root" && "$GO" build -o "$bin/" ./cmd/mozpoold ./cmd/mozpoolctl ./cmd/mozpool-sim)
 }
 
 token() { cat "$dir/token"; }
@@ -65,7 +71,7 @@ wait_for() {
 start_node() {
 	local i=$1 ndir=$dir/node$1
 	mkdir -p "$ndir/data"
-	local http=127.0.0.1:0 raft=127.0.0.1:0 gossip=127.0.0.1:0 args=()
+	local http=127.0.0.1:0 raft=127.0.0.1:0 gossip=127.0.0.1:0 tftp=127.0.0.1:0 args=()
 	if [ -f "$ndir/ports" ]; then
 		# shellcheck disable=SC1091
 		. "$ndir/ports"
@@ -77,7 +83,8 @@ start_node() {
 	fi
 	rm -f "$ndir/data/node.json"
 	"$bin/mozpoold" -data "$ndir/data" -name "$(node_name "$i")" -rack "rack$i" \
-		-http "$http" -raft "$raft" -gossip "$gossip" -token "$(token)" "${args[@]}" \
+		-http "$http" -raft "$raft" -gossip "$gossip" -tftp "$tftp" -ping-mode tcp \
+		-time-scale "$scale" -token "$(token)" "${args[@]}" \
 		>>"$ndir/log" 2>&1 &
 	echo $! >"$ndir/pid"
 	wait_for test -s "$ndir/data/node.json" || die "node $i did not start; see $ndir/log"
@@ -87,6 +94,7 @@ start_node() {
 			echo "http=$(sed -n 's|.*"http_addr": *"http://\([^"]*\)".*|\1|p' "$f")"
 			echo "raft=$(sed -n 's/.*"raft_addr": *"\([^"]*\)".*/\1/p' "$f")"
 			echo "gossip=$(sed -n 's/.*"gossip_addr": *"\([^"]*\)".*/\1/p' "$f")"
+			echo "tftp=$(sed -n 's/.*"tftp_addr": *"\([^"]*\)".*/\1/p' "$f")"
 		} >"$ndir/ports"
 	fi
 }
@@ -118,14 +126,32 @@ cmd_up() {
 	for u in $(cat "$dir/nodes"); do
 		wait_for "$bin/mozpoolctl" --server "$u" health || die "$u is not healthy"
 	done
-	ctl --server "$(node_url 1)" inventory sync --ship-it "$inventory" >"$dir/inventory-sync.log" ||
+	start_sim
+	ctl --server "$(node_url 1)" inventory sync --ship-it "$dir/inventory.json" >"$dir/inventory-sync.log" ||
 		die "inventory sync failed; see $dir/inventory-sync.log"
-	echo "dev cluster up: $n nodes; API URLs in $dir/nodes"
+	echo "dev cluster up: $n nodes and a simulated lab; API URLs in $dir/nodes, ground truth at $(cat "$dir/sim-url")"
+}
+
+# start_sim starts the simulated lab from the inventory and waits until it
+# has written the inventory with its bound addresses.
+start_sim() {
+	rm -f "$dir/inventory.json"
+	# shellcheck disable=SC2086
+	"$bin/mozpool-sim" -inventory "$inventory" -api "$(paste -sd, "$dir/nodes")" \
+		-write-inventory "$dir/inventory.json" -time-scale "$scale" ${MOZPOOL_SIM_ARGS:-} \
+		>"$dir/sim.out" 2>"$dir/sim.log" &
+	echo $! >"$dir/sim.pid"
+	wait_for test -s "$dir/inventory.json" || die "the simulator did not start; see $dir/sim.log"
+	wait_for grep -q '^ground truth: ' "$dir/sim.out" || die "the simulator did not start; see $dir/sim.log"
+	sed -n 's/^ground truth: //p' "$dir/sim.out" | head -1 >"$dir/sim-url"
 }
 
 cmd_down() {
 	[ -f "$dir/size" ] || return 0
 	local i
+	if [ -f "$dir/sim.pid" ] && kill -0 "$(cat "$dir/sim.pid")" 2>/dev/null; then
+		kill -TERM "$(cat "$dir/sim.pid")" 2>/dev/null || true
+	fi
 	for i in $(seq 1 "$(cat "$dir/size")"); do
 		if is_running "$i"; then
 			kill -TERM "$(cat "$dir/node$i/pid")" 2>/dev/null || true
@@ -176,6 +202,7 @@ cmd_run() {
 	echo
 	echo "Mozpool dev cluster is running. API / UI on:"
 	sed 's/^/  /' "$dir/nodes"
+	echo "Simulated lab (ground truth): $(cat "$dir/sim-url")/boards"
 	echo "Cluster status:  $bin/mozpoolctl --server $(node_url 1) status"
 	echo "Press Ctrl-C to stop."
 	while true; do sleep 1; done
