@@ -43,6 +43,7 @@ var errorCodes = map[string]error{
 	"exists":                ErrExists,
 	"conflict":              ErrConflict,
 	"too_many_changes":      ErrTooManyChanges,
+	"no_machine":            ErrNoMachine,
 }
 
 // Error is a domain error that survives a trip over the wire: Code names the

@@ -16,6 +16,7 @@ func TestWireError(t *testing.T) {
 	sentinels := []error{
 		fsm.ErrUnknownDevice, fsm.ErrUnknownImage, fsm.ErrUnknownPXEConfig, fsm.ErrUnknownHardwareType,
 		fsm.ErrUnknownServer, fsm.ErrUnknownRequest, fsm.ErrInvalid, fsm.ErrExists, fsm.ErrConflict, fsm.ErrTooManyChanges,
+		fsm.ErrNoMachine,
 	}
 	for _, sentinel := range sentinels {
 		t.Run(sentinel.Error(), func(t *testing.T) {

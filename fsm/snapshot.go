@@ -32,6 +32,7 @@ const (
 	recRelayBoard     recordType = 9
 	recCounters       recordType = 10
 	recIdempotency    recordType = 11
+	recTimeScale      recordType = 12
 )
 
 // ErrSnapshotVersion is returned by Restore for a snapshot it cannot read.
@@ -71,6 +72,11 @@ func encodeSnapshot(s *State) ([]byte, error) {
 	putSorted(put, recRequest, s.Requests)
 	putSorted(put, recRelayBoard, s.RelayBoards)
 	put(recCounters, s.NextID)
+	if s.TimeScale != 0 {
+		// Deadlines depend on it: a restored node must scale as the
+		// others do.
+		put(recTimeScale, s.TimeScale)
+	}
 	for _, e := range s.idemOrder {
 		put(recIdempotency, e)
 	}
@@ -162,6 +168,8 @@ func (s *State) restoreRecord(t recordType, b []byte) error {
 		return restoreInto(s.RelayBoards, b, func(v *RelayBoard) string { return v.Name })
 	case recCounters:
 		return json.Unmarshal(b, &s.NextID)
+	case recTimeScale:
+		return json.Unmarshal(b, &s.TimeScale)
 	case recIdempotency:
 		e := new(idemEntry)
 		if err := json.Unmarshal(b, e); err != nil {
