@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -49,6 +50,10 @@ type Config struct {
 
 	// FSM is the replicated state machine. Required.
 	FSM *fsm.FSM
+	// LeaderTasks run while this node leads, one goroutine each, started
+	// after the FSM has applied every earlier entry (Barrier) and stopped
+	// (their context cancelled and waited for) when leadership is lost.
+	LeaderTasks []func(ctx context.Context)
 	// Logger is the parent logger. Default: null logger.
 	Logger hclog.Logger
 

@@ -92,6 +92,13 @@ func (n *Node) leaderLoop(ctx context.Context) {
 		n.logger.Warn("barrier after gaining leadership failed", "error", err)
 		return
 	}
+	var tasks sync.WaitGroup
+	defer tasks.Wait()
+	for _, task := range n.cfg.LeaderTasks {
+		tasks.Add(1)
+		// Exits when the term ends (ctx cancelled).
+		go func() { defer tasks.Done(); task(ctx) }()
+	}
 	t := time.NewTicker(n.cfg.RegisterInterval)
 	defer t.Stop()
 	for {

@@ -36,6 +36,7 @@ import (
 	"github.com/mozpool/mozpool/httpapi"
 	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/logstore"
+	"github.com/mozpool/mozpool/requests"
 )
 
 // Config configures a node. Build it on DefaultConfig.
@@ -114,6 +115,7 @@ type Daemon struct {
 	Logs       *logstore.Store
 	Hardware   *bmm.Controller
 	Executor   *lifeguard.Executor
+	Requests   *requests.Driver
 	PXE        *pxe.Writer
 	URL        string // the advertised API URL
 	TFTPServer *pxe.Server
@@ -160,11 +162,14 @@ func Start(cfg Config) (d *Daemon, err error) {
 	}
 	undo = append(undo, func() { d.Logs.Close() })
 
-	// 2. The replicated state with the device state machine; log lines go
-	// to the store, device changes to the executor (once it exists).
+	// 2. The replicated state with the device and request state machines;
+	// log lines go to the store, device changes to the executor (once it
+	// exists), request changes to the request driver (which acts only
+	// while this node leads).
 	var executor atomic.Pointer[lifeguard.Executor]
+	var driver atomic.Pointer[requests.Driver]
 	d.FSM = fsm.New(fsm.Config{
-		Logger: cfg.Logger.Named("fsm"), Devices: lifeguard.Machine{},
+		Logger: cfg.Logger.Named("fsm"), Devices: lifeguard.Machine{}, Requests: requests.Machine{},
 		Notify: func(n fsm.Notification) {
 			if len(n.Logs) > 0 {
 				d.Logs.Append(n.Logs)
@@ -172,8 +177,26 @@ func Start(cfg Config) (d *Daemon, err error) {
 			if e := executor.Load(); e != nil {
 				e.Notify(n)
 			}
+			if r := driver.Load(); r != nil {
+				r.Notify(n)
+			}
 		},
 	})
+	rcfg := requests.DefaultDriverConfig()
+	rcfg.FSM, rcfg.Logger = d.FSM, cfg.Logger
+	// The driver can start (on gaining leadership) before cluster.New has
+	// returned; until then its proposals fail and are retried.
+	var node atomic.Pointer[cluster.Node]
+	rcfg.Propose = func(ctx context.Context, t fsm.CommandType, c fsm.Command) (fsm.Result, error) {
+		if n := node.Load(); n != nil {
+			return n.Apply(ctx, t, c)
+		}
+		return fsm.Result{}, cluster.ErrNoLeader
+	}
+	if d.Requests, err = requests.NewDriver(rcfg); err != nil {
+		return nil, err
+	}
+	driver.Store(d.Requests)
 
 	// 3. Listen for HTTP first so the node can advertise its real address.
 	if d.ln, err = net.Listen("tcp", cfg.HTTPBind); err != nil {
@@ -217,9 +240,11 @@ func Start(cfg Config) (d *Daemon, err error) {
 	ccfg.HTTPAddr, ccfg.TFTPAddr = d.URL, tftpAdvertise
 	ccfg.Bootstrap, ccfg.Token, ccfg.FSM, ccfg.Logger = cfg.Bootstrap, cfg.Token, d.FSM, cfg.Logger
 	ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout = cfg.RaftTimeout, cfg.RaftTimeout, cfg.RaftTimeout/2
+	ccfg.LeaderTasks = []func(context.Context){d.Requests.Run}
 	if d.Node, err = cluster.New(ccfg); err != nil {
 		return nil, err
 	}
+	node.Store(d.Node)
 	undo = append(undo, func() { d.Node.Shutdown(context.Background()) })
 
 	// 6. The hardware layer for this rack, and lifeguard driving it.

@@ -20,4 +20,10 @@ var appliers = map[CommandType]func(*txn, []byte) (any, error){
 	CmdDeviceStateChange:    (*txn).applyDeviceStateChange,
 	CmdSetTimeScale:         (*txn).applySetTimeScale,
 	CmdDeviceRegister:       (*txn).applyDeviceRegister,
+	CmdRequestCreate:        (*txn).applyRequestCreate,
+	CmdRequestEvent:         (*txn).applyRequestEvent,
+	CmdRequestTimeout:       (*txn).applyRequestTimeout,
+	CmdRequestRenew:         (*txn).applyRequestRenew,
+	CmdRequestExpire:        (*txn).applyRequestExpire,
+	CmdRequestCompact:       (*txn).applyRequestCompact,
 }

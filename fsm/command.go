@@ -30,6 +30,12 @@ const (
 	CmdDeviceStateChange    CommandType = 13
 	CmdSetTimeScale         CommandType = 14
 	CmdDeviceRegister       CommandType = 15
+	CmdRequestCreate        CommandType = 16
+	CmdRequestEvent         CommandType = 17
+	CmdRequestTimeout       CommandType = 18
+	CmdRequestRenew         CommandType = 19
+	CmdRequestExpire        CommandType = 20
+	CmdRequestCompact       CommandType = 21
 
 	// IgnoreUnknown is or-ed into a type byte for commands that older nodes
 	// may skip safely. A node that does not know a type without this bit
@@ -53,6 +59,12 @@ var commandNames = map[CommandType]string{
 	CmdDeviceStateChange:    "device_state_change",
 	CmdSetTimeScale:         "set_time_scale",
 	CmdDeviceRegister:       "device_register",
+	CmdRequestCreate:        "request_create",
+	CmdRequestEvent:         "request_event",
+	CmdRequestTimeout:       "request_timeout",
+	CmdRequestRenew:         "request_renew",
+	CmdRequestExpire:        "request_expire",
+	CmdRequestCompact:       "request_compact",
 }
 
 func (t CommandType) String() string {
@@ -228,6 +240,60 @@ type DeviceRegister struct {
 	Device  string `json:"device"`
 	MAC     string `json:"mac_address"`
 	Address string `json:"address,omitempty"` // where the announcement came from
+}
+
+// RequestCreate creates a request and runs its first device search in the
+// same Apply. The proposer computes Expires (its time + duration).
+type RequestCreate struct {
+	Header
+	RequestedDevice string    `json:"requested_device"` // "any" or a device name
+	Assignee        string    `json:"assignee"`
+	Expires         time.Time `json:"expires"`
+	Image           string    `json:"image"`
+	BootConfig      string    `json:"boot_config"`
+	Environment     string    `json:"environment"`
+	// Server is the imaging server that received the request.
+	Server string `json:"server"`
+}
+
+// RequestEvent delivers an event to a request ("close" is a return).
+// Generation is zero for events from outside.
+type RequestEvent struct {
+	Header
+	ID         int64            `json:"id"`
+	Event      string           `json:"event"`
+	Args       RequestEventArgs `json:"args"`
+	Generation uint64           `json:"generation,omitempty"`
+}
+
+// RequestTimeout tells a request that the deadline of the state entered at
+// Generation has passed (proposed by the leader's request driver).
+type RequestTimeout struct {
+	Header
+	ID         int64  `json:"id"`
+	Generation uint64 `json:"generation"`
+}
+
+// RequestRenew sets a request's expiry (the proposer's time + duration), in
+// any state.
+type RequestRenew struct {
+	Header
+	ID      int64     `json:"id"`
+	Expires time.Time `json:"expires"`
+}
+
+// RequestExpire expires a request whose expiry has passed at the command's
+// time (proposed by the leader's request driver).
+type RequestExpire struct {
+	Header
+	ID int64 `json:"id"`
+}
+
+// RequestCompact deletes requests that are closed or failed and expired
+// before Before.
+type RequestCompact struct {
+	Header
+	Before time.Time `json:"before"`
 }
 
 // SetTimeScale sets the cluster's time scale (see State.TimeScale).

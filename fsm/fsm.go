@@ -41,6 +41,8 @@ type Notification struct {
 	Devices []string
 	// Transitions are the state entries of device machines.
 	Transitions []Transition
+	// Requests names the requests whose record changed.
+	Requests []int64
 }
 
 // Config configures an FSM.
@@ -53,13 +55,17 @@ type Config struct {
 	// Devices is the device state machine (lifeguard). Without one,
 	// device events and timeouts are refused.
 	Devices DeviceMachine
+	// Requests is the request state machine (mozpool). Without one,
+	// request commands are refused.
+	Requests RequestMachine
 }
 
 // FSM is the replicated state machine. It implements raft.FSM.
 type FSM struct {
-	logger  hclog.Logger
-	notify  func(Notification)
-	devices DeviceMachine
+	logger   hclog.Logger
+	notify   func(Notification)
+	devices  DeviceMachine
+	requests RequestMachine
 
 	// stateMu guards s. Apply and Restore take it for writing; readers
 	// outside Raft (the HTTP API) take it for reading.
@@ -74,7 +80,7 @@ func New(cfg Config) *FSM {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &FSM{logger: cfg.Logger, notify: cfg.Notify, devices: cfg.Devices, s: newState()}
+	return &FSM{logger: cfg.Logger, notify: cfg.Notify, devices: cfg.Devices, requests: cfg.Requests, s: newState()}
 }
 
 // Read calls fn with the current state under a read lock. fn must neither
@@ -142,7 +148,7 @@ func (f *FSM) ApplyCommand(index uint64, b []byte) Result {
 	}
 
 	f.stateMu.Lock()
-	tx := &txn{s: f.s, index: index, at: h.At.UTC(), devices: f.devices}
+	tx := &txn{s: f.s, index: index, at: h.At.UTC(), devices: f.devices, requests: f.requests}
 	var res Result
 	if e, ok := f.s.lookupIdem(h.IdempotencyKey, tx.at); ok {
 		res = e.Result
@@ -159,8 +165,9 @@ func (f *FSM) ApplyCommand(index uint64, b []byte) Result {
 	if res.Err != nil {
 		f.logger.Debug("command refused", "type", t.String(), "index", index, "error", res.Err.Message)
 	}
-	if f.notify != nil && (len(tx.logs) > 0 || len(tx.touched) > 0) {
-		f.notify(Notification{Index: index, Type: t, At: tx.at, Logs: tx.logs, Devices: tx.touched, Transitions: tx.transitions})
+	if f.notify != nil && (len(tx.logs) > 0 || len(tx.touched) > 0 || len(tx.touchedRequests) > 0) {
+		f.notify(Notification{Index: index, Type: t, At: tx.at, Logs: tx.logs, Devices: tx.touched,
+			Transitions: tx.transitions, Requests: tx.touchedRequests})
 	}
 	return res
 }
@@ -227,14 +234,16 @@ func (s *State) pruneIdem(q []*idemEntry, oldest time.Time) []*idemEntry {
 // txn is the context of one Apply: the state it mutates and what it has to
 // tell watchers afterwards.
 type txn struct {
-	s       *State
-	index   uint64
-	at      time.Time
-	devices DeviceMachine
+	s        *State
+	index    uint64
+	at       time.Time
+	devices  DeviceMachine
+	requests RequestMachine
 
-	logs        []LogEntry
-	touched     []string
-	transitions []Transition
+	logs            []LogEntry
+	touched         []string
+	touchedRequests []int64
+	transitions     []Transition
 }
 
 // decode unmarshals a command body. Failure means a corrupt log: panic.
@@ -246,6 +255,12 @@ func (tx *txn) decode(b []byte, v any) {
 
 func (tx *txn) logDevice(name, source, format string, args ...any) {
 	tx.logs = append(tx.logs, LogEntry{Kind: LogDevice, Name: name, At: tx.at, Source: source, Message: fmt.Sprintf(format, args...)})
+}
+
+func (tx *txn) touchRequest(id int64) {
+	if n := len(tx.touchedRequests); n == 0 || tx.touchedRequests[n-1] != id {
+		tx.touchedRequests = append(tx.touchedRequests, id)
+	}
 }
 
 func (tx *txn) touchDevice(name string) {

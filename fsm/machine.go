@@ -118,12 +118,16 @@ func (m *DeviceTx) Claimed() bool { return m.d.RequestID != 0 }
 
 // ImagingResult reports the outcome of an operation to the request that
 // holds the device, if any ("complete" or "failed-bad-device").
+// The request's machine handles it in the same Apply.
 func (m *DeviceTx) ImagingResult(result string) {
-	if r, ok := m.tx.s.Requests[m.d.RequestID]; ok && m.d.RequestID != 0 {
-		r.ImagingResult = result
+	if m.d.RequestID == 0 {
+		return
+	}
+	if r, ok := m.tx.s.Requests[m.d.RequestID]; ok {
 		m.tx.logs = append(m.tx.logs, LogEntry{Kind: LogRequest, Name: fmt.Sprint(r.ID), At: m.tx.at,
 			Source: "lifeguard", Message: fmt.Sprintf("device %s finished: %s", m.d.Name, result)})
 	}
+	m.tx.requestResult(m.d, result)
 }
 
 // Transition is one state entry, reported to watchers (the executor).

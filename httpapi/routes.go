@@ -61,6 +61,19 @@ func (s *Server) routes() http.Handler {
 	rt.r.GET("/api/device/:id/bootconfig", s.getBootConfig) // verbatim, no 303
 	rt.r.GET("/api/device/:id/bootconfig/", s.getBootConfig)
 
+	// Requests (the Mozpool layer): any node serves every route.
+	rt.json(post, "/api/device/:id/request/", s.postRequest)
+	rt.json(get, "/api/request/:id/", s.getRequestList, listOnly("id"))
+	rt.json(get, "/api/request/:id/details/", s.getRequestDetails)
+	rt.json(get, "/api/request/:id/status/", s.getRequestStatus)
+	rt.json(get, "/api/request/:id/log/", s.getRequestLog)
+	rt.r.POST("/api/request/:id/renew/", s.renewRequest) // no 303, as the original
+	rt.r.POST("/api/request/:id/renew", s.renewRequest)
+	rt.r.POST("/api/request/:id/return/", s.returnRequest)
+	rt.r.POST("/api/request/:id/return", s.returnRequest)
+	rt.json(get, "/api/request/:id/event/:event/", s.requestEvent)
+	rt.json(post, "/api/request/:id/event/:event/", s.requestEvent)
+
 	// Images and PXE configs.
 	rt.json(get, "/api/image/list/", s.getImageList)
 	rt.json(post, "/api/image/", s.postImage)

@@ -1,0 +1,353 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/logstore"
+)
+
+// requestView is a request as the original's details and create routes
+// show it.
+type requestView struct {
+	ID              int64  `json:"id"`
+	RequestedDevice string `json:"requested_device"`
+	Assignee        string `json:"assignee"`
+	Expires         string `json:"expires"`
+	Environment     string `json:"environment"`
+	Image           string `json:"image"`
+	BootConfig      string `json:"boot_config"`
+	AssignedDevice  string `json:"assigned_device"`
+	URL             string `json:"url"`
+}
+
+// requestListView is one row of /api/request/list/.
+type requestListView struct {
+	ID              int64  `json:"id"`
+	ImagingServer   string `json:"imaging_server"`
+	Assignee        string `json:"assignee"`
+	BootConfig      string `json:"boot_config"`
+	State           string `json:"state"`
+	Expires         string `json:"expires"`
+	RequestedDevice string `json:"requested_device"`
+	Environment     string `json:"environment"`
+	AssignedDevice  string `json:"assigned_device"`
+	DeviceState     string `json:"device_state"`
+}
+
+func (s *Server) requestURL(id int64) string {
+	return fmt.Sprintf("%s/api/request/%d/", strings.TrimRight(s.cluster.Self().HTTPAddr, "/"), id)
+}
+
+func (s *Server) viewRequest(r *fsm.Request) requestView {
+	return requestView{ID: r.ID, RequestedDevice: r.RequestedDevice, Assignee: r.Assignee,
+		Expires: FormatTime(r.Expires), Environment: r.Environment, Image: r.Image,
+		BootConfig: r.BootConfig, AssignedDevice: r.Device, URL: s.requestURL(r.ID)}
+}
+
+// parseDuration accepts what the original's int() did: a JSON integer, a
+// float (truncated) or a numeric string.
+func parseDuration(raw json.RawMessage) (time.Duration, error) {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return 0, badRequestf("duration must be an integer")
+	}
+	var secs float64
+	switch x := v.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil {
+			return 0, badRequestf("duration must be an integer")
+		}
+		secs = math.Trunc(f)
+	case string:
+		n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+		if err != nil {
+			return 0, badRequestf("duration %q is not an integer", x)
+		}
+		secs = float64(n)
+	default:
+		return 0, badRequestf("duration must be an integer")
+	}
+	if secs < 0 || secs > fsm.MaxRequestDuration.Seconds() {
+		return 0, badRequestf("duration must be between 0 and %d seconds", int64(fsm.MaxRequestDuration.Seconds()))
+	}
+	return time.Duration(secs) * time.Second, nil
+}
+
+// bootConfigString encodes the image's boot-config keys of the body as the
+// original did: a JSON object, keys sorted, Python's ", " and ": ".
+func bootConfigString(keys []string, body map[string]json.RawMessage) (string, error) {
+	sorted := slices.Clone(keys)
+	sort.Strings(sorted)
+	var b strings.Builder
+	b.WriteString("{")
+	for i, k := range sorted {
+		raw, ok := body[k]
+		if !ok {
+			return "", badRequestf("missing boot config key %q", k)
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return "", badRequestf("bad value for %q", k)
+		}
+		kb, _ := json.Marshal(k)
+		vb, _ := json.Marshal(v)
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.Write(kb)
+		b.WriteString(": ")
+		b.Write(vb)
+	}
+	b.WriteString("}")
+	return b.String(), nil
+}
+
+// postRequest creates a request for a named device or "any".
+func (s *Server) postRequest(r *http.Request, ps httprouter.Params) (any, error) {
+	var body map[string]json.RawMessage
+	if err := decodeObject(r, &body, maxBodyBytes); err != nil {
+		return nil, err
+	}
+	assignee, err := stringField(body, "assignee")
+	if err != nil || assignee == "" {
+		return nil, badRequestf("assignee is required (a string)")
+	}
+	rawDur, ok := body["duration"]
+	if !ok {
+		return nil, badRequestf("duration is required")
+	}
+	dur, err := parseDuration(rawDur)
+	if err != nil {
+		return nil, err
+	}
+	image, err := stringField(body, "image")
+	if err != nil || image == "" {
+		return nil, badRequestf("image is required (a string)")
+	}
+	env := "any"
+	if _, ok := body["environment"]; ok {
+		if env, err = stringField(body, "environment"); err != nil {
+			return nil, err
+		}
+	}
+	dev := ps.ByName("id")
+	var keys []string
+	var imgOK, devOK bool
+	s.fsm.Read(func(st *fsm.State) {
+		if img, ok := st.Images[image]; ok {
+			imgOK, keys = true, slices.Clone(img.BootConfigKeys)
+		}
+		_, devOK = st.Devices[dev]
+	})
+	if !imgOK {
+		return nil, unknown(fsm.ErrUnknownImage, image)
+	}
+	if dev != "any" && !devOK {
+		return nil, unknownDevice(dev)
+	}
+	bootConfig, err := bootConfigString(keys, body)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	res, err := s.apply(r, fsm.CmdRequestCreate, &fsm.RequestCreate{
+		Header:          fsm.Header{At: now},
+		RequestedDevice: dev, Assignee: assignee, Expires: now.Add(dur), Image: image,
+		BootConfig: bootConfig, Environment: env, Server: s.cluster.Self().Name,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var req fsm.Request
+	if err := res.Decode(&req); err != nil {
+		return nil, err
+	}
+	out := map[string]any{"request": s.viewRequest(&req)}
+	if req.State == "closed" {
+		return &reply{status: http.StatusConflict, body: out}, nil
+	}
+	return out, nil
+}
+
+// requestID parses the :id of a request route (400 if not an integer).
+func requestID(ps httprouter.Params) (int64, error) {
+	id, err := strconv.ParseInt(ps.ByName("id"), 10, 64)
+	if err != nil {
+		return 0, badRequestf("request id %q is not an integer", ps.ByName("id"))
+	}
+	return id, nil
+}
+
+func (s *Server) request(ps httprouter.Params) (fsm.Request, error) {
+	id, err := requestID(ps)
+	if err != nil {
+		return fsm.Request{}, err
+	}
+	var r fsm.Request
+	var ok bool
+	s.fsm.Read(func(st *fsm.State) {
+		if p, found := st.Requests[id]; found {
+			r, ok = *p, true
+		}
+	})
+	if !ok {
+		return r, fmt.Errorf("%w: %d", fsm.ErrUnknownRequest, id)
+	}
+	return r, nil
+}
+
+func (s *Server) getRequestList(r *http.Request, _ httprouter.Params) (any, error) {
+	withClosed := flag(r.URL.Query(), "include_closed")
+	out := []requestListView{}
+	s.fsm.Read(func(st *fsm.State) {
+		for _, req := range st.Requests {
+			if req.State == "closed" && !withClosed {
+				continue
+			}
+			v := requestListView{ID: req.ID, ImagingServer: req.ImagingServer, Assignee: req.Assignee,
+				BootConfig: req.BootConfig, State: req.State, Expires: FormatTime(req.Expires),
+				RequestedDevice: req.RequestedDevice, Environment: req.Environment, AssignedDevice: req.Device}
+			if d, ok := st.Devices[req.Device]; ok && req.Device != "" {
+				v.DeviceState = d.State
+			}
+			out = append(out, v)
+		}
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return map[string]any{"requests": out}, nil
+}
+
+func (s *Server) getRequestDetails(_ *http.Request, ps httprouter.Params) (any, error) {
+	req, err := s.request(ps)
+	if err != nil {
+		return nil, err
+	}
+	return s.viewRequest(&req), nil
+}
+
+func (s *Server) requestLog(id int64, q logstore.Query) ([]logView, error) {
+	es, err := s.logs.Query(fsm.LogRequest, strconv.FormatInt(id, 10), q)
+	if err != nil {
+		return nil, err
+	}
+	return newLogViews(es), nil
+}
+
+func (s *Server) getRequestStatus(_ *http.Request, ps httprouter.Params) (any, error) {
+	req, err := s.request(ps)
+	if err != nil {
+		return nil, err
+	}
+	log, err := s.requestLog(req.ID, logstore.Query{Limit: statusLogLines})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"state": req.State, "log": log}, nil
+}
+
+// getRequestLog answers the whole log; an unknown id has an empty log, as
+// the original.
+func (s *Server) getRequestLog(_ *http.Request, ps httprouter.Params) (any, error) {
+	id, err := requestID(ps)
+	if err != nil {
+		return nil, err
+	}
+	log, err := s.requestLog(id, logstore.Query{})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"log": log}, nil
+}
+
+// renewRequest sets expires to now + duration, in any state → 204.
+func (s *Server) renewRequest(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	s.handle(func(r *http.Request, ps httprouter.Params) (any, error) {
+		req, err := s.request(ps)
+		if err != nil {
+			return nil, err
+		}
+		var body map[string]json.RawMessage
+		if err := decodeObject(r, &body, maxBodyBytes); err != nil {
+			return nil, err
+		}
+		raw, ok := body["duration"]
+		if !ok {
+			return nil, badRequestf("duration is required")
+		}
+		dur, err := parseDuration(raw)
+		if err != nil {
+			return nil, err
+		}
+		now := s.now().UTC()
+		res, err := s.apply(r, fsm.CmdRequestRenew, &fsm.RequestRenew{Header: fsm.Header{At: now}, ID: req.ID, Expires: now.Add(dur)})
+		if err != nil {
+			return nil, err
+		}
+		if err := res.Error(); err != nil {
+			return nil, err
+		}
+		return &reply{status: http.StatusNoContent, noBody: true}, nil
+	})(w, r, ps)
+}
+
+// returnRequest closes the request → 204 (also when it is already closed
+// or failed: the event is then ignored).
+func (s *Server) returnRequest(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	s.handle(func(r *http.Request, ps httprouter.Params) (any, error) {
+		req, err := s.request(ps)
+		if err != nil {
+			return nil, err
+		}
+		res, err := s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: req.ID, Event: "close"})
+		if err != nil {
+			return nil, err
+		}
+		if err := res.Error(); err != nil {
+			return nil, err
+		}
+		return &reply{status: http.StatusNoContent, noBody: true}, nil
+	})(w, r, ps)
+}
+
+// requestEvent delivers an event to a request (GET: no arguments) → {}.
+func (s *Server) requestEvent(r *http.Request, ps httprouter.Params) (any, error) {
+	req, err := s.request(ps)
+	if err != nil {
+		return nil, err
+	}
+	var args fsm.RequestEventArgs
+	if r.Method == http.MethodPost {
+		b, err := readBody(r, maxBodyBytes)
+		if err != nil {
+			return nil, err
+		}
+		if b = bytes.TrimSpace(b); len(b) > 0 && !bytes.Equal(b, []byte("null")) {
+			if err := json.Unmarshal(b, &args); err != nil {
+				return nil, badRequestf("bad JSON body: %v", err)
+			}
+		}
+	}
+	res, err := s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: req.ID, Event: ps.ByName("event"), Args: args})
+	if err != nil {
+		return nil, err
+	}
+	if err := res.Error(); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
