@@ -4,8 +4,8 @@
 // cmd/mozpoold is a thin wrapper around it; tests start whole nodes with it.
 //
 // Goroutines: Start launches the HTTP server, the lifeguard executor and,
-// when configured, a joiner and a time-scale setter; Shutdown stops them in
-// reverse order of start and waits for them.
+// when configured, the syslog receiver, a joiner and a time-scale setter;
+// Shutdown stops them in reverse order of start and waits for them.
 package daemon
 
 import (
@@ -30,6 +30,7 @@ import (
 	"github.com/mozpool/mozpool/bmm/pxe"
 	"github.com/mozpool/mozpool/bmm/relay"
 	"github.com/mozpool/mozpool/bmm/sut"
+	"github.com/mozpool/mozpool/bmm/syslog"
 	"github.com/mozpool/mozpool/client"
 	"github.com/mozpool/mozpool/cluster"
 	"github.com/mozpool/mozpool/fsm"
@@ -71,6 +72,9 @@ type Config struct {
 	PingPort int
 	// SUTPort is the boards' SUT agent port.
 	SUTPort int
+	// SyslogAddr, if set, runs a syslog receiver there (UDP, e.g. ":514")
+	// that files this rack's boards' messages in their device logs.
+	SyslogAddr string
 	// TimeScale, if > 0, is proposed as the cluster's time scale; below 1
 	// it also shortens the relay's off time and recovery pause.
 	TimeScale float64
@@ -119,6 +123,7 @@ type Daemon struct {
 	PXE        *pxe.Writer
 	URL        string // the advertised API URL
 	TFTPServer *pxe.Server
+	Syslog     *syslog.Receiver // nil unless SyslogAddr is set
 
 	ln      net.Listener
 	srv     *http.Server
@@ -257,7 +262,20 @@ func Start(cfg Config) (d *Daemon, err error) {
 		return nil, err
 	}
 
-	// 7. The API.
+	// 7. The boards' syslog, filed in their device logs through the cluster.
+	if cfg.SyslogAddr != "" {
+		scfg := syslog.DefaultConfig()
+		scfg.Addr, scfg.Server, scfg.FSM, scfg.Propose, scfg.Logger = cfg.SyslogAddr, cfg.Name, d.FSM, d.Node.Apply, cfg.Logger
+		if d.Syslog, err = syslog.New(scfg); err == nil {
+			err = d.Syslog.Start()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("syslog: %w", err)
+		}
+		undo = append(undo, func() { d.Syslog.Shutdown(context.Background()) })
+	}
+
+	// 8. The API.
 	acfg := httpapi.DefaultConfig()
 	acfg.FSM, acfg.Cluster, acfg.Logs, acfg.Logger, acfg.Token = d.FSM, d.Node, d.Logs, cfg.Logger, cfg.Token
 	acfg.Hardware = d.Hardware
@@ -299,14 +317,18 @@ func Start(cfg Config) (d *Daemon, err error) {
 func (d *Daemon) Served() <-chan error { return d.serveCh }
 
 // Shutdown stops the node in reverse order of start: stop taking requests,
-// stop lifeguard and the background loops, stop the hardware layer, leave
-// Raft (handing over leadership), stop TFTP, close the log store. It can be
-// called more than once.
+// stop lifeguard and the background loops, stop the syslog receiver (filing
+// what it has queued), stop the hardware layer, leave Raft (handing over
+// leadership), stop TFTP, close the log store. It can be called more than
+// once.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.once.Do(func() {
 		d.srv.Shutdown(ctx)
 		d.cancel()
 		d.wg.Wait()
+		if d.Syslog != nil {
+			d.Syslog.Shutdown(ctx)
+		}
 		d.Hardware.Shutdown(ctx)
 		d.err = d.Node.Shutdown(ctx)
 		if d.TFTPServer != nil {
@@ -322,6 +344,13 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 func (d *Daemon) Kill() {
 	d.once.Do(func() {
 		d.srv.Close()
+		if d.Syslog != nil {
+			// A crash files nothing more: with a done context the
+			// receiver drops what it has queued.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			d.Syslog.Shutdown(ctx)
+		}
 		d.Node.Kill()
 		d.cancel()
 		d.wg.Wait()

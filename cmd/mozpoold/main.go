@@ -40,6 +40,7 @@ func parseFlags(args []string) (daemon.Config, hclog.Logger, error) {
 	fs.DurationVar(&c.RaftTimeout, "raft-timeout", c.RaftTimeout, "raft heartbeat and election timeout (the leader lease is half of it)")
 	fs.StringVar(&c.TFTPRoot, "tftp-root", "", "directory of PXE files served to this rack's boards (default DATA/tftp)")
 	fs.StringVar(&c.TFTPAddr, "tftp", "", "run the embedded read-only TFTP server for -tftp-root on this address (e.g. :69); empty: off")
+	fs.StringVar(&c.SyslogAddr, "syslog", "", "receive this rack's boards' syslog (UDP, RFC 3164 and 5424) on this address (e.g. :514) and file it in their device logs; empty: off")
 	fs.StringVar(&c.ServerIP, "server-ip", "", "address written for %IPADDRESS% in PXE configs (default: the host of the HTTP advertise URL)")
 	fs.StringVar(&c.PingMode, "ping-mode", c.PingMode, "how boards are pinged: icmp (real hardware) or tcp (connect to -ping-port; the simulator)")
 	fs.IntVar(&c.PingPort, "ping-port", c.PingPort, "port for -ping-mode tcp")
@@ -79,7 +80,8 @@ func main() {
 		os.Exit(2)
 	}
 
-	// 2. Start the node: log store, state, Raft, TFTP, hardware, lifeguard, API.
+	// 2. Start the node: log store, state, Raft, TFTP, hardware, lifeguard,
+	// syslog, API.
 	d, err := daemon.Start(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mozpoold:", err)
