@@ -18,6 +18,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "generate" {
+		if err := generate(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "mozpool-sim generate:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	o, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

@@ -1,0 +1,38 @@
+package sim
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/fsm"
+)
+
+func TestGenerateInventory(t *testing.T) {
+	inv, err := GenerateInventory(GenerateOptions{
+		Servers: []string{"s1", "s2", "s3"}, BoardsPerServer: 334, BoardNet: 9, RelayNet: 10, RelayPort: 2101,
+	})
+	require.NoError(t, err)
+	require.Len(t, inv.Devices, 1002)
+	ips, macs, wires := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, d := range inv.Devices {
+		require.False(t, ips[d.IPAddress], "ip %s used twice", d.IPAddress)
+		require.False(t, macs[d.MAC], "mac %s used twice", d.MAC)
+		require.False(t, wires[d.RelayInfo], "relay %s wired twice", d.RelayInfo)
+		ips[d.IPAddress], macs[d.MAC], wires[d.RelayInfo] = true, true, true
+	}
+	// The cluster accepts it as it is.
+	f := fsm.New(fsm.Config{})
+	b, err := fsm.Encode(fsm.CmdInventorySync, &fsm.InventorySync{Header: fsm.Header{At: time.Unix(0, 0).UTC()}, Inventory: inv, ShipIt: true})
+	require.NoError(t, err)
+	require.NoError(t, f.ApplyCommand(1, b).Error())
+	// And so does the simulator.
+	cfg := DefaultConfig()
+	cfg.Inventory, cfg.API = inv, []string{"http://127.0.0.1:1"}
+	_, err = New(cfg)
+	require.NoError(t, err)
+
+	_, err = GenerateInventory(GenerateOptions{Servers: []string{"s1"}, BoardsPerServer: 1, BoardNet: 3, RelayNet: 3})
+	require.ErrorIs(t, err, ErrBadInventory)
+}
