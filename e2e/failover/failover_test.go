@@ -1,0 +1,234 @@
+// Package failover kills the leader of a real dev cluster (separate
+// mozpoold processes, SIGKILL through scripts/devcluster.sh) while requests
+// are being created, and checks that no acknowledged request is lost or
+// doubly claimed.
+package failover
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/sim"
+)
+
+const requestsInFlight = 50
+
+type devcluster struct {
+	t     *testing.T
+	root  string
+	env   []string
+	nodes []string
+}
+
+func (dc *devcluster) run(args ...string) string {
+	dc.t.Helper()
+	cmd := exec.Command(filepath.Join(dc.root, "scripts/devcluster.sh"), args...)
+	cmd.Dir, cmd.Env = dc.root, dc.env
+	out, err := cmd.CombinedOutput()
+	require.NoError(dc.t, err, "devcluster %v: %s", args, out)
+	return string(out)
+}
+
+func getJSON(url string, v any) error {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %d", url, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+type deviceRow struct {
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	RequestID *int64 `json:"request_id"`
+}
+
+type requestRow struct {
+	ID             int64  `json:"id"`
+	State          string `json:"state"`
+	AssignedDevice string `json:"assigned_device"`
+}
+
+// checkClaims fails if two requests hold one device, or a device's
+// request_id disagrees with the request holding it.
+func checkClaims(t *testing.T, url string) (map[int64]requestRow, bool) {
+	var devs struct{ Devices []deviceRow }
+	var reqs struct{ Requests []requestRow }
+	if getJSON(url+"/api/device/list/?details=1", &devs) != nil || getJSON(url+"/api/request/list/?include_closed=1", &reqs) != nil {
+		return nil, false
+	}
+	byID := map[int64]requestRow{}
+	holder := map[string]int64{}
+	for _, r := range reqs.Requests {
+		byID[r.ID] = r
+		if r.AssignedDevice == "" {
+			continue
+		}
+		other, dup := holder[r.AssignedDevice]
+		require.False(t, dup, "device %s held by requests %d and %d", r.AssignedDevice, other, r.ID)
+		holder[r.AssignedDevice] = r.ID
+	}
+	for _, d := range devs.Devices {
+		if d.RequestID != nil {
+			r, ok := byID[*d.RequestID]
+			require.True(t, ok && r.AssignedDevice == d.Name, "device %s says request %d, which does not hold it", d.Name, *d.RequestID)
+		}
+	}
+	return byID, true
+}
+
+func TestLeaderKilledWhileRequestsInFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a dev cluster of separate processes")
+	}
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	inv, err := sim.GenerateInventory(sim.GenerateOptions{
+		Servers:         []string{"mobile-imaging-001", "mobile-imaging-002", "mobile-imaging-003"},
+		BoardsPerServer: 22, BoardNet: 5, RelayNet: 6, RelayPort: 2101,
+	})
+	require.NoError(t, err)
+	invPath := filepath.Join(dir, "lab.json")
+	b, _ := json.Marshal(inv)
+	require.NoError(t, os.WriteFile(invPath, b, 0o644))
+	dc := &devcluster{t: t, root: root, env: append(os.Environ(),
+		"MOZPOOL_DEVCLUSTER_DIR="+filepath.Join(dir, "dc"), "MOZPOOL_INVENTORY="+invPath, "MOZPOOL_TIME_SCALE=0.05",
+		// No injected failures: this test is about the cluster.
+		"MOZPOOL_SIM_ARGS=-relay-recovery 20ms -fail-booting 0 -fail-mobile-init 0 -fail-downloading 0 -fail-extracting 0 -fail-rebooting 0 -fail-running 0 -self-test-ok 1")}
+	t.Cleanup(func() { dc.run("down") })
+	dc.run("up", "3")
+	nodes, err := os.ReadFile(filepath.Join(dir, "dc", "nodes"))
+	require.NoError(t, err)
+	dc.nodes = strings.Fields(string(nodes))
+	require.Len(t, dc.nodes, 3)
+
+	// Wait for the boards' initial self-tests.
+	require.Eventually(t, func() bool {
+		var devs struct{ Devices []deviceRow }
+		if getJSON(dc.nodes[0]+"/api/device/list/?details=1", &devs) != nil {
+			return false
+		}
+		ready := 0
+		for _, d := range devs.Devices {
+			if d.State == "ready" {
+				ready++
+			}
+		}
+		return ready >= requestsInFlight
+	}, 3*time.Minute, 500*time.Millisecond, "boards did not become ready")
+
+	leader := func() int {
+		for i, u := range dc.nodes {
+			var st struct{ State string }
+			if getJSON(u+"/api/cluster/status/", &st) == nil && st.State == "Leader" {
+				return i
+			}
+		}
+		return -1
+	}
+	killed := leader()
+	require.GreaterOrEqual(t, killed, 0)
+
+	// 50 clients create requests, each retrying on any failure with the
+	// same Idempotency-Key against the other nodes; the leader is killed
+	// once a few have been acknowledged.
+	var mu sync.Mutex
+	acked := map[int]int64{}
+	var wg sync.WaitGroup
+	ackedOne := make(chan struct{}, requestsInFlight)
+	hc := &http.Client{Timeout: 15 * time.Second}
+	for i := 0; i < requestsInFlight; i++ {
+		wg.Add(1)
+		// Exits when the request is acknowledged or after 90 s.
+		go func(i int) {
+			defer wg.Done()
+			body := []byte(`{"assignee": "failover", "duration": 3600, "image": "b2g", "b2gbase": "http://x"}`)
+			deadline := time.Now().Add(90 * time.Second)
+			for n := i; time.Now().Before(deadline); n++ {
+				req, _ := http.NewRequest(http.MethodPost, dc.nodes[n%3]+"/api/device/any/request/", bytes.NewReader(body))
+				req.Header.Set("Idempotency-Key", fmt.Sprintf("failover-%d", i))
+				resp, err := hc.Do(req)
+				if err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					var out struct{ Request struct{ ID int64 } }
+					if resp.StatusCode == http.StatusOK && json.Unmarshal(b, &out) == nil && out.Request.ID > 0 {
+						mu.Lock()
+						acked[i] = out.Request.ID
+						mu.Unlock()
+						ackedOne <- struct{}{}
+						return
+					}
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}(i)
+	}
+	for range 5 {
+		<-ackedOne
+	}
+	start := time.Now()
+	dc.run("kill", fmt.Sprint(killed+1))
+	wg.Wait()
+	t.Logf("all %d creations acknowledged %s after the kill", requestsInFlight, time.Since(start).Round(time.Millisecond))
+	require.Len(t, acked, requestsInFlight, "every client got an acknowledgement")
+	ids := map[int64]bool{}
+	for _, id := range acked {
+		require.False(t, ids[id], "request id %d acknowledged twice", id)
+		ids[id] = true
+	}
+
+	survivor := dc.nodes[(killed+1)%3]
+	byID, ok := checkClaims(t, survivor)
+	require.True(t, ok)
+	for id := range ids {
+		_, found := byID[id]
+		require.True(t, found, "acknowledged request %d lost", id)
+	}
+
+	// The killed node comes back from its data dir: its rack's boards,
+	// frozen meanwhile, resume from the replicated state.
+	dc.run("start", fmt.Sprint(killed+1))
+
+	// Every acknowledged request keeps its claim, none is doubly claimed
+	// (checked on every poll), and all reach ready.
+	require.Eventually(t, func() bool {
+		byID, ok := checkClaims(t, survivor)
+		if !ok {
+			return false
+		}
+		for id := range ids {
+			r, found := byID[id]
+			require.True(t, found, "acknowledged request %d lost", id)
+			require.NotContains(t, r.State, "failed", "request %d failed", id)
+			if r.State != "ready" {
+				return false
+			}
+		}
+		return len(byID) == requestsInFlight
+	}, 3*time.Minute, 500*time.Millisecond, "requests did not all reach ready")
+
+	// The restarted node has caught up.
+	require.Eventually(t, func() bool {
+		byID, ok := checkClaims(t, dc.nodes[killed])
+		return ok && len(byID) == requestsInFlight
+	}, time.Minute, 500*time.Millisecond)
+}
