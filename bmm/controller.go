@@ -101,6 +101,7 @@ type Controller struct {
 	cfg    Config
 	logger hclog.Logger
 
+	logs   *logBatcher
 	ctx    context.Context // cancelled by Shutdown; parent of async ops
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -116,7 +117,8 @@ func New(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Controller{cfg: cfg, logger: cfg.Logger.Named("bmm"), ctx: ctx, cancel: cancel}, nil
+	logger := cfg.Logger.Named("bmm")
+	return &Controller{cfg: cfg, logger: logger, ctx: ctx, cancel: cancel, logs: newLogBatcher(cfg.Propose, logger)}, nil
 }
 
 // Shutdown cancels running asynchronous operations and waits for them (or
@@ -124,8 +126,9 @@ func New(cfg Config) (*Controller, error) {
 func (c *Controller) Shutdown(ctx context.Context) error {
 	c.once.Do(c.cancel)
 	done := make(chan struct{})
-	// Exits when every tracked operation has returned.
-	go func() { c.wg.Wait(); close(done) }()
+	// Exits when every tracked operation has returned and the last log
+	// lines are filed.
+	go func() { c.wg.Wait(); c.logs.close(); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -165,20 +168,10 @@ func (c *Controller) relayOf(d fsm.Device) (relay.RelayInfo, error) {
 
 // log files a line in a device's log through the cluster. A log line that
 // cannot be filed (no leader) is kept in the node log only.
-func (c *Controller) log(ctx context.Context, device, source, format string, args ...any) {
+func (c *Controller) log(_ context.Context, device, source, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	c.logger.Debug(msg, "device", device, "source", source)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	res, err := c.cfg.Propose(ctx, fsm.CmdLogAppend, &fsm.LogAppend{Entries: []fsm.LogEntry{{
-		Kind: fsm.LogDevice, Name: device, At: time.Now().UTC(), Source: source, Message: msg,
-	}}})
-	if err == nil {
-		err = res.Error()
-	}
-	if err != nil {
-		c.logger.Warn("could not file device log line", "device", device, "message", msg, "error", err)
-	}
+	c.logs.add(fsm.LogEntry{Kind: fsm.LogDevice, Name: device, At: time.Now().UTC(), Source: source, Message: msg})
 }
 
 // result logs how an operation ended.
