@@ -236,6 +236,7 @@ func (d *Driver) reconcile() {
 			id, exp := v.id, v.expires
 			t.expiry = time.AfterFunc(time.Until(exp), func() {
 				d.propose(id, func() bool { return d.currentExpiry(id, exp) }, fsm.CmdRequestExpire, &fsm.RequestExpire{ID: id})
+				d.expiryFired(id, exp)
 			})
 		}
 	}
@@ -246,6 +247,19 @@ func (d *Driver) currentGen(id int64, gen uint64) bool {
 	defer d.mu.Unlock()
 	t, ok := d.timers[id]
 	return d.running && ok && t.gen == gen
+}
+
+// expiryFired forgets an expiry timer that has fired, so that the next
+// reconcile of the request (a change, or the resync) arms it again if the
+// request is still open: Apply refuses an expiry stamped before expires
+// (the leader's clock was stepped back), and without this the request
+// would keep its device until the next change of leader.
+func (d *Driver) expiryFired(id int64, exp time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t, ok := d.timers[id]; ok && t.expires.Equal(exp) {
+		t.expires, t.expiry = time.Time{}, nil
+	}
 }
 
 func (d *Driver) currentExpiry(id int64, exp time.Time) bool {
