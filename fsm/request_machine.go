@@ -106,12 +106,18 @@ func (m *RequestTx) Release() {
 		r.Device, r.ImagingResult = "", ""
 		return
 	}
+	// Lifeguard is not told (as the original): a device that is still
+	// busy finishes its operation with no request. Both logs say so.
+	var busy string
+	if d.State != "ready" {
+		busy = fmt.Sprintf(" in state %s; the device goes on without a request", d.State)
+	}
 	if d.RequestID == r.ID {
 		d.RequestID = 0
 		m.tx.touchDevice(d.Name)
-		m.tx.logDevice(d.Name, "mozpool", "released by request %d (%s)", r.ID, r.State)
+		m.tx.logDevice(d.Name, "mozpool", "released by request %d (%s)%s", r.ID, r.State, busy)
 	}
-	m.Log("mozpool", "released device %s", d.Name)
+	m.Log("mozpool", "released device %s%s", d.Name, busy)
 	r.Device, r.ImagingResult = "", ""
 }
 
