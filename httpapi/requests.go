@@ -88,6 +88,17 @@ func parseDuration(raw json.RawMessage) (time.Duration, error) {
 	return time.Duration(secs) * time.Second, nil
 }
 
+// marshalPlain is json.Marshal without the escaping of &, < and >: a
+// b2gbase URL with a query string stays as the client wrote it (as Python's
+// json.dumps leaves it), for the board that fetches it verbatim.
+func marshalPlain(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // v was decoded from JSON: it encodes
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
 // bootConfigString encodes the image's boot-config keys of the body as the
 // original did: a JSON object, keys sorted, Python's ", " and ": ".
 func bootConfigString(keys []string, body map[string]json.RawMessage) (string, error) {
@@ -104,8 +115,7 @@ func bootConfigString(keys []string, body map[string]json.RawMessage) (string, e
 		if err := json.Unmarshal(raw, &v); err != nil {
 			return "", badRequestf("bad value for %q", k)
 		}
-		kb, _ := json.Marshal(k)
-		vb, _ := json.Marshal(v)
+		kb, vb := marshalPlain(k), marshalPlain(v)
 		if i > 0 {
 			b.WriteString(", ")
 		}
