@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: help build run test test-short bench lint fmt tidy cover clean
+.PHONY: help build run test test-python test-short bench lint fmt tidy cover clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -13,14 +13,19 @@ build: ## build mozpoold and mozpoolctl into bin/
 run: ## run a local 3-node cluster with the simulated sample lab in the foreground (Ctrl-C stops it)
 	MOZPOOL_TIME_SCALE=$${MOZPOOL_TIME_SCALE:-0.1} scripts/devcluster.sh run 3
 
-test: ## run every test (race detector on)
+test: ## run every test (race detector on), then the Python client test
 	MOZPOOL_TEST_QUIET=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) --no-print-directory test-python
+
+test-python: ## drive a local 3-node cluster with the Python requests library, as mozpoolclient does
+	GO=$(GO) scripts/python-client-test.sh
 
 test-short: ## skip the multi-node cluster tests
 	$(GO) test -short -count=1 $(PKGS)
 
-bench: ## replicated write throughput (1/16/64 clients) and leader failover time
-	$(GO) test -run '^$$' -bench . -benchtime 3s ./cluster/clustertest/
+bench: ## replicated writes/s, request creations/s with 1,000 simulated boards, leader failover time
+	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench . -benchtime 3s ./cluster/clustertest/
+	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench . -benchtime 300x ./e2e/bench/
 	scripts/failover-bench.sh 10
 
 lint: ## gofmt, go vet
