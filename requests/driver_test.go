@@ -1,0 +1,417 @@
+package requests
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/internal/testlog"
+)
+
+// Driver tests run the real Driver against an FSM that its fake Propose
+// applies to at once, stamping the real time as the cluster does. Timeouts
+// are scaled by 0.001 (a 10 s search interval becomes 10 ms).
+
+// proposal is one command the driver proposed.
+type proposal struct {
+	typ fsm.CommandType
+	id  int64
+	at  time.Time
+	// due is the request's state deadline (RequestTimeout) or expiry
+	// (RequestExpire) when the command was applied; before is a
+	// RequestCompact's cut-off.
+	due, before time.Time
+	result      fsm.Result
+}
+
+// driverRig is an FSM, a Driver proposing to it, and the log of proposals.
+type driverRig struct {
+	t   *testing.T
+	f   *fsm.FSM
+	drv atomic.Pointer[Driver]
+
+	mu        sync.Mutex
+	index     uint64
+	proposals []proposal
+	// fail makes the next n proposals of the driver fail.
+	fail int
+	// skew is added to the time stamped on the first RequestExpire
+	// (a leader whose clock was stepped back).
+	skew time.Duration
+}
+
+// driverOption changes the driver's config.
+type driverOption func(*DriverConfig)
+
+// newDriverRig syncs the lab with all pandas ready and the time scale at
+// 0.001, and returns it with a driver that is not running yet.
+func newDriverRig(t *testing.T, opts ...driverOption) *driverRig {
+	t.Helper()
+	x := &driverRig{t: t}
+	x.f = newFSM(t, func(n fsm.Notification) {
+		if d := x.drv.Load(); d != nil {
+			d.Notify(n)
+		}
+	})
+	x.mustApply(fsm.CmdInventorySync, &fsm.InventorySync{Inventory: rigInventory(), ShipIt: true})
+	x.mustApply(fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: 0.001})
+	for _, d := range pandas {
+		x.mustApply(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: d, From: "new", To: "ready"})
+	}
+	x.drv.Store(x.newDriver(opts...))
+	return x
+}
+
+func (x *driverRig) newDriver(opts ...driverOption) *Driver {
+	x.t.Helper()
+	cfg := DefaultDriverConfig()
+	cfg.FSM, cfg.Propose, cfg.Logger = x.f, x.propose, testlog.New(x.t)
+	for _, o := range opts {
+		o(&cfg)
+	}
+	d, err := NewDriver(cfg)
+	require.NoError(x.t, err)
+	return d
+}
+
+// applyLocked stamps cmd with the real time (unless set) and applies it.
+func (x *driverRig) applyLocked(t fsm.CommandType, cmd fsm.Command) fsm.Result {
+	if cmd.Head().At.IsZero() {
+		cmd.Head().At = time.Now().UTC()
+	}
+	b, err := fsm.Encode(t, cmd)
+	if err != nil {
+		panic(err) // every command here encodes
+	}
+	x.index++
+	return x.f.ApplyCommand(x.index, b)
+}
+
+// mustApply applies a command from the test and requires success.
+func (x *driverRig) mustApply(t fsm.CommandType, cmd fsm.Command) fsm.Result {
+	x.t.Helper()
+	x.mu.Lock()
+	res := x.applyLocked(t, cmd)
+	x.mu.Unlock()
+	require.NoError(x.t, res.Error(), "apply %s", t)
+	return res
+}
+
+// propose is the driver's Propose: it runs on the driver's goroutines.
+func (x *driverRig) propose(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fsm.Result{}, err
+	}
+	if x.fail > 0 {
+		x.fail--
+		return fsm.Result{}, errors.New("no leader")
+	}
+	p := proposal{typ: t}
+	switch c := cmd.(type) {
+	case *fsm.RequestTimeout:
+		p.id = c.ID
+		x.f.Read(func(s *fsm.State) {
+			if r, ok := s.Requests[c.ID]; ok {
+				p.due = r.StateDeadline
+			}
+		})
+	case *fsm.RequestExpire:
+		p.id = c.ID
+		x.f.Read(func(s *fsm.State) {
+			if r, ok := s.Requests[c.ID]; ok {
+				p.due = r.Expires
+			}
+		})
+		if x.skew != 0 {
+			cmd.Head().At = time.Now().UTC().Add(x.skew)
+			x.skew = 0
+		}
+	case *fsm.RequestCompact:
+		p.before = c.Before
+	}
+	res := x.applyLocked(t, cmd)
+	p.at, p.result = cmd.Head().At, res
+	x.proposals = append(x.proposals, p)
+	return res, nil
+}
+
+// proposed returns the proposals of type t so far.
+func (x *driverRig) proposed(t fsm.CommandType) []proposal {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var out []proposal
+	for _, p := range x.proposals {
+		if p.typ == t {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// count is the number of proposals so far.
+func (x *driverRig) count() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return len(x.proposals)
+}
+
+// create applies a create that expires after d and returns the request.
+func (x *driverRig) create(dev, env string, d time.Duration) fsm.Request {
+	x.t.Helper()
+	now := time.Now().UTC()
+	res := x.mustApply(fsm.CmdRequestCreate, &fsm.RequestCreate{Header: fsm.Header{At: now},
+		RequestedDevice: dev, Assignee: "slave-1", Expires: now.Add(d), Image: "b2g",
+		BootConfig: b2gConfig, Environment: env, Server: rigServer})
+	var q fsm.Request
+	require.NoError(x.t, res.Decode(&q))
+	return q
+}
+
+// request returns a copy of a request; ok is false once it is deleted.
+func (x *driverRig) request(id int64) (q fsm.Request, ok bool) {
+	x.f.Read(func(s *fsm.State) {
+		var p *fsm.Request
+		if p, ok = s.Requests[id]; ok {
+			q = *p
+			q.Counters = maps.Clone(p.Counters)
+		}
+	})
+	return q, ok
+}
+
+// state is a request's state ("" once deleted).
+func (x *driverRig) state(id int64) string {
+	q, _ := x.request(id)
+	return q.State
+}
+
+// run starts d.Run and returns a function that cancels it and waits for
+// Run to return.
+func (x *driverRig) run(d *Driver) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	// Exits when ctx is cancelled by stop (or by the cleanup).
+	go func() {
+		defer close(done)
+		d.Run(ctx)
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	x.t.Cleanup(stop)
+	return stop
+}
+
+const (
+	waitFor = 10 * time.Second
+	tick    = 5 * time.Millisecond
+)
+
+// Searches are proposed at their deadlines, never before, until the 60th
+// fails the request; then nothing more.
+func TestDriverFiresSearches(t *testing.T) {
+	x := newDriverRig(t, func(c *DriverConfig) { c.ResyncInterval = time.Hour })
+	q := x.create("any", "nowhere", time.Hour)
+	require.Equal(t, "finding_device", q.State)
+	start := time.Now()
+	x.run(x.drv.Load())
+
+	require.Eventually(t, func() bool { return x.state(q.ID) == "failed_device_not_found" }, waitFor, tick)
+	require.GreaterOrEqual(t, time.Since(start), 59*10*time.Millisecond, "59 searches 10 ms apart")
+	timeouts := x.proposed(fsm.CmdRequestTimeout)
+	require.Len(t, timeouts, 59, "one proposal per search, none twice")
+	for i, p := range timeouts {
+		require.Equal(t, q.ID, p.id)
+		require.False(t, p.at.Before(p.due), "timeout %d proposed at %s, before its deadline %s", i, p.at, p.due)
+		require.NoError(t, p.result.Error())
+	}
+	got, _ := x.request(q.ID)
+	require.Equal(t, 60, got.Counters["finding_device"])
+	require.Never(t, func() bool { return len(x.proposed(fsm.CmdRequestTimeout)) > 59 }, 100*time.Millisecond, tick,
+		"a failed request has no timer")
+}
+
+// Expiry is proposed at expires, and the request is closed and its device
+// released.
+func TestDriverExpires(t *testing.T) {
+	x := newDriverRig(t)
+	x.mustApply(fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: 1}) // no pending polls here
+	q := x.create("any", "any", 150*time.Millisecond)
+	require.Equal(t, "pending", q.State)
+	x.run(x.drv.Load())
+
+	require.Eventually(t, func() bool { return x.state(q.ID) == "closed" }, waitFor, tick)
+	exp := x.proposed(fsm.CmdRequestExpire)
+	require.Len(t, exp, 1)
+	require.False(t, exp[0].at.Before(q.Expires), "expire proposed at %s, before expires %s", exp[0].at, q.Expires)
+	got, _ := x.request(q.ID)
+	require.Empty(t, got.Device)
+	x.f.Read(func(s *fsm.State) { require.Zero(t, s.Devices[q.Device].RequestID) })
+}
+
+// A renewal moves the expiry timer.
+func TestDriverFollowsRenewal(t *testing.T) {
+	x := newDriverRig(t)
+	x.mustApply(fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: 1})
+	q := x.create("any", "any", 100*time.Millisecond)
+	x.run(x.drv.Load())
+	renewed := time.Now().UTC().Add(300 * time.Millisecond)
+	x.mustApply(fsm.CmdRequestRenew, &fsm.RequestRenew{ID: q.ID, Expires: renewed})
+
+	require.Eventually(t, func() bool { return x.state(q.ID) == "closed" }, waitFor, tick)
+	for _, p := range x.proposed(fsm.CmdRequestExpire) {
+		if p.result.Error() == nil && p.at.Before(renewed) {
+			var res fsm.EventResult
+			require.NoError(t, p.result.Decode(&res))
+			require.True(t, res.Ignored, "an expiry before the renewed time must not close the request")
+		}
+	}
+}
+
+// An expiry refused as early (the leader's clock was stepped back) is
+// proposed again at the next resync.
+func TestDriverRetriesRefusedExpiry(t *testing.T) {
+	x := newDriverRig(t, func(c *DriverConfig) { c.ResyncInterval = 20 * time.Millisecond })
+	x.mustApply(fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: 1})
+	x.skew = -time.Minute
+	q := x.create("any", "any", 50*time.Millisecond)
+	x.run(x.drv.Load())
+
+	require.Eventually(t, func() bool { return x.state(q.ID) == "closed" }, waitFor, tick)
+	exp := x.proposed(fsm.CmdRequestExpire)
+	require.GreaterOrEqual(t, len(exp), 2)
+	var first fsm.EventResult
+	require.NoError(t, exp[0].result.Decode(&first))
+	require.True(t, first.Ignored, "the skewed expiry is refused")
+}
+
+// A failed proposal is retried while the timer is still current.
+func TestDriverRetriesFailedProposals(t *testing.T) {
+	x := newDriverRig(t)
+	x.mu.Lock()
+	x.fail = 2
+	x.mu.Unlock()
+	q := x.create("any", "nowhere", time.Hour)
+	x.run(x.drv.Load())
+	require.Eventually(t, func() bool {
+		got, _ := x.request(q.ID)
+		return got.Counters["finding_device"] >= 3
+	}, waitFor, tick)
+}
+
+// Cancelling Run's context stops every timer: nothing is proposed after
+// Run has returned, and changes are no longer watched.
+func TestDriverStopsOnCancel(t *testing.T) {
+	x := newDriverRig(t)
+	searching := x.create("any", "nowhere", time.Hour)
+	expiring := x.create("any", "any", 200*time.Millisecond)
+	stop := x.run(x.drv.Load())
+	require.Eventually(t, func() bool { return len(x.proposed(fsm.CmdRequestTimeout)) >= 3 }, waitFor, tick)
+	stop()
+
+	n := x.count()
+	after := x.create("any", "nowhere", 50*time.Millisecond)
+	require.Never(t, func() bool { return x.count() != n }, 400*time.Millisecond, tick, "proposals after Run returned")
+	require.Equal(t, "finding_device", x.state(searching.ID))
+	require.Equal(t, "pending", x.state(expiring.ID), "its expiry passed with no driver")
+	require.Equal(t, "finding_device", x.state(after.ID))
+}
+
+// A new Run — a new term of leadership — rebuilds the timers from the
+// state: an expiry that passed while no driver ran is proposed at once, and
+// searches resume.
+func TestDriverRebuildsTimersOnStart(t *testing.T) {
+	x := newDriverRig(t, func(c *DriverConfig) { c.ResyncInterval = time.Hour })
+	d := x.drv.Load()
+	stop := x.run(d)
+	searching := x.create("any", "nowhere", time.Hour)
+	require.Eventually(t, func() bool { return len(x.proposed(fsm.CmdRequestTimeout)) >= 2 }, waitFor, tick)
+	stop()
+
+	expired := x.create("any", "any", 50*time.Millisecond)
+	require.Equal(t, "pending", expired.State)
+	require.Eventually(t, func() bool { return time.Now().After(expired.Expires) }, waitFor, tick)
+
+	// The same driver, as a node that leads again; then a fresh one, as
+	// another node taking over.
+	for i, next := range []*Driver{d, x.newDriver(func(c *DriverConfig) { c.ResyncInterval = time.Hour })} {
+		x.drv.Store(next)
+		started := time.Now()
+		stop := x.run(next)
+		if i == 0 {
+			require.Eventually(t, func() bool { return x.state(expired.ID) == "closed" }, waitFor, tick)
+			require.Less(t, time.Since(started), 2*time.Second, "an overdue expiry is proposed at once")
+		}
+		base := len(x.proposed(fsm.CmdRequestTimeout))
+		require.Eventually(t, func() bool { return len(x.proposed(fsm.CmdRequestTimeout)) >= base+2 }, waitFor, tick,
+			"run %d: searches resume", i)
+		stop()
+	}
+	require.Equal(t, "finding_device", x.state(searching.ID))
+}
+
+// Compaction is proposed only when some request qualifies: closed or
+// failed and expired more than KeepClosed ago.
+func TestDriverCompaction(t *testing.T) {
+	const keep = 150 * time.Millisecond
+	x := newDriverRig(t, func(c *DriverConfig) {
+		c.KeepClosed, c.CompactInterval = keep, 10*time.Millisecond
+	})
+	x.mustApply(fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: 1})
+	open := x.create("any", "any", time.Hour)
+	x.run(x.drv.Load())
+	require.Never(t, func() bool { return len(x.proposed(fsm.CmdRequestCompact)) > 0 }, 100*time.Millisecond, tick,
+		"nothing qualifies")
+
+	old := x.create("any", "nowhere", 20*time.Millisecond)
+	x.mustApply(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: old.ID, Event: "close"})
+	require.Eventually(t, func() bool { _, ok := x.request(old.ID); return !ok }, waitFor, tick)
+
+	compacts := x.proposed(fsm.CmdRequestCompact)
+	require.Len(t, compacts, 1)
+	require.True(t, old.Expires.Before(compacts[0].before), "the cut-off passed the request's expiry")
+	require.False(t, compacts[0].at.Before(old.Expires.Add(keep)), "compacted %s after expiry, want ≥ %s",
+		compacts[0].at.Sub(old.Expires), keep)
+	require.Never(t, func() bool { return len(x.proposed(fsm.CmdRequestCompact)) > 1 }, 100*time.Millisecond, tick,
+		"nothing qualifies any more")
+	_, ok := x.request(open.ID)
+	require.True(t, ok)
+}
+
+func TestDriverConfigValidate(t *testing.T) {
+	f := newFSM(t, nil)
+	propose := func(context.Context, fsm.CommandType, fsm.Command) (fsm.Result, error) { return fsm.Result{}, nil }
+	tests := []struct {
+		name   string
+		change func(c *DriverConfig)
+	}{
+		{"no fsm", func(c *DriverConfig) { c.FSM = nil }},
+		{"no propose", func(c *DriverConfig) { c.Propose = nil }},
+		{"keep closed", func(c *DriverConfig) { c.KeepClosed = 0 }},
+		{"compact interval", func(c *DriverConfig) { c.CompactInterval = -time.Second }},
+		{"resync interval", func(c *DriverConfig) { c.ResyncInterval = 0 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultDriverConfig()
+			cfg.FSM, cfg.Propose = f, propose
+			require.NoError(t, cfg.Validate())
+			tc.change(&cfg)
+			_, err := NewDriver(cfg)
+			require.Error(t, err)
+		})
+	}
+}
