@@ -1,0 +1,122 @@
+package fsm_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/internal/testlog"
+	"github.com/mozpool/mozpool/lifeguard"
+	"github.com/mozpool/mozpool/requests"
+)
+
+// Request commands at the FSM level. The request table's behaviour is
+// tested in package requests; here: the FSM refuses request commands
+// without a machine, and applies a log of them deterministically.
+
+func TestRequestCommands_NoMachine(t *testing.T) {
+	f := testFSM(t)
+	syncSample(t, f)
+	at := t0.Add(time.Minute)
+	cmds := []struct {
+		typ fsm.CommandType
+		cmd any
+	}{
+		{fsm.CmdRequestCreate, fsm.RequestCreate{Header: fsm.Header{At: at}, RequestedDevice: "any", Assignee: "me",
+			Expires: at.Add(time.Hour), Image: "android", BootConfig: "{}"}},
+		{fsm.CmdRequestEvent, fsm.RequestEvent{Header: fsm.Header{At: at}, ID: 1, Event: "close"}},
+		{fsm.CmdRequestTimeout, fsm.RequestTimeout{Header: fsm.Header{At: at}, ID: 1, Generation: 1}},
+		{fsm.CmdRequestRenew, fsm.RequestRenew{Header: fsm.Header{At: at}, ID: 1, Expires: at.Add(time.Hour)}},
+		{fsm.CmdRequestExpire, fsm.RequestExpire{Header: fsm.Header{At: at}, ID: 1}},
+		{fsm.CmdRequestCompact, fsm.RequestCompact{Header: fsm.Header{At: at}, Before: at}},
+	}
+	for i, c := range cmds {
+		res := apply(t, f, uint64(2+i), c.typ, c.cmd)
+		require.Error(t, res.Error(), "%s without a request machine", c.typ)
+	}
+	f.Read(func(s *fsm.State) { require.Empty(t, s.Requests) })
+}
+
+// requestFSM is an FSM with both machines and the sample inventory, all
+// pandas ready.
+func requestFSM(t *testing.T) *fsm.FSM {
+	t.Helper()
+	f := fsm.New(fsm.Config{Logger: testlog.New(t), Devices: lifeguard.Machine{}, Requests: requests.Machine{}})
+	syncSample(t, f)
+	return f
+}
+
+// Claims, searches, results and returns replayed from the same log give
+// byte-identical states: device choice depends on nothing but the log.
+func TestRequestLog_Deterministic(t *testing.T) {
+	f := requestFSM(t)
+	var log [][]byte
+	index := uint64(1)
+	at := t0
+	add := func(typ fsm.CommandType, cmd fsm.Command) fsm.Result {
+		t.Helper()
+		index++
+		at = at.Add(time.Second)
+		cmd.Head().At = at
+		b := encode(t, typ, cmd)
+		log = append(log, b)
+		return f.ApplyCommand(index, b)
+	}
+	for i := 1; i <= 4; i++ {
+		require.NoError(t, add(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: fmt.Sprintf("panda-%04d", i), From: "new", To: "ready"}).Error())
+	}
+	var ids []int64
+	for i := range 8 {
+		image, bc := "b2g", `{"b2gbase": "x"}`
+		if i%2 == 1 {
+			image, bc = "android", "{}"
+		}
+		var q fsm.Request
+		require.NoError(t, add(fsm.CmdRequestCreate, &fsm.RequestCreate{RequestedDevice: "any", Assignee: "me",
+			Expires: at.Add(time.Hour), Image: image, BootConfig: bc, Environment: "any"}).Decode(&q))
+		ids = append(ids, q.ID)
+	}
+	for round := range 3 {
+		for _, id := range ids {
+			var r fsm.Request
+			f.Read(func(s *fsm.State) { r = *s.Requests[id] })
+			switch {
+			case r.State == "pending" && round == 0:
+				add(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: "lifeguard_finished",
+					Args: fsm.RequestEventArgs{ImagingResult: "failed-bad-device"}})
+			case r.State == "pending":
+				add(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: "close"})
+			case r.State == "finding_device":
+				add(fsm.CmdRequestTimeout, &fsm.RequestTimeout{ID: id, Generation: r.Generation})
+			}
+		}
+		for i := 1; i <= 4; i++ {
+			name := fmt.Sprintf("panda-%04d", i)
+			var d fsm.Device
+			f.Read(func(s *fsm.State) { d = *s.Devices[name] })
+			if d.RequestID == 0 && d.State != "ready" {
+				add(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: name, From: d.State, To: "ready"})
+			}
+		}
+	}
+	closed := 0
+	f.Read(func(s *fsm.State) {
+		for _, r := range s.Requests {
+			if r.State == "closed" {
+				closed++
+			}
+		}
+	})
+	require.GreaterOrEqual(t, closed, 4, "the log claims, moves and returns requests")
+	want := snapshotBytes(t, f)
+	for range 5 {
+		g := requestFSM(t)
+		for i, b := range log {
+			g.ApplyCommand(uint64(2+i), b)
+		}
+		requireState(t, want, g, "replayed log")
+	}
+}
