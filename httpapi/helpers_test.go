@@ -153,6 +153,13 @@ type testEnv struct {
 // newTestEnv starts the env; opts adjust the server's Config.
 func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	t.Helper()
+	return startTestEnv(t, fsm.Config{}, opts...)
+}
+
+// startTestEnv is newTestEnv with an FSM built from machines (its Devices
+// and Requests; the logger and Notify are set here).
+func startTestEnv(t *testing.T, machines fsm.Config, opts ...func(*Config)) *testEnv {
+	t.Helper()
 	lcfg := logstore.DefaultConfig()
 	lcfg.Path = filepath.Join(t.TempDir(), "logs.db")
 	lcfg.Logger = testlog.New(t)
@@ -168,7 +175,8 @@ func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 			t.Errorf("sync log store: %v", err) // not FailNow: this runs on a server goroutine
 		}
 	}
-	f := fsm.New(fsm.Config{Logger: testlog.New(t), Notify: notify})
+	machines.Logger, machines.Notify = testlog.New(t), notify
+	f := fsm.New(machines)
 	clock := &fakeClock{now: time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)}
 	fc := &fakeCluster{f: f, clock: clock}
 
