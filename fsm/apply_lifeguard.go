@@ -39,6 +39,9 @@ func (tx *txn) applyDeviceEvent(b []byte) (any, error) {
 	if c.Generation != 0 && c.Generation != m.d.Generation {
 		return &EventResult{State: m.d.State, Ignored: true, Reason: "stale generation"}, nil
 	}
+	if c.Source == "api" {
+		m.Log("api", "event %s from %s", c.Event, c.From)
+	}
 	err = tx.devices.Event(m, c.Event, c.Args)
 	switch {
 	case errors.Is(err, ErrIgnored):

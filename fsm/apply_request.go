@@ -27,8 +27,8 @@ func (tx *txn) requestTx(id int64) (*RequestTx, error) {
 	return &RequestTx{tx: tx, r: r}, nil
 }
 
-// ValidateBootConfig checks that bootConfig is a JSON object holding
-// exactly the image's boot-config keys.
+// ValidateBootConfig checks that bootConfig is a JSON object holding every
+// boot-config key of the image (the API keeps only those keys).
 func ValidateBootConfig(img *Image, bootConfig string) error {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(bootConfig), &m); err != nil {

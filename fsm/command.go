@@ -210,8 +210,10 @@ type DeviceEvent struct {
 	Event      string    `json:"event"`
 	Args       EventArgs `json:"args"`
 	Generation uint64    `json:"generation,omitempty"`
-	// Source is the log source of the event ("api", "bmm", "sut", ...).
+	// Source is the log source of the event ("api", "bmm", "sut", ...);
+	// From, for events from the API, is the client's address.
 	Source string `json:"source,omitempty"`
+	From   string `json:"from,omitempty"`
 }
 
 // DeviceTimeout tells a device's machine that the deadline of the state

@@ -501,6 +501,9 @@ func (tx *txn) mergeRelayBoards(inv Inventory, diff *InventoryDiff) {
 func (tx *txn) deleteDevice(d *Device) {
 	if r, ok := tx.s.Requests[d.RequestID]; ok && d.RequestID != 0 {
 		r.Device, r.ImagingResult = "", ""
+		tx.touchRequest(r.ID)
+		tx.logs = append(tx.logs, LogEntry{Kind: LogRequest, Name: strconv.FormatInt(r.ID, 10), At: tx.at,
+			Source: "inventory", Message: fmt.Sprintf("device %s was removed from the inventory", d.Name)})
 	}
 	delete(tx.s.Devices, d.Name)
 	tx.logDevice(d.Name, "inventory", "deleted: no longer in the inventory")

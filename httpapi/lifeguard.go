@@ -34,7 +34,7 @@ func (s *Server) deviceEvent(r *http.Request, ps httprouter.Params) (any, error)
 		}
 	}
 	res, err := s.apply(r, fsm.CmdDeviceEvent, &fsm.DeviceEvent{
-		Device: ps.ByName("id"), Event: ps.ByName("event"), Args: args, Source: "api",
+		Device: ps.ByName("id"), Event: ps.ByName("event"), Args: args, Source: "api", From: r.RemoteAddr,
 	})
 	if err != nil {
 		return nil, err

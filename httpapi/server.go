@@ -231,7 +231,13 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
-		s.logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+		// Every request is logged: writes and failures at info, successful
+		// reads (the UI and monitors poll) at debug.
+		log := s.logger.Info
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && rec.status < 400 {
+			log = s.logger.Debug
+		}
+		log("request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery, "status", rec.status,
 			"duration", s.now().Sub(start), "remote_addr", r.RemoteAddr)
 	})
 }
