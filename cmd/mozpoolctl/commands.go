@@ -36,6 +36,14 @@ var commands = []*command{
 	{name: "device show", args: "NAME", summary: "show a device", run: runDeviceShow},
 	{name: "device set-comments", args: "NAME TEXT", summary: `set a device's comments ("" clears)`, run: runDeviceSetComments},
 	{name: "device set-environment", args: "NAME ENV", summary: "set a device's environment", run: runDeviceSetEnvironment},
+	// The two-word request commands come before "request" itself, which
+	// would otherwise take "list", "show", ... as a device name.
+	{name: "request list", args: "[--all]", summary: "list open requests (--all includes closed ones)", run: runRequestList},
+	{name: "request show", args: "ID [--lines N]", summary: "show a request and its newest log lines", run: runRequestShow},
+	{name: "request renew", args: "ID SECONDS", summary: "make a request expire SECONDS from now", run: runRequestRenew},
+	{name: "request return", args: "ID", summary: "return a request's device (close the request)", run: runRequestReturn},
+	{name: "request", args: "any|NAME --image I [--env E] [--duration S] [--boot-config K=V ...] [--assignee A] [--wait]",
+		summary: "request a device imaged with I; --wait follows it until ready (exit 0) or failed (exit 1)", run: runRequest},
 	{name: "relay", args: "powercycle|status|turnon|turnoff HOST[:PORT] BANK RELAY", summary: "power-cycle, switch or read a relay over ProXR, straight to the board (60 s deadline)", run: runRelay},
 }
 
