@@ -1,6 +1,7 @@
 // Package client is a small Go client for the Mozpool HTTP API served by every
-// mozpoold node: devices, images, PXE configs, inventory sync and the cluster
-// endpoints (status, health, join, remove).
+// mozpoold node: devices, requests (create, status, renew, return), images,
+// PXE configs, inventory sync and the cluster endpoints (status, health,
+// join, remove).
 //
 // Any node can be addressed; reads are answered from that node's replica and
 // writes are forwarded to the leader server-side, so the client never follows

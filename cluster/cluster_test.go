@@ -131,7 +131,17 @@ func startCluster(t *testing.T, size int) []*testNode {
 		require.Equal(t, "added", res.Action)
 		nodes = append(nodes, tn)
 	}
-	waitLeader(t, nodes...)
+	leader := waitLeader(t, nodes...)
+	// Every node has registered itself in the replicated server table.
+	require.Eventually(t, func() bool {
+		ok := true
+		leader.fsm.Read(func(s *fsm.State) {
+			for _, tn := range nodes {
+				ok = ok && s.Servers[tn.name] != nil && s.Servers[tn.name].NodeID == tn.n.ID()
+			}
+		})
+		return ok
+	}, 10*time.Second, 20*time.Millisecond)
 	return nodes
 }
 
@@ -236,10 +246,20 @@ func TestCluster_LeaderKilledNewLeaderTakesWrites(t *testing.T) {
 		return len(st.Servers) == 3 && healthy == 2 && st.FailureTolerance == 0
 	}, 15*time.Second, 50*time.Millisecond)
 
+	// The new leader marks the lost server down in the replicated state
+	// (device choice skips its frozen rack).
+	serverDown := func(f *fsm.FSM, name string) bool {
+		down := false
+		f.Read(func(s *fsm.State) { down = s.Servers[name] != nil && s.Servers[name].Down })
+		return down
+	}
+	require.Eventually(t, func() bool { return serverDown(newLeader.fsm, leader.name) }, 15*time.Second, 50*time.Millisecond)
+
 	// The killed node restarts from its data dir and catches up.
 	back := leader.restart()
 	require.Eventually(t, func() bool { return hasImage(back.fsm, "after") && hasImage(back.fsm, "before") }, 15*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool { return back.n.Health() == nil }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return !serverDown(newLeader.fsm, leader.name) }, 15*time.Second, 50*time.Millisecond, "back up")
 }
 
 func TestCluster_NoLeaderHoldsThenFails(t *testing.T) {

@@ -103,11 +103,50 @@ func (n *Node) leaderLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		n.promoteNonvoters()
+		n.markServerHealth(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// markServerHealth records in the replicated state which imaging servers'
+// nodes are unreachable, so that device choice skips their frozen racks.
+func (n *Node) markServerHealth(ctx context.Context) {
+	type change struct {
+		name string
+		down bool
+	}
+	var changes []change
+	n.cfg.FSM.Read(func(s *fsm.State) {
+		for _, srv := range s.Servers {
+			if srv.NodeID == "" {
+				continue
+			}
+			down := false
+			if srv.NodeID != n.id {
+				p, ok := n.health.get(srv.NodeID)
+				// Not heard of yet (a new leader before gossip has
+				// converged) is not down.
+				down = ok && (p.raftFailing || p.gossip == "dead" || p.gossip == "left")
+			}
+			if down != srv.Down {
+				changes = append(changes, change{srv.Name, down})
+			}
+		}
+	})
+	for _, c := range changes {
+		b, err := fsm.Encode(fsm.CmdServerHealth, &fsm.ServerHealth{Header: fsm.Header{At: now()}, Name: c.name, Down: c.down})
+		if err != nil || ctx.Err() != nil {
+			return
+		}
+		if _, err := n.applyLocal(b); err != nil {
+			n.logger.Warn("recording server health failed", "server", c.name, "error", err)
+			return
+		}
+		n.logger.Info("imaging server health changed", "server", c.name, "down", c.down)
 	}
 }
 

@@ -26,4 +26,5 @@ var appliers = map[CommandType]func(*txn, []byte) (any, error){
 	CmdRequestRenew:         (*txn).applyRequestRenew,
 	CmdRequestExpire:        (*txn).applyRequestExpire,
 	CmdRequestCompact:       (*txn).applyRequestCompact,
+	CmdServerHealth:         (*txn).applyServerHealth,
 }

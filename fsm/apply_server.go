@@ -27,6 +27,17 @@ func (tx *txn) applyServerUpsert(b []byte) (any, error) {
 	return &out, nil
 }
 
+func (tx *txn) applyServerHealth(b []byte) (any, error) {
+	var c ServerHealth
+	tx.decode(b, &c)
+	srv, ok := tx.s.Servers[c.Name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownServer, c.Name)
+	}
+	srv.Down = c.Down
+	return nil, nil
+}
+
 func (tx *txn) applyServerRemove(b []byte) (any, error) {
 	var c ServerRemove
 	tx.decode(b, &c)

@@ -364,3 +364,14 @@ func TestInventory_IPAddress(t *testing.T) {
 	res = apply(t, f, 3, fsm.CmdInventorySync, fsm.InventorySync{Header: fsm.Header{At: t0}, Inventory: inv})
 	require.ErrorIs(t, res.Error(), fsm.ErrInvalid)
 }
+
+func TestApply_ServerHealth(t *testing.T) {
+	f := testFSM(t)
+	syncSample(t, f)
+	applyOK(t, f, 2, fsm.CmdServerHealth, fsm.ServerHealth{Header: fsm.Header{At: t0}, Name: "mobile-imaging-001", Down: true})
+	f.Read(func(s *fsm.State) { require.True(t, s.Servers["mobile-imaging-001"].Down) })
+	applyOK(t, f, 3, fsm.CmdServerHealth, fsm.ServerHealth{Header: fsm.Header{At: t0}, Name: "mobile-imaging-001"})
+	f.Read(func(s *fsm.State) { require.False(t, s.Servers["mobile-imaging-001"].Down) })
+	res := apply(t, f, 4, fsm.CmdServerHealth, fsm.ServerHealth{Header: fsm.Header{At: t0}, Name: "nosuch", Down: true})
+	require.ErrorIs(t, res.Error(), fsm.ErrUnknownServer)
+}

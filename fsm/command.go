@@ -36,6 +36,7 @@ const (
 	CmdRequestRenew         CommandType = 19
 	CmdRequestExpire        CommandType = 20
 	CmdRequestCompact       CommandType = 21
+	CmdServerHealth         CommandType = 22
 
 	// IgnoreUnknown is or-ed into a type byte for commands that older nodes
 	// may skip safely. A node that does not know a type without this bit
@@ -65,6 +66,7 @@ var commandNames = map[CommandType]string{
 	CmdRequestRenew:         "request_renew",
 	CmdRequestExpire:        "request_expire",
 	CmdRequestCompact:       "request_compact",
+	CmdServerHealth:         "server_health",
 }
 
 func (t CommandType) String() string {
@@ -131,6 +133,15 @@ type ServerUpsert struct {
 	GossipAddr string `json:"gossip_addr,omitempty"`
 	// TFTPAddr is the node's TFTP server address (host:port), if any.
 	TFTPAddr string `json:"tftp_addr,omitempty"`
+}
+
+// ServerHealth records the leader's view of whether an imaging server's
+// node is reachable. Device choice skips the boards of a server marked
+// down: their rack is frozen until the node returns.
+type ServerHealth struct {
+	Header
+	Name string `json:"name"`
+	Down bool   `json:"down"`
 }
 
 // ServerRemove detaches a cluster node from its imaging server entry. The

@@ -140,6 +140,9 @@ func (m *RequestTx) ClaimAndContact() bool {
 		if d.State != "ready" || d.RequestID != 0 {
 			return
 		}
+		if srv, ok := s.Servers[d.ImagingServer]; ok && srv.Down {
+			return // its rack is frozen until its node returns
+		}
 		if r.Environment != "" && r.Environment != "any" && d.Environment != r.Environment {
 			return
 		}

@@ -19,6 +19,8 @@ type ImagingServer struct {
 	// TFTPAddr is where the node serves network boot files ("" if it
 	// does not).
 	TFTPAddr string `json:"tftp_addr,omitempty"`
+	// Down is set by the leader while the node is unreachable.
+	Down bool `json:"down,omitempty"`
 }
 
 // HardwareType is a board type and model, e.g. panda / ES Rev B2.

@@ -38,6 +38,8 @@ var (
 	errOwnerUnreachable = errors.New("owning imaging server unreachable")
 	// errNoOwnerNode: no cluster node serves the owning imaging server.
 	errNoOwnerNode = errors.New("no node serves the owning imaging server")
+	// errCatchingUp: this node has not applied the whole log yet.
+	errCatchingUp = errors.New("node is catching up with the cluster")
 )
 
 // ownerFunc names the imaging server that owns a route's object.
@@ -82,6 +84,11 @@ func (rt routeTable) owned(method, path string, owner ownerFunc, h handlerFunc) 
 	s := rt.s
 	handle := func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		server, err := owner(ps)
+		if err != nil && s.cluster.Health() != nil {
+			// A node that is still catching up (just restarted) may not
+			// know the device yet: ask the client to retry, not 404.
+			err = fmt.Errorf("%w: %v", errCatchingUp, err)
+		}
 		if err == nil {
 			var local bool
 			local, err = s.proxyToOwner(w, r, server)

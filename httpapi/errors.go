@@ -62,7 +62,8 @@ func statusFor(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, errOwnerUnreachable):
 		return http.StatusBadGateway
-	case errors.Is(err, errNoHardware),
+	case errors.Is(err, errCatchingUp),
+		errors.Is(err, errNoHardware),
 		errors.Is(err, errNoOwnerNode),
 		errors.Is(err, bmm.ErrNoPXE),
 		errors.Is(err, bmm.ErrNotOwner),

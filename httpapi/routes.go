@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/julienschmidt/httprouter"
+
+	"github.com/mozpool/mozpool/httpapi/ui"
 )
 
 const (
@@ -32,8 +34,11 @@ func (s *Server) routes() http.Handler {
 	r.PanicHandler = s.recoverPanic
 	rt := routeTable{s: s, r: r}
 
-	// Top level.
+	// Top level. The web UI is static files; "/" and "/ui" send browsers to it.
 	rt.json(get, "/api/version/", s.getVersion)
+	rt.mount(get, "/", http.RedirectHandler("ui/", http.StatusFound))
+	rt.mount(get, "/ui", http.RedirectHandler("ui/", http.StatusFound))
+	rt.mount(get, "/ui/*filepath", ui.Handler())
 
 	// Devices.
 	rt.json(get, "/api/device/:id/", s.getDeviceList, listOnly("id"))

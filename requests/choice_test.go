@@ -260,3 +260,17 @@ func TestLeastRecentlyUsedFirst(t *testing.T) {
 	}
 	require.Equal(t, []string{even1, even2, even1, even2, even1, even2}, got)
 }
+
+func TestChoiceSkipsDownServers(t *testing.T) {
+	r := newRig(t)
+	r.ready(pandas...)
+	// The lab's imaging server is unreachable: its rack is frozen, so no
+	// board of it is claimed.
+	r.apply(fsm.CmdServerHealth, &fsm.ServerHealth{Name: rigServer, Down: true})
+	q := r.createB2G("any", "any")
+	r.requireRequest(q.ID, "finding_device", "")
+	// Back up: the next search claims a board.
+	r.apply(fsm.CmdServerHealth, &fsm.ServerHealth{Name: rigServer, Down: false})
+	r.timeout(q.ID)
+	require.NotEmpty(t, r.request(q.ID).Device)
+}

@@ -27,7 +27,9 @@ dir=${MOZPOOL_DEVCLUSTER_DIR:-$root/.devcluster}
 inventory=${MOZPOOL_INVENTORY:-$root/lab/lab.json}
 bin=$root/bin
 GO=${GO:-go}
-scale=${MOZPOOL_TIME_SCALE:-1}
+# The time scale given to `up` is kept for `start`, so restarting a node
+# does not reset the cluster's scale.
+scale=${MOZPOOL_TIME_SCALE:-$(cat "$dir/scale" 2>/dev/null || echo 1)}
 
 die() { echo "devcluster: $*" >&2; exit 1; }
 
@@ -117,6 +119,7 @@ cmd_up() {
 	fi
 	mkdir -p "$dir"
 	echo "$n" >"$dir/size"
+	echo "$scale" >"$dir/scale"
 	head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/token"
 	build
 	start_node 1

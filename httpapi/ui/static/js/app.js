@@ -1,0 +1,99 @@
+// The app shell: hash routes to pages, one poll loop for the page shown,
+// the job queue, and the connection banner. Pages are built on first visit
+// and kept, so selection and scroll survive switching between them.
+
+import { server } from './api.js';
+import { JobQueue } from './jobs.js';
+import * as home from './pages/home.js';
+import * as requests from './pages/requests.js';
+import * as devices from './pages/devices.js';
+import * as hardware from './pages/hardware.js';
+import * as log from './pages/log.js';
+
+const POLL_MS = 3000;
+const factories = { home, requests, devices, hardware, log };
+const pages = {};
+const main = document.getElementById('main');
+const banner = document.getElementById('banner');
+const conn = document.getElementById('conn');
+
+let current = null;
+
+const ctx = {
+  jobs: null,
+  /** refreshSoon refreshes the page shown after a short pause (several jobs ending together make one refresh). */
+  refreshSoon: null,
+  go: hash => { location.hash = hash; },
+};
+
+ctx.jobs = new JobQueue({ onDone: () => ctx.refreshSoon() });
+document.getElementById('jobs-slot').append(ctx.jobs.indicator);
+document.body.append(ctx.jobs.panel);
+
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, '');
+  const [name, query] = raw.split('?');
+  return { name: factories[name] ? name : 'home', params: new URLSearchParams(query || '') };
+}
+
+function route() {
+  const { name, params } = parseHash();
+  if (!pages[name]) {
+    pages[name] = factories[name].create(ctx);
+    main.append(pages[name].el);
+  }
+  if (current && current !== pages[name]) {
+    current.el.hidden = true;
+    current.hide?.();
+  }
+  current = pages[name];
+  current.el.hidden = false;
+  current.show(params);
+  document.title = `${current.title} · Mozpool`;
+  for (const a of document.querySelectorAll('nav a')) {
+    a.classList.toggle('active', a.dataset.page === name);
+    if (a.dataset.page === name) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+  }
+  refresh();
+}
+
+let refreshing = null, again = false;
+
+/** refresh runs the shown page's refresh, never two at a time. */
+async function refresh() {
+  if (refreshing) { again = true; return refreshing; }
+  const page = current;
+  refreshing = (async () => {
+    try {
+      await page.refresh();
+      banner.hidden = true;
+      conn.textContent = server.servedBy ? `served by ${server.servedBy}` : '';
+      conn.classList.remove('down');
+    } catch (e) {
+      banner.textContent = `Could not refresh: ${e} — retrying every ${POLL_MS / 1000} s.`;
+      banner.hidden = false;
+      conn.classList.add('down');
+    }
+  })();
+  await refreshing;
+  refreshing = null;
+  if (again) { again = false; refresh(); }
+}
+
+let soon;
+ctx.refreshSoon = () => { clearTimeout(soon); soon = setTimeout(refresh, 200); };
+
+// Poll the page shown; a hidden tab does not poll, and catches up when seen.
+setInterval(() => { if (!document.hidden) refresh(); }, POLL_MS);
+document.addEventListener('visibilitychange', () => { if (!document.hidden) refresh(); });
+
+// "/" jumps to the page's search box, as in most web apps.
+document.addEventListener('keydown', e => {
+  if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.target.closest('input, textarea, select')) return;
+  const box = current?.el.querySelector('input[type=search]');
+  if (box) { e.preventDefault(); box.focus(); box.select(); }
+});
+
+window.addEventListener('hashchange', route);
+route();
