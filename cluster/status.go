@@ -80,6 +80,16 @@ func (n *Node) Status() Status {
 	return st
 }
 
+// CaughtUp reports whether this node knows a leader and has applied every
+// entry it knows to be committed.
+func (n *Node) CaughtUp() bool {
+	if n.Leader() == nil {
+		return false
+	}
+	commit, _ := strconv.ParseUint(n.raft.Stats()["commit_index"], 10, 64)
+	return commit > 0 && n.cfg.FSM.AppliedIndex() >= commit
+}
+
 // Health returns nil when this node knows a leader and has applied the log
 // up to (nearly) the commit index; otherwise it says why not.
 func (n *Node) Health() error {

@@ -258,6 +258,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	}
 	ecfg := lifeguard.DefaultExecutorConfig()
 	ecfg.Server, ecfg.FSM, ecfg.Hardware, ecfg.Propose, ecfg.Logger = cfg.Name, d.FSM, d.Hardware, d.Node.Apply, cfg.Logger
+	ecfg.CaughtUp = d.Node.CaughtUp
 	if d.Executor, err = lifeguard.NewExecutor(ecfg); err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ import (
 // health check of their current ready state and self-test. While true,
 // the idle-board check below reports instead of failing. Set it to false
 // once the executor waits for the replay before acting.
-const knownBugRestartReplaysActions = true
+const knownBugRestartReplaysActions = false
 
 // testKillRackOwner is issue 4's crash test: killing the node that owns a
 // rack freezes that rack's boards, and only those; when the node comes

@@ -42,6 +42,11 @@ type ExecutorConfig struct {
 	// ResyncInterval is how often every owned device is re-examined, as a
 	// safety net for missed notifications and snapshot restores. Default 10 s.
 	ResyncInterval time.Duration
+	// CaughtUp, if set, reports whether the local state has caught up
+	// with the cluster. The executor acts on nothing before it has: a
+	// restarting node replays its log, and the states it passes through
+	// on the way are history, not work to do.
+	CaughtUp func() bool
 	// Logger is the parent logger. Default: null logger.
 	Logger hclog.Logger
 }
@@ -136,6 +141,9 @@ func (e *Executor) poke() {
 // actions before returning.
 func (e *Executor) Run(ctx context.Context) error {
 	e.ctx = ctx
+	if !e.waitCaughtUp(ctx) {
+		return nil
+	}
 	resync := time.NewTicker(e.cfg.ResyncInterval)
 	defer resync.Stop()
 	for {
@@ -158,6 +166,30 @@ func (e *Executor) Run(ctx context.Context) error {
 			e.mu.Unlock()
 		}
 	}
+}
+
+// waitCaughtUp waits until the local state has caught up with the cluster
+// (if the config can tell), then marks every device for examination. It
+// returns false if ctx ends first.
+func (e *Executor) waitCaughtUp(ctx context.Context) bool {
+	if e.cfg.CaughtUp == nil || e.cfg.CaughtUp() {
+		return true
+	}
+	e.logger.Info("waiting for the local state to catch up before acting on devices")
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for !e.cfg.CaughtUp() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	e.mu.Lock()
+	e.all = true
+	e.mu.Unlock()
+	e.logger.Info("caught up; acting on this server's devices")
+	return true
 }
 
 // view is a device as the executor needs it, read under the FSM lock.

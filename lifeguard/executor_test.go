@@ -1,0 +1,147 @@
+package lifeguard
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/internal/testlog"
+)
+
+// fakeHW records hardware calls; ping answers as told.
+type fakeHW struct {
+	mu    sync.Mutex
+	calls []string
+	ping  bool
+}
+
+func (h *fakeHW) rec(s string) { h.mu.Lock(); h.calls = append(h.calls, s); h.mu.Unlock() }
+func (h *fakeHW) Calls() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.calls...)
+}
+func (h *fakeHW) PowerCycle(_ context.Context, d string) error { h.rec("power-cycle " + d); return nil }
+func (h *fakeHW) SetPXE(_ context.Context, d, pc string) error { h.rec("set-pxe " + d + " " + pc); return nil }
+func (h *fakeHW) ClearPXE(_ context.Context, d string) error   { h.rec("clear-pxe " + d); return nil }
+func (h *fakeHW) Ping(_ context.Context, d string) (bool, error) {
+	h.rec("ping " + d)
+	return h.ping, nil
+}
+func (h *fakeHW) SUTVerify(_ context.Context, d string) error   { h.rec("sut " + d); return nil }
+func (h *fakeHW) CheckSDCard(_ context.Context, d string) error { h.rec("sdcard " + d); return nil }
+
+// execRig is an FSM with the lifeguard machine, a proposer that applies
+// to it with wall-clock times, and an executor for server.
+type execRig struct {
+	f        *fsm.FSM
+	hw       *fakeHW
+	exec     *Executor
+	mu       sync.Mutex
+	idx      uint64
+	caughtUp atomic.Bool
+}
+
+func newExecRig(t *testing.T, server string) *execRig {
+	r := &execRig{hw: &fakeHW{ping: true}}
+	r.caughtUp.Store(true)
+	r.f = fsm.New(fsm.Config{Devices: Machine{}, Notify: func(n fsm.Notification) {
+		if r.exec != nil {
+			r.exec.Notify(n)
+		}
+	}})
+	// Real time, scaled: a 120 s timeout lasts 120 ms.
+	r.propose(context.Background(), fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: 0.001})
+	res, _ := r.propose(context.Background(), fsm.CmdInventorySync, &fsm.InventorySync{Inventory: rigInventory(), ShipIt: true})
+	require.NoError(t, res.Error())
+	cfg := DefaultExecutorConfig()
+	cfg.Server, cfg.FSM, cfg.Hardware, cfg.Propose, cfg.Logger = server, r.f, r.hw, r.propose, testlog.New(t)
+	cfg.MinActionTime, cfg.ResyncInterval = time.Second, 100*time.Millisecond
+	cfg.CaughtUp = r.caughtUp.Load
+	var err error
+	r.exec, err = NewExecutor(cfg)
+	require.NoError(t, err)
+	return r
+}
+
+func (r *execRig) propose(_ context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.idx++
+	if cmd.Head().At.IsZero() {
+		cmd.Head().At = time.Now().UTC()
+	}
+	b, err := fsm.Encode(t, cmd)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	return r.f.ApplyCommand(r.idx, b), nil
+}
+
+func (r *execRig) start(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.exec.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func (r *execRig) state(dev string) string {
+	var s string
+	r.f.Read(func(st *fsm.State) { s = st.Devices[dev].State })
+	return s
+}
+
+func (r *execRig) force(t *testing.T, dev, to string) {
+	res, _ := r.propose(context.Background(), fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: dev, From: r.state(dev), To: to})
+	require.NoError(t, res.Error())
+}
+
+func TestExecutor_RebootFlowWithTimersAndResults(t *testing.T) {
+	r := newExecRig(t, rigServer)
+	r.force(t, pandaA, "locked_out")
+	r.force(t, pandaB, "locked_out")
+	r.force(t, pandaNoRelay, "locked_out")
+	r.start(t)
+
+	// please_power_cycle: the executor clears the PXE file and cycles the
+	// relay, proposes power_cycle_ok for that entry; the 120 s (scaled)
+	// timer moves it to pinging; the ping result completes it.
+	r.force(t, pandaA, "ready")
+	res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: "please_power_cycle"})
+	require.NoError(t, res.Error())
+	require.Eventually(t, func() bool { return r.state(pandaA) == "ready" }, 10*time.Second, 5*time.Millisecond)
+	calls := r.hw.Calls()
+	require.Contains(t, calls, "clear-pxe "+pandaA)
+	require.Contains(t, calls, "power-cycle "+pandaA)
+	require.Contains(t, calls, "ping "+pandaA)
+}
+
+func TestExecutor_OnlyOwnDevices(t *testing.T) {
+	r := newExecRig(t, "some-other-server")
+	r.start(t)
+	r.force(t, pandaA, "ready")
+	res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: "please_power_cycle"})
+	require.NoError(t, res.Error())
+	require.Never(t, func() bool { return len(r.hw.Calls()) > 0 }, 300*time.Millisecond, 10*time.Millisecond,
+		"the executor acted on a device of another imaging server")
+	require.Equal(t, "pc_power_cycling", r.state(pandaA), "no one owns it here: it waits")
+}
+
+func TestExecutor_WaitsUntilCaughtUp(t *testing.T) {
+	r := newExecRig(t, rigServer)
+	r.force(t, pandaA, "locked_out")
+	r.force(t, pandaB, "locked_out")
+	r.force(t, pandaNoRelay, "locked_out")
+	r.caughtUp.Store(false)
+	r.start(t)
+	r.force(t, pandaA, "pc_power_cycling") // history being replayed
+	require.Never(t, func() bool { return len(r.hw.Calls()) > 0 }, 300*time.Millisecond, 10*time.Millisecond,
+		"acted before the state caught up")
+	r.caughtUp.Store(true)
+	require.Eventually(t, func() bool { return len(r.hw.Calls()) > 0 }, 5*time.Second, 10*time.Millisecond)
+}
