@@ -27,12 +27,15 @@ func (f *fakeRelay) PowerCycle(_ context.Context, ri relay.RelayInfo) error {
 	return f.fail
 }
 func (f *fakeRelay) SetPower(context.Context, relay.RelayInfo, bool) error { return f.fail }
-func (f *fakeRelay) TestComms(context.Context, string, int) error         { return f.fail }
+func (f *fakeRelay) TestComms(context.Context, string, int) error          { return f.fail }
 
 type fakePXE struct{ set map[string]string }
 
-func (f *fakePXE) Set(_ context.Context, mac, contents string) error { f.set[mac] = contents; return nil }
-func (f *fakePXE) Clear(_ context.Context, mac string) error         { delete(f.set, mac); return nil }
+func (f *fakePXE) Set(_ context.Context, mac, contents string) error {
+	f.set[mac] = contents
+	return nil
+}
+func (f *fakePXE) Clear(_ context.Context, mac string) error { delete(f.set, mac); return nil }
 
 type fakePing struct{ up bool }
 

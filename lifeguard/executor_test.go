@@ -27,8 +27,11 @@ func (h *fakeHW) Calls() []string {
 	return append([]string(nil), h.calls...)
 }
 func (h *fakeHW) PowerCycle(_ context.Context, d string) error { h.rec("power-cycle " + d); return nil }
-func (h *fakeHW) SetPXE(_ context.Context, d, pc string) error { h.rec("set-pxe " + d + " " + pc); return nil }
-func (h *fakeHW) ClearPXE(_ context.Context, d string) error   { h.rec("clear-pxe " + d); return nil }
+func (h *fakeHW) SetPXE(_ context.Context, d, pc string) error {
+	h.rec("set-pxe " + d + " " + pc)
+	return nil
+}
+func (h *fakeHW) ClearPXE(_ context.Context, d string) error { h.rec("clear-pxe " + d); return nil }
 func (h *fakeHW) Ping(_ context.Context, d string) (bool, error) {
 	h.rec("ping " + d)
 	return h.ping, nil
