@@ -35,8 +35,10 @@ export async function request(method, path, body, { raw = false, signal } = {}) 
   }
   let resp;
   const sent = Date.now();
+  const early = method === 'GET' && window.__mozpoolEarly?.[path];
+  if (early) delete window.__mozpoolEarly[path]; // index.html started it
   try {
-    resp = await fetch(new URL(path, base), init);
+    resp = await (early || fetch(new URL(path, base), init));
   } catch (e) {
     if (e.name === 'AbortError') throw e;
     throw new APIError(0, 'cannot reach the server');

@@ -2,7 +2,7 @@
 // the job queue, and the connection banner. Pages are built on first visit
 // and kept, so selection and scroll survive switching between them.
 
-import { server } from './api.js';
+import { server, get } from './api.js';
 import { JobQueue } from './jobs.js';
 import * as home from './pages/home.js';
 import * as requests from './pages/requests.js';
@@ -54,20 +54,29 @@ function route() {
     a.classList.toggle('active', a.dataset.page === name);
     if (a.dataset.page === name) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
-  refresh();
+  refresh(true);
 }
 
-let refreshing = null, again = false;
+// The header names the node serving the page (its API answers carry only
+// the node id).
+let nodeName = '';
+get('cluster/self/').then(id => { nodeName = id.name || id.id; }).catch(() => {});
 
-/** refresh runs the shown page's refresh, never two at a time. */
-async function refresh() {
-  if (refreshing) { again = true; return refreshing; }
+let refreshing = null, again = false, againForce = false;
+
+/**
+ * refresh runs the shown page's refresh, never two at a time. force asks
+ * for fresh data even where a page would rather wait (after an action, on
+ * arrival).
+ */
+async function refresh(force = false) {
+  if (refreshing) { again = true; againForce ||= force; return refreshing; }
   const page = current;
   refreshing = (async () => {
     try {
-      await page.refresh();
+      await page.refresh({ force });
       banner.hidden = true;
-      conn.textContent = server.servedBy ? `served by ${server.servedBy}` : '';
+      conn.textContent = `served by ${nodeName || server.servedBy}`;
       conn.classList.remove('down');
     } catch (e) {
       banner.textContent = `Could not refresh: ${e} — retrying every ${POLL_MS / 1000} s.`;
@@ -77,11 +86,15 @@ async function refresh() {
   })();
   await refreshing;
   refreshing = null;
-  if (again) { again = false; refresh(); }
+  if (again) {
+    const f = againForce;
+    again = againForce = false;
+    refresh(f);
+  }
 }
 
 let soon;
-ctx.refreshSoon = () => { clearTimeout(soon); soon = setTimeout(refresh, 200); };
+ctx.refreshSoon = () => { clearTimeout(soon); soon = setTimeout(() => refresh(true), 200); };
 
 // Poll the page shown; a hidden tab does not poll, and catches up when seen.
 setInterval(() => { if (!document.hidden) refresh(); }, POLL_MS);

@@ -14,18 +14,28 @@ function poller(load) {
   };
 }
 
-/** devices holds /api/device/list/?details=1; version changes when the answer does. */
+/**
+ * devices holds /api/device/list/?details=1; version changes when the
+ * answer does. An answer that took long (a big lab, a busy server) is
+ * asked for less often, unless an action just ran (force).
+ */
 export const devices = {
   list: [],
   text: '',
   version: 0,
-  loaded: false,
-  /** refresh fetches the list; it resolves true when it changed. */
-  refresh: null,
+  at: 0,
+  took: 0,
+  /** refresh fetches the list unless it is fresh enough; it resolves true when it changed. */
+  refresh(force = false) {
+    if (!force && Date.now() - this.at < Math.min(15000, this.took * 8)) return Promise.resolve(false);
+    return loadDevices();
+  },
 };
-devices.refresh = poller(async () => {
+const loadDevices = poller(async () => {
+  const t0 = Date.now();
   const { text, data } = await get('device/list/?details=1', { raw: true });
-  devices.loaded = true;
+  devices.at = Date.now();
+  devices.took = devices.at - t0;
   if (text === devices.text) return false;
   devices.text = text;
   devices.list = data.devices;

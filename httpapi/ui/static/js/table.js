@@ -13,8 +13,18 @@ const OVERSCAN = 8;
 
 /** naturalKey lower-cases s and pads digit runs, so "panda-10" sorts after "panda-9". */
 export function naturalKey(s) {
-  return String(s ?? '').toLowerCase().replace(/\d+/g, d => d.padStart(12, '0'));
+  s = String(s ?? '');
+  let k = natural.get(s);
+  if (k === undefined) {
+    if (natural.size > 200000) natural.clear();
+    k = s.toLowerCase().replace(/\d+/g, d => d.padStart(12, '0'));
+    natural.set(s, k);
+  }
+  return k;
 }
+
+// natural remembers keys: the same names and states come back every poll.
+const natural = new Map();
 
 /**
  * column options:
@@ -22,7 +32,7 @@ export function naturalKey(s) {
  *   html(row)     the cell's HTML (escape text with esc)
  *   sortKey(row)  a number or a string (default: naturalKey of text)
  *   text(row)     plain text for search and the default sort key
- *   title(row)    optional tooltip
+ *   tip(row)      optional tooltip
  *   cls           optional class of the cells
  */
 export class VirtualTable {
@@ -53,9 +63,13 @@ export class VirtualTable {
     this.build();
   }
 
+  /** tracks is the grid template; it also sets --vt-min, the width below which the table scrolls sideways. */
   tracks() {
     const cols = this.columns.filter(c => !this.hiddenCols.has(c.id));
-    return (this.selectable ? ['2.2em'] : []).concat(cols.map(c => c.width || 'minmax(6em, 1fr)')).join(' ');
+    const tracks = (this.selectable ? ['2.2rem'] : []).concat(cols.map(c => c.width || 'minmax(6rem, 1fr)'));
+    const min = tracks.reduce((sum, t) => sum + (parseFloat(t.replace(/^minmax\(/, '')) || 0), 0);
+    this.el?.style.setProperty('--vt-min', `${min}rem`);
+    return tracks.join(' ');
   }
 
   /** hideColumns hides the columns with these ids (and shows the others). */
@@ -78,7 +92,7 @@ export class VirtualTable {
     this.el.innerHTML = `
       <div class="vt-scroll" tabindex="-1">
         <div class="vt-head" role="row">${this.selectable ? '<label class="vt-cell vt-check"><input type="checkbox" aria-label="select all shown"></label>' : ''}${
-          this.columns.map(c => `<button type="button" class="vt-cell vt-sort ${c.cls || ''}" data-col="${esc(c.id)}">${esc(c.title)}<i></i></button>`).join('')}</div>
+          this.columns.map(c => `<button type="button" class="vt-cell vt-sort c-${esc(c.id)} ${c.cls || ''}" data-col="${esc(c.id)}">${esc(c.title)}<i></i></button>`).join('')}</div>
         <div class="vt-body" role="rowgroup"></div>
         <div class="vt-empty" hidden></div>
       </div>
@@ -220,7 +234,7 @@ export class VirtualTable {
           cells[c].innerHTML = html;
           cells[c].__html = html;
         }
-        if (col.title) cells[c].title = col.title(row) || '';
+        if (col.tip) cells[c].title = col.tip(row) || '';
       }
     }
     if (this.onRender && need > 0) this.onRender(need);
@@ -236,7 +250,7 @@ export class VirtualTable {
     }
     el.cells = this.columns.map(c => {
       const d = document.createElement('div');
-      d.className = 'vt-cell' + (c.cls ? ' ' + c.cls : '');
+      d.className = `vt-cell c-${c.id}` + (c.cls ? ' ' + c.cls : '');
       d.setAttribute('role', 'gridcell');
       d.hidden = this.hiddenCols.has(c.id);
       el.append(d);

@@ -13,7 +13,7 @@ export function pageShell({ id, title, table, extras = [], actions = null, searc
   return { el, search };
 }
 
-/** selectionLabel says what the buttons act on: "3 devices". */
+/** countLabel says what the buttons act on: "3 devices". */
 export function countLabel(n, word) {
-  return n === 0 ? `no ${word}s selected` : `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
+  return `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
 }

@@ -31,17 +31,17 @@ export function create(ctx) {
     label: 'devices',
     key: d => d.name,
     columns: [
-      { id: 'name', title: 'Name', width: 'minmax(9em, 1.1fr)', text: d => d.name, html: d => `<span class="mono">${esc(d.name)}</span>` },
-      { id: 'state', title: 'State', width: 'minmax(13em, 1.4fr)', text: d => d.state + (d.request_id ? ` request ${d.request_id}` : ''),
+      { id: 'name', title: 'Name', width: 'minmax(9rem, 1.1fr)', text: d => d.name, html: d => `<span class="mono">${esc(d.name)}</span>` },
+      { id: 'state', title: 'State', width: 'minmax(13rem, 1.4fr)', text: d => d.state + (d.request_id ? ` request ${d.request_id}` : ''),
         sortKey: d => naturalKey(d.state),
         html: d => stateBadge(d.state) + (d.request_id ? ' ' + link(`/log?request=${d.request_id}`, `request ${d.request_id}`, 'sub') : '') },
-      { id: 'image', title: 'Image', width: 'minmax(7em, .8fr)', text: d => d.image || '',
+      { id: 'image', title: 'Image', width: 'minmax(7rem, .8fr)', text: d => d.image || '',
         html: d => esc(d.image || '') + (bootConfigMark(d.boot_config) ? ' <span class="dagger">†</span>' : ''),
-        title: d => d.boot_config || '' },
-      { id: 'server', title: 'Server', width: 'minmax(9em, 1fr)', text: d => d.imaging_server, html: d => esc(d.imaging_server) },
-      { id: 'environment', title: 'Environment', width: 'minmax(6em, .7fr)', text: d => d.environment || '', html: d => esc(d.environment || '') },
-      { id: 'comments', title: 'Comments', width: 'minmax(10em, 2fr)', text: d => d.comments || '', html: d => esc(d.comments || ''), title: d => d.comments || '' },
-      { id: 'links', title: 'Links', width: '4em', text: () => '', sortKey: () => 0, html: d => link(`/log?device=${enc(d.name)}`, 'log') },
+        tip: d => d.boot_config || '' },
+      { id: 'server', title: 'Server', width: 'minmax(9rem, 1fr)', text: d => d.imaging_server, html: d => esc(d.imaging_server) },
+      { id: 'environment', title: 'Environment', width: 'minmax(6rem, .7fr)', text: d => d.environment || '', html: d => esc(d.environment || '') },
+      { id: 'comments', title: 'Comments', width: 'minmax(10rem, 2fr)', text: d => d.comments || '', html: d => esc(d.comments || ''), tip: d => d.comments || '' },
+      { id: 'links', title: 'Links', width: '4rem', text: () => '', sortKey: () => 0, html: d => link(`/log?device=${enc(d.name)}`, 'log') },
     ],
     onSelect: () => updateButtons(),
     onRender: () => markFirstPaint(),
@@ -163,7 +163,7 @@ export function create(ctx) {
   }
 
   let shownVersion = -1;
-  async function refresh() {
+  async function refresh({ force = false } = {}) {
     const catalogs = Promise.all([stores.images(), stores.states()]).then(([imgs, sts]) => {
       imageList = imgs;
       options(image, imgs.map(i => i.name));
@@ -172,12 +172,15 @@ export function create(ctx) {
       statesList.replaceChildren(...sts.map(s => h('option', { value: s.name })));
       updateButtons();
     });
-    await stores.devices.refresh();
+    await stores.devices.refresh(force);
     if (stores.devices.version !== shownVersion) {
       shownVersion = stores.devices.version;
+      const t0 = performance.now();
       table.setRows(stores.devices.list);
       renderChips();
       updateButtons();
+      // What one changed list costs to sort, filter and draw.
+      performance.measure('mozpool:devices-table', { start: t0 });
     }
     await catalogs;
   }

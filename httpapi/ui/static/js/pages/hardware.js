@@ -17,14 +17,14 @@ export function create(ctx) {
     label: 'devices',
     key: d => d.name,
     columns: [
-      { id: 'fqdn', title: 'FQDN', width: 'minmax(12em, 1.5fr)', text: d => d.fqdn + ' ' + d.name,
+      { id: 'fqdn', title: 'FQDN', width: 'minmax(12rem, 1.5fr)', text: d => d.fqdn + ' ' + d.name,
         html: d => `<span class="mono">${esc(d.fqdn)}</span>${d.fqdn.startsWith(d.name + '.') ? '' : ` <span class="sub">(${esc(d.name)})</span>`}` },
-      { id: 'mac', title: 'MAC', width: '11.5em', text: d => mac(d.mac_address), html: d => `<span class="mono">${esc(mac(d.mac_address))}</span>` },
-      { id: 'server', title: 'Imaging server', width: 'minmax(9em, 1fr)', text: d => d.imaging_server, html: d => esc(d.imaging_server) },
-      { id: 'relay', title: 'Relay', width: 'minmax(12em, 1.4fr)', text: d => d.relay_info || '', html: d => `<span class="mono">${esc(d.relay_info || '')}</span>` },
-      { id: 'environment', title: 'Environment', width: 'minmax(6em, .7fr)', text: d => d.environment || '', html: d => esc(d.environment || '') },
-      { id: 'comments', title: 'Comments', width: 'minmax(10em, 1.6fr)', text: d => d.comments || '', html: d => esc(d.comments || ''), title: d => d.comments || '' },
-      { id: 'links', title: 'Links', width: '4em', text: () => '', sortKey: () => 0, html: d => link(`/log?device=${enc(d.name)}`, 'log') },
+      { id: 'mac', title: 'MAC', width: '11.5rem', text: d => mac(d.mac_address), html: d => `<span class="mono">${esc(mac(d.mac_address))}</span>` },
+      { id: 'server', title: 'Imaging server', width: 'minmax(9rem, 1fr)', text: d => d.imaging_server, html: d => esc(d.imaging_server) },
+      { id: 'relay', title: 'Relay', width: 'minmax(12rem, 1.4fr)', text: d => d.relay_info || '', html: d => `<span class="mono">${esc(d.relay_info || '')}</span>` },
+      { id: 'environment', title: 'Environment', width: 'minmax(6rem, .7fr)', text: d => d.environment || '', html: d => esc(d.environment || '') },
+      { id: 'comments', title: 'Comments', width: 'minmax(10rem, 1.6fr)', text: d => d.comments || '', html: d => esc(d.comments || ''), tip: d => d.comments || '' },
+      { id: 'links', title: 'Links', width: '4rem', text: () => '', sortKey: () => 0, html: d => link(`/log?device=${enc(d.name)}`, 'log') },
     ],
     onSelect: () => updateButtons(),
   });
@@ -78,13 +78,13 @@ export function create(ctx) {
   }
 
   let shownVersion = -1;
-  async function refresh() {
+  async function refresh({ force = false } = {}) {
     const catalogs = Promise.all([stores.pxeConfigs(), stores.environments()]).then(([pcs, envs]) => {
       options(pxe, pcs);
       envList.replaceChildren(...envs.map(e => h('option', { value: e })));
       updateButtons();
     });
-    await stores.devices.refresh();
+    await stores.devices.refresh(force);
     if (stores.devices.version !== shownVersion) {
       shownVersion = stores.devices.version;
       table.setRows(stores.devices.list);

@@ -15,7 +15,7 @@ export function create() {
   const racks = h('div.card-body');
   const reqs = h('div.card-body');
   const el = h('section.page.home', { id: 'page-home', hidden: true },
-    h('div.page-head', h('h1', 'Mozpool'), version),
+    h('div.page-head', h('h1', 'Overview'), version),
     h('div.cards',
       h('section.card', h('h2', 'Cluster'), cluster),
       h('section.card', h('h2', h('a', { href: '#/requests' }, 'Requests')), reqs),
@@ -46,7 +46,7 @@ export function create() {
         h('dt', 'failure tolerance'), h('dd', { class: tol > 0 ? 'ok' : 'warn' },
           tol > 0 ? `${plural(tol, 'server')} may fail` : 'none: one more failure stops writes'),
         h('dt', 'raft'), h('dd.mono', `term ${st.term} · commit ${st.commit_index} · applied ${st.applied_index}`)),
-      h('table.mini',
+      h('div.scroll-x', h('table.mini',
         h('thead', h('tr', ...['server', 'rack', 'role', 'health', 'gossip', 'last contact'].map(t => h('th', t)))),
         h('tbody', ...servers.map(s => h('tr',
           h('td', s.http_addr ? h('a', { href: s.http_addr.replace(/\/$/, '') + '/ui/', title: 'this server’s UI' }, s.name || s.id) : (s.name || s.id)),
@@ -54,7 +54,7 @@ export function create() {
           h('td', s.leader ? h('b', 'leader') : s.suffrage.toLowerCase()),
           h('td', h('span.badge', { class: s.healthy ? 's-ok' : 's-bad' }, s.healthy ? 'healthy' : 'unhealthy')),
           h('td', s.gossip),
-          h('td.mono', s.last_contact_ms == null ? '' : `${s.last_contact_ms} ms`))))));
+          h('td.mono', s.last_contact_ms == null ? '' : `${s.last_contact_ms} ms`)))))));
   }
 
   function renderRacks(st) {

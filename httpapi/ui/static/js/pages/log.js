@@ -69,10 +69,10 @@ export function create(ctx) {
     sort: { id: 'time', dir: 1 },
     emptyText: 'No log lines yet.',
     columns: [
-      { id: 'time', title: 'Time (UTC)', width: '13.5em', text: e => e.timestamp, sortKey: e => e._t, html: e => `<span class="mono">${formatTime(e._t, true)}</span>` },
-      { id: 'subject', title: 'Log', width: 'minmax(7em, .5fr)', text: e => e._subject, html: e => esc(e._subject) },
-      { id: 'source', title: 'Source', width: '7.5em', text: e => e.source, html: e => `<span class="src ${sourceClass(e.source)}">${esc(e.source)}</span>` },
-      { id: 'message', title: 'Message', width: 'minmax(20em, 5fr)', cls: 'msg', text: e => e.message, html: e => esc(e.message), title: e => e.message },
+      { id: 'time', title: 'Time (UTC)', width: '13.5rem', text: e => e.timestamp, sortKey: e => e._t, html: e => `<span class="mono">${formatTime(e._t, true)}</span>` },
+      { id: 'subject', title: 'Log', width: 'minmax(7rem, .5fr)', text: e => e._subject, html: e => esc(e._subject) },
+      { id: 'source', title: 'Source', width: '9.5rem', text: e => e.source, html: e => `<span class="src ${sourceClass(e.source)}">${esc(e.source)}</span>` },
+      { id: 'message', title: 'Message', width: 'minmax(20rem, 5fr)', cls: 'msg', text: e => e.message, html: e => esc(e.message), tip: e => e.message },
     ],
     onRowClick: e => showDetail(e),
   });
@@ -188,6 +188,7 @@ export function create(ctx) {
   let merged = -1;
   async function refresh() {
     if (!subjects.length) {
+      table.emptyText = 'Choose a device (by name) or a request (by id) above to see its log.';
       table.setRows([]);
       renderSourceChips();
       stores.deviceNames().then(names => {
@@ -225,6 +226,7 @@ export function create(ctx) {
     subjects = want.map(([k, n]) => old.get(`${k}:${n}`) || new Subject(k, n));
     merged = -1;
     table.rendered = false;
+    table.emptyText = 'No log lines yet.';
     detail.hidden = true;
     el.querySelector('h1').textContent = subjects.length ? `Log of ${subjects.map(s => s.label).join(' + ')}` : 'Log';
     renderSubjects();
