@@ -41,6 +41,9 @@ type Identity struct {
 	GossipAddr string `json:"gossip_addr,omitempty"`
 	// TFTPAddr is where the node serves network boot files, if it does.
 	TFTPAddr string `json:"tftp_addr,omitempty"`
+	// SyslogAddr is where the node receives its boards' syslog (UDP
+	// host:port), if it does.
+	SyslogAddr string `json:"syslog_addr,omitempty"`
 }
 
 // JoinResult says what a join did.
@@ -60,7 +63,9 @@ type ServerStatus struct {
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
 	TFTPAddr string `json:"tftp_addr,omitempty"`
-	Leader   bool   `json:"leader"`
+	// SyslogAddr is where the node receives its boards' syslog, if it does.
+	SyslogAddr string `json:"syslog_addr,omitempty"`
+	Leader     bool   `json:"leader"`
 	// Healthy is false when gossip reports the node suspect or dead, or
 	// (seen from the leader) Raft heartbeats to it fail.
 	Healthy bool `json:"healthy"`

@@ -37,6 +37,9 @@ func testConfig(t *testing.T, tn *testNode, bootstrap bool) Config {
 	cfg.RaftBind = tn.raft
 	cfg.GossipBind = "127.0.0.1:0"
 	cfg.HTTPAddr = tn.srv.URL
+	// Advertised only: nothing listens there.
+	cfg.TFTPAddr = tn.name + ".test:69"
+	cfg.SyslogAddr = tn.name + ".test:514"
 	cfg.Bootstrap = bootstrap
 	cfg.Token = testToken
 	cfg.FSM = tn.fsm
@@ -193,6 +196,36 @@ func TestCluster_WriteOnFollowerAppliedEverywhere(t *testing.T) {
 		})
 		return ok
 	}, 10*time.Second, 20*time.Millisecond)
+}
+
+// TestCluster_AdvertisedAddresses: every node's TFTP and syslog addresses
+// reach the replicated server table and every node's status, so that
+// boards (and the simulator) can find their imaging server's.
+func TestCluster_AdvertisedAddresses(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 3)
+	for _, tn := range nodes {
+		require.Equal(t, tn.name+".test:514", tn.n.Self().SyslogAddr)
+	}
+	for _, viewer := range nodes {
+		require.Eventually(t, func() bool {
+			ok := true
+			viewer.fsm.Read(func(s *fsm.State) {
+				for _, tn := range nodes {
+					srv := s.Servers[tn.name]
+					ok = ok && srv != nil && srv.TFTPAddr == tn.name+".test:69" && srv.SyslogAddr == tn.name+".test:514"
+				}
+			})
+			return ok
+		}, 10*time.Second, 20*time.Millisecond, "%s's server table lacks the advertised addresses", viewer.name)
+		got := map[string][2]string{}
+		for _, ss := range viewer.n.Status().Servers {
+			got[ss.Name] = [2]string{ss.TFTPAddr, ss.SyslogAddr}
+		}
+		for _, tn := range nodes {
+			require.Equal(t, [2]string{tn.name + ".test:69", tn.name + ".test:514"}, got[tn.name], "%s's status of %s", viewer.name, tn.name)
+		}
+	}
 }
 
 func TestCluster_IdempotentRetry(t *testing.T) {

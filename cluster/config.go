@@ -40,6 +40,9 @@ type Config struct {
 	// TFTPAddr is the address of this node's TFTP server (host:port), if
 	// it runs one; boards of its rack fetch their PXE files there.
 	TFTPAddr string
+	// SyslogAddr is the address of this node's syslog receiver (UDP
+	// host:port), if it runs one; boards of its rack log there.
+	SyslogAddr string
 
 	// Bootstrap makes this node found a new cluster if its data dir holds
 	// no Raft state. Set it on the first node only, once.

@@ -196,7 +196,7 @@ func (n *Node) register() {
 				res, err := n.Apply(ctx, fsm.CmdServerUpsert, &fsm.ServerUpsert{
 					Name: n.self.Name, NodeID: n.id, Rack: n.self.Rack,
 					RaftAddr: n.self.RaftAddr, HTTPAddr: n.self.HTTPAddr, GossipAddr: n.self.GossipAddr,
-					TFTPAddr: n.self.TFTPAddr,
+					TFTPAddr: n.self.TFTPAddr, SyslogAddr: n.self.SyslogAddr,
 				})
 				cancel()
 				if err == nil {
@@ -222,6 +222,7 @@ func (n *Node) registered() bool {
 		srv, found := s.Servers[n.self.Name]
 		ok = found && srv.NodeID == n.id && srv.RaftAddr == n.self.RaftAddr &&
 			srv.HTTPAddr == n.self.HTTPAddr && srv.GossipAddr == n.self.GossipAddr && srv.TFTPAddr == n.self.TFTPAddr &&
+			srv.SyslogAddr == n.self.SyslogAddr &&
 			(n.self.Rack == "" || srv.Rack == n.self.Rack)
 	})
 	return ok

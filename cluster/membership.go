@@ -96,6 +96,7 @@ func (n *Node) upsertServer(id Identity) error {
 		Header: fsm.Header{At: now()},
 		Name:   id.Name, NodeID: id.ID, Rack: id.Rack,
 		RaftAddr: id.RaftAddr, HTTPAddr: id.HTTPAddr, GossipAddr: id.GossipAddr, TFTPAddr: id.TFTPAddr,
+		SyslogAddr: id.SyslogAddr,
 	})
 	if err != nil {
 		return err

@@ -78,7 +78,7 @@ func New(cfg Config) (*Node, error) {
 	n.self = Identity{
 		ID: id, Name: cfg.Name, Rack: cfg.Rack,
 		RaftAddr: string(n.transport.LocalAddr()), HTTPAddr: cfg.HTTPAddr,
-		GossipAddr: n.gossipAddr(), TFTPAddr: cfg.TFTPAddr,
+		GossipAddr: n.gossipAddr(), TFTPAddr: cfg.TFTPAddr, SyslogAddr: cfg.SyslogAddr,
 	}
 	n.ml.UpdateNode(time.Second) // publish metadata now that it is complete
 
@@ -308,7 +308,7 @@ func (n *Node) identityOf(id string) *Identity {
 	var out *Identity
 	n.cfg.FSM.Read(func(s *fsm.State) {
 		if srv := s.ServerByNode(id); srv != nil {
-			out = &Identity{ID: id, Name: srv.Name, Rack: srv.Rack, RaftAddr: srv.RaftAddr, HTTPAddr: srv.HTTPAddr, GossipAddr: srv.GossipAddr, TFTPAddr: srv.TFTPAddr}
+			out = &Identity{ID: id, Name: srv.Name, Rack: srv.Rack, RaftAddr: srv.RaftAddr, HTTPAddr: srv.HTTPAddr, GossipAddr: srv.GossipAddr, TFTPAddr: srv.TFTPAddr, SyslogAddr: srv.SyslogAddr}
 		}
 	})
 	if out == nil {

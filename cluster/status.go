@@ -47,7 +47,8 @@ func (n *Node) Status() Status {
 			ss := ServerStatus{
 				ID: id, Name: ident.Name, Rack: ident.Rack,
 				Suffrage: suffrageName(s.Suffrage), RaftAddr: string(s.Address), HTTPAddr: ident.HTTPAddr, TFTPAddr: ident.TFTPAddr,
-				Leader: st.Leader != nil && st.Leader.ID == id,
+				SyslogAddr: ident.SyslogAddr,
+				Leader:     st.Leader != nil && st.Leader.ID == id,
 			}
 			if id == n.id {
 				ss.Healthy, ss.Gossip = true, "alive"

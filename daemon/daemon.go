@@ -190,14 +190,16 @@ func Start(cfg Config) (d *Daemon, err error) {
 	rcfg := requests.DefaultDriverConfig()
 	rcfg.FSM, rcfg.Logger = d.FSM, cfg.Logger
 	// The driver can start (on gaining leadership) before cluster.New has
-	// returned; until then its proposals fail and are retried.
+	// returned, and the syslog receiver starts before cluster.New; until
+	// then their proposals fail (the driver retries, the receiver drops).
 	var node atomic.Pointer[cluster.Node]
-	rcfg.Propose = func(ctx context.Context, t fsm.CommandType, c fsm.Command) (fsm.Result, error) {
+	propose := func(ctx context.Context, t fsm.CommandType, c fsm.Command) (fsm.Result, error) {
 		if n := node.Load(); n != nil {
 			return n.Apply(ctx, t, c)
 		}
 		return fsm.Result{}, cluster.ErrNoLeader
 	}
+	rcfg.Propose = propose
 	if d.Requests, err = requests.NewDriver(rcfg); err != nil {
 		return nil, err
 	}
@@ -237,12 +239,29 @@ func Start(cfg Config) (d *Daemon, err error) {
 		tftpAdvertise = advertised(d.TFTPServer.Addr().String(), serverIP)
 	}
 
-	// 5. Join the Raft group.
+	// 5. The boards' syslog, filed in their device logs through the
+	// cluster. It listens before the node joins so that the node can
+	// advertise the bound address, as it does TFTP's.
+	syslogAdvertise := ""
+	if cfg.SyslogAddr != "" {
+		scfg := syslog.DefaultConfig()
+		scfg.Addr, scfg.Server, scfg.FSM, scfg.Propose, scfg.Logger = cfg.SyslogAddr, cfg.Name, d.FSM, propose, cfg.Logger
+		if d.Syslog, err = syslog.New(scfg); err == nil {
+			err = d.Syslog.Start()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("syslog: %w", err)
+		}
+		undo = append(undo, func() { d.Syslog.Shutdown(context.Background()) })
+		syslogAdvertise = advertised(d.Syslog.Addr().String(), serverIP)
+	}
+
+	// 6. Join the Raft group.
 	ccfg := cluster.DefaultConfig()
 	ccfg.DataDir, ccfg.Name, ccfg.Rack = cfg.DataDir, cfg.Name, cfg.Rack
 	ccfg.RaftBind, ccfg.RaftAdvertise = cfg.RaftBind, cfg.RaftAdvertise
 	ccfg.GossipBind, ccfg.GossipAdvertise = cfg.GossipBind, cfg.GossipAdvertise
-	ccfg.HTTPAddr, ccfg.TFTPAddr = d.URL, tftpAdvertise
+	ccfg.HTTPAddr, ccfg.TFTPAddr, ccfg.SyslogAddr = d.URL, tftpAdvertise, syslogAdvertise
 	ccfg.Bootstrap, ccfg.Token, ccfg.FSM, ccfg.Logger = cfg.Bootstrap, cfg.Token, d.FSM, cfg.Logger
 	ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout = cfg.RaftTimeout, cfg.RaftTimeout, cfg.RaftTimeout/2
 	ccfg.LeaderTasks = []func(context.Context){d.Requests.Run}
@@ -252,7 +271,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	node.Store(d.Node)
 	undo = append(undo, func() { d.Node.Shutdown(context.Background()) })
 
-	// 6. The hardware layer for this rack, and lifeguard driving it.
+	// 7. The hardware layer for this rack, and lifeguard driving it.
 	if d.Hardware, err = newHardware(cfg, d.FSM, d.Node, d.PXE); err != nil {
 		return nil, err
 	}
@@ -261,19 +280,6 @@ func Start(cfg Config) (d *Daemon, err error) {
 	ecfg.CaughtUp = d.Node.CaughtUp
 	if d.Executor, err = lifeguard.NewExecutor(ecfg); err != nil {
 		return nil, err
-	}
-
-	// 7. The boards' syslog, filed in their device logs through the cluster.
-	if cfg.SyslogAddr != "" {
-		scfg := syslog.DefaultConfig()
-		scfg.Addr, scfg.Server, scfg.FSM, scfg.Propose, scfg.Logger = cfg.SyslogAddr, cfg.Name, d.FSM, d.Node.Apply, cfg.Logger
-		if d.Syslog, err = syslog.New(scfg); err == nil {
-			err = d.Syslog.Start()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("syslog: %w", err)
-		}
-		undo = append(undo, func() { d.Syslog.Shutdown(context.Background()) })
 	}
 
 	// 8. The API.
@@ -309,7 +315,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 		go func() { defer d.wg.Done(); d.setTimeScale(ctx) }()
 	}
 	d.logger.Info("serving", "id", d.Node.ID(), "name", cfg.Name, "http", d.URL,
-		"raft", d.Node.Self().RaftAddr, "gossip", d.Node.Self().GossipAddr, "tftp", tftpAdvertise)
+		"raft", d.Node.Self().RaftAddr, "gossip", d.Node.Self().GossipAddr, "tftp", tftpAdvertise, "syslog", syslogAdvertise)
 	return d, nil
 }
 
@@ -319,9 +325,9 @@ func (d *Daemon) Served() <-chan error { return d.serveCh }
 
 // Shutdown stops the node in reverse order of start: stop taking requests,
 // stop lifeguard and the background loops, stop the syslog receiver (filing
-// what it has queued), stop the hardware layer, leave Raft (handing over
-// leadership), stop TFTP, close the log store. It can be called more than
-// once.
+// what it has queued, so before Raft although it starts before it), stop
+// the hardware layer, leave Raft (handing over leadership), stop TFTP,
+// close the log store. It can be called more than once.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.once.Do(func() {
 		d.srv.Shutdown(ctx)

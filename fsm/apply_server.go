@@ -11,7 +11,7 @@ func (tx *txn) applyServerUpsert(b []byte) (any, error) {
 	s := tx.s
 	// A node id is bound to one server name: rebinding moves it.
 	if old := s.ServerByNode(c.NodeID); old != nil && old.Name != c.Name {
-		old.NodeID, old.RaftAddr, old.HTTPAddr, old.GossipAddr, old.TFTPAddr = "", "", "", "", ""
+		old.NodeID, old.RaftAddr, old.HTTPAddr, old.GossipAddr, old.TFTPAddr, old.SyslogAddr = "", "", "", "", "", ""
 	}
 	srv, ok := s.Servers[c.Name]
 	if !ok {
@@ -19,7 +19,7 @@ func (tx *txn) applyServerUpsert(b []byte) (any, error) {
 		s.Servers[c.Name] = srv
 	}
 	srv.NodeID, srv.RaftAddr, srv.HTTPAddr, srv.GossipAddr = c.NodeID, c.RaftAddr, c.HTTPAddr, c.GossipAddr
-	srv.TFTPAddr = c.TFTPAddr
+	srv.TFTPAddr, srv.SyslogAddr = c.TFTPAddr, c.SyslogAddr
 	if c.Rack != "" {
 		srv.Rack = c.Rack
 	}
@@ -45,6 +45,6 @@ func (tx *txn) applyServerRemove(b []byte) (any, error) {
 	if srv == nil {
 		return nil, fmt.Errorf("%w: node %q", ErrUnknownServer, c.NodeID)
 	}
-	srv.NodeID, srv.RaftAddr, srv.HTTPAddr, srv.GossipAddr, srv.TFTPAddr = "", "", "", "", ""
+	srv.NodeID, srv.RaftAddr, srv.HTTPAddr, srv.GossipAddr, srv.TFTPAddr, srv.SyslogAddr = "", "", "", "", "", ""
 	return nil, nil
 }

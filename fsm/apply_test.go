@@ -18,25 +18,29 @@ func TestApply_ServerUpsert(t *testing.T) {
 
 	var srv fsm.ImagingServer
 	res := applyOK(t, f, 1, fsm.CmdServerUpsert, fsm.ServerUpsert{Header: h, Name: "mobile-imaging-001", NodeID: "node-a",
-		Rack: "rack-1", RaftAddr: "10.0.0.1:8300", HTTPAddr: "http://10.0.0.1:8010", GossipAddr: "10.0.0.1:8301"})
+		Rack: "rack-1", RaftAddr: "10.0.0.1:8300", HTTPAddr: "http://10.0.0.1:8010", GossipAddr: "10.0.0.1:8301",
+		TFTPAddr: "10.0.0.1:69", SyslogAddr: "10.0.0.1:514"})
 	require.NoError(t, res.Decode(&srv))
 	require.Equal(t, fsm.ImagingServer{ID: 1, Name: "mobile-imaging-001", Rack: "rack-1", NodeID: "node-a",
-		RaftAddr: "10.0.0.1:8300", HTTPAddr: "http://10.0.0.1:8010", GossipAddr: "10.0.0.1:8301"}, srv)
+		RaftAddr: "10.0.0.1:8300", HTTPAddr: "http://10.0.0.1:8010", GossipAddr: "10.0.0.1:8301",
+		TFTPAddr: "10.0.0.1:69", SyslogAddr: "10.0.0.1:514"}, srv)
 
 	// New addresses update the entry; an empty rack keeps the old one.
 	res = applyOK(t, f, 2, fsm.CmdServerUpsert, fsm.ServerUpsert{Header: h, Name: "mobile-imaging-001", NodeID: "node-a",
-		RaftAddr: "10.0.0.9:8300", HTTPAddr: "http://10.0.0.9:8010"})
+		RaftAddr: "10.0.0.9:8300", HTTPAddr: "http://10.0.0.9:8010", SyslogAddr: "10.0.0.9:514"})
 	srv = fsm.ImagingServer{}
 	require.NoError(t, res.Decode(&srv))
 	require.Equal(t, int64(1), srv.ID)
 	require.Equal(t, "rack-1", srv.Rack)
 	require.Equal(t, "10.0.0.9:8300", srv.RaftAddr)
+	require.Equal(t, "10.0.0.9:514", srv.SyslogAddr)
 	require.Empty(t, srv.GossipAddr)
+	require.Empty(t, srv.TFTPAddr)
 
 	// Rebinding node-a to another name detaches it from the first one,
 	// which stays as an imaging server.
 	applyOK(t, f, 3, fsm.CmdServerUpsert, fsm.ServerUpsert{Header: h, Name: "mobile-imaging-002", NodeID: "node-a",
-		RaftAddr: "10.0.0.9:8300", HTTPAddr: "http://10.0.0.9:8010"})
+		RaftAddr: "10.0.0.9:8300", HTTPAddr: "http://10.0.0.9:8010", TFTPAddr: "10.0.0.9:69", SyslogAddr: "10.0.0.9:514"})
 	f.Read(func(s *fsm.State) {
 		require.Len(t, s.Servers, 2)
 		require.Equal(t, fsm.ImagingServer{ID: 1, Name: "mobile-imaging-001", Rack: "rack-1"}, *s.Servers["mobile-imaging-001"])
@@ -65,7 +69,8 @@ func TestApply_ServerRemove(t *testing.T) {
 	f := testFSM(t)
 	h := fsm.Header{At: t0}
 	applyOK(t, f, 1, fsm.CmdServerUpsert, fsm.ServerUpsert{Header: h, Name: "mobile-imaging-001", NodeID: "node-a",
-		Rack: "rack-1", RaftAddr: "10.0.0.1:8300", HTTPAddr: "http://10.0.0.1:8010", GossipAddr: "10.0.0.1:8301"})
+		Rack: "rack-1", RaftAddr: "10.0.0.1:8300", HTTPAddr: "http://10.0.0.1:8010", GossipAddr: "10.0.0.1:8301",
+		TFTPAddr: "10.0.0.1:69", SyslogAddr: "10.0.0.1:514"})
 
 	applyOK(t, f, 2, fsm.CmdServerRemove, fsm.ServerRemove{Header: h, NodeID: "node-a"})
 	f.Read(func(s *fsm.State) {

@@ -133,6 +133,9 @@ type ServerUpsert struct {
 	GossipAddr string `json:"gossip_addr,omitempty"`
 	// TFTPAddr is the node's TFTP server address (host:port), if any.
 	TFTPAddr string `json:"tftp_addr,omitempty"`
+	// SyslogAddr is the node's syslog receiver address (UDP host:port),
+	// if any.
+	SyslogAddr string `json:"syslog_addr,omitempty"`
 }
 
 // ServerHealth records the leader's view of whether an imaging server's

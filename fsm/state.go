@@ -19,6 +19,9 @@ type ImagingServer struct {
 	// TFTPAddr is where the node serves network boot files ("" if it
 	// does not).
 	TFTPAddr string `json:"tftp_addr,omitempty"`
+	// SyslogAddr is where the node receives its boards' syslog (UDP
+	// host:port; "" if it does not).
+	SyslogAddr string `json:"syslog_addr,omitempty"`
 	// Down is set by the leader while the node is unreachable.
 	Down bool `json:"down,omitempty"`
 }

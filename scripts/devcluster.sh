@@ -14,8 +14,9 @@
 #
 # Nodes first start on port 0; the ports they get are saved in
 # .devcluster/nodeI/ports and reused on restart, so URLs stay valid. Each node
-# serves PXE files over TFTP and pings boards in TCP mode; the simulator's
-# boards (one loopback address each) fetch their PXE files from it.
+# serves PXE files over TFTP, receives its boards' syslog over UDP and pings
+# boards in TCP mode; the simulator's boards (one loopback address each)
+# fetch their PXE files from it and log to it.
 # Environment: MOZPOOL_INVENTORY (default lab/lab.json), MOZPOOL_TIME_SCALE
 # (default 1; `make run` uses 0.1) for nodes and simulator, MOZPOOL_SIM_ARGS
 # (extra mozpool-sim flags), MOZPOOL_DEVCLUSTER_DIR (default .devcluster),
@@ -73,7 +74,7 @@ wait_for() {
 start_node() {
 	local i=$1 ndir=$dir/node$1
 	mkdir -p "$ndir/data"
-	local http=127.0.0.1:0 raft=127.0.0.1:0 gossip=127.0.0.1:0 tftp=127.0.0.1:0 args=()
+	local http=127.0.0.1:0 raft=127.0.0.1:0 gossip=127.0.0.1:0 tftp=127.0.0.1:0 syslog=127.0.0.1:0 args=()
 	if [ -f "$ndir/ports" ]; then
 		# shellcheck disable=SC1091
 		. "$ndir/ports"
@@ -85,7 +86,8 @@ start_node() {
 	fi
 	rm -f "$ndir/data/node.json"
 	"$bin/mozpoold" -data "$ndir/data" -name "$(node_name "$i")" -rack "rack$i" \
-		-http "$http" -raft "$raft" -gossip "$gossip" -tftp "$tftp" -ping-mode tcp \
+		-http "$http" -raft "$raft" -gossip "$gossip" -tftp "$tftp" -syslog "$syslog" \
+		-ping-mode tcp \
 		-time-scale "$scale" -token "$(token)" "${args[@]}" \
 		>>"$ndir/log" 2>&1 &
 	echo $! >"$ndir/pid"
@@ -97,6 +99,7 @@ start_node() {
 			echo "raft=$(sed -n 's/.*"raft_addr": *"\([^"]*\)".*/\1/p' "$f")"
 			echo "gossip=$(sed -n 's/.*"gossip_addr": *"\([^"]*\)".*/\1/p' "$f")"
 			echo "tftp=$(sed -n 's/.*"tftp_addr": *"\([^"]*\)".*/\1/p' "$f")"
+			echo "syslog=$(sed -n 's/.*"syslog_addr": *"\([^"]*\)".*/\1/p' "$f")"
 		} >"$ndir/ports"
 	fi
 }
@@ -218,5 +221,5 @@ down) cmd_down ;;
 status) cmd_status ;;
 kill) shift; cmd_kill "$@" ;;
 start) shift; cmd_start "$@" ;;
-*) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

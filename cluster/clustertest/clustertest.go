@@ -106,6 +106,7 @@ func (c *Cluster) StartNode(name, dir, raftAddr string, bootstrap bool) *Node {
 	cfg := daemon.DefaultConfig()
 	cfg.DataDir, cfg.Name, cfg.Rack = dir, name, "rack-"+name
 	cfg.HTTPBind, cfg.RaftBind, cfg.GossipBind, cfg.TFTPAddr = "127.0.0.1:0", raftAddr, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.SyslogAddr = "127.0.0.1:0"
 	cfg.Bootstrap, cfg.Token, cfg.Logger = bootstrap, Token, testlog.New(t).Named(name)
 	cfg.RaftTimeout = 500 * time.Millisecond
 	cfg.PingMode, cfg.TimeScale = "tcp", c.opts.TimeScale

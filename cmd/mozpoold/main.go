@@ -80,8 +80,8 @@ func main() {
 		os.Exit(2)
 	}
 
-	// 2. Start the node: log store, state, Raft, TFTP, hardware, lifeguard,
-	// syslog, API.
+	// 2. Start the node: log store, state, TFTP, syslog, Raft, hardware,
+	// lifeguard, API.
 	d, err := daemon.Start(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mozpoold:", err)
