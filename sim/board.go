@@ -88,12 +88,12 @@ func newBoard(l *Lab, name string, ip net.IP, mac, server string, rb *relayBoard
 }
 
 // dial connects from the board's own address when both ends are loopback
-// addresses, so that servers see each board as a distinct host.
+// addresses (localIP), so that servers see each board as a distinct host.
 func (b *board) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	if host, _, err := net.SplitHostPort(addr); err == nil {
-		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() && b.ip.IsLoopback() && ip.To4() != nil && b.ip.To4() != nil {
-			d.LocalAddr = &net.TCPAddr{IP: b.ip}
+		if ip := b.localIP(net.ParseIP(host)); ip != nil {
+			d.LocalAddr = &net.TCPAddr{IP: ip}
 		}
 	}
 	return d.DialContext(ctx, network, addr)
@@ -176,18 +176,24 @@ func (b *board) boot(ctx context.Context) error {
 	if err := b.enter(ctx, PhaseBooting, true, false); err != nil {
 		return err
 	}
+	b.syslog(ctx, appUBoot, uBootBanner, "OMAP4430 ES2.3, DRAM: 1 GiB, MMC: OMAP SD/MMC: 0")
 	if err := b.wait(ctx, cfg.Failures.Booting, cfg.Delays.Booting); err != nil {
 		return err
 	}
 	if err := b.enter(ctx, PhasePXE, false, false); err != nil {
 		return err
 	}
-	switch stage := secondStage(b.fetchPXE(ctx)); stage {
-	case "":
+	b.syslog(ctx, appUBoot, "pxe get "+b.pxeFileName())
+	stage := secondStage(b.fetchPXE(ctx))
+	if stage == "" {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		b.syslog(ctx, appUBoot, "no PXE file, booting from mmc")
 		return b.runSDCard(ctx)
+	}
+	b.syslog(ctx, appUBoot, "booting via PXE: "+stage)
+	switch stage {
 	case "b2g-second-stage":
 		return b.imaging(ctx, "b2g", true)
 	case "android-second-stage":
@@ -200,20 +206,24 @@ func (b *board) boot(ctx context.Context) error {
 		// The live image's mobile-init.sh cannot fetch a script it does
 		// not know: it reports that it started and then sits there.
 		b.logger.Warn("unknown second stage", "script", stage)
-		if err := b.mobileInit(ctx); err != nil {
+		if err := b.mobileInit(ctx, stage); err != nil {
 			return err
 		}
+		b.syslog(ctx, appMobileInit, "cannot fetch second stage "+stage+".sh")
 		return b.hang(ctx, PhaseHung, true)
 	}
 }
 
 // mobileInit is the start of every second stage: the live image is up
-// (pingable) and reports mobile_init_started, then pauses.
-func (b *board) mobileInit(ctx context.Context) error {
+// (pingable), fetches the stage's script and reports mobile_init_started,
+// then pauses.
+func (b *board) mobileInit(ctx context.Context, stage string) error {
 	cfg := &b.lab.cfg
 	if err := b.enter(ctx, PhaseMobileInit, true, false); err != nil {
 		return err
 	}
+	b.logKernel(ctx)
+	b.syslog(ctx, appMobileInit, "fetching second stage "+stage+".sh")
 	b.post(ctx, "mobile_init_started")
 	return b.wait(ctx, cfg.Failures.MobileInit, cfg.Delays.MobileInit)
 }
@@ -223,22 +233,28 @@ func (b *board) mobileInit(ctx context.Context) error {
 // Mozpool's fake never finished android imaging; this one does.
 func (b *board) imaging(ctx context.Context, image string, needBootConfig bool) error {
 	cfg := &b.lab.cfg
-	if err := b.mobileInit(ctx); err != nil {
+	stage := image + "-second-stage"
+	if err := b.mobileInit(ctx, stage); err != nil {
 		return err
 	}
+	source := image + " image"
 	if needBootConfig {
-		if err := b.checkBootConfig(ctx); err != nil {
+		base, err := b.checkBootConfig(ctx)
+		if err != nil {
+			b.syslog(ctx, stage, "bad boot config: "+err.Error()+"; rebooting")
 			return err
 		}
+		source = base
 	}
 	steps := []struct {
 		step string
+		line string
 		p    float64
 		d    Delay
 	}{
-		{"downloading", cfg.Failures.Downloading, cfg.Delays.Downloading},
-		{"extracting", cfg.Failures.Extracting, cfg.Delays.Extracting},
-		{"rebooting", cfg.Failures.Rebooting, cfg.Delays.Rebooting},
+		{"downloading", "downloading " + source, cfg.Failures.Downloading, cfg.Delays.Downloading},
+		{"extracting", "extracting to mmcblk0", cfg.Failures.Extracting, cfg.Delays.Extracting},
+		{"rebooting", "rebooting", cfg.Failures.Rebooting, cfg.Delays.Rebooting},
 	}
 	for _, s := range steps {
 		phase := image + "_" + s.step
@@ -250,6 +266,7 @@ func (b *board) imaging(ctx context.Context, image string, needBootConfig bool) 
 		if err := b.enter(ctx, phase, true, false); err != nil {
 			return err
 		}
+		b.syslog(ctx, stage, s.line)
 		b.post(ctx, phase)
 		if err := b.wait(ctx, s.p, s.d); err != nil {
 			return err
@@ -269,12 +286,13 @@ func (b *board) imaging(ctx context.Context, image string, needBootConfig bool) 
 // live image stays up.
 func (b *board) selfTest(ctx context.Context) error {
 	cfg := &b.lab.cfg
-	if err := b.mobileInit(ctx); err != nil {
+	if err := b.mobileInit(ctx, "selftest-second-stage"); err != nil {
 		return err
 	}
 	if err := b.enter(ctx, PhaseSelfTest, true, false); err != nil {
 		return err
 	}
+	b.syslog(ctx, appSelfTest, "running self-test: SD card, network")
 	b.post(ctx, "self_test_running")
 	if err := b.wait(ctx, 0, cfg.Delays.SelfTest); err != nil {
 		return err
@@ -284,12 +302,14 @@ func (b *board) selfTest(ctx context.Context) error {
 		if err := b.enter(ctx, PhaseSelfTestOK, true, false); err != nil {
 			return err
 		}
+		b.syslog(ctx, appSelfTest, "self-test passed")
 		b.post(ctx, "self_test_ok")
 		return b.hang(ctx, PhaseSelfTestOK, true)
 	case u < cfg.Failures.SelfTestOK+cfg.Failures.SelfTestFailed:
 		if err := b.enter(ctx, PhaseSelfTestBad, true, false); err != nil {
 			return err
 		}
+		b.syslog(ctx, appSelfTest, "self-test failed: SD card check failed")
 		b.post(ctx, "failed_self_test")
 		return b.hang(ctx, PhaseSelfTestBad, true)
 	default:
@@ -302,12 +322,13 @@ func (b *board) selfTest(ctx context.Context) error {
 // board stays pingable until it is powered off.
 func (b *board) maintenance(ctx context.Context) error {
 	cfg := &b.lab.cfg
-	if err := b.mobileInit(ctx); err != nil {
+	if err := b.mobileInit(ctx, "maintenance-second-stage"); err != nil {
 		return err
 	}
 	if err := b.enter(ctx, PhaseMaintenance, true, false); err != nil {
 		return err
 	}
+	b.syslog(ctx, appMaint, "maintenance mode: live image up, waiting")
 	b.post(ctx, "maint_mode")
 	if err := b.wait(ctx, 0, cfg.Delays.Maintenance); err != nil {
 		return err
@@ -325,6 +346,13 @@ func (b *board) runSDCard(ctx context.Context) error {
 	up := image == "b2g" || image == "android"
 	if err := b.enter(ctx, "running_"+image, up, up); err != nil {
 		return err
+	}
+	b.logKernel(ctx)
+	switch {
+	case !up:
+		b.syslog(ctx, appKernel, "VFS: Cannot open root device \"mmcblk0p2\"", "Kernel panic - not syncing: VFS: Unable to mount root fs")
+	case !b.broken:
+		b.syslog(ctx, appSUTAgent, "SUTAgent listening on "+strconv.Itoa(cfg.SUTPort))
 	}
 	if !b.chance(cfg.Failures.Running) {
 		<-ctx.Done()

@@ -90,7 +90,7 @@ type Config struct {
 	Inventory fsm.Inventory
 	// API lists cluster nodes' base URLs. The lab reads
 	// /api/cluster/status/ from the first that answers to learn each
-	// imaging server's HTTP and TFTP address. Required.
+	// imaging server's HTTP, TFTP and syslog addresses. Required.
 	API []string
 	// Discovery is how often the imaging servers' addresses are read
 	// again (nodes restart on new ports). Default: 3 s.
@@ -134,6 +134,13 @@ type Config struct {
 	// EventHistory is how many event posts the ground truth keeps per
 	// board. Default: 50.
 	EventHistory int
+	// Syslog makes every board log to its imaging server's syslog
+	// receiver (its syslog_addr in the cluster status), as a Panda's
+	// u-boot, kernel, live image and SUT agent do: a few RFC 5424 lines
+	// per boot phase over UDP, from the board's own address, with the
+	// board's name as HOSTNAME. Lines are never retried or waited for.
+	// Default: true.
+	Syslog bool
 	// Logger receives the lab's log lines. Default: a null logger.
 	Logger hclog.Logger
 }
@@ -172,6 +179,7 @@ func DefaultConfig() Config {
 		TFTPRetries:   3,
 		HTTPTimeout:   30 * s,
 		EventHistory:  50,
+		Syslog:        true,
 		Logger:        hclog.NewNullLogger(),
 	}
 }

@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"context"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -84,10 +86,23 @@ func TestPXEFileName(t *testing.T) {
 	require.Equal(t, "pxelinux.cfg/01-00-16-3e-00-00-ab", b.pxeFileName())
 }
 
-func TestTFTPAddr(t *testing.T) {
-	require.Equal(t, "10.0.0.5:69", tftpAddr("10.0.0.5:69", "http://10.0.0.5:8010"))
-	require.Equal(t, "10.0.0.5:6969", tftpAddr("0.0.0.0:6969", "http://10.0.0.5:8010"))
-	require.Equal(t, "10.0.0.5:69", tftpAddr(":69", "http://10.0.0.5:8010"))
-	require.Equal(t, "127.0.0.1:69", tftpAddr("[::]:69", "http://127.0.0.1:8010"))
-	require.Equal(t, "", tftpAddr("", "http://10.0.0.5:8010"))
+func TestDialable(t *testing.T) {
+	require.Equal(t, "10.0.0.5:69", dialable("10.0.0.5:69", "http://10.0.0.5:8010"))
+	require.Equal(t, "10.0.0.5:6969", dialable("0.0.0.0:6969", "http://10.0.0.5:8010"))
+	require.Equal(t, "10.0.0.5:69", dialable(":69", "http://10.0.0.5:8010"))
+	require.Equal(t, "127.0.0.1:69", dialable("[::]:69", "http://127.0.0.1:8010"))
+	require.Equal(t, "127.0.0.1:514", dialable(":514", "http://127.0.0.1:8010"))
+	require.Equal(t, "", dialable("", "http://10.0.0.5:8010"))
+}
+
+func TestResolveSyslog(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.API = []string{"http://127.0.0.1:8010"}
+	l, err := New(cfg)
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.Equal(t, netip.MustParseAddrPort("127.0.0.1:514"), l.resolveSyslog(ctx, "img1", "127.0.0.1:514"))
+	require.Equal(t, netip.MustParseAddrPort("127.0.0.1:514"), l.resolveSyslog(ctx, "img1", "localhost:514"))
+	require.False(t, l.resolveSyslog(ctx, "img1", "").IsValid())
+	require.False(t, l.resolveSyslog(ctx, "img1", "127.0.0.1:notaport").IsValid())
 }

@@ -5,18 +5,22 @@ import (
 	"errors"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mozpool/mozpool/client"
 )
 
-// server is where an imaging server answers: its HTTP API base URL and its
-// TFTP address (host:port, "" if it serves none).
+// server is where an imaging server answers: its HTTP API base URL, its
+// TFTP address (host:port, "" if it serves none) and its syslog receiver
+// (the zero AddrPort if it runs none).
 type server struct {
-	HTTP string
-	TFTP string
+	HTTP   string
+	TFTP   string
+	Syslog netip.AddrPort
 }
 
 // discoverLoop refreshes the imaging servers' addresses every
@@ -59,8 +63,9 @@ func (l *Lab) discover(ctx context.Context) error {
 				continue
 			}
 			servers[s.Name] = server{
-				HTTP: strings.TrimRight(s.HTTPAddr, "/"),
-				TFTP: tftpAddr(s.TFTPAddr, s.HTTPAddr),
+				HTTP:   strings.TrimRight(s.HTTPAddr, "/"),
+				TFTP:   dialable(s.TFTPAddr, s.HTTPAddr),
+				Syslog: l.resolveSyslog(ctx, s.Name, dialable(s.SyslogAddr, s.HTTPAddr)),
 			}
 		}
 		l.mu.Lock()
@@ -69,7 +74,7 @@ func (l *Lab) discover(ctx context.Context) error {
 		l.mu.Unlock()
 		if changed {
 			for name, s := range servers {
-				l.logger.Info("imaging server", "name", name, "http", s.HTTP, "tftp", s.TFTP)
+				l.logger.Info("imaging server", "name", name, "http", s.HTTP, "tftp", s.TFTP, "syslog", syslogString(s.Syslog))
 			}
 		}
 		return nil
@@ -85,23 +90,67 @@ func (l *Lab) server(name string) (server, bool) {
 	return s, ok
 }
 
-// tftpAddr makes a node's TFTP address dialable: a node listening on all
-// interfaces advertises an unspecified host, which is replaced with the
-// host of its HTTP address.
-func tftpAddr(tftp, httpAddr string) string {
-	if tftp == "" {
+// dialable makes a node's TFTP or syslog address dialable: a node
+// listening on all interfaces advertises an unspecified host, which is
+// replaced with the host of its HTTP address.
+func dialable(addr, httpAddr string) string {
+	if addr == "" {
 		return ""
 	}
-	host, port, err := net.SplitHostPort(tftp)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return tftp
+		return addr
 	}
 	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
-		return tftp
+		return addr
 	}
 	u, err := url.Parse(httpAddr)
 	if err != nil || u.Hostname() == "" {
-		return tftp
+		return addr
 	}
 	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// resolveSyslog turns a node's syslog address into the UDP address its
+// boards send to. It resolves a host name here, on the discovery
+// goroutine, so that a board never waits for DNS; an address that does
+// not resolve is left zero (its boards send nothing) and logged at debug,
+// since discovery tries again every few seconds.
+func (l *Lab) resolveSyslog(ctx context.Context, name, addr string) netip.AddrPort {
+	if addr == "" {
+		return netip.AddrPort{}
+	}
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return ap
+	}
+	host, port, err := net.SplitHostPort(addr)
+	var p uint64
+	if err == nil {
+		p, err = strconv.ParseUint(port, 10, 16)
+	}
+	var ips []netip.Addr
+	if err == nil {
+		ips, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	}
+	if err != nil || len(ips) == 0 {
+		l.logger.Debug("cannot resolve an imaging server's syslog address", "name", name, "syslog", addr, "error", err)
+		return netip.AddrPort{}
+	}
+	// Boards send from IPv4 addresses: prefer an IPv4 answer.
+	ip := ips[0].Unmap()
+	for _, a := range ips {
+		if a.Unmap().Is4() {
+			ip = a.Unmap()
+			break
+		}
+	}
+	return netip.AddrPortFrom(ip, uint16(p))
+}
+
+// syslogString shows a syslog address in log lines ("" for none).
+func syslogString(ap netip.AddrPort) string {
+	if !ap.IsValid() {
+		return ""
+	}
+	return ap.String()
 }

@@ -23,6 +23,13 @@
 //     answers ping and runs a SUT agent (bmm/suttest) on its address.
 //     Power off aborts whatever the board is doing and takes it off the
 //     network at once.
+//   - Syslog. Each boot phase sends a few lines, as a Panda's u-boot,
+//     kernel, live image scripts (mobile-init, <image>-second-stage,
+//     self-test) and SUT agent print them, to the imaging server's syslog
+//     receiver: RFC 5424 over UDP, local0.info, the board's name as
+//     HOSTNAME, from the board's own address, so that the receiver files
+//     them in the device log beside the state machine's entries. Sends
+//     are fire and forget; Config.Syslog turns them off.
 //   - Faults. Each phase may fail with a configured probability, which
 //     reboots the board (power still on); a fraction of boards, chosen
 //     from the seed, are broken for good and never answer ping or the SUT
@@ -36,7 +43,7 @@
 // <ip>:Config.PingPort, for bmm/ping's TCP mode. Mozpool's fake ignored
 // power for ping and never finished android imaging; this one does not.
 //
-// The lab learns each imaging server's HTTP and TFTP addresses from
+// The lab learns each imaging server's HTTP, TFTP and syslog addresses from
 // /api/cluster/status/ of the first Config.API node that answers, at Start
 // and every Config.Discovery after, since nodes restart on new addresses.
 //

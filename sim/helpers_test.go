@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -69,12 +70,14 @@ func testInventory(subnet string, n int) fsm.Inventory {
 }
 
 // fakeAPI is an imaging server as the boards see it: the cluster status
-// (naming a TFTP server run by the test), the event route and bootconfig.
+// (naming a TFTP server and a syslog receiver run by the test), the event
+// route and bootconfig.
 type fakeAPI struct {
-	t    *testing.T
-	srv  *httptest.Server
-	tftp string
-	dir  string // TFTP root
+	t      *testing.T
+	srv    *httptest.Server
+	tftp   string
+	dir    string // TFTP root
+	syslog *syslogSink
 
 	mu         sync.Mutex
 	events     map[string][]string // device -> events, in arrival order
@@ -92,9 +95,10 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		bootConfig: map[string]string{}, fail: map[string]int{},
 	}
 	a.tftp = startTFTP(t, a.dir)
+	a.syslog = startSyslog(t)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/cluster/status/", func(w http.ResponseWriter, r *http.Request) {
-		servers := []map[string]any{{"name": server, "http_addr": a.srv.URL, "tftp_addr": a.tftp}}
+		servers := []map[string]any{{"name": server, "http_addr": a.srv.URL, "tftp_addr": a.tftp, "syslog_addr": a.syslog.addr}}
 		a.mu.Lock()
 		if a.hidden {
 			servers = nil
@@ -158,6 +162,54 @@ func startTFTP(t *testing.T, dir string) string {
 		<-done
 	})
 	return conn.LocalAddr().String()
+}
+
+// datagram is one syslog datagram the test's receiver got.
+type datagram struct {
+	from netip.Addr
+	data string
+}
+
+// syslogSink is a UDP listener on loopback that keeps every datagram, as
+// an imaging server's syslog receiver would get them.
+type syslogSink struct {
+	addr string
+	mu   sync.Mutex
+	got  []datagram
+}
+
+func startSyslog(t *testing.T) *syslogSink {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	s := &syslogSink{addr: conn.LocalAddr().String()}
+	done := make(chan struct{})
+	// Exits when the cleanup closes conn.
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.got = append(s.got, datagram{from: from.Addr().Unmap(), data: string(buf[:n])})
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		conn.Close()
+		<-done
+	})
+	return s
+}
+
+// datagrams returns what the sink got, oldest first.
+func (s *syslogSink) datagrams() []datagram {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
 }
 
 // setPXE writes dev's PXE file (as a node's bmm/pxe writer would).

@@ -164,23 +164,25 @@ func (b *board) post(ctx context.Context, event string) {
 }
 
 // checkBootConfig reads the board's boot config, as the b2g second stage
-// does, and checks that it is a JSON object with b2gbase.
-func (b *board) checkBootConfig(ctx context.Context) error {
+// does, checks that it is a JSON object with b2gbase and returns b2gbase
+// (what the stage would download).
+func (b *board) checkBootConfig(ctx context.Context) (string, error) {
 	status, body, err := b.get(ctx, "/api/device/"+url.PathEscape(b.name)+"/bootconfig/")
 	switch {
 	case err != nil:
-		return fmt.Errorf("%w: %v", errBadBootConfig, err)
+		return "", fmt.Errorf("%w: %v", errBadBootConfig, err)
 	case status != http.StatusOK:
-		return fmt.Errorf("%w: status %d", errBadBootConfig, status)
+		return "", fmt.Errorf("%w: status %d", errBadBootConfig, status)
 	}
 	var bc map[string]any
 	if err := json.Unmarshal(body, &bc); err != nil {
-		return fmt.Errorf("%w: %v", errBadBootConfig, err)
+		return "", fmt.Errorf("%w: %v", errBadBootConfig, err)
 	}
-	if _, ok := bc["b2gbase"]; !ok {
-		return errBadBootConfig
+	base, ok := bc["b2gbase"]
+	if !ok {
+		return "", errBadBootConfig
 	}
-	return nil
+	return fmt.Sprint(base), nil
 }
 
 // get sends a GET to the board's imaging server and returns the status

@@ -1,13 +1,14 @@
 // Command mozpool-sim runs a simulated lab (package sim) for a Mozpool
 // cluster: ProXR relay boards and the boards they power, on loopback
-// addresses, booting over TFTP from their imaging servers and posting
-// imaging events to the cluster's API.
+// addresses, booting over TFTP from their imaging servers, posting imaging
+// events to the cluster's API and logging to the imaging servers' syslog
+// receivers.
 //
 // Usage:
 //
 //	mozpool-sim -inventory lab/lab.json -api http://127.0.0.1:8010 \
 //	    [-listen 127.0.0.1:0] [-write-inventory FILE] [-time-scale 0.1] \
-//	    [-seed N] [-broken 0.1] [-fail-booting 0.05 ...]
+//	    [-seed N] [-broken 0.1] [-syslog=false] [-fail-booting 0.05 ...]
 //
 // It prints the ground-truth URL (GET /boards, /boards/NAME, /relays) and,
 // with -write-inventory, writes the inventory with the relay boards' bound

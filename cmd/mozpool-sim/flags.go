@@ -30,7 +30,7 @@ func parseFlags(args []string) (*options, error) {
 	var api string
 	fs := flag.NewFlagSet("mozpool-sim", flag.ContinueOnError)
 	fs.StringVar(&o.inventory, "inventory", "", "lab inventory JSON file; every device needs relay_info and ip_address (required)")
-	fs.StringVar(&api, "api", "", "comma-separated cluster node URLs, to find the imaging servers' HTTP and TFTP addresses (required)")
+	fs.StringVar(&api, "api", "", "comma-separated cluster node URLs, to find the imaging servers' HTTP, TFTP and syslog addresses (required)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "ground-truth HTTP listen address")
 	fs.StringVar(&o.writeInventory, "write-inventory", "", "write the inventory with the relay boards' bound ports to this file")
 	fs.Float64Var(&c.TimeScale, "time-scale", c.TimeScale, "multiply every simulated delay (0.1: a 60 s phase takes 6 s)")
@@ -49,6 +49,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Float64Var(&c.Failures.Running, "fail-running", c.Failures.Running, "probability that a board running its SD image reboots by itself")
 	fs.Float64Var(&c.Failures.SelfTestOK, "self-test-ok", c.Failures.SelfTestOK, "probability that a self-test passes")
 	fs.Float64Var(&c.Failures.SelfTestFailed, "self-test-failed", c.Failures.SelfTestFailed, "probability that a self-test reports failure (the rest hang)")
+	fs.BoolVar(&c.Syslog, "syslog", c.Syslog, "send each board's boot messages to its imaging server's syslog receiver (-syslog=false: off)")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log as JSON lines")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
