@@ -142,9 +142,13 @@ cmd_up() {
 # has written the inventory with its bound addresses.
 start_sim() {
 	rm -f "$dir/inventory.json"
+	# The relay boards' pause after each connection shrinks with the time
+	# scale, as the nodes' relay client expects (at least 20 ms).
+	local recovery
+	recovery=$(awk -v s="$scale" 'BEGIN { ms = 1000 * s; if (ms < 20) ms = 20; printf "%dms", ms }')
 	# shellcheck disable=SC2086
 	"$bin/mozpool-sim" -inventory "$inventory" -api "$(paste -sd, "$dir/nodes")" \
-		-write-inventory "$dir/inventory.json" -time-scale "$scale" ${MOZPOOL_SIM_ARGS:-} \
+		-write-inventory "$dir/inventory.json" -time-scale "$scale" -relay-recovery "$recovery" ${MOZPOOL_SIM_ARGS:-} \
 		>"$dir/sim.out" 2>"$dir/sim.log" &
 	echo $! >"$dir/sim.pid"
 	wait_for test -s "$dir/inventory.json" || die "the simulator did not start; see $dir/sim.log"
@@ -206,8 +210,9 @@ cmd_run() {
 	trap 'cmd_down; exit 0' INT TERM
 	cmd_up "${1:-3}"
 	echo
-	echo "Mozpool dev cluster is running. API / UI on:"
-	sed 's/^/  /' "$dir/nodes"
+	echo "Mozpool dev cluster is running. Web UI (any node):"
+	sed 's|$|/ui/|; s/^/  /' "$dir/nodes"
+	echo "API on the same URLs without /ui/ (token in $dir/token)."
 	echo "Simulated lab (ground truth): $(cat "$dir/sim-url")/boards"
 	echo "Cluster status:  $bin/mozpoolctl --server $(node_url 1) status"
 	echo "Press Ctrl-C to stop."
