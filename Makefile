@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: help build run test test-python test-short bench lint fmt tidy cover clean
+.PHONY: help build run test test-ui test-python test-short bench lint fmt tidy cover clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -13,9 +13,20 @@ build: ## build mozpoold and mozpoolctl into bin/
 run: ## run a local 3-node cluster with the simulated sample lab in the foreground (Ctrl-C stops it)
 	MOZPOOL_TIME_SCALE=$${MOZPOOL_TIME_SCALE:-0.1} scripts/devcluster.sh run 3
 
-test: ## run every test (race detector on), then the Python client test
-	MOZPOOL_TEST_QUIET=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+# The browser tests run apart, without the race detector: they time the UI
+# against real servers, which the detector slows several times over.
+RACE_PKGS = $(shell $(GO) list $(PKGS) | grep -v '/e2e/ui$$')
+
+test: ## run every test (race detector on), then the browser tests and the Python client test
+	MOZPOOL_TEST_QUIET=1 $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
+	$(MAKE) --no-print-directory test-ui
 	$(MAKE) --no-print-directory test-python
+
+test-ui: ## the web UI in headless Chromium against 3-node clusters; screenshots in screenshots/
+	@echo "$(GO) test -count=1 -v ./e2e/ui/ (full output in ui-test.out)"
+	@MOZPOOL_TEST_QUIET=1 $(GO) test -count=1 -timeout 15m -v ./e2e/ui/ > ui-test.out 2>&1; status=$$?; \
+		grep -E '^(--- |    --- |ok |FAIL|PASS$$)|first table paint|of which|search over|rebuilding|screenshot|no Chromium' ui-test.out; \
+		[ $$status -eq 0 ] || { grep -E -B2 -A15 'Error Trace|panic:' ui-test.out | head -300; exit $$status; }
 
 test-python: ## drive a local 3-node cluster with the Python requests library, as mozpoolclient does
 	GO=$(GO) scripts/python-client-test.sh
@@ -42,5 +53,5 @@ cover: ## test coverage report in cover.out
 	$(GO) test -count=1 -coverprofile=cover.out $(PKGS)
 	$(GO) tool cover -func=cover.out | tail -1
 
-clean: ## remove build output and the dev cluster's data
-	rm -rf bin .devcluster cover.out
+clean: ## remove build output, the dev cluster's data and the UI screenshots
+	rm -rf bin .devcluster cover.out ui-test.out screenshots
