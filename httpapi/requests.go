@@ -287,7 +287,9 @@ func (s *Server) getRequestLog(_ *http.Request, ps httprouter.Params) (any, erro
 // renewRequest sets expires to now + duration, in any state → 204.
 func (s *Server) renewRequest(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	s.handle(func(r *http.Request, ps httprouter.Params) (any, error) {
-		req, err := s.request(ps)
+		// Writes do not look the request up here: a follower may not have
+		// applied its creation yet. The leader's Apply answers an unknown id.
+		id, err := requestID(ps)
 		if err != nil {
 			return nil, err
 		}
@@ -304,7 +306,7 @@ func (s *Server) renewRequest(w http.ResponseWriter, r *http.Request, ps httprou
 			return nil, err
 		}
 		now := s.now().UTC()
-		res, err := s.apply(r, fsm.CmdRequestRenew, &fsm.RequestRenew{Header: fsm.Header{At: now}, ID: req.ID, Expires: now.Add(dur)})
+		res, err := s.apply(r, fsm.CmdRequestRenew, &fsm.RequestRenew{Header: fsm.Header{At: now}, ID: id, Expires: now.Add(dur)})
 		if err != nil {
 			return nil, err
 		}
@@ -319,11 +321,11 @@ func (s *Server) renewRequest(w http.ResponseWriter, r *http.Request, ps httprou
 // or failed: the event is then ignored).
 func (s *Server) returnRequest(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	s.handle(func(r *http.Request, ps httprouter.Params) (any, error) {
-		req, err := s.request(ps)
+		id, err := requestID(ps) // not looked up here: see renewRequest
 		if err != nil {
 			return nil, err
 		}
-		res, err := s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: req.ID, Event: "close"})
+		res, err := s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: "close"})
 		if err != nil {
 			return nil, err
 		}
@@ -336,7 +338,7 @@ func (s *Server) returnRequest(w http.ResponseWriter, r *http.Request, ps httpro
 
 // requestEvent delivers an event to a request (GET: no arguments) → {}.
 func (s *Server) requestEvent(r *http.Request, ps httprouter.Params) (any, error) {
-	req, err := s.request(ps)
+	id, err := requestID(ps) // not looked up here: see renewRequest
 	if err != nil {
 		return nil, err
 	}
@@ -352,7 +354,7 @@ func (s *Server) requestEvent(r *http.Request, ps httprouter.Params) (any, error
 			}
 		}
 	}
-	res, err := s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: req.ID, Event: ps.ByName("event"), Args: args})
+	res, err := s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: ps.ByName("event"), Args: args})
 	if err != nil {
 		return nil, err
 	}
