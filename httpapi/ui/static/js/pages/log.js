@@ -185,12 +185,18 @@ export function create(ctx) {
       h('pre', e.message));
   }
 
+  /** mergeRows puts the lines of every subject shown on the table. */
   let merged = -1;
+  function mergeRows() {
+    const rows = [];
+    for (const s of subjects) for (const e of s.entries.values()) rows.push(e);
+    merged = rows.length;
+    table.setRows(rows);
+    applyFilter();
+  }
+
   async function refresh() {
     if (!subjects.length) {
-      table.emptyText = 'Choose a device (by name) or a request (by id) above to see its log.';
-      table.setRows([]);
-      renderSourceChips();
       stores.deviceNames().then(names => {
         if (pickList.childElementCount !== names.length) pickList.replaceChildren(...names.map(n => h('option', { value: n })));
       }).catch(() => {});
@@ -201,13 +207,10 @@ export function create(ctx) {
     await Promise.all(mine.map(s => s.fetch()));
     if (mine !== subjects) return; // the page moved on meanwhile
     const total = mine.reduce((n, s) => n + s.entries.size, 0);
+    table.emptyText = 'No log lines yet.';
     renderSubjects();
     if (total !== merged) {
-      merged = total;
-      const rows = [];
-      for (const s of mine) for (const e of s.entries.values()) rows.push(e);
-      table.setRows(rows);
-      applyFilter();
+      mergeRows();
       if (follow.checked && (wasAtBottom || !table.rendered)) {
         table.scrollToBottom();
         table.rendered = true;
@@ -224,14 +227,12 @@ export function create(ctx) {
     // Keep what was already read for subjects still shown.
     const old = new Map(subjects.map(s => [`${s.kind}:${s.name}`, s]));
     subjects = want.map(([k, n]) => old.get(`${k}:${n}`) || new Subject(k, n));
-    merged = -1;
     table.rendered = false;
-    table.emptyText = 'No log lines yet.';
+    table.emptyText = subjects.length ? 'Loading…' : 'Choose a device (by name) or a request (by id) above to see its log.';
     detail.hidden = true;
     el.querySelector('h1').textContent = subjects.length ? `Log of ${subjects.map(s => s.label).join(' + ')}` : 'Log';
     renderSubjects();
-    applyFilter();
-    if (!subjects.length) table.setRows([]);
+    mergeRows(); // no lines of subjects no longer shown, not even for a moment
     const q = params.get('q');
     if (q != null) { search.value = q; table.search(q); }
   }
