@@ -203,6 +203,7 @@ const helpersJS = `window.h = {
     return r ? r.querySelector('.c-' + col).textContent.trim() : null;
   },
   logLines() {
+    if (document.querySelector('#page-log').hidden) return [];
     return [...document.querySelectorAll('#page-log .vt-row:not([hidden])')]
       .map(r => ({ time: r.querySelector('.c-time').textContent, message: r.querySelector('.c-message').textContent }));
   },

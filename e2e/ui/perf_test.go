@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/cluster/clustertest"
+	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/sim"
 )
 
@@ -18,8 +19,7 @@ import (
 const firstPaintBudget = 1000.0 // ms
 
 // TestDevicesFirstPaint10k loads a 10,002-device inventory (no simulated
-// boards: nothing answers on the relay or board addresses, so the devices
-// sit in their first states) into a 3-node cluster and
+// boards) into a 3-node cluster, waits until every device has settled, and
 // measures in the browser how long the Devices page takes, from navigation
 // start, to paint its first rows: fetching every device's details, sorting
 // them and rendering the rows in view. The page reports the time itself as
@@ -33,16 +33,36 @@ func TestDevicesFirstPaint10k(t *testing.T) {
 		BoardsPerServer: 3334, BoardNet: 13, RelayNet: 14, RelayPort: 2101,
 	})
 	require.NoError(t, err)
+	// Without relay_info a device cannot be power-cycled: each goes from
+	// new to failed_power_cycling and stays there, so the cluster is quiet
+	// while the page is timed (with relay addresses nobody answers, 10,000
+	// devices would retry their power cycles together every minute).
+	for i := range inv.Devices {
+		inv.Devices[i].RelayInfo = ""
+	}
 	c.LoadInventory(inv)
 	n := len(inv.Devices)
+	for _, nd := range c.Nodes {
+		require.Eventually(t, func() bool {
+			settled := 0
+			nd.FSM.Read(func(st *fsm.State) {
+				for _, d := range st.Devices {
+					if d.State == "failed_power_cycling" {
+						settled++
+					}
+				}
+			})
+			return settled == n
+		}, 2*time.Minute, 100*time.Millisecond, "%s: devices did not settle", nd.Name)
+	}
 	node := c.Followers()[0]
 	b := newBrowser(t)
+	b.do(30*time.Second, chromedp.Navigate("about:blank")) // start Chromium first: its start-up is not the page's
 
 	b.do(60*time.Second, chromedp.Navigate(node.URL+"/ui/#/devices"))
 	b.waitFor(30*time.Second, `window.__firstTablePaint !== undefined`, "the first table paint")
 	ms := eval[float64](b, `window.__firstTablePaint`)
 	t.Logf("Devices page, %d devices: first table paint %.0f ms after navigation start", n, ms)
-	require.Less(t, ms, firstPaintBudget, "first table paint")
 	t.Logf("of which: %s", eval[string](b, `(() => {
 		const r = performance.getEntriesByType('resource');
 		const list = r.find(e => e.name.includes('device/list/?details'));
@@ -52,6 +72,8 @@ func TestDevicesFirstPaint10k(t *testing.T) {
 			' ms, device list requested ' + list.startTime.toFixed(0) + ' ms, first byte ' + list.responseStart.toFixed(0) +
 			' ms, received ' + list.responseEnd.toFixed(0) + ' ms (' + (list.decodedBodySize / 1e6).toFixed(1) + ' MB)';
 	})()`))
+
+	require.Less(t, ms, firstPaintBudget, "first table paint")
 
 	eval[bool](b, helpersJS)
 	require.Contains(t, eval[string](b, `document.querySelector('#page-devices .vt-foot').textContent`), fmt.Sprintf("%d,%03d devices", n/1000, n%1000))

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
@@ -161,11 +162,22 @@ func TestUI(t *testing.T) {
 		require.Contains(t, eval[string](b, `document.querySelector('.jobs-indicator').textContent`), "no jobs queued")
 		b.screenshot("requests")
 
-		// Renew it for a day, then close it.
 		reqs, err := node.Client().Requests(context.Background(), false)
 		require.NoError(t, err)
 		require.Len(t, reqs, 1)
-		id := fmt.Sprint(reqs[0].ID)
+		id, dev := fmt.Sprint(reqs[0].ID), reqs[0].AssignedDevice
+
+		// Its log, then merged with its device's log on one time line.
+		b.do(10*time.Second, chromedp.Click(rowSel("requests", id)+" .c-links a"))
+		b.waitFor(20*time.Second, `h.logTime('entering state ready') !== ''`, "the request's log")
+		b.do(10*time.Second, chromedp.Click(`#page-log .subject button.link`))
+		b.waitFor(20*time.Second, fmt.Sprintf(`location.hash === '#/log?request=%s&device=%s'
+			&& h.logLines().length > 0 && [...document.querySelectorAll('#page-log .vt-row:not([hidden]) .c-subject')].some(c => c.textContent === %q)`, id, dev, dev),
+			"the device's lines merged in")
+		b.screenshot("log-request")
+
+		// Renew it for a day, then close it.
+		goTo("requests", fmt.Sprintf(`!!h.row('requests', %q)`, id))
 		b.do(10*time.Second, chromedp.Click(rowSel("requests", id)+" .c-assignee"))
 		eval[bool](b, `[...document.querySelectorAll('#page-requests .tab')].find(t => t.textContent === 'Renew').click() ?? true`)
 		eval[bool](b, `h.set('#page-requests select[aria-label="renew for"]', '86400')`)
@@ -219,7 +231,16 @@ func TestUI(t *testing.T) {
 
 	t.Run("a device log tails live while the board images", func(t *testing.T) {
 		defer b.use(t)()
-		dev := devicesIn(c, "ready")[0]
+		// A board never imaged: its log has no imaging lines before ours.
+		var dev string
+		c.Nodes[0].FSM.Read(func(st *fsm.State) {
+			for name, d := range st.Devices {
+				if d.State == "ready" && d.RequestID == 0 && d.Image == "" {
+					dev = name
+				}
+			}
+		})
+		require.NotEmpty(t, dev, "no ready board that was never imaged")
 		// Start the imaging from the Devices page.
 		goTo("devices", fmt.Sprintf(`h.cell('devices', %q, 'state') === 'ready'`, dev))
 		eval[bool](b, fmt.Sprintf(`h.set('#page-devices input[type=search]', %q)`, dev))
@@ -233,6 +254,7 @@ func TestUI(t *testing.T) {
 
 		// Open its log through the row's link, then watch lines arrive.
 		b.do(10*time.Second, chromedp.Click(rowSel("devices", dev)+" .c-links a"))
+		b.waitFor(10*time.Second, fmt.Sprintf(`location.hash === '#/log?device=%s' && !document.querySelector('#page-log').hidden`, dev), "the log page")
 		b.waitFor(20*time.Second, `h.logTime('imaging with b2g') !== ''`, "the imaging start in the log")
 		start := eval[string](b, `h.logTime('imaging with b2g')`)
 		lines := "parseInt(document.querySelector('#page-log .vt-count').textContent.replace(/,/g, ''))"
@@ -267,6 +289,19 @@ func TestUI(t *testing.T) {
 		b.waitFor(20*time.Second, `[...document.querySelectorAll('.jobs-panel .job-done')].some(j => j.textContent.includes('ping'))
 			|| document.querySelector('.jobs-indicator').textContent.includes('no jobs queued')`, "the ping job")
 		b.screenshot("hardware")
+	})
+
+	t.Run("dark mode", func(t *testing.T) {
+		defer b.use(t)()
+		_, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+		})
+		require.NoError(t, err)
+		goTo("devices", `!document.querySelector('#page-devices').hidden`)
+		eval[bool](b, `h.set('#page-devices input[type=search]', '')`)
+		b.waitFor(5*time.Second, `document.querySelectorAll('#page-devices .vt-row:not([hidden])').length === 12`, "all devices")
+		require.Equal(t, "rgb(20, 24, 29)", eval[string](b, `getComputedStyle(document.body).backgroundColor`))
+		b.screenshot("devices-dark")
 	})
 
 	b.requireClean(false)
