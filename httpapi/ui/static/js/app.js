@@ -100,12 +100,17 @@ ctx.refreshSoon = () => { clearTimeout(soon); soon = setTimeout(() => refresh(tr
 setInterval(() => { if (!document.hidden) refresh(); }, POLL_MS);
 document.addEventListener('visibilitychange', () => { if (!document.hidden) refresh(); });
 
-// "/" jumps to the page's search box, as in most web apps.
+// "/" jumps to the page's search box, as in most web apps; Escape closes
+// the job list, or else clears the page's selection.
 document.addEventListener('keydown', e => {
-  if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey) return;
-  if (e.target.closest('input, textarea, select')) return;
-  const box = current?.el.querySelector('input[type=search]');
-  if (box) { e.preventDefault(); box.focus(); box.select(); }
+  if (e.ctrlKey || e.metaKey || e.altKey || e.target.closest('input, textarea, select')) return;
+  if (e.key === '/') {
+    const box = current?.el.querySelector('input[type=search]');
+    if (box) { e.preventDefault(); box.focus(); box.select(); }
+  } else if (e.key === 'Escape') {
+    if (!ctx.jobs.panel.hidden) ctx.jobs.toggle(false);
+    else current?.el.querySelector('.vt-clear:not([hidden])')?.click();
+  }
 });
 
 window.addEventListener('hashchange', route);

@@ -90,7 +90,7 @@ export class VirtualTable {
     this.el.style.setProperty('--vt-cols', this.tracks());
     this.el.style.setProperty('--vt-row', this.rowHeight + 'px');
     this.el.innerHTML = `
-      <div class="vt-scroll" tabindex="-1">
+      <div class="vt-scroll" tabindex="-1" role="grid" aria-multiselectable="${this.selectable}">
         <div class="vt-head" role="row">${this.selectable ? '<label class="vt-cell vt-check"><input type="checkbox" aria-label="select all shown"></label>' : ''}${
           this.columns.map(c => `<button type="button" class="vt-cell vt-sort c-${esc(c.id)} ${c.cls || ''}" data-col="${esc(c.id)}">${esc(c.title)}<i></i></button>`).join('')}</div>
         <div class="vt-body" role="rowgroup"></div>
