@@ -2,6 +2,7 @@ package lifeguard
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
+	"github.com/mozpool/mozpool/requests"
 )
 
 // fakeHW records hardware calls; ping answers as told.
@@ -50,10 +52,14 @@ type execRig struct {
 	caughtUp atomic.Bool
 }
 
-func newExecRig(t *testing.T, server string) *execRig {
+func newExecRig(t *testing.T, server string, requests ...fsm.RequestMachine) *execRig {
 	r := &execRig{hw: &fakeHW{ping: true}}
 	r.caughtUp.Store(true)
-	r.f = fsm.New(fsm.Config{Devices: Machine{}, Notify: func(n fsm.Notification) {
+	var rm fsm.RequestMachine
+	if len(requests) > 0 {
+		rm = requests[0]
+	}
+	r.f = fsm.New(fsm.Config{Devices: Machine{}, Requests: rm, Notify: func(n fsm.Notification) {
 		if r.exec != nil {
 			r.exec.Notify(n)
 		}
@@ -147,4 +153,46 @@ func TestExecutor_WaitsUntilCaughtUp(t *testing.T) {
 		"acted before the state caught up")
 	r.caughtUp.Store(true)
 	require.Eventually(t, func() bool { return len(r.hw.Calls()) > 0 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// Scenario 42, second half: a ready board held by a request is not
+// health-checked (the request's user owns it).
+func TestExecutor_NoHealthCheckWhileClaimed(t *testing.T) {
+	r := newExecRig(t, rigServer, requests.Machine{})
+	r.force(t, pandaB, "locked_out")
+	r.force(t, pandaNoRelay, "locked_out")
+	r.force(t, pandaA, "ready")
+	r.start(t)
+	count := func(prefix string) int {
+		n := 0
+		for _, c := range r.hw.Calls() {
+			if strings.HasPrefix(c, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	// The unclaimed ready board is health-checked (its image, if any,
+	// has a SUT agent or not: either check counts).
+	require.Eventually(t, func() bool { return count("sut ")+count("ping ") > 0 }, 5*time.Second, 5*time.Millisecond)
+
+	// A request claims it and images it; the board reports its steps.
+	res, _ := r.propose(context.Background(), fsm.CmdRequestCreate, &fsm.RequestCreate{
+		RequestedDevice: "any", Assignee: "ci", Expires: time.Now().Add(time.Hour).UTC(),
+		Image: "b2g", BootConfig: b2gBootConfig, Server: rigServer,
+	})
+	require.NoError(t, res.Error())
+	require.Eventually(t, func() bool { return r.state(pandaA) == "pxe_booting" }, 5*time.Second, 5*time.Millisecond)
+	for _, ev := range []string{"mobile_init_started", "b2g_downloading", "b2g_extracting", "b2g_rebooting"} {
+		res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: ev})
+		require.NoError(t, res.Error())
+	}
+	require.Eventually(t, func() bool { return r.state(pandaA) == "ready" }, 5*time.Second, 5*time.Millisecond)
+	checks := count("sut ") + count("ping ")
+	// Several ready timeouts (600 s scaled to 0.6 s) pass: no check.
+	require.Never(t, func() bool { return count("sut ")+count("ping ") > checks }, 2*time.Second, 20*time.Millisecond,
+		"a claimed ready board was health-checked")
+	var held int64
+	r.f.Read(func(s *fsm.State) { held = s.Devices[pandaA].RequestID })
+	require.NotZero(t, held)
 }
