@@ -40,7 +40,7 @@ func TestDeviceState(t *testing.T) {
 	r := e.get("/api/device/dev1/state/")
 	require.Equal(t, http.StatusOK, r.StatusCode)
 	require.Equal(t, map[string]any{"state": "new"}, r.obj(t))
-	require.Empty(t, r.Header.Get("Cache-Control"))
+	require.Equal(t, "no-cache", r.Header.Get("Cache-Control"), "without ?cache the state is always revalidated")
 	e.get("/api/device/nosuch/state/").requireError(t, http.StatusNotFound)
 	e.get("/api/device/nosuch/state/?cache=1").requireError(t, http.StatusNotFound)
 }

@@ -155,3 +155,26 @@ func TestConfigValidate(t *testing.T) {
 	_, err := New(cfg)
 	require.Error(t, err)
 }
+
+func TestETagRevalidation(t *testing.T) {
+	e := newTestEnv(t)
+	r := e.get("/api/device/list/?details=1")
+	require.Equal(t, http.StatusOK, r.StatusCode)
+	etag := r.Header.Get("ETag")
+	require.NotEmpty(t, etag)
+	require.Equal(t, "no-cache", r.Header.Get("Cache-Control"))
+
+	r = e.get("/api/device/list/?details=1", "If-None-Match", etag)
+	require.Equal(t, http.StatusNotModified, r.StatusCode)
+	require.Empty(t, r.body)
+
+	// A change gives a new body and a new tag.
+	require.Equal(t, http.StatusOK, e.post("/api/device/dev1/set-comments/", map[string]any{"comments": "x"}).StatusCode)
+	r = e.get("/api/device/list/?details=1", "If-None-Match", etag)
+	require.Equal(t, http.StatusOK, r.StatusCode)
+	require.NotEqual(t, etag, r.Header.Get("ETag"))
+
+	// The cached state route keeps its own caching headers.
+	r = e.get("/api/device/dev1/state/?cache=1")
+	require.Empty(t, r.Header.Get("ETag"))
+}

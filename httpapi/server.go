@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"hash/fnv"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -152,6 +153,19 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	if r.Method == http.MethodGet && status == http.StatusOK && w.Header().Get("Cache-Control") == "" {
+		// Pollers (the UI refreshes the whole device list every few
+		// seconds) revalidate and get 304 while nothing changed.
+		h := fnv.New64a()
+		h.Write(buf.Bytes())
+		etag := `"` + strconv.FormatUint(h.Sum64(), 16) + `"`
+		w.Header().Set("ETag", etag)
+		w.Header().Set("Cache-Control", "no-cache")
+		if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())

@@ -28,7 +28,9 @@ export const server = { servedBy: '', skewMs: 0 };
  * answers without parsing them.
  */
 export async function request(method, path, body, { raw = false, signal } = {}) {
-  const init = { method, signal, cache: 'no-store', headers: {} };
+  // Reads revalidate with the server's ETag (a 304 while nothing changed
+  // spares re-sending the whole device list); writes never touch the cache.
+  const init = { method, signal, cache: method === 'GET' ? 'no-cache' : 'no-store', headers: {} };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers['Content-Type'] = 'application/json';
