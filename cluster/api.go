@@ -19,6 +19,8 @@ var (
 	ErrUnknownNode = errors.New("unknown node")
 	// ErrBadJoin is returned when a join request is missing its id or addresses.
 	ErrBadJoin = errors.New("join needs id, raft address and http address")
+	// ErrBadBackup is returned by Restore for data that is not a backup.
+	ErrBadBackup = errors.New("bad backup")
 	// ErrShutdown is returned after Shutdown.
 	ErrShutdown = errors.New("node is shut down")
 )

@@ -20,9 +20,10 @@ import (
 
 // Internal endpoints, served by Handler and called only between nodes.
 const (
-	pathApply  = "/_cluster/apply"
-	pathJoin   = "/_cluster/join"
-	pathRemove = "/_cluster/remove"
+	pathApply   = "/_cluster/apply"
+	pathJoin    = "/_cluster/join"
+	pathRemove  = "/_cluster/remove"
+	pathRestore = "/_cluster/restore"
 
 	// HeaderToken carries the cluster token.
 	HeaderToken = "X-Mozpool-Token"
@@ -189,6 +190,8 @@ func (n *Node) forward(ctx context.Context, leader *Identity, path string, body 
 		return fmt.Errorf("%w: %s", ErrUnknownNode, e.Error)
 	case "bad_join":
 		return fmt.Errorf("%w: %s", ErrBadJoin, e.Error)
+	case "bad_request":
+		return fmt.Errorf("%w: %s", ErrBadBackup, e.Error)
 	}
 	return fmt.Errorf("cluster: leader %s answered %d: %s", leader.ID, resp.StatusCode, e.Error)
 }
@@ -233,6 +236,9 @@ func (n *Node) Handler() http.Handler {
 			return nil, fmt.Errorf("%w: %v", errBadRequest, err)
 		}
 		return struct{}{}, n.removeLocal(req.ID)
+	}))
+	mux.HandleFunc("POST "+pathRestore, n.internal(func(b []byte) (any, error) {
+		return struct{}{}, n.restoreLocal(b)
 	}))
 	return mux
 }

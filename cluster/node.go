@@ -31,6 +31,7 @@ type Node struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	store     *raftboltdb.BoltStore
+	snaps     *raft.FileSnapshotStore
 	ml        *memberlist.Memberlist
 	health    *peerHealth
 	client    *http.Client
@@ -146,6 +147,7 @@ func (n *Node) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("cluster: snapshot store: %w", err)
 	}
+	n.snaps = snaps
 
 	var adv net.Addr
 	if cfg.RaftAdvertise != "" {

@@ -294,6 +294,16 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
+// ValidateSnapshot reports whether r holds a snapshot this version can
+// restore (a backup about to be installed is checked first).
+func ValidateSnapshot(r io.Reader) error {
+	_, err := decodeSnapshot(r)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
 type snapshot struct{ data []byte }
 
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/cluster"
+	"github.com/mozpool/mozpool/fsm"
 )
 
 func TestClusterStatus(t *testing.T) {
@@ -91,4 +92,22 @@ func TestClusterInternalMount(t *testing.T) {
 	r = e.post("/_cluster/apply", "payload")
 	require.Equal(t, http.StatusOK, r.StatusCode)
 	require.Equal(t, "cluster POST /_cluster/apply", string(r.body))
+}
+
+func TestBackupAndRestore(t *testing.T) {
+	e := newTestEnv(t)
+	e.get("/api/cluster/backup/").requireError(t, http.StatusForbidden)
+	r := e.get("/api/cluster/backup/", "X-Mozpool-Token", testToken)
+	require.Equal(t, http.StatusOK, r.StatusCode)
+	require.Equal(t, "application/octet-stream", r.Header.Get("Content-Type"))
+	require.Equal(t, "7", r.Header.Get("X-Mozpool-Snapshot-Index"))
+	backup := r.body
+	require.NotEmpty(t, backup)
+
+	require.Equal(t, http.StatusOK, e.post("/api/device/dev1/set-comments/", map[string]any{"comments": "after"}).StatusCode)
+	e.post("/api/cluster/restore/", "garbage", "X-Mozpool-Token", testToken).requireError(t, http.StatusBadRequest)
+	e.post("/api/cluster/restore/", backup).requireError(t, http.StatusForbidden)
+	r = e.post("/api/cluster/restore/", backup, "X-Mozpool-Token", testToken)
+	require.Equal(t, http.StatusOK, r.StatusCode, string(r.body))
+	e.fsm.Read(func(s *fsm.State) { require.Empty(t, s.Devices["dev1"].Comments, "the comment made after the backup is gone") })
 }

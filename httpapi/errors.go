@@ -42,7 +42,8 @@ func statusFor(err error) int {
 	switch {
 	case errors.As(err, &br),
 		errors.Is(err, fsm.ErrInvalid),
-		errors.Is(err, cluster.ErrBadJoin):
+		errors.Is(err, cluster.ErrBadJoin),
+		errors.Is(err, cluster.ErrBadBackup):
 		return http.StatusBadRequest
 	case errors.Is(err, cluster.ErrUnauthorized):
 		return http.StatusForbidden

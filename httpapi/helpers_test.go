@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/cluster"
@@ -130,6 +132,33 @@ func (c *fakeCluster) Remove(_ context.Context, id string) error {
 	c.removed = append(c.removed, id)
 	return nil
 }
+
+// Backup snapshots the fake's FSM.
+func (c *fakeCluster) Backup() (*raft.SnapshotMeta, io.ReadCloser, error) {
+	snap, err := c.f.Snapshot()
+	if err != nil {
+		return nil, nil, err
+	}
+	sink := &memSnapshotSink{}
+	if err := snap.Persist(sink); err != nil {
+		return nil, nil, err
+	}
+	return &raft.SnapshotMeta{Index: 7, Term: 2, Size: int64(sink.Len())}, io.NopCloser(&sink.Buffer), nil
+}
+
+// Restore restores the fake's FSM.
+func (c *fakeCluster) Restore(_ context.Context, data []byte) error {
+	if err := fsm.ValidateSnapshot(bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("%w: %v", cluster.ErrBadBackup, err)
+	}
+	return c.f.Restore(io.NopCloser(bytes.NewReader(data)))
+}
+
+type memSnapshotSink struct{ bytes.Buffer }
+
+func (*memSnapshotSink) ID() string    { return "mem" }
+func (*memSnapshotSink) Cancel() error { return nil }
+func (*memSnapshotSink) Close() error  { return nil }
 
 // Handler echoes internal requests so the test can see they arrived.
 func (c *fakeCluster) Handler() http.Handler {

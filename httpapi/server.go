@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"io"
 	"hash/fnv"
 	"context"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/mozpool/mozpool/cluster"
@@ -36,6 +38,10 @@ type Cluster interface {
 	Join(ctx context.Context, id cluster.Identity) (cluster.JoinResult, error)
 	// Remove takes a node out of the cluster.
 	Remove(ctx context.Context, id string) error
+	// Backup snapshots this node's state; Restore replaces the cluster's
+	// state with a backup (through the leader).
+	Backup() (*raft.SnapshotMeta, io.ReadCloser, error)
+	Restore(ctx context.Context, data []byte) error
 	// Handler serves the internal endpoints under /_cluster/; the cluster
 	// authenticates them itself.
 	Handler() http.Handler

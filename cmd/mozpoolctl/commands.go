@@ -24,6 +24,8 @@ var commands = []*command{
 	{name: "join", args: "NODE_URL [--id ID --raft ADDR] [--name NAME] [--rack RACK]", summary: "add the node at NODE_URL to the cluster", run: runJoin},
 	{name: "health", summary: "exit 0 when the node knows a leader and is caught up, 1 otherwise", run: runHealth},
 	{name: "remove", args: "ID", summary: "remove a node from the cluster", run: runRemove},
+	{name: "backup", args: "FILE", summary: "write a snapshot of the cluster state to FILE (token)", run: runBackup},
+	{name: "restore", args: "FILE --yes", summary: "replace the whole cluster state with a backup (token)", run: runRestore},
 	{name: "inventory sync", args: "[--dry-run] [--ship-it] FILE", summary: "merge a JSON lab inventory (see lab/README.md)", run: runInventorySync},
 	{name: "pxe-config add", args: "NAME (--contents-file F | --contents S) [--description D] [--inactive]", summary: "add a PXE config", run: runPXEConfigAdd},
 	{name: "pxe-config modify", args: "NAME [--contents-file F | --contents S] [--description D] [--active | --inactive]", summary: "modify a PXE config", run: runPXEConfigModify},

@@ -203,3 +203,35 @@ func TestE2E_HTTPOnFollowerAndFailover(t *testing.T) {
 	require.Equal(t, "zz", body["device"].(map[string]any)["environment"])
 	require.NoError(t, back.Client().Health(context.Background()))
 }
+
+func TestE2E_BackupRestore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node cluster test")
+	}
+	c := clustertest.New(t, 3)
+	inv, err := loadInventory("../../lab/lab.json")
+	require.NoError(t, err)
+	c.LoadInventory(inv)
+	u := c.Followers()[0].URL
+	file := t.TempDir() + "/lab.snap"
+
+	out, code := ctl(t, u, "device", "set-comments", "panda-0001", "before")
+	require.Equal(t, 0, code, out)
+	out, code = ctl(t, u, "backup", file)
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "wrote "+file)
+	out, code = ctl(t, u, "device", "set-comments", "panda-0001", "after")
+	require.Equal(t, 0, code, out)
+
+	out, code = ctl(t, u, "restore", file)
+	require.Equal(t, 2, code, "restore without --yes is refused: %s", out)
+	var errOut bytes.Buffer
+	require.Equal(t, 1, run([]string{"--server", u, "backup", file}, io.Discard, &errOut), "backup needs the token")
+	require.Contains(t, errOut.String(), "403")
+
+	out, code = ctl(t, u, "restore", "--yes", file)
+	require.Equal(t, 0, code, out)
+	for _, n := range c.Nodes {
+		require.Eventually(t, func() bool { return comments(n.FSM, "panda-0001") == "before" }, 10*time.Second, 20*time.Millisecond, n.Name)
+	}
+}
