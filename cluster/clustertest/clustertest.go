@@ -33,6 +33,7 @@ type Node struct {
 	FSM     *fsm.FSM
 	Logs    *logstore.Store
 	raft    string
+	gossip  string
 	stopped bool
 }
 
@@ -92,6 +93,11 @@ func leftPad(i int) string {
 // StartNode starts a node that is not yet part of c.Nodes (callers join it
 // or append it). dir and raftAddr may be empty for a fresh node.
 func (c *Cluster) StartNode(name, dir, raftAddr string, bootstrap bool) *Node {
+	c.t.Helper()
+	return c.startNode(name, dir, raftAddr, "127.0.0.1:0", bootstrap)
+}
+
+func (c *Cluster) startNode(name, dir, raftAddr, gossipAddr string, bootstrap bool) *Node {
 	t := c.t
 	t.Helper()
 	if dir == "" {
@@ -105,7 +111,7 @@ func (c *Cluster) StartNode(name, dir, raftAddr string, bootstrap bool) *Node {
 	}
 	cfg := daemon.DefaultConfig()
 	cfg.DataDir, cfg.Name, cfg.Rack = dir, name, "rack-"+name
-	cfg.HTTPBind, cfg.RaftBind, cfg.GossipBind, cfg.TFTPAddr = "127.0.0.1:0", raftAddr, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.HTTPBind, cfg.RaftBind, cfg.GossipBind, cfg.TFTPAddr = "127.0.0.1:0", raftAddr, gossipAddr, "127.0.0.1:0"
 	cfg.SyslogAddr = "127.0.0.1:0"
 	cfg.Bootstrap, cfg.Token, cfg.Logger = bootstrap, Token, testlog.New(t).Named(name)
 	cfg.RaftTimeout = 500 * time.Millisecond
@@ -118,7 +124,8 @@ func (c *Cluster) StartNode(name, dir, raftAddr string, bootstrap bool) *Node {
 	}
 	d, err := daemon.Start(cfg)
 	require.NoError(t, err)
-	n := &Node{Name: name, Dir: dir, URL: d.URL, Daemon: d, Cluster: d.Node, FSM: d.FSM, Logs: d.Logs, raft: raftAddr}
+	n := &Node{Name: name, Dir: dir, URL: d.URL, Daemon: d, Cluster: d.Node, FSM: d.FSM, Logs: d.Logs,
+		raft: raftAddr, gossip: d.Node.Self().GossipAddr}
 	t.Cleanup(n.Stop)
 	return n
 }
@@ -147,7 +154,9 @@ func (n *Node) Kill() {
 // c.Nodes.
 func (c *Cluster) Restart(n *Node) *Node {
 	c.t.Helper()
-	m := c.StartNode(n.Name, n.Dir, n.raft, false)
+	// The same Raft and gossip addresses, as a restarted server would
+	// have (a new gossip port makes memberlist report a conflict).
+	m := c.startNode(n.Name, n.Dir, n.raft, n.gossip, false)
 	for i, x := range c.Nodes {
 		if x == n {
 			c.Nodes[i] = m
