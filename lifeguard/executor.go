@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/internal/retry"
 )
 
 // Hardware is what the executor needs from the BMM layer (bmm.Controller).
@@ -319,27 +320,14 @@ func (e *Executor) fire(name string, gen uint64) {
 // propose sends a generation-tagged command until it is committed, the
 // entry is no longer current, or the executor stops.
 func (e *Executor) propose(name string, gen uint64, t fsm.CommandType, cmd fsm.Command) {
-	wait := 250 * time.Millisecond
-	for e.ctx.Err() == nil && e.current(name, gen) {
-		ctx, cancel := context.WithTimeout(e.ctx, 15*time.Second)
-		res, err := e.cfg.Propose(ctx, t, cmd)
-		cancel()
-		if err == nil {
-			if rerr := res.Error(); rerr != nil {
-				e.logger.Warn("proposal refused", "device", name, "command", t.String(), "error", rerr)
-			}
-			return
-		}
+	current := func() bool { return e.current(name, gen) }
+	onFail := func(err error) {
 		e.logger.Warn("proposal failed; retrying", "device", name, "command", t.String(), "error", err)
-		select {
-		case <-e.ctx.Done():
-		case <-time.After(wait):
+	}
+	if res, ok := retry.Propose(e.ctx, e.cfg.Propose, t, cmd, current, onFail); ok {
+		if err := res.Error(); err != nil {
+			e.logger.Warn("proposal refused", "device", name, "command", t.String(), "error", err)
 		}
-		wait = min(2*wait, 5*time.Second)
-		// A fresh key: the previous attempt may or may not have applied;
-		// the generation check in Apply makes a repeat harmless.
-		cmd.Head().IdempotencyKey = ""
-		cmd.Head().At = time.Time{}
 	}
 }
 

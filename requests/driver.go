@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/internal/retry"
 )
 
 // DriverConfig configures a Driver.
@@ -281,24 +282,13 @@ func (d *Driver) propose(id int64, current func() bool, t fsm.CommandType, cmd f
 	d.wg.Add(1)
 	d.mu.Unlock()
 	defer d.wg.Done()
-	wait := 200 * time.Millisecond
-	for ctx.Err() == nil && current() {
-		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		cmd.Head().At, cmd.Head().IdempotencyKey = time.Time{}, ""
-		res, err := d.cfg.Propose(pctx, t, cmd)
-		cancel()
-		if err == nil {
-			if rerr := res.Error(); rerr != nil {
-				d.logger.Debug("request timer refused", "request", id, "command", t.String(), "error", rerr)
-			}
-			return
-		}
+	onFail := func(err error) {
 		d.logger.Warn("request timer proposal failed; retrying", "request", id, "command", t.String(), "error", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
+	}
+	if res, ok := retry.Propose(ctx, d.cfg.Propose, t, cmd, current, onFail); ok {
+		if err := res.Error(); err != nil {
+			d.logger.Debug("request timer refused", "request", id, "command", t.String(), "error", err)
 		}
-		wait = min(2*wait, 5*time.Second)
 	}
 }
 
