@@ -109,5 +109,7 @@ func TestBackupAndRestore(t *testing.T) {
 	e.post("/api/cluster/restore/", backup).requireError(t, http.StatusForbidden)
 	r = e.post("/api/cluster/restore/", backup, "X-Mozpool-Token", testToken)
 	require.Equal(t, http.StatusOK, r.StatusCode, string(r.body))
-	e.fsm.Read(func(s *fsm.State) { require.Empty(t, s.Devices["dev1"].Comments, "the comment made after the backup is gone") })
+	e.fsm.Read(func(s *fsm.State) {
+		require.Empty(t, s.Devices["dev1"].Comments, "the comment made after the backup is gone")
+	})
 }

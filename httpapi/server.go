@@ -2,10 +2,10 @@ package httpapi
 
 import (
 	"bytes"
-	"io"
-	"hash/fnv"
 	"context"
 	"encoding/json"
+	"hash/fnv"
+	"io"
 	"net/http"
 	"runtime/debug"
 	"strconv"
