@@ -159,8 +159,10 @@ func (f *FSM) ApplyCommand(index uint64, b []byte) Result {
 			f.s.rememberIdem(h.IdempotencyKey, tx.at, res)
 		}
 	}
-	f.stateMu.Unlock()
+	// Under the lock, so that a snapshot names the index its state
+	// reflects.
 	f.applied.Store(index)
+	f.stateMu.Unlock()
 
 	if res.Err != nil {
 		f.logger.Debug("command refused", "type", t.String(), "index", index, "error", res.Err.Message)
@@ -274,22 +276,30 @@ func (tx *txn) touchDevice(name string) {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.stateMu.RLock()
 	defer f.stateMu.RUnlock()
-	b, err := encodeSnapshot(f.s)
+	b, err := encodeSnapshotAt(f.s, f.applied.Load())
 	if err != nil {
 		return nil, err
 	}
 	return &snapshot{data: b}, nil
 }
 
-// Restore replaces the whole state with the one in rc.
+// Restore replaces the whole state with the one in rc. The applied index
+// becomes the one the snapshot names, so that a node restarted from a
+// snapshot that holds everything knows it has caught up without waiting
+// for a new command. A snapshot that names none (a backup being installed:
+// see WithoutIndex) leaves the index where it was; raft installs it at an
+// index past everything this node applied.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	s, err := decodeSnapshot(rc)
+	s, index, err := decodeSnapshotAt(rc)
 	if err != nil {
 		return err
 	}
 	f.stateMu.Lock()
 	f.s = s
+	if index > 0 {
+		f.applied.Store(index)
+	}
 	f.stateMu.Unlock()
 	return nil
 }

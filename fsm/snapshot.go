@@ -40,12 +40,20 @@ var ErrSnapshotVersion = errors.New("unsupported snapshot version")
 
 type snapshotHeader struct {
 	Version int `json:"version"`
+	// Index is the index of the last log entry the state reflects, so
+	// that a node restoring the snapshot knows how far it has applied
+	// (0: unknown, as in a backup about to be installed elsewhere).
+	Index uint64 `json:"index,omitempty"`
 }
 
-// encodeSnapshot writes the header and then one record per entity, each as
-// a type byte, a uvarint length and JSON. Records are sorted by key, so equal
-// states encode to equal bytes.
-func encodeSnapshot(s *State) ([]byte, error) {
+// encodeSnapshot is encodeSnapshotAt without an index.
+func encodeSnapshot(s *State) ([]byte, error) { return encodeSnapshotAt(s, 0) }
+
+// encodeSnapshotAt writes the header (with index, the last log entry s
+// reflects) and then one record per entity, each as a type byte, a uvarint
+// length and JSON. Records are sorted by key, so equal states at equal
+// indexes encode to equal bytes.
+func encodeSnapshotAt(s *State, index uint64) ([]byte, error) {
 	var buf bytes.Buffer
 	var lenBuf [binary.MaxVarintLen64]byte
 	var err error
@@ -62,7 +70,7 @@ func encodeSnapshot(s *State) ([]byte, error) {
 		buf.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(b)))])
 		buf.Write(b)
 	}
-	put(recHeader, snapshotHeader{Version: snapshotVersion})
+	put(recHeader, snapshotHeader{Version: snapshotVersion, Index: index})
 	putSorted(put, recServer, s.Servers)
 	putSorted(put, recHardwareType, s.HardwareTypes)
 	putSorted(put, recImage, s.Images)
@@ -94,40 +102,91 @@ func putSorted[K string | int64, V any](put func(recordType, any), t recordType,
 
 // decodeSnapshot reads what encodeSnapshot wrote into a new State.
 func decodeSnapshot(r io.Reader) (*State, error) {
+	s, _, err := decodeSnapshotAt(r)
+	return s, err
+}
+
+// decodeSnapshotAt reads what encodeSnapshotAt wrote into a new State and
+// returns the index its header names.
+func decodeSnapshotAt(r io.Reader) (*State, uint64, error) {
 	br := bufio.NewReader(r)
 	s := newState()
+	var index uint64
 	first := true
 	for {
 		tb, err := br.ReadByte()
 		if err == io.EOF {
 			if first {
-				return nil, fmt.Errorf("restore: empty snapshot")
+				return nil, 0, fmt.Errorf("restore: empty snapshot")
 			}
-			return s, nil
+			return s, index, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("restore: %w", err)
+			return nil, 0, fmt.Errorf("restore: %w", err)
 		}
-		n, err := binary.ReadUvarint(br)
+		b, err := readRecordBody(br)
 		if err != nil {
-			return nil, fmt.Errorf("restore: record length: %w", err)
-		}
-		if n > 64<<20 {
-			return nil, fmt.Errorf("restore: record of %d bytes", n)
-		}
-		b := make([]byte, n)
-		if _, err := io.ReadFull(br, b); err != nil {
-			return nil, fmt.Errorf("restore: record body: %w", err)
+			return nil, 0, err
 		}
 		t := recordType(tb)
 		if first != (t == recHeader) {
-			return nil, fmt.Errorf("restore: snapshot must start with its header")
+			return nil, 0, fmt.Errorf("restore: snapshot must start with its header")
 		}
 		first = false
 		if err := s.restoreRecord(t, b); err != nil {
-			return nil, fmt.Errorf("restore: record type %d: %w", t, err)
+			return nil, 0, fmt.Errorf("restore: record type %d: %w", t, err)
+		}
+		if t == recHeader {
+			var h snapshotHeader
+			_ = json.Unmarshal(b, &h) // restoreRecord has checked it
+			index = h.Index
 		}
 	}
+}
+
+// readRecordBody reads a record's uvarint length and body.
+func readRecordBody(br *bufio.Reader) ([]byte, error) {
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return nil, fmt.Errorf("restore: record length: %w", err)
+	}
+	if n > 64<<20 {
+		return nil, fmt.Errorf("restore: record of %d bytes", n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(br, b); err != nil {
+		return nil, fmt.Errorf("restore: record body: %w", err)
+	}
+	return b, nil
+}
+
+// WithoutIndex returns a copy of the snapshot data whose header names no
+// log index. A backup is installed at a new index of the cluster it is
+// restored into, so the index it was taken at means nothing there.
+func WithoutIndex(data []byte) ([]byte, error) {
+	if len(data) == 0 || recordType(data[0]) != recHeader {
+		return nil, fmt.Errorf("%w: snapshot must start with its header", ErrInvalid)
+	}
+	n, k := binary.Uvarint(data[1:])
+	if k <= 0 || n > uint64(len(data)-1-k) {
+		return nil, fmt.Errorf("%w: snapshot header is cut short", ErrInvalid)
+	}
+	body, rest := data[1+k:1+k+int(n)], data[1+k+int(n):]
+	var h snapshotHeader
+	if err := json.Unmarshal(body, &h); err != nil {
+		return nil, fmt.Errorf("%w: snapshot header: %v", ErrInvalid, err)
+	}
+	h.Index = 0
+	hb, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	var lenBuf [binary.MaxVarintLen64]byte
+	out := make([]byte, 0, len(data))
+	out = append(out, byte(recHeader))
+	out = append(out, lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(hb)))]...)
+	out = append(out, hb...)
+	return append(out, rest...), nil
 }
 
 func restoreInto[K comparable, V any](m map[K]*V, b []byte, key func(*V) K) error {

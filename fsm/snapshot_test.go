@@ -296,3 +296,39 @@ func TestSnapshot_Isolated(t *testing.T) {
 	require.NoError(t, snap.Persist(sink))
 	require.Equal(t, want, sink.Bytes())
 }
+
+// TestRestore_AppliedIndex checks that a restored FSM knows the index its
+// state reflects: a node restarted from a snapshot that holds everything
+// must not believe it is behind until the next command arrives.
+func TestRestore_AppliedIndex(t *testing.T) {
+	f := testFSM(t)
+	applyOK(t, f, 7, fsm.CmdImageUpsert, fsm.ImageUpsert{Header: fsm.Header{At: t0}, Image: fsm.ImageSpec{Name: "b2g"}})
+	applyOK(t, f, 12, fsm.CmdImageUpsert, fsm.ImageUpsert{Header: fsm.Header{At: t0}, Image: fsm.ImageSpec{Name: "android"}})
+	require.Equal(t, uint64(12), f.AppliedIndex())
+
+	g := restore(t, snapshotBytes(t, f))
+	require.Equal(t, uint64(12), g.AppliedIndex(), "applied index after a restore")
+	require.NoError(t, g.WaitApplied(t.Context(), 12), "WaitApplied of an index the snapshot holds")
+}
+
+// TestWithoutIndex checks that a backup about to be installed loses its
+// index, and nothing else: restoring it leaves the applied index alone.
+func TestWithoutIndex(t *testing.T) {
+	f := testFSM(t)
+	syncSample(t, f)
+	applyOK(t, f, 40, fsm.CmdImageUpsert, fsm.ImageUpsert{Header: fsm.Header{At: t0}, Image: fsm.ImageSpec{Name: "late"}})
+	b := snapshotBytes(t, f)
+
+	stripped, err := fsm.WithoutIndex(b)
+	require.NoError(t, err)
+	g := testFSM(t)
+	applyOK(t, g, 3, fsm.CmdImageUpsert, fsm.ImageUpsert{Header: fsm.Header{At: t0}, Image: fsm.ImageSpec{Name: "x"}})
+	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(stripped))))
+	requireEqualState(t, f, g)
+	require.Equal(t, uint64(3), g.AppliedIndex(), "a backup names no index")
+
+	for _, bad := range [][]byte{nil, []byte("garbage"), record(1, `{"version":1}`)[:3], record(4, `{}`)} {
+		_, err := fsm.WithoutIndex(bad)
+		require.ErrorIs(t, err, fsm.ErrInvalid, "%q", bad)
+	}
+}
