@@ -52,6 +52,12 @@ func (n *Node) restoreLocal(data []byte) error {
 	if err := fsm.ValidateSnapshot(bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("%w: %w: not a backup of this cluster's state: %v", errBadRequest, ErrBadBackup, err)
 	}
+	// raft installs the backup at an index past everything applied here;
+	// the index the backup was taken at means nothing in this log.
+	data, err := fsm.WithoutIndex(data)
+	if err != nil {
+		return fmt.Errorf("%w: %w: %v", errBadRequest, ErrBadBackup, err)
+	}
 	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(data))}
 	if err := n.raft.Restore(meta, bytes.NewReader(data), time.Minute); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {

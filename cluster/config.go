@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 
 	"github.com/mozpool/mozpool/fsm"
 )
@@ -57,6 +58,8 @@ type Config struct {
 	// after the FSM has applied every earlier entry (Barrier) and stopped
 	// (their context cancelled and waited for) when leadership is lost.
 	LeaderTasks []func(ctx context.Context)
+	// barrier, when set, replaces raft's Barrier (tests make it fail).
+	barrier func(r *raft.Raft, timeout time.Duration) error
 	// Logger is the parent logger. Default: null logger.
 	Logger hclog.Logger
 

@@ -88,8 +88,7 @@ func (n *Node) startTerm() *leaderTerm {
 // cluster has fewer than MaxVoters voters, and runs the leader tasks.
 func (n *Node) leaderLoop(ctx context.Context) {
 	n.logger.Info("gained leadership")
-	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
-		n.logger.Warn("barrier after gaining leadership failed", "error", err)
+	if !n.waitBarrier(ctx) {
 		return
 	}
 	var tasks sync.WaitGroup
@@ -109,6 +108,34 @@ func (n *Node) leaderLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// waitBarrier waits until the FSM has applied every entry of earlier terms.
+// A barrier that fails (it timed out behind a slow disk, say) is retried
+// with a growing pause for as long as the term lasts: giving up would leave
+// this leader without its tasks (request timers, server health) until the
+// next election. It returns false when the term ended first.
+func (n *Node) waitBarrier(ctx context.Context) bool {
+	barrier := n.cfg.barrier
+	if barrier == nil {
+		barrier = func(r *raft.Raft, timeout time.Duration) error { return r.Barrier(timeout).Error() }
+	}
+	pause := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := barrier(n.raft, n.cfg.ApplyTimeout)
+		if err == nil {
+			return true
+		}
+		n.logger.Warn("barrier after gaining leadership failed; retrying", "error", err, "attempt", attempt, "pause", pause)
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		pause = min(2*pause, max(n.cfg.RegisterInterval, 50*time.Millisecond))
 	}
 }
 

@@ -31,6 +31,7 @@ type Node struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	store     *raftboltdb.BoltStore
+	logs      raft.LogStore // the store above behind a cache
 	snaps     *raft.FileSnapshotStore
 	ml        *memberlist.Memberlist
 	health    *peerHealth
@@ -143,6 +144,7 @@ func (n *Node) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("cluster: log cache: %w", err)
 	}
+	n.logs = logs
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, cfg.Logger.Named("snapshot"))
 	if err != nil {
 		return fmt.Errorf("cluster: snapshot store: %w", err)

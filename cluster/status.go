@@ -23,7 +23,7 @@ func (n *Node) Status() Status {
 		Node:         n.self,
 		State:        n.raft.State().String(),
 		Leader:       n.Leader(),
-		AppliedIndex: n.cfg.FSM.AppliedIndex(),
+		AppliedIndex: n.AppliedIndex(),
 		Time:         now(),
 	}
 	st.Term, _ = strconv.ParseUint(stats["term"], 10, 64)
@@ -87,8 +87,42 @@ func (n *Node) CaughtUp() bool {
 	if n.Leader() == nil {
 		return false
 	}
-	commit, _ := strconv.ParseUint(n.raft.Stats()["commit_index"], 10, 64)
-	return commit > 0 && n.cfg.FSM.AppliedIndex() >= commit
+	commit := n.raft.CommitIndex()
+	return commit > 0 && n.AppliedIndex() >= commit
+}
+
+// maxIndexScan bounds how many log entries AppliedIndex reads.
+const maxIndexScan = 64
+
+// AppliedIndex is the index of the last log entry this node's state
+// reflects. The FSM counts the commands it applied and the snapshot it
+// restored; entries that never reach it (the no-op a new leader appends,
+// configuration changes, barriers) are applied too once raft has handed out
+// everything up to them and no command before them is still on its way to
+// the FSM. Without that, a node whose last entries are such entries (every
+// node of a cluster restarted from snapshots, as soon as a leader is
+// elected) would believe it is behind until the next command.
+func (n *Node) AppliedIndex() uint64 {
+	applied := n.cfg.FSM.AppliedIndex()
+	handed := n.raft.AppliedIndex() // handed to the FSM, maybe not yet applied
+	if applied >= handed {
+		return applied
+	}
+	// Everything up to the latest snapshot is in the state: raft hands
+	// out nothing past a snapshot before the FSM has taken or restored it.
+	if snap, _ := strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64); snap > applied && snap <= handed {
+		applied = snap
+	}
+	if handed-applied > maxIndexScan {
+		return applied // a backlog: the FSM is still busy
+	}
+	for i := applied + 1; i <= handed; i++ {
+		var l raft.Log
+		if err := n.logs.GetLog(i, &l); err != nil || l.Type == raft.LogCommand {
+			return i - 1 // a command the FSM has not applied yet
+		}
+	}
+	return handed
 }
 
 // Health returns nil when this node knows a leader and has applied the log
@@ -102,9 +136,7 @@ func (n *Node) Health() error {
 	if n.Leader() == nil {
 		return ErrNoLeader
 	}
-	stats := n.raft.Stats()
-	commit, _ := strconv.ParseUint(stats["commit_index"], 10, 64)
-	applied := n.cfg.FSM.AppliedIndex()
+	commit, applied := n.raft.CommitIndex(), n.AppliedIndex()
 	if commit > applied+maxApplyLag {
 		return fmt.Errorf("catching up: applied %d of %d", applied, commit)
 	}

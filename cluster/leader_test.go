@@ -1,0 +1,99 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/fsm"
+)
+
+// TestLeader_BarrierRetried checks that a leader whose first barriers fail
+// (behind a slow disk, say) still starts its leader tasks in that term.
+func TestLeader_BarrierRetried(t *testing.T) {
+	tn := &testNode{t: t, name: "srv1", dir: t.TempDir(), raft: freeAddr(t), fsm: fsm.New(fsm.Config{})}
+	tn.srv = httptest.NewServer(http.NotFoundHandler())
+	cfg := testConfig(t, tn, true)
+	var barriers atomic.Int32
+	cfg.barrier = func(r *raft.Raft, timeout time.Duration) error {
+		if barriers.Add(1) <= 3 {
+			return errors.New("injected: timed out enqueuing operation")
+		}
+		return r.Barrier(timeout).Error()
+	}
+	var started atomic.Int32
+	cfg.LeaderTasks = []func(ctx context.Context){func(ctx context.Context) {
+		started.Add(1)
+		<-ctx.Done()
+	}}
+	n, err := New(cfg)
+	require.NoError(t, err)
+	tn.n = n
+	t.Cleanup(tn.stop)
+
+	require.Eventually(t, func() bool { return started.Load() == 1 }, 20*time.Second, 10*time.Millisecond,
+		"leader tasks never started after %d barriers", barriers.Load())
+	require.True(t, n.IsLeader())
+	require.EqualValues(t, 4, barriers.Load(), "three failed barriers, then one that passed")
+}
+
+// TestCluster_RestartFromSnapshotCaughtUp checks that a node restarted
+// from a snapshot holding every command counts itself caught up once a
+// leader has committed its no-op, without waiting for a new command.
+func TestCluster_RestartFromSnapshotCaughtUp(t *testing.T) {
+	skipShort(t)
+	// The node keeps every address across the restart, so that it has
+	// no reason to register itself anew (a command).
+	dir, raftAddr, gossipAddr, httpAddr := t.TempDir(), freeAddr(t), freeAddr(t), freeAddr(t)
+	start := func(bootstrap bool) *testNode {
+		tn := &testNode{t: t, name: "srv1", dir: dir, raft: raftAddr, fsm: fsm.New(fsm.Config{})}
+		ln, err := net.Listen("tcp", httpAddr)
+		require.NoError(t, err)
+		tn.srv = httptest.NewUnstartedServer(http.NotFoundHandler())
+		tn.srv.Listener.Close()
+		tn.srv.Listener = ln
+		tn.srv.Start()
+		cfg := testConfig(t, tn, bootstrap)
+		cfg.GossipBind = gossipAddr
+		tn.n, err = New(cfg)
+		require.NoError(t, err)
+		t.Cleanup(tn.stop)
+		return tn
+	}
+	tn := start(true)
+	waitLeader(t, tn)
+	for _, img := range []string{"b2g", "android", "linux"} {
+		_, err := tn.n.Apply(context.Background(), fsm.CmdImageUpsert, imageCmd(img))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return tn.n.registered() }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, tn.n.CaughtUp, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, tn.n.raft.Snapshot().Error())
+	applied := tn.fsm.AppliedIndex()
+	tn.kill() // a graceful stop would write more entries
+
+	tn = start(false)
+	waitLeader(t, tn)
+	require.True(t, hasImage(tn.fsm, "linux"), "the snapshot was restored")
+	require.Eventually(t, tn.n.CaughtUp, 10*time.Second, 10*time.Millisecond,
+		"caught up (applied %d, commit %d)", tn.n.AppliedIndex(), tn.n.raft.CommitIndex())
+	require.Equal(t, applied, tn.fsm.AppliedIndex(), "no command was applied after the restart")
+	require.Equal(t, tn.n.raft.CommitIndex(), tn.n.AppliedIndex())
+}
+
+// freeAddr returns a loopback address with a port nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
