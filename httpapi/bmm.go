@@ -187,11 +187,8 @@ func (s *Server) postPowerCycle(r *http.Request, ps httprouter.Params) (any, err
 		if !known {
 			return nil, badRequestf("unknown pxe config %q", pxe)
 		}
-		res, err := s.apply(r, fsm.CmdDeviceSetNextBoot, &fsm.DeviceSetNextBoot{Device: dev, BootConfig: bootConfig})
+		_, err = s.apply(r, fsm.CmdDeviceSetNextBoot, &fsm.DeviceSetNextBoot{Device: dev, BootConfig: bootConfig})
 		if err != nil {
-			return nil, err
-		}
-		if err := res.Error(); err != nil {
 			return nil, err
 		}
 		if err := hw.SetPXE(r.Context(), dev, pxe); err != nil {

@@ -33,13 +33,10 @@ func (s *Server) deviceEvent(r *http.Request, ps httprouter.Params) (any, error)
 			}
 		}
 	}
-	res, err := s.apply(r, fsm.CmdDeviceEvent, &fsm.DeviceEvent{
+	_, err := s.apply(r, fsm.CmdDeviceEvent, &fsm.DeviceEvent{
 		Device: ps.ByName("id"), Event: ps.ByName("event"), Args: args, Source: "api", From: r.RemoteAddr,
 	})
 	if err != nil {
-		return nil, err
-	}
-	if err := res.Error(); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
@@ -50,13 +47,10 @@ func (s *Server) deviceEvent(r *http.Request, ps httprouter.Params) (any, error)
 // know).
 func (s *Server) stateChange(r *http.Request, ps httprouter.Params) (any, error) {
 	io.Copy(io.Discard, io.LimitReader(r.Body, maxBodyBytes)) // body ignored
-	res, err := s.apply(r, fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{
+	_, err := s.apply(r, fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{
 		Device: ps.ByName("id"), From: ps.ByName("old"), To: ps.ByName("new"),
 	})
 	if err != nil {
-		return nil, err
-	}
-	if err := res.Error(); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
@@ -76,9 +70,8 @@ func (s *Server) postRegister(r *http.Request, ps httprouter.Params) (any, error
 	}
 	res, err := s.apply(r, fsm.CmdDeviceRegister, &fsm.DeviceRegister{Device: ps.ByName("id"), MAC: mac, Address: r.RemoteAddr})
 	if err != nil {
-		return nil, err
-	}
-	if err := res.Error(); err != nil {
+		// A board the inventory does not know, or with another MAC
+		// address, is worth an operator's look.
 		s.logger.Warn("board registration refused", "device", ps.ByName("id"), "mac", mac, "remote_addr", r.RemoteAddr, "error", err)
 		return nil, err
 	}

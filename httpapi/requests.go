@@ -306,11 +306,8 @@ func (s *Server) renewRequest(w http.ResponseWriter, r *http.Request, ps httprou
 			return nil, err
 		}
 		now := s.now().UTC()
-		res, err := s.apply(r, fsm.CmdRequestRenew, &fsm.RequestRenew{Header: fsm.Header{At: now}, ID: id, Expires: now.Add(dur)})
+		_, err = s.apply(r, fsm.CmdRequestRenew, &fsm.RequestRenew{Header: fsm.Header{At: now}, ID: id, Expires: now.Add(dur)})
 		if err != nil {
-			return nil, err
-		}
-		if err := res.Error(); err != nil {
 			return nil, err
 		}
 		return &reply{status: http.StatusNoContent, noBody: true}, nil
@@ -325,11 +322,8 @@ func (s *Server) returnRequest(w http.ResponseWriter, r *http.Request, ps httpro
 		if err != nil {
 			return nil, err
 		}
-		res, err := s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: "close"})
+		_, err = s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: "close"})
 		if err != nil {
-			return nil, err
-		}
-		if err := res.Error(); err != nil {
 			return nil, err
 		}
 		return &reply{status: http.StatusNoContent, noBody: true}, nil
@@ -354,11 +348,8 @@ func (s *Server) requestEvent(r *http.Request, ps httprouter.Params) (any, error
 			}
 		}
 	}
-	res, err := s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: ps.ByName("event"), Args: args})
+	_, err = s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: ps.ByName("event"), Args: args})
 	if err != nil {
-		return nil, err
-	}
-	if err := res.Error(); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
