@@ -1,9 +1,11 @@
 // Package ui tests the web UI in headless Chromium against whole clusters:
 // every page loads without console errors, a request is made and reaches
 // ready on screen, a state is forced, a device log tails live while the
-// board images, and the Devices page paints 10,000 devices in under a
-// second. Screenshots of each page go to screenshots/ at the repository
-// root (git-ignored).
+// board images, and the Devices page shows 10,000 devices with only the
+// rows in view in the DOM. How fast that page paints is a benchmark
+// (BenchmarkDevicesPage10k, make bench-ui), never a test: a test that
+// asserts a time fails on a slower machine. Screenshots of each page go to
+// screenshots/ at the repository root (git-ignored).
 package ui
 
 import (
@@ -26,7 +28,7 @@ import (
 // chromiumPath finds a Chromium binary ($MOZPOOL_CHROMIUM first), or skips
 // the test: CI installs Debian's chromium (.ci/run), a laptop may not have
 // one.
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("MOZPOOL_CHROMIUM"); p != "" {
 		return p
@@ -43,7 +45,7 @@ func chromiumPath(t *testing.T) string {
 // browser is one headless Chromium tab that records console errors and
 // uncaught exceptions.
 type browser struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 
 	mu sync.Mutex
@@ -58,7 +60,7 @@ type browser struct {
 // newBrowser starts Chromium with a fresh profile. The flags keep it off the
 // network (this machine has none): no QUIC, background updates, sync or
 // first-run traffic.
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
@@ -233,7 +235,7 @@ func (b *browser) screenshot(name string) {
 }
 
 // repoRoot is the directory holding go.mod above the test's directory.
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	require.NoError(t, err)

@@ -30,7 +30,7 @@ const (
 
 // skipShort skips browser tests under -short: each starts a cluster and a
 // browser and runs for tens of seconds.
-func skipShort(t *testing.T) {
+func skipShort(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("browser test with a 3-node cluster")
