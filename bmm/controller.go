@@ -27,9 +27,14 @@ var (
 	ErrNoPXE = errors.New("this node serves no PXE files (no tftp root)")
 )
 
-// Deadlines of the hardware operations (spec §4.6), measured from when the
-// operation starts running: a relay operation waiting for its board does not
-// use up its deadline.
+// Deadlines of the hardware operations, measured from when the operation
+// starts running: a relay operation waiting for its board does not use up
+// its deadline. They are Mozpool's, except for the two SUT checks, whose
+// limits there did not fit their states: SUT verification had 195 s in a
+// state that times out after 45 s, and the SD-card check 30 s for a check
+// that can take 195 s, so its result was often dropped. Lifeguard's
+// executor also ends every action with its state entry
+// (docs/design.md#generations).
 const (
 	PowerTimeout    = 30 * time.Second
 	RelayTestLimit  = 10 * time.Second

@@ -14,8 +14,8 @@ import (
 
 // Header names used by the API.
 const (
-	// TokenHeader carries the cluster token required by join, remove and
-	// inventory sync.
+	// TokenHeader carries the cluster token required by join, remove,
+	// inventory sync, backup and restore.
 	TokenHeader = "X-Mozpool-Token"
 	// IdempotencyHeader makes a retried write a no-op that returns the
 	// first result.

@@ -49,7 +49,7 @@ type Config struct {
 	// no Raft state. Set it on the first node only, once.
 	Bootstrap bool
 	// Token authenticates cluster calls between nodes (forwarded writes,
-	// join, remove) and keys gossip encryption. Empty disables both.
+	// join, remove, restore) and keys gossip encryption. Empty disables both.
 	Token string
 
 	// FSM is the replicated state machine. Required.
@@ -64,7 +64,8 @@ type Config struct {
 	Logger hclog.Logger
 
 	// HeartbeatTimeout and ElectionTimeout bound failure detection. Default
-	// 1 s each (tuned for a LAN; spec asks ≤ 1 s).
+	// 1 s each (tuned for a LAN, so a lost leader is replaced within a
+	// couple of seconds).
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
 	// LeaderLeaseTimeout default 500 ms; must be ≤ HeartbeatTimeout.

@@ -84,8 +84,9 @@ func (n *Node) startTerm() *leaderTerm {
 }
 
 // leaderLoop runs while this node leads. It waits for the FSM to apply
-// everything from earlier terms (Barrier), then promotes non-voters while the
-// cluster has fewer than MaxVoters voters, and runs the leader tasks.
+// everything from earlier terms (Barrier), then runs the leader tasks and,
+// every RegisterInterval, promotes non-voters while the cluster has fewer
+// than MaxVoters voters and records which imaging servers are down.
 func (n *Node) leaderLoop(ctx context.Context) {
 	n.logger.Info("gained leadership")
 	if !n.waitBarrier(ctx) {

@@ -31,7 +31,8 @@ func isFalse(b *bool) bool { return b != nil && !*b }
 
 // testBMMRoutes is issue 3's end to end: the BMM routes sent to a node
 // that does not own the board are executed by the owner on the simulated
-// hardware (spec §9 #47–#50 over the real protocols).
+// hardware, over the real protocols (power-cycle with a PXE config,
+// power-off, ping, relay test, and the errors for unknown names).
 func testBMMRoutes(t *testing.T, l *lab, dev string) {
 	via := l.nonOwner(t, dev)
 	// Keep lifeguard's hands off the board.

@@ -22,7 +22,7 @@ func TestInjectedFailures(t *testing.T) {
 	t.Run("NoRelayInfo", func(t *testing.T) { t.Parallel(); testNoRelayInfo(t, l, "panda-nopower") })
 }
 
-// testDownloadFails is spec §9 #43: a board that never finishes
+// testDownloadFails: a board that never finishes
 // downloading is re-PXE-booted on each b2g_downloading timeout; the 4th
 // timeout retires it to failed_b2g_downloading, which self-tests.
 func testDownloadFails(t *testing.T, l *lab, dev string) {
@@ -54,7 +54,7 @@ func testDownloadFails(t *testing.T, l *lab, dev string) {
 	require.Empty(t, l.image(t, dev), "the self-test cleared the image")
 }
 
-// testNoRelayInfo is spec §9 #41: without relay_info a power cycle fails
+// testNoRelayInfo: without relay_info a power cycle fails
 // at once into failed_power_cycling, which does not self-test.
 func testNoRelayInfo(t *testing.T, l *lab, dev string) {
 	// Its first self-test already fails that way.

@@ -23,7 +23,7 @@ const (
 const b2gBootConfig = `{"b2gbase":"http://x"}`
 
 // selfTestPath is what a self-test with a self-test PXE config goes
-// through (spec §2.6).
+// through (docs/design.md#the-device-machine).
 var selfTestPath = []string{"start_self_test", "pxe_power_cycling", "pxe_booting", "mobile_init_started", "self_test_running", "ready"}
 
 // posted reports whether board posted ev at or after since.
@@ -37,7 +37,7 @@ func posted(b sim.BoardState, ev string, since time.Time) bool {
 }
 
 // testInitialSelfTest: boards new to the inventory self-test by network
-// boot (issue 4, spec §9 #37) and all become ready.
+// boot (issue 4) and all become ready.
 func testInitialSelfTest(t *testing.T, l *lab) {
 	for _, dev := range l.boards() {
 		l.waitState(t, dev, "ready", selfTestTimeout)
@@ -64,7 +64,7 @@ func testInitialSelfTest(t *testing.T, l *lab) {
 }
 
 // testB2GImage: please_image b2g sent to a node that does not own the
-// board runs the image flow of spec §2.6 on the owner (§9 #14).
+// board runs the image flow (docs/design.md#the-device-machine) on the owner.
 func testB2GImage(t *testing.T, l *lab, dev string) {
 	mark := l.logMark(t, dev)
 	start := time.Now()
@@ -90,8 +90,8 @@ func testB2GImage(t *testing.T, l *lab, dev string) {
 	}
 }
 
-// testAndroidImage: the android flow, which Mozpool's own fake never
-// finished (spec §6.2).
+// testAndroidImage: the android flow, which Mozpool's own fake board
+// never finished (its android second stage hung after the first event).
 func testAndroidImage(t *testing.T, l *lab, dev string) {
 	mark := l.logMark(t, dev)
 	require.Equal(t, http.StatusOK, event(t, l.nonOwner(t, dev), dev, "please_image", imageArgs("android", "")))
@@ -107,7 +107,7 @@ func testAndroidImage(t *testing.T, l *lab, dev string) {
 	require.Equal(t, "running_android", b.Phase)
 }
 
-// testReboot: please_power_cycle is a plain reboot and ping (spec §2.6).
+// testReboot: please_power_cycle is a plain reboot and ping.
 func testReboot(t *testing.T, l *lab, dev string) {
 	mark := l.logMark(t, dev)
 	a0 := l.actuations(t, dev)
@@ -123,7 +123,7 @@ func testReboot(t *testing.T, l *lab, dev string) {
 }
 
 // testMaintenance: maintenance mode ignores please_image and
-// please_power_cycle and leaves through please_self_test (§9 #39).
+// please_power_cycle and leaves through please_self_test.
 func testMaintenance(t *testing.T, l *lab, dev string) {
 	via := l.nonOwner(t, dev)
 	mark := l.logMark(t, dev)

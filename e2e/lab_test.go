@@ -47,7 +47,7 @@ const (
 	relayRecovery = 10 * time.Millisecond
 )
 
-// scaled is a spec duration at the test's time scale.
+// scaled is a duration of the state tables at the test's time scale.
 func scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * timeScale) }
 
 // quiet is how long a test watches a board that must not move: three of

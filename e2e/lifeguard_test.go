@@ -11,7 +11,7 @@ import (
 	"github.com/mozpool/mozpool/client"
 )
 
-// testLockedOut is spec §9 #35: a forced change to locked_out is a
+// testLockedOut: a forced change to locked_out is a
 // compare-and-set; a locked_out board ignores please_* and its relay is
 // left alone; forcing it back to ready runs a health check.
 func testLockedOut(t *testing.T, l *lab, dev string) {
@@ -54,7 +54,7 @@ func pingFailed(log []client.LogEntry) bool {
 	return false
 }
 
-// testStopsAnswering is spec §9 #42: a ready board that no longer answers
+// testStopsAnswering: a ready board that no longer answers
 // its health check goes to self-test, which power-cycles it back to life.
 func testStopsAnswering(t *testing.T, l *lab, dev string) {
 	via := l.nonOwner(t, dev)

@@ -31,12 +31,12 @@ var (
 // has no timeout and reports nothing, as a lifeguard that went silent.
 const hung = "hung"
 
-// TestRequests proves the Mozpool request machine (spec §3) end to end,
-// spec §9 scenarios 8–31, over HTTP against a 3-node cluster driving the
-// simulated lab. The request scenarios run in parallel on boards of their
-// own: each gives its boards an environment nobody else uses and asks for
-// that environment (or names its board), so that no request can claim
-// another scenario's board. The concurrency scenario, which asks for any
+// TestRequests proves the Mozpool request machine
+// (docs/design.md#the-request-machine) end to end, over HTTP against a
+// 3-node cluster driving the simulated lab. The request scenarios run in
+// parallel on boards of their own: each gives its boards an environment
+// nobody else uses and asks for that environment (or names its board), so
+// that no request can claim another scenario's board. The concurrency scenario, which asks for any
 // board anywhere, then has the lab to itself.
 //
 // Boards: rack r is served by node r (mobile-imaging-00r).
@@ -95,11 +95,11 @@ func otherThan(x, a, b string) string {
 	return a
 }
 
-// b2gFlow is what a b2g imaging shows in the device's log (spec §2.6).
+// b2gFlow is what a b2g imaging shows in the device's log.
 var b2gFlow = []string{"pxe_power_cycling", "pxe_booting", "mobile_init_started", "b2g_downloading",
 	"b2g_extracting", "sut_verifying", "sut_sdcard_verifying", "operation_complete", "ready"}
 
-// testRequestLifecycle is spec §9 #8–#17 through a follower's API: the
+// testRequestLifecycle goes through a follower's API: the
 // validation of a creation, then one b2g request for any board of its
 // environment from creation to return, seen through every node, the
 // device's log, the board, and the owner's TFTP root.
@@ -110,7 +110,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	require.NotEmpty(t, followers)
 	f := followers[0]
 
-	// #8: assignee, duration and image are required; duration is an
+	// Assignee, duration and image are required; duration is an
 	// integer, possibly in a string.
 	valid := requestBody("b2g", env, 60)
 	for _, tc := range []struct {
@@ -131,13 +131,13 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	requireExpiresIn(t, q60.Expires, time.Minute)
 	require.Empty(t, q60.AssignedDevice)
 
-	// #9: an unknown image, or device, is a 404.
+	// An unknown image, or device, is a 404.
 	status, _, raw := postRequest(t, f, "any", requestBody("nosuch", env, 60))
 	require.Equal(t, http.StatusNotFound, status, "unknown image: %s", raw)
 	status, _, raw = postRequest(t, f, "nosuch", requestBody("b2g", env, 60))
 	require.Equal(t, http.StatusNotFound, status, "unknown device: %s", raw)
 
-	// #10: every boot-config key of the image is required; other keys are
+	// Every boot-config key of the image is required; other keys are
 	// dropped. The image has no PXE config, so no board can take it.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -152,7 +152,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	qKeys := l.createRequest(t, f, "any", twoKeys)
 	require.JSONEq(t, `{"aa": null, "bb": "two"}`, qKeys.BootConfig)
 
-	// #11: a request for any board of the environment claims it and
+	// A request for any board of the environment claims it and
 	// sends it please_image in the same command: the answer names it.
 	mark := l.logMark(t, dev)
 	before := l.sim.Board(dev)
@@ -170,7 +170,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	requireExpiresIn(t, q.Expires, time.Hour)
 	require.Equal(t, "pending", requestStateOn(f, q.ID), "claimed and contacted in one command")
 
-	// #15: while it is imaging, bootconfig/ serves the request's boot
+	// While it is imaging, bootconfig/ serves the request's boot
 	// config, from every node.
 	for _, n := range l.cluster.Live() {
 		var body []byte
@@ -181,8 +181,8 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 			lazy(func() string { return fmt.Sprint(status) }), lazy(func() string { return string(body) }), q.BootConfig)
 	}
 
-	// #11: its url works on every node (status/, details/ and the rest
-	// are relative to it); #3: the device names the request.
+	// Its url works on every node (status/, details/ and the rest
+	// are relative to it); the device names the request.
 	path := strings.TrimPrefix(q.URL, f.URL)
 	for _, n := range l.cluster.Live() {
 		var got client.Request
@@ -199,7 +199,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	}
 	l.waitHolder(t, dev, q.ID, 5*time.Second)
 
-	// #12: details/ is the request unwrapped; a bad id is a 400, an
+	// details/ is the request unwrapped; a bad id is a 400, an
 	// unknown one a 404.
 	status, raw = do(t, http.MethodGet, q.URL+"details/", nil)
 	require.Equal(t, http.StatusOK, status)
@@ -212,7 +212,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	status, _ = do(t, http.MethodGet, f.URL+"/api/request/99999/details/", nil)
 	require.Equal(t, http.StatusNotFound, status)
 
-	// #13: the list shows open requests with their device's state; closed
+	// The list shows open requests with their device's state; closed
 	// ones only with include_closed.
 	require.Equal(t, http.StatusNoContent, returnRequest(t, f, q60.ID))
 	list := func(includeClosed bool) map[int64]client.RequestSummary {
@@ -240,7 +240,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	require.Empty(t, all[q60.ID].AssignedDevice)
 	require.Empty(t, all[q60.ID].DeviceState)
 
-	// #14: the request is ready once the board is imaged and verified.
+	// The request is ready once the board is imaged and verified.
 	l.waitRequestState(t, q.ID, "ready", flowTimeout)
 	log := l.waitFlow(t, dev, mark, flowTimeout, b2gFlow...)
 	require.True(t, logHas(log, "mozpool", fmt.Sprintf("claimed by request %d", q.ID)), "the device's log names the request")
@@ -253,7 +253,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	}, 5*time.Second, poll, "%s is b2g with the request's boot config, held by request %d", dev, q.ID)
 	require.Equal(t, "b2g", l.sim.Board(dev).SDImage)
 
-	// #15: the board fetched the PXE file over TFTP and ran the b2g second
+	// The board fetched the PXE file over TFTP and ran the b2g second
 	// stage it names; the file was gone once the live image was up.
 	seen := stopPXE()
 	after := l.sim.Board(dev)
@@ -274,7 +274,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 			seen.Gone.Format(time.StampMicro), initAt.Format(time.StampMicro))
 	}
 
-	// #17: renew through another node sets expires to now + duration, also
+	// Renew through another node sets expires to now + duration, also
 	// without the trailing slash (no 303 for renew).
 	var other *clustertest.Node
 	for _, n := range l.cluster.Live() {
@@ -291,7 +291,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	requireExpiresIn(t, requestOn(t, other, q.ID).Expires, 7300*time.Second)
 	require.Equal(t, "ready", requestStateOn(other, q.ID), "a renewal changes only expires")
 
-	// #16: return closes the request and releases the board, which stays
+	// Return closes the request and releases the board, which stays
 	// ready: it is not rebooted. A second return is a 204 too.
 	a0 := l.actuations(t, dev)
 	mark = l.logMark(t, dev)
@@ -307,7 +307,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	require.Equal(t, "closed", requestStateOn(other, q.ID))
 }
 
-// testRequestExpiry is spec §9 #18: expiry is wall-clock time. A request
+// testRequestExpiry: expiry is wall-clock time. A request
 // of one second expires while its board is still imaging: the board
 // finishes with no request, and both logs say so; a request that never
 // found a board expires as well.
@@ -339,7 +339,7 @@ func testRequestExpiry(t *testing.T, l *lab, dev string) {
 	l.waitRequestState(t, q2.ID, "closed", 10*time.Second)
 }
 
-// testRequestReuse is spec §9 #19 and #20: a board that already carries a
+// testRequestReuse: a board that already carries a
 // reusable image with an equal (empty) boot config is only power-cycled —
 // no PXE file — and it is preferred, every time, over a board used less
 // recently.
@@ -390,7 +390,7 @@ func testRequestReuse(t *testing.T, l *lab, a, b string) {
 	require.Equal(t, "ready", l.state(y))
 }
 
-// testRequestEnvironment is spec §9 #21: a request for an environment only
+// testRequestEnvironment: a request for an environment only
 // ever gets a board of that environment, even while another is ready.
 func testRequestEnvironment(t *testing.T, l *lab, odd, even string) {
 	l.setEnvironment(t, odd, "odd")
@@ -428,40 +428,39 @@ func testRequestEnvironment(t *testing.T, l *lab, odd, even string) {
 	require.Equal(t, even, q3.AssignedDevice)
 }
 
-// testRequestSpecificDevice is spec §9 #22, #23, #29 (named device) and
-// #30 on one board: a named board in a failed state fails the request at
-// once; a named board held by another request fails it as busy; a named
-// board that goes silent is waited for; failed requests ignore return and
-// expiry.
+// testRequestSpecificDevice runs named-device requests on one board: a
+// named board in a failed state fails the request at once; a named board
+// held by another request fails it as busy; a named board that goes silent
+// is waited for; failed requests ignore return and expiry.
 func testRequestSpecificDevice(t *testing.T, l *lab, dev string) {
 	n := l.node()
 
-	// #23.
+	// A named board in a failed state.
 	require.Equal(t, http.StatusOK, stateChange(t, n, dev, "ready", "failed_self_test"))
 	bad := l.createRequest(t, n, dev, requestBody("b2g", "any", 3600))
 	require.Equal(t, dev, bad.RequestedDevice)
 	require.Empty(t, bad.AssignedDevice)
 	require.Equal(t, "failed_bad_device", requestStateOn(n, bad.ID), "failed at the first search")
-	// #30: return is a 204 and changes nothing.
+	// Return is a 204 and changes nothing.
 	require.Equal(t, http.StatusNoContent, returnRequest(t, n, bad.ID))
 	require.Equal(t, "failed_bad_device", requestStateOn(n, bad.ID))
 	require.Equal(t, http.StatusOK, stateChange(t, n, dev, "failed_self_test", "ready"))
 	l.waitState(t, dev, "ready", 10*time.Second)
 
-	// #22: the board is held; a second request for it finds it taken at
+	// The board is held; a second request for it finds it taken at
 	// its first search and fails at its second, and the first keeps it.
 	held := l.createRequest(t, n, dev, requestBody("b2g", "any", 3600))
 	require.Equal(t, dev, held.AssignedDevice)
 	busy := l.createRequest(t, n, dev, requestBody("b2g", "any", 2))
 	require.Empty(t, busy.AssignedDevice)
 	require.Equal(t, "finding_device", requestStateOn(n, busy.ID))
-	// #29, named board: the board goes silent mid-imaging (before it can
+	// A named board goes silent mid-imaging (before it can
 	// finish); the request waits for it poll after poll.
 	l.force(t, dev, hung)
 	l.waitRequestState(t, busy.ID, "failed_device_busy", 10*time.Second)
 	require.Equal(t, http.StatusNoContent, returnRequest(t, n, busy.ID))
 
-	// #30: meanwhile the busy request's expiry passes and, like the
+	// Meanwhile the busy request's expiry passes and, like the
 	// return, changes nothing.
 	require.Never(t, func() bool {
 		h, ok1 := l.requestRow(held.ID)
@@ -476,7 +475,7 @@ func testRequestSpecificDevice(t *testing.T, l *lab, dev string) {
 	require.Equal(t, []string{"finding_device", "pending"}, enteredStates(rlog))
 }
 
-// testRequestTakenOver is spec §9 #26: an operator locks out the claimed
+// testRequestTakenOver: an operator locks out the claimed
 // board mid-imaging; at the next pending poll the request searches again
 // and claims the other board of its environment.
 func testRequestTakenOver(t *testing.T, l *lab, a, b string) {
@@ -500,7 +499,7 @@ func testRequestTakenOver(t *testing.T, l *lab, a, b string) {
 	require.Equal(t, "locked_out", l.state(x), "the locked-out board stays locked out")
 }
 
-// testRequestPendingResults is spec §9 #27: imaging results delivered by
+// testRequestPendingResults: imaging results delivered by
 // lifeguard_finished events through the API.
 func testRequestPendingResults(t *testing.T, l *lab, a, b string) {
 	const env = "results"
@@ -564,7 +563,7 @@ func testRequestPendingResults(t *testing.T, l *lab, a, b string) {
 	l.waitHolder(t, d, 0, 5*time.Second)
 }
 
-// testRequestSilentLifeguard is spec §9 #29 for "any": the claimed board
+// testRequestSilentLifeguard, for "any": the claimed board
 // goes silent; after 20 pending polls the request gives it up and searches
 // again, leaving the board as it is.
 func testRequestSilentLifeguard(t *testing.T, l *lab, dev string) {
@@ -586,7 +585,7 @@ func testRequestSilentLifeguard(t *testing.T, l *lab, dev string) {
 	require.Equal(t, hung, l.state(dev), "the board is left as it is")
 }
 
-// testRequestNoDevice is spec §9 #24: a request that no board can serve
+// testRequestNoDevice: a request that no board can serve
 // searches every 10 s (scaled) and fails after 60 searches.
 func testRequestNoDevice(t *testing.T, l *lab) {
 	n := l.node()
@@ -692,7 +691,7 @@ func (w *holdWatch) stop() {
 	<-w.done
 }
 
-// testConcurrentRequests is spec §9 #31: 20 requests for any board, posted
+// testConcurrentRequests: 20 requests for any board, posted
 // at once through the three nodes, with only the free boards ready; a
 // watch looks through the API every 50 ms for a board held twice.
 func testConcurrentRequests(t *testing.T, l *lab, free ...string) {

@@ -121,7 +121,7 @@ func Decode(b []byte, v any) (CommandType, error) {
 }
 
 // ServerUpsert registers a cluster node as an imaging server (or updates its
-// addresses). It is proposed by the leader when a node joins.
+// addresses). The leader proposes it on a join, each node for itself.
 type ServerUpsert struct {
 	Header
 	Name     string `json:"name"`

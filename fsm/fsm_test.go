@@ -221,7 +221,7 @@ func TestApply_RaftLog(t *testing.T) {
 	require.Equal(t, fsm.Result{}, res)
 }
 
-// TestApply_Corrupt checks STYLE item 4: a corrupt or unknown entry panics
+// TestApply_Corrupt checks that a corrupt or unknown entry panics
 // rather than let replicas diverge; an unknown entry that older nodes may skip
 // is skipped.
 func TestApply_Corrupt(t *testing.T) {

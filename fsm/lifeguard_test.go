@@ -260,7 +260,7 @@ func TestTimeScale_Snapshot(t *testing.T) {
 	requireState(t, snapshotBytes(t, r.f), restored, "state of the restored node after the same command")
 }
 
-// Spec §2.5: operation_complete reports "complete", every failed_* entry
+// As in Mozpool, operation_complete reports "complete", every failed_* entry
 // "failed-bad-device", to the request that holds the device.
 func TestDeviceImagingResult(t *testing.T) {
 	imaging := []struct {

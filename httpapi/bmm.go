@@ -225,7 +225,7 @@ func (s *Server) postClearPXE(r *http.Request, ps httprouter.Params) (any, error
 	return struct{}{}, nil
 }
 
-// pingLimit is the hard limit of the ping route (spec §4.6).
+// pingLimit is the hard limit of the ping route, as Mozpool's.
 const pingLimit = 10 * time.Second
 
 func (s *Server) getPing(r *http.Request, ps httprouter.Params) (any, error) {
@@ -242,7 +242,7 @@ func (s *Server) getPing(r *http.Request, ps httprouter.Params) (any, error) {
 	return map[string]bool{"success": ok}, nil
 }
 
-// relayTestLimit is the hard limit of the relay test route (spec §4.6).
+// relayTestLimit is the hard limit of the relay test route, as Mozpool's.
 const relayTestLimit = 11 * time.Second
 
 func (s *Server) getRelayTest(r *http.Request, ps httprouter.Params) (any, error) {

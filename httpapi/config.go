@@ -27,10 +27,10 @@ type Config struct {
 	// Logger receives request logs (debug) and server errors (error).
 	// Default: a null logger.
 	Logger hclog.Logger
-	// Token is the cluster token that join, remove and inventory sync
-	// require (header X-Mozpool-Token or Authorization: Bearer). Empty
-	// means the cluster runs without a token: those routes are open, and
-	// New logs a warning. Default: "".
+	// Token is the cluster token that join, remove, inventory sync, backup
+	// and restore require (header X-Mozpool-Token or Authorization:
+	// Bearer). Empty means the cluster runs without a token: those routes
+	// are open, and New logs a warning. Default: "".
 	Token string
 	// Version is what GET /api/version/ reports. Default: "4.2.1", the
 	// Mozpool release whose API this one reproduces.

@@ -16,7 +16,7 @@ import (
 	"github.com/mozpool/mozpool/requests"
 )
 
-// The request routes (spec §1.3, §9 scenarios 8–13, 16, 17, 30), served by
+// The request routes (docs/api.md#requests), served by
 // an FSM running the lifeguard and request machines.
 
 // requestKeys are the keys of a request at creation and in details/.
@@ -98,7 +98,7 @@ func idOf(t *testing.T, v any) int64 {
 	return int64(f)
 }
 
-// Scenarios 8–10: validation. Nothing is created by a refused request.
+// Validation. Nothing is created by a refused request.
 func TestPostRequestValidation(t *testing.T) {
 	with := func(change func(b map[string]any)) map[string]any {
 		b := b2gBody()
@@ -140,7 +140,7 @@ func TestPostRequestValidation(t *testing.T) {
 	}
 }
 
-// Scenario 8: duration is whatever Python's int() accepted.
+// Duration is whatever Python's int() accepted.
 func TestPostRequestDuration(t *testing.T) {
 	tests := []struct {
 		duration any
@@ -163,7 +163,7 @@ func TestPostRequestDuration(t *testing.T) {
 	}
 }
 
-// Scenario 10: only the image's boot-config keys are kept, encoded as the
+// Only the image's boot-config keys are kept, encoded as the
 // original did (sorted, Python's separators); values may be anything.
 func TestPostRequestBootConfig(t *testing.T) {
 	e := newRequestEnv(t)
@@ -181,7 +181,7 @@ func TestPostRequestBootConfig(t *testing.T) {
 	require.Equal(t, `{}`, req["boot_config"], "an image without keys")
 }
 
-// Scenario 11: a request for any device with one ready free device claims
+// A request for any device with one ready free device claims
 // it at once; the answer carries a url that works on every node.
 func TestPostRequestAny(t *testing.T) {
 	e := newRequestEnv(t)
@@ -198,7 +198,7 @@ func TestPostRequestAny(t *testing.T) {
 	require.NotContains(t, req["expires"], "Z", "naive ISO time")
 	require.Equal(t, "pending", e.getOK(fmt.Sprintf("/api/request/%d/status/", id))["state"])
 
-	// Scenario 3: the device shows its request.
+	// The device shows its request.
 	devs := e.getOK("/api/device/list/?details=1")["devices"].([]any)
 	dev1 := devs[0].(map[string]any)
 	require.Equal(t, "dev1", dev1["name"])
@@ -220,7 +220,7 @@ func TestPostRequestAny(t *testing.T) {
 	require.Equal(t, "odd", req["environment"])
 }
 
-// Scenario 12: details are the request unwrapped, with its url.
+// Details are the request unwrapped, with its url.
 func TestRequestDetails(t *testing.T) {
 	e := newRequestEnv(t)
 	e.ready("dev1")
@@ -238,7 +238,7 @@ func TestRequestDetails(t *testing.T) {
 	e.get("/api/request/99999/details/").requireError(t, http.StatusNotFound)
 }
 
-// Scenario 13: the list leaves closed requests out unless include_closed
+// The list leaves closed requests out unless include_closed
 // is given (any value); failed ones are listed. device_state is the state
 // of the assigned device, "" when there is none.
 func TestRequestList(t *testing.T) {
@@ -284,7 +284,7 @@ func TestRequestList(t *testing.T) {
 	}
 }
 
-// Scenarios 16 and 17: return and renew answer 204 with no body, with or
+// Return and renew answer 204 with no body, with or
 // without the trailing slash (no 303), in any state.
 func TestRenewAndReturn(t *testing.T) {
 	e := newRequestEnv(t)
@@ -332,7 +332,7 @@ func TestRenewAndReturn(t *testing.T) {
 	require.Equal(t, http.StatusMethodNotAllowed, e.get(base+"return/").StatusCode)
 }
 
-// Scenario 30: a failed request ignores a return, which still answers 204.
+// A failed request ignores a return, which still answers 204.
 func TestReturnFailedRequest(t *testing.T) {
 	e := newRequestEnv(t)
 	e.mustApply(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: "dev1", From: "new", To: "failed_pxe_booting"})

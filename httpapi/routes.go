@@ -20,7 +20,7 @@ const (
 // position, so "/api/device/list/" cannot sit beside "/api/device/:id/state/".
 // List routes are therefore registered as "/api/device/:id/" with the
 // listOnly("id") check, which turns any name but "list" into a 404; the PXE
-// config list (and, later, the request list) does the same.
+// config list and the request list do the same.
 func (s *Server) routes() http.Handler {
 	r := httprouter.New()
 	// We register both spellings of every path ourselves: the original

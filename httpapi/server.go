@@ -97,7 +97,7 @@ func New(cfg Config) (*Server, error) {
 		},
 	}
 	if s.token == "" {
-		s.logger.Warn("no cluster token configured: join, remove and inventory sync are open to anyone who can reach this node")
+		s.logger.Warn("no cluster token configured: join, remove, inventory sync, backup and restore are open to anyone who can reach this node")
 	}
 	s.handler = s.logRequests(s.routes())
 	return s, nil

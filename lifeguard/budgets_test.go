@@ -40,7 +40,7 @@ var (
 	sutPowerCycleSteps = []flowStep{timeoutStep("sut_verify_power_cycle"), eventStep("power_cycle_ok", "sut_verifying")}
 )
 
-// TestBudgets checks each retry budget of spec §2.3 (and the new one of
+// TestBudgets checks each retry budget of the table (Mozpool's, and the new one of
 // the ping loop): within the budget a failure retries, the next one enters
 // the failed state, which either stays or starts a self-test.
 func TestBudgets(t *testing.T) {
@@ -98,7 +98,8 @@ func TestBudgets(t *testing.T) {
 			retry: sameSteps(pxeAgain(toMobileInit)...), last: timeoutStep("failed_mobile_init_started"), failed: "failed_mobile_init_started",
 		},
 		{
-			// Scenario 43.
+			// A board stuck downloading is PXE-booted again, within the
+			// budget; then it fails and self-tests.
 			name:  "b2g_downloading",
 			reach: concatSteps([]flowStep{pleaseB2G}, toB2GDownloading), limit: downloadLimit,
 			retry: sameSteps(pxeAgain(toB2GDownloading)...), last: timeoutStep("pxe_power_cycling"), failed: "failed_b2g_downloading",
@@ -119,7 +120,7 @@ func TestBudgets(t *testing.T) {
 			retry: sameSteps(pxeAgain(toAndExtracting)...), last: timeoutStep("pxe_power_cycling"), failed: "failed_android_extracting",
 		},
 		{
-			// Scenario 44: power cycles at timeouts 10, 20 and 30, failure
+			// Power cycles at timeouts 10, 20 and 30, failure
 			// at 31, then a self-test.
 			name:  "sut_verifying",
 			reach: concatSteps([]flowStep{pleaseB2G}, toSUTVerifying), limit: sutVerifyLimit,

@@ -72,7 +72,7 @@ type stateSpec struct {
 	// Events are the other accepted events.
 	Events map[string]transition
 	// Failed marks failed_* states; AutoSelfTest those that bounce into a
-	// self-test at once (spec §2.3, second table).
+	// self-test at once, as in Mozpool.
 	Failed       bool
 	AutoSelfTest bool
 }
@@ -289,7 +289,7 @@ func stateTable() map[string]stateSpec {
 }
 
 // unknownState is how a stored state the table does not know behaves: no
-// timeout, all please_* accepted (spec §2.1).
+// timeout, all please_* accepted, as in Mozpool, so it can be rescued.
 var unknownState = stateSpec{Timeout: noTimeout, Please: pleaseFull}
 
 func failed(autoSelfTest bool) stateSpec {

@@ -11,7 +11,7 @@ import (
 	"github.com/mozpool/mozpool/fsm"
 )
 
-// specStates are the states of spec §2.3 that are not failed_* states.
+// specStates are Mozpool 4.2.1's device states that are not failed_* states.
 var specStates = []string{
 	"new", "locked_out", "troubleshooting", "ready",
 	"pc_power_cycling", "pc_rebooting", "pc_sut_rebooting", "pc_pinging",
@@ -22,7 +22,7 @@ var specStates = []string{
 	"operation_complete", "maintenance_mode", "self_test_running",
 }
 
-// specFailed maps each failed state of spec §2.3 to whether it bounces into
+// specFailed maps each failed state of Mozpool 4.2.1 to whether it bounces into
 // a self-test.
 var specFailed = map[string]bool{
 	"failed_power_cycling":        false,
@@ -97,7 +97,7 @@ func failureBudget(state string) int {
 func TestDeviceStates_MatchSpec(t *testing.T) {
 	want := append(slices.Collect(maps.Keys(specFailed)), specStates...)
 	slices.Sort(want)
-	require.Equal(t, want, tableStates(), "states of the table (want spec §2.3, got table)")
+	require.Equal(t, want, tableStates(), "states of the table (want Mozpool's, got table)")
 	for _, s := range want {
 		require.True(t, Machine{}.Known(s), "Known(%s) = false, want true", s)
 	}
@@ -140,7 +140,7 @@ func TestDeviceStates_Shape(t *testing.T) {
 	}
 }
 
-// The states that accept please_* events, as spec §2.2–2.3 lists them.
+// The states that accept please_* events, as in Mozpool 4.2.1.
 func TestDeviceStates_Please(t *testing.T) {
 	want := map[string]please{
 		"new": pleaseFull, "troubleshooting": pleaseFull, "ready": pleaseFull,
@@ -152,7 +152,7 @@ func TestDeviceStates_Please(t *testing.T) {
 	for _, name := range tableStates() {
 		require.Equal(t, want[name], deviceStates[name].Please, "state %s accepts please level %d, want %d", name, deviceStates[name].Please, want[name])
 	}
-	require.Equal(t, pleaseFull, unknownState.Please, "an unrecognised state accepts all please_* (spec §2.1)")
+	require.Equal(t, pleaseFull, unknownState.Please, "an unrecognised state accepts all please_*")
 	require.Equal(t, noTimeout, unknownState.Timeout)
 }
 

@@ -155,7 +155,7 @@ func TestExecutor_WaitsUntilCaughtUp(t *testing.T) {
 	require.Eventually(t, func() bool { return len(r.hw.Calls()) > 0 }, 5*time.Second, 10*time.Millisecond)
 }
 
-// Scenario 42, second half: a ready board held by a request is not
+// A ready board held by a request is not
 // health-checked (the request's user owns it).
 func TestExecutor_NoHealthCheckWhileClaimed(t *testing.T) {
 	r := newExecRig(t, rigServer, requests.Machine{})

@@ -9,7 +9,7 @@ import (
 	"github.com/mozpool/mozpool/fsm"
 )
 
-// Bugs of the original that the table fixes (spec §2.3 QUIRKs, §2.6, §10).
+// Bugs of Mozpool 4.2.1 that the table fixes (docs/api.md#differences-from-mozpool-421).
 
 // The original stayed in start_maintenance, with no timeout, when the
 // maintenance image or its PXE config was missing.

@@ -9,8 +9,9 @@ import (
 	"github.com/mozpool/mozpool/fsm"
 )
 
-// The happy paths of spec §2.6, as events and timeouts with the state
-// after each, and every state the device passes through.
+// The happy paths (docs/design.md#the-device-machine), as events and
+// timeouts with the state after each, and every state the device passes
+// through.
 
 func TestFlow_Image(t *testing.T) {
 	tests := []struct {
@@ -45,7 +46,7 @@ func TestFlow_Image(t *testing.T) {
 			require.Equal(t, tc.image, d.NextImage, "next image while imaging")
 			require.Equal(t, tc.bootConfig, d.NextBootConfig, "next boot config while imaging")
 			r.run(pandaA, tc.steps[1:]...)
-			require.Equal(t, tc.path, r.entered(pandaA, mark), "states entered (want spec §2.6)")
+			require.Equal(t, tc.path, r.entered(pandaA, mark), "states entered (want the happy path)")
 
 			d = r.device(pandaA)
 			require.Equal(t, tc.image, d.Image, "image after the flow")
@@ -103,7 +104,7 @@ func TestFlow_SelfTest(t *testing.T) {
 		{"timeout", timeoutStep("failed_self_test"), slices.Concat(selfTestPath, []string{"failed_self_test"})},
 	}
 	for _, tc := range tests {
-		// Scenario 37: a new device self-tests on its first timeout.
+		// A new device self-tests on its first timeout.
 		t.Run("new/"+tc.name, func(t *testing.T) {
 			r := newRig(t)
 			mark := r.mark()
@@ -135,7 +136,7 @@ func TestFlow_SelfTest(t *testing.T) {
 	}
 }
 
-// Scenario 38: without a self-test PXE config a self-test is a reboot and
+// Without a self-test PXE config a self-test is a reboot and
 // a ping.
 func TestFlow_SelfTestWithoutPXE(t *testing.T) {
 	r := newRig(t, withoutPXE("self-test"))
@@ -146,7 +147,9 @@ func TestFlow_SelfTestWithoutPXE(t *testing.T) {
 	require.Empty(t, r.device(pandaA).NextImage)
 }
 
-// Scenario 39.
+// Maintenance: PXE-boot the maintenance image and stay in maintenance_mode,
+// which ignores please_image and please_power_cycle but leaves through
+// please_self_test or please_start_maintenance.
 func TestFlow_Maintenance(t *testing.T) {
 	r := newRig(t)
 	r.toReady(pandaA)
@@ -183,7 +186,7 @@ func TestFlow_Ready(t *testing.T) {
 		require.Equal(t, before.Generation+1, after.Generation, "generation after the ready timeout")
 		require.True(t, after.StateDeadline.After(before.StateDeadline), "deadline %v not after %v", after.StateDeadline, before.StateDeadline)
 	})
-	// Scenario 42: a failed health check starts a self-test.
+	// A failed health check starts a self-test.
 	t.Run("failed", func(t *testing.T) {
 		r := newRig(t)
 		r.toReady(pandaA)
@@ -219,7 +222,7 @@ func TestFlow_Ready(t *testing.T) {
 }
 
 // A result of a hardware action carries the generation of the entry that
-// started it; a late one is dropped (spec §10, stale async results).
+// started it; a late one is dropped (docs/design.md#generations).
 func TestFlow_StaleResult(t *testing.T) {
 	r := newRig(t)
 	r.toReady(pandaA)

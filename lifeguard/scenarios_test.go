@@ -11,9 +11,9 @@ import (
 	"github.com/mozpool/mozpool/fsm"
 )
 
-// Lifeguard scenarios of spec §9 that do not need hardware.
+// Lifeguard scenarios that do not need hardware.
 
-// Scenario 35: locking a device out and letting it back in.
+// Locking a device out and letting it back in.
 func TestScenario_LockedOut(t *testing.T) {
 	r := newRig(t)
 	r.toReady(pandaA)
@@ -49,7 +49,7 @@ func TestScenario_LockedOut(t *testing.T) {
 	require.Equal(t, ActionHealthCheck, ActionFor("ready"))
 }
 
-// Scenario 36: a device in a state the machine does not know can be forced
+// A device in a state the machine does not know can be forced
 // anywhere, whatever the caller thinks its state is.
 func TestScenario_UnknownState(t *testing.T) {
 	base := newRig(t)
@@ -65,7 +65,7 @@ func TestScenario_UnknownState(t *testing.T) {
 			require.Equal(t, "ready", got.State, "state-change %s → ready of a device in off", from)
 		})
 	}
-	// An unknown state accepts every please_* (spec §2.1).
+	// An unknown state accepts every please_*.
 	for _, tc := range []flowStep{pleaseB2G, pleasePowerCycle, eventStep("please_self_test", "pxe_power_cycling"), eventStep("please_start_maintenance", "pxe_power_cycling")} {
 		t.Run(tc.Event, func(t *testing.T) {
 			r := base.clone(t)
@@ -103,7 +103,7 @@ func TestStateChange_Refused(t *testing.T) {
 	}
 }
 
-// Scenario 40: an image without a PXE config for the device's hardware
+// An image without a PXE config for the device's hardware
 // type is not an error; the device stays where it is.
 func TestScenario_ImageWithoutPXE(t *testing.T) {
 	for _, image := range []string{"fennec", "no-such-image"} {
@@ -121,7 +121,7 @@ func TestScenario_ImageWithoutPXE(t *testing.T) {
 	}
 }
 
-// Scenario 41: no relay_info, no power cycle, and no self-test either.
+// No relay_info, no power cycle, and no self-test either.
 func TestScenario_NoRelay(t *testing.T) {
 	r := newRig(t)
 	r.toReady(pandaNoRelay)

@@ -9,7 +9,7 @@ import (
 	"github.com/mozpool/mozpool/fsm"
 )
 
-// Creation and device choice (spec §9 scenarios 8–11, 19–21), run through
+// Creation and device choice, run through
 // fsm.Apply with the real lifeguard and request tables.
 
 func TestCreateValidation(t *testing.T) {
@@ -141,7 +141,7 @@ func (r *rig) installOn(dev, image, bootConfig, flow string) {
 	require.Zero(r.t, d.RequestID)
 }
 
-// Scenario 19: a reusable image already on the device with an equal boot
+// A reusable image already on the device with an equal boot
 // config is only power-cycled; otherwise the device is imaged.
 func TestReuse(t *testing.T) {
 	tests := []struct {
@@ -187,7 +187,7 @@ func TestReuse(t *testing.T) {
 	}
 }
 
-// Scenario 20: of two ready devices, the one already carrying the reusable
+// Of two ready devices, the one already carrying the reusable
 // image with the same boot config is always chosen, although the other was
 // used less recently.
 func TestReusableDevicePreferred(t *testing.T) {
@@ -209,7 +209,7 @@ func TestReusableDevicePreferred(t *testing.T) {
 	require.True(t, r.device(even2).LastUsed.IsZero(), "even2 was never chosen")
 }
 
-// Scenario 21: a request for an environment only gets devices of that
+// A request for an environment only gets devices of that
 // environment; "any" gets the others.
 func TestEnvironmentFilter(t *testing.T) {
 	r := newRig(t)

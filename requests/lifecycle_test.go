@@ -9,9 +9,9 @@ import (
 	"github.com/mozpool/mozpool/fsm"
 )
 
-// Request lifecycles (spec §9 scenarios 14, 16–18, 22–30) through fsm.Apply.
+// Request lifecycles through fsm.Apply.
 
-// Scenario 14: a b2g request is ready once its device has gone through the
+// A b2g request is ready once its device has gone through the
 // whole install; the device carries the image and the request's boot config.
 func TestEndToEndB2G(t *testing.T) {
 	r := newRig(t)
@@ -48,7 +48,7 @@ func TestEndToEndB2G(t *testing.T) {
 	require.True(t, r.request(q.ID).StateDeadline.IsZero())
 }
 
-// Scenario 16: a return closes the request and drops the claim; the device
+// A return closes the request and drops the claim; the device
 // is not touched. A device still imaging finishes with no request, and
 // both logs record the release.
 func TestReturn(t *testing.T) {
@@ -119,7 +119,7 @@ func TestReturn(t *testing.T) {
 	})
 }
 
-// Scenario 17: a renewal rewrites expires in every state, closed and
+// A renewal rewrites expires in every state, closed and
 // failed ones included, without changing the state.
 func TestRenew(t *testing.T) {
 	setups := []struct {
@@ -186,7 +186,7 @@ func TestRenew(t *testing.T) {
 	})
 }
 
-// Scenario 18: the leader proposes the expiry; Apply checks it against the
+// The leader proposes the expiry; Apply checks it against the
 // command time, so an early or outdated proposal is ignored.
 func TestExpiry(t *testing.T) {
 	r := newRig(t)
@@ -256,7 +256,7 @@ func TestExpiryInEveryOpenState(t *testing.T) {
 	}
 }
 
-// Scenario 22: a named device held by another request: searched twice,
+// A named device held by another request: searched twice,
 // then failed_device_busy; the holder is unaffected.
 func TestSpecificBusyDevice(t *testing.T) {
 	r := newRig(t)
@@ -288,7 +288,7 @@ func TestSpecificDeviceFreedBeforeSecondSearch(t *testing.T) {
 	r.requireRequest(q.ID, "pending", even1)
 }
 
-// Scenario 23: a named device in a failed_* state fails the request at the
+// A named device in a failed_* state fails the request at the
 // first search; a device busy with something else (not failed) gets the
 // usual two searches.
 func TestSpecificDeviceNotReady(t *testing.T) {
@@ -317,7 +317,7 @@ func TestSpecificDeviceNotReady(t *testing.T) {
 	}
 }
 
-// Scenario 24: "any" with no eligible device searches 60 times, every 10 s,
+// "any" with no eligible device searches 60 times, every 10 s,
 // then fails.
 func TestNoDeviceFound(t *testing.T) {
 	r := newRig(t)
@@ -337,7 +337,7 @@ func TestNoDeviceFound(t *testing.T) {
 	require.Empty(t, got.Device)
 }
 
-// Scenario 26: the claimed device is taken over before it finishes (an
+// The claimed device is taken over before it finishes (an
 // operator locks it out, parks it, or the inventory drops it): at the next
 // pending poll an "any" request searches again and claims another device;
 // a named one fails.
@@ -393,7 +393,7 @@ func TestClaimedDeviceTakenOver(t *testing.T) {
 	}
 }
 
-// Scenario 27: results delivered by lifeguard_finished events.
+// Results delivered by lifeguard_finished events.
 func TestPendingResultEvents(t *testing.T) {
 	t.Run("complete", func(t *testing.T) {
 		r := newRig(t)
@@ -512,7 +512,7 @@ func (r *rig) setImagingResult(id int64, result string) {
 	r.f.Read(func(s *fsm.State) { s.Requests[id].ImagingResult = result })
 }
 
-// Scenario 28: the pending poll picks up a result whose event was missed.
+// The pending poll picks up a result whose event was missed.
 func TestPendingPollsResult(t *testing.T) {
 	tests := []struct {
 		dev, result string
@@ -537,7 +537,7 @@ func TestPendingPollsResult(t *testing.T) {
 	}
 }
 
-// Scenario 29: a device that never reports. An "any" request gives up on it
+// A device that never reports. An "any" request gives up on it
 // after 20 polls and searches again; a named one waits until it expires.
 func TestSilentLifeguard(t *testing.T) {
 	t.Run("any", func(t *testing.T) {
@@ -573,7 +573,7 @@ func TestSilentLifeguard(t *testing.T) {
 	})
 }
 
-// Scenario 30: failed requests ignore close and expire.
+// Failed requests ignore close and expire.
 func TestFailedRequestsIgnoreCloseAndExpire(t *testing.T) {
 	r := newRig(t)
 	r.force(even1, "new", "failed_pxe_booting")

@@ -102,7 +102,7 @@ func gotoState(state string) func(m *fsm.RequestTx) {
 
 func release(m *fsm.RequestTx) { m.Release() }
 
-// findDevice is the device search (spec §3.2), with the claim and the
+// findDevice is the device search, with the claim and the
 // contact of lifeguard in the same Apply.
 func findDevice(m *fsm.RequestTx) {
 	count := m.Inc("finding_device")

@@ -162,7 +162,7 @@ func requireSameState(t *testing.T, want, got *fsm.FSM) {
 	})
 }
 
-// Scenario 31 at the FSM level: 20 creates for "any" with 5 ready devices in
+// At the FSM level: 20 creates for "any" with 5 ready devices in
 // one log, then the devices finishing, returns and searches interleaved. The
 // rig checks after every command that claims pair one device with one
 // request.

@@ -31,7 +31,7 @@ func (d Delay) draw(rng *rand.Rand, scale float64) time.Duration {
 }
 
 // Delays are how long each phase of a board's life lasts, before
-// Config.TimeScale. Defaults are those of Mozpool's fake device (spec §6.2).
+// Config.TimeScale. Defaults are those of Mozpool's own fake device.
 type Delays struct {
 	// Booting is how long u-boot runs (pingable) before it asks for the
 	// PXE file. Default: 7±3 s.
@@ -58,7 +58,7 @@ type Delays struct {
 
 // Failures are the probabilities (0..1) that a board fails at the start of
 // each phase; a failure restarts the boot sequence at once, power still on,
-// like a spontaneous reboot. Defaults are those of spec §6.2. The
+// like a spontaneous reboot. Defaults are those of Mozpool's fake device. The
 // android_* phases share the b2g probabilities.
 type Failures struct {
 	// Booting: u-boot. Default: 0.05.
@@ -102,9 +102,9 @@ type Config struct {
 	// the choice of broken boards, so that runs are reproducible.
 	// Default: 0.
 	Seed int64
-	// Delays per phase. Default: spec §6.2.
+	// Delays per phase. Default: as documented on Delays.
 	Delays Delays
-	// Failures per phase. Default: spec §6.2.
+	// Failures per phase. Default: as documented on Failures.
 	Failures Failures
 	// BrokenFraction (0..1) of the boards are permanently broken: they
 	// power up and boot but never answer ping or the SUT agent. Which

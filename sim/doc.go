@@ -1,7 +1,7 @@
 // Package sim is a simulated device lab that speaks the real protocols, so
 // that a Mozpool cluster can be staged and tested end to end without
 // hardware. It reproduces what Mozpool observes of a lab, as Mozpool's own
-// fakes did (spec §6), over the same wires a real lab uses:
+// fakes did, over the same wires a real lab uses:
 //
 //   - Relay boards. Every distinct host:port in the inventory's relay_info
 //     fields is a bmmtest fake ProXR board on that address (port 0 picks a

@@ -24,7 +24,7 @@ const (
 
 const (
 	// syslogPRI is facility local0 (16), severity info (6): the facility
-	// Mozpool's boards logged with (spec §1.4).
+	// Mozpool's boards logged with.
 	syslogPRI = 16*8 + 6
 	// syslogWriteTimeout bounds one datagram's write. A UDP send to a
 	// known address does not wait for the receiver; this only guards

@@ -1,7 +1,7 @@
 // Package ping answers lifeguard's question "is this board up?".
 //
 // Mozpool ran `fping -q -r4 -t50 <fqdn>`: five echo requests within about a
-// second, and the board is up if any one is answered (spec §4.4). Pinger
+// second, and the board is up if any one is answered. Pinger
 // keeps those semantics in two modes:
 //
 //   - ModeICMP sends ICMP echo requests with

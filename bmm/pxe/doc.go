@@ -1,7 +1,7 @@
 // Package pxe writes per-device PXE boot configurations into a TFTP root and
 // serves that root read-only over TFTP.
 //
-// Writer is what lifeguard's set_pxe and clear_pxe steps call (spec §4.3):
+// Writer is what lifeguard's set_pxe and clear_pxe steps call:
 // Set writes <root>/pxelinux.cfg/01-aa-bb-cc-dd-ee-ff for a device's MAC,
 // with every %IPADDRESS% replaced by this imaging server's address, and Clear
 // removes it so the board falls back to booting from its SD card. A file is

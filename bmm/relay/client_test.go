@@ -168,7 +168,7 @@ func TestWireBytes(t *testing.T) {
 }
 
 // TestWireBytesEveryRelay checks FE (107+R) B and FE (99+R) B and
-// FE (115+R) B over the whole board (scenario 49 and friends).
+// FE (115+R) B over the whole board.
 func TestWireBytesEveryRelay(t *testing.T) {
 	for bank := 1; bank <= Banks; bank++ {
 		for relay := 1; relay <= Relays; relay++ {
@@ -247,7 +247,7 @@ func TestBadRelayInfoRejectedBeforeQueueing(t *testing.T) {
 	require.False(t, c.q.held(bad.Addr()))
 }
 
-// Scenario 47: the board sees set off, get, set on, get, with at least
+// The board sees set off, get, set on, get, with at least
 // OffTime (1 s) between off and on.
 func TestPowerCycle(t *testing.T) {
 	b := newBoard(t, bmmtest.RelayBoardOptions{})
@@ -274,7 +274,7 @@ func TestPowerCycle(t *testing.T) {
 	mu.Unlock()
 }
 
-// Scenario 49: power-off sends FE (107+R) B and leaves the device
+// Power-off sends FE (107+R) B and leaves the device
 // unpowered; power-on brings it back.
 func TestSetPowerAndStatus(t *testing.T) {
 	b := newBoard(t, bmmtest.RelayBoardOptions{})
@@ -302,7 +302,7 @@ func TestSetPowerAndStatus(t *testing.T) {
 	require.Equal(t, []string{"get bank4 relay8", "set bank4 relay8 on", "get bank4 relay8", "set bank4 relay8 off", "get bank4 relay8"}, b.CommandTexts())
 }
 
-// Scenario 50: the comms test passes against a working board and fails
+// The comms test passes against a working board and fails
 // within its deadline against a refusing or a slow one.
 func TestTestComms(t *testing.T) {
 	const deadline = 300 * time.Millisecond
@@ -457,7 +457,7 @@ func startQueued(t *testing.T, c *Client, addr string, n int, op func(i int) err
 	return errs, done
 }
 
-// Scenario 51: five simultaneous power-cycles on one board run one at a
+// Five simultaneous power-cycles on one board run one at a
 // time, in arrival order, each connection at least Recovery after the last
 // closed, and none fails (no connection is refused).
 func TestConcurrentPowerCyclesAreSerialised(t *testing.T) {

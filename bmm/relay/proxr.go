@@ -7,7 +7,7 @@ import (
 	"net"
 )
 
-// ProXR command bytes (spec §4.1). Every frame starts with cmdStart; relay
+// ProXR command bytes (those Mozpool used). Every frame starts with cmdStart; relay
 // commands add the command byte for relay R and then the bank byte.
 const (
 	cmdStart     = 0xFE // "enter command mode", 254

@@ -1,5 +1,5 @@
 // Package sut is a client for the SUT agent that runs on each board
-// (Mozilla's SUTAgentAndroid or Negatus; spec §4.5).
+// (Mozilla's SUTAgentAndroid or Negatus).
 //
 // The agent listens on TCP port 20701 and speaks a line protocol: it sends
 // the prompt "$>" followed by a NUL byte when a client connects and after

@@ -1,5 +1,5 @@
 // Package suttest provides a fake SUT agent: a TCP server that speaks the
-// agent protocol of spec §4.5 over an in-memory file system.
+// agent protocol (described in package sut) over an in-memory file system.
 //
 // Agent serves the commands Mozpool's checks use (testroot, ver, isdir,
 // mkdr, rmdr, push) plus quit, to any number of concurrent connections. It

@@ -21,7 +21,7 @@ const minMessage = 16
 // Config configures a Receiver. A zero field takes its default.
 type Config struct {
 	// Addr is the UDP address to listen on. Default: ":514", where boards
-	// send (spec §1.4). Tests use "127.0.0.1:0" and read the chosen port
+	// send, as in Mozpool. Tests use "127.0.0.1:0" and read the chosen port
 	// from Receiver.Addr.
 	Addr string
 	// Server is this node's imaging server name. Only messages from its

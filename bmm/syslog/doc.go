@@ -1,7 +1,7 @@
 // Package syslog receives the boards' syslog messages and files them in
 // their device logs.
 //
-// As in the original Mozpool (spec §1.4), boards send syslog over UDP (port
+// As in the original Mozpool, boards send syslog over UDP (port
 // 514, facility local0) to their imaging server, where the lines end up in
 // the device log beside the state machine's entries, on one time line.
 // Here each node runs a Receiver for its own rack: a datagram, RFC 5424 or

@@ -85,7 +85,7 @@ func printUsage(w io.Writer) {
 
 Global flags:
   --server URL   node to talk to (default $MOZPOOL_SERVER, else `+defaultServer+`)
-  --token TOKEN  cluster token for join, remove and inventory sync (default $MOZPOOL_TOKEN)
+  --token TOKEN  cluster token for join, remove, inventory sync, backup and restore (default $MOZPOOL_TOKEN)
   --json         print raw JSON instead of tables
 
 Commands:

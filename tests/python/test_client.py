@@ -1,7 +1,7 @@
 """Drive a running Mozpool cluster the way mozpoolclient 0.1.3 does.
 
 mozpoolclient is the Python client mozharness used to get boards from
-Mozpool (spec MOZPOOL.md section 7). This test repeats its calls with the
+Mozpool. This test repeats its calls with the
 same library (python-requests), the same URLs, headers and bodies, and
 checks what mozpoolclient relies on: the request URL returned at creation
 is absolute, ends in "/" and works for status/, details/, renew/ and
