@@ -29,7 +29,7 @@ func ping(t *testing.T, n *clustertest.Node, dev string) *bool {
 func isTrue(b *bool) bool  { return b != nil && *b }
 func isFalse(b *bool) bool { return b != nil && !*b }
 
-// testBMMRoutes is issue 3's end to end: the BMM routes sent to a node
+// testBMMRoutes checks end to end that the BMM routes sent to a node
 // that does not own the board are executed by the owner on the simulated
 // hardware, over the real protocols (power-cycle with a PXE config,
 // power-off, ping, relay test, and the errors for unknown names).

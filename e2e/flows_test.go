@@ -37,7 +37,7 @@ func posted(b sim.BoardState, ev string, since time.Time) bool {
 }
 
 // testInitialSelfTest: boards new to the inventory self-test by network
-// boot (issue 4) and all become ready.
+// boot and all become ready.
 func testInitialSelfTest(t *testing.T, l *lab) {
 	for _, dev := range l.boards() {
 		l.waitState(t, dev, "ready", selfTestTimeout)

@@ -18,7 +18,7 @@ import (
 // once the executor waits for the replay before acting.
 const knownBugRestartReplaysActions = false
 
-// testKillRackOwner is issue 4's crash test: killing the node that owns a
+// testKillRackOwner is the crash test: killing the node that owns a
 // rack freezes that rack's boards, and only those; when the node comes
 // back its boards resume from the replicated state. working is on rack
 // 1, frozen on rack 2; the other boards of rack 2 must be ready and idle.
