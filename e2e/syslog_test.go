@@ -10,8 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/client"
-	"github.com/mozpool/mozpool/httpapi"
 )
 
 // logLine names a device log entry by its source and the start of its
@@ -38,7 +38,7 @@ func inTimeOrder(t *testing.T, log []client.LogEntry, want ...logLine) bool {
 		if !want[i].matches(e) {
 			continue
 		}
-		at, err := httpapi.ParseTime(e.Timestamp)
+		at, err := api.ParseTime(e.Timestamp)
 		require.NoError(t, err, "timestamp of %+v", e)
 		if at.Before(last) {
 			return false

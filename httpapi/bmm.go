@@ -242,7 +242,7 @@ func (s *Server) getPing(r *http.Request, ps httprouter.Params) (any, error) {
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return nil, err
 	}
-	return map[string]bool{"success": ok}, nil
+	return api.Success{Success: ok}, nil
 }
 
 // relayTestLimit is the hard limit of the relay test route (spec §4.6).
@@ -259,7 +259,7 @@ func (s *Server) getRelayTest(r *http.Request, ps httprouter.Params) (any, error
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return nil, err
 	}
-	return map[string]bool{"success": ok}, nil
+	return api.Success{Success: ok}, nil
 }
 
 // getBootConfig serves the device's next boot config verbatim (the
