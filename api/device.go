@@ -34,7 +34,7 @@ type DeviceDetails struct {
 
 // LogEntry is one line of a device's or a request's log.
 type LogEntry struct {
-	ID uint64 `json:"id"`
+	ID int64 `json:"id"`
 	// Timestamp is in the wire time format.
 	Timestamp string `json:"timestamp"`
 	Source    string `json:"source"`

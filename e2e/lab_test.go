@@ -15,8 +15,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/bmm/relay"
-	"github.com/mozpool/mozpool/client"
 	"github.com/mozpool/mozpool/cluster/clustertest"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
@@ -340,7 +340,7 @@ func (l *lab) waitState(t *testing.T, dev, state string, timeout time.Duration) 
 
 // details returns dev's details from a live node (the zero value if it
 // could not answer; callers poll).
-func (l *lab) details(dev string) client.DeviceDetail {
+func (l *lab) details(dev string) api.DeviceDetails {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	d, _ := l.node().Client().Device(ctx, dev)
@@ -350,7 +350,7 @@ func (l *lab) details(dev string) client.DeviceDetail {
 // image returns dev's current image, waiting for a node to answer.
 func (l *lab) image(t *testing.T, dev string) string {
 	t.Helper()
-	var d client.DeviceDetail
+	var d api.DeviceDetails
 	require.Eventually(t, func() bool { d = l.details(dev); return d.Name == dev }, 30*time.Second, poll, "details of %s", dev)
 	return ptrString(d.Image)
 }
@@ -363,7 +363,7 @@ func ptrString(p *string) string {
 }
 
 // fetchLog reads dev's whole log from logNode, oldest first.
-func (l *lab) fetchLog(dev string) ([]client.LogEntry, error) {
+func (l *lab) fetchLog(dev string) ([]api.LogEntry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return l.logNode().Client().DeviceLog(ctx, dev, 0)
@@ -371,9 +371,9 @@ func (l *lab) fetchLog(dev string) ([]client.LogEntry, error) {
 
 // deviceLog returns dev's whole log from logNode, oldest first, waiting
 // out a node that is slow to answer while the cluster elects a leader.
-func (l *lab) deviceLog(t *testing.T, dev string) []client.LogEntry {
+func (l *lab) deviceLog(t *testing.T, dev string) []api.LogEntry {
 	t.Helper()
-	var log []client.LogEntry
+	var log []api.LogEntry
 	var err error
 	require.Eventually(t, func() bool {
 		log, err = l.fetchLog(dev)
@@ -395,7 +395,7 @@ func (l *lab) logMark(t *testing.T, dev string) int64 {
 
 // logSince returns dev's log entries newer than mark; nil if logNode
 // does not answer (callers poll).
-func (l *lab) logSince(dev string, mark int64) []client.LogEntry {
+func (l *lab) logSince(dev string, mark int64) []api.LogEntry {
 	log, err := l.fetchLog(dev)
 	if err != nil {
 		return nil
@@ -405,13 +405,13 @@ func (l *lab) logSince(dev string, mark int64) []client.LogEntry {
 
 // logAfter is logSince for callers that do not poll: it waits for an
 // answer.
-func (l *lab) logAfter(t *testing.T, dev string, mark int64) []client.LogEntry {
+func (l *lab) logAfter(t *testing.T, dev string, mark int64) []api.LogEntry {
 	t.Helper()
 	return after(l.deviceLog(t, dev), mark)
 }
 
-func after(log []client.LogEntry, mark int64) []client.LogEntry {
-	var out []client.LogEntry
+func after(log []api.LogEntry, mark int64) []api.LogEntry {
+	var out []api.LogEntry
 	for _, e := range log {
 		if e.ID > mark {
 			out = append(out, e)
@@ -424,7 +424,7 @@ const enteringPrefix = "entering state "
 
 // enteredStates lists the states a log shows the device entering, in
 // order.
-func enteredStates(log []client.LogEntry) []string {
+func enteredStates(log []api.LogEntry) []string {
 	var out []string
 	for _, e := range log {
 		if e.Source == "statemachine" && strings.HasPrefix(e.Message, enteringPrefix) {
@@ -447,7 +447,7 @@ func inOrder(got []string, want ...string) bool {
 
 // requireStatesInOrder checks that the log shows the device entering
 // states in this order (other states may come between them).
-func requireStatesInOrder(t *testing.T, log []client.LogEntry, states ...string) {
+func requireStatesInOrder(t *testing.T, log []api.LogEntry, states ...string) {
 	t.Helper()
 	got := enteredStates(log)
 	require.True(t, inOrder(got, states...), "states entered %v, want %v in this order", got, states)
@@ -456,10 +456,10 @@ func requireStatesInOrder(t *testing.T, log []client.LogEntry, states ...string)
 // waitFlow waits until dev's log after mark shows states entered in this
 // order and dev is in the last of them on every node, then returns that
 // log.
-func (l *lab) waitFlow(t *testing.T, dev string, mark int64, timeout time.Duration, states ...string) []client.LogEntry {
+func (l *lab) waitFlow(t *testing.T, dev string, mark int64, timeout time.Duration, states ...string) []api.LogEntry {
 	t.Helper()
 	final := states[len(states)-1]
-	var log []client.LogEntry
+	var log []api.LogEntry
 	var now string
 	require.Eventually(t, func() bool {
 		// The state and the log from the same node, so that they agree.
@@ -481,7 +481,7 @@ func (f lazy) String() string { return f() }
 
 // logHas reports whether log holds an entry from source whose message
 // contains text.
-func logHas(log []client.LogEntry, source, text string) bool {
+func logHas(log []api.LogEntry, source, text string) bool {
 	for _, e := range log {
 		if e.Source == source && strings.Contains(e.Message, text) {
 			return true

@@ -79,7 +79,7 @@ func newPXEConfig(pc *fsm.PXEConfig) api.PXEConfig {
 func newLogEntries(es []logstore.Entry) []api.LogEntry {
 	out := make([]api.LogEntry, 0, len(es))
 	for _, e := range es {
-		out = append(out, api.LogEntry{ID: e.ID, Timestamp: api.FormatTime(e.At), Source: e.Source, Message: e.Message})
+		out = append(out, api.LogEntry{ID: int64(e.ID), Timestamp: api.FormatTime(e.At), Source: e.Source, Message: e.Message})
 	}
 	return out
 }
