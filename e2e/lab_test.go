@@ -17,7 +17,7 @@ import (
 
 	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/bmm/relay"
-	"github.com/mozpool/mozpool/cluster/clustertest"
+	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
 	"github.com/mozpool/mozpool/sim"
@@ -84,7 +84,7 @@ type labOptions struct {
 
 // lab is a 3-node cluster of whole daemons and the simulated lab it runs.
 type lab struct {
-	cluster *clustertest.Cluster
+	cluster *daemontest.Cluster
 	sim     *sim.Lab
 	inv     fsm.Inventory // as synced into the cluster
 	subnet  string        // 127.X.Y
@@ -129,12 +129,12 @@ func testInventory(subnet string) fsm.Inventory {
 		})
 	}
 	for r := 1; r <= racks; r++ {
-		inv.ImagingServers = append(inv.ImagingServers, fsm.InventoryServer{Name: clustertest.NodeName(r), Rack: fmt.Sprintf("rack%d", r)})
+		inv.ImagingServers = append(inv.ImagingServers, fsm.InventoryServer{Name: daemontest.NodeName(r), Rack: fmt.Sprintf("rack%d", r)})
 		for s := 1; s <= boardsPerRack; s++ {
 			inv.Devices = append(inv.Devices, fsm.InventoryDevice{
 				Name: boardName(r, s), FQDN: boardName(r, s) + ".lab", InventoryID: int64(10*r + s),
 				MAC:           fmt.Sprintf("02:00:00:00:%02x:%02x", r, s),
-				ImagingServer: clustertest.NodeName(r),
+				ImagingServer: daemontest.NodeName(r),
 				RelayInfo:     fmt.Sprintf("%s.%d:0:bank1:relay%d", subnet, r, s),
 				IPAddress:     fmt.Sprintf("%s.%d", subnet, 10*r+s),
 				HardwareType:  "panda", HardwareModel: "ES Rev B2",
@@ -158,7 +158,7 @@ func skipShort(t *testing.T) {
 // cluster. Both stop when the test ends, the lab first.
 func startLab(t *testing.T, opts labOptions) *lab {
 	t.Helper()
-	c := clustertest.New(t, racks, clustertest.Options{TimeScale: timeScale, PingPort: pingPort, SUTPort: sutPort})
+	c := daemontest.New(t, racks, daemontest.Options{TimeScale: timeScale, PingPort: pingPort, SUTPort: sutPort})
 	// Every node proposes the time scale once it knows a leader; devices
 	// must not enter their first states before it applies.
 	for _, n := range c.Nodes {
@@ -203,14 +203,14 @@ func startLab(t *testing.T, opts labOptions) *lab {
 		ri, err := relay.ParseRelayInfo(l.deviceEntry(t, boardName(r, 1)).RelayInfo)
 		require.NoError(t, err)
 		l.inv.RelayBoards = append(l.inv.RelayBoards, fsm.InventoryRelayBoard{
-			Name: relayBoardName(r), FQDN: ri.Addr(), ImagingServer: clustertest.NodeName(r),
+			Name: relayBoardName(r), FQDN: ri.Addr(), ImagingServer: daemontest.NodeName(r),
 		})
 	}
 	for i, name := range opts.NoRelay {
 		l.inv.Devices = append(l.inv.Devices, fsm.InventoryDevice{
 			Name: name, FQDN: name + ".lab", InventoryID: int64(900 + i),
 			MAC:           fmt.Sprintf("02:00:00:00:ff:%02x", i),
-			ImagingServer: clustertest.NodeName(racks),
+			ImagingServer: daemontest.NodeName(racks),
 			IPAddress:     fmt.Sprintf("%s.%d", l.subnet, 200+i),
 			HardwareType:  "panda", HardwareModel: "ES Rev B2",
 		})
@@ -244,7 +244,7 @@ func (l *lab) boards() []string {
 
 // node returns a live node, a different one on each call, so that reads
 // go through every node's API.
-func (l *lab) node() *clustertest.Node {
+func (l *lab) node() *daemontest.Node {
 	live := l.cluster.Live()
 	return live[int(l.next.Add(1))%len(live)]
 }
@@ -253,10 +253,10 @@ func (l *lab) node() *clustertest.Node {
 // per node (entry ids differ between nodes), so a test that marks a
 // log's end and reads what follows must ask the same node; node 1 is
 // never killed.
-func (l *lab) logNode() *clustertest.Node { return l.cluster.Nodes[0] }
+func (l *lab) logNode() *daemontest.Node { return l.cluster.Nodes[0] }
 
 // ownerOf returns the node serving dev's imaging server.
-func (l *lab) ownerOf(t *testing.T, dev string) *clustertest.Node {
+func (l *lab) ownerOf(t *testing.T, dev string) *daemontest.Node {
 	t.Helper()
 	server := l.deviceEntry(t, dev).ImagingServer
 	for _, n := range l.cluster.Nodes {
@@ -273,7 +273,7 @@ func (l *lab) rackOf(t *testing.T, dev string) int {
 	t.Helper()
 	server := l.deviceEntry(t, dev).ImagingServer
 	for r := 1; r <= racks; r++ {
-		if clustertest.NodeName(r) == server {
+		if daemontest.NodeName(r) == server {
 			return r
 		}
 	}
@@ -282,7 +282,7 @@ func (l *lab) rackOf(t *testing.T, dev string) int {
 }
 
 // nonOwner returns a live node that does not serve dev's imaging server.
-func (l *lab) nonOwner(t *testing.T, dev string) *clustertest.Node {
+func (l *lab) nonOwner(t *testing.T, dev string) *daemontest.Node {
 	t.Helper()
 	owner := l.ownerOf(t, dev)
 	for _, n := range l.cluster.Live() {
@@ -296,7 +296,7 @@ func (l *lab) nonOwner(t *testing.T, dev string) *clustertest.Node {
 
 // stateOn returns dev's lifeguard state as node n's API reports it, or ""
 // if n could not answer.
-func stateOn(n *clustertest.Node, dev string) string {
+func stateOn(n *daemontest.Node, dev string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s, err := n.Client().DeviceState(ctx, dev)
@@ -540,7 +540,7 @@ func do(t *testing.T, method, url string, body any) (int, []byte) {
 
 // event sends a lifeguard event to dev through node (POST, with body as
 // the event's arguments when not nil) and returns the status.
-func event(t *testing.T, n *clustertest.Node, dev, ev string, body any) int {
+func event(t *testing.T, n *daemontest.Node, dev, ev string, body any) int {
 	t.Helper()
 	status, b := do(t, http.MethodPost, n.URL+"/api/device/"+dev+"/event/"+ev+"/", body)
 	if status != http.StatusOK {
@@ -556,7 +556,7 @@ func imageArgs(image, bootConfig string) map[string]string {
 
 // stateChange forces dev from one state to another through node and
 // returns the status.
-func stateChange(t *testing.T, n *clustertest.Node, dev, from, to string) int {
+func stateChange(t *testing.T, n *daemontest.Node, dev, from, to string) int {
 	t.Helper()
 	status, _ := do(t, http.MethodPost, n.URL+"/api/device/"+dev+"/state-change/"+from+"/to/"+to+"/", nil)
 	return status

@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/api"
-	"github.com/mozpool/mozpool/cluster/clustertest"
+	"github.com/mozpool/mozpool/daemon/daemontest"
 )
 
 // b2gBase is the b2gbase boot-config value the request tests send.
@@ -42,7 +42,7 @@ func requestPath(id int64, op string) string {
 // postRequest asks node n for dev ("any" or a name) with body and returns
 // the status, the request (zero unless the status is 200) and the raw
 // answer.
-func postRequest(t *testing.T, n *clustertest.Node, dev string, body any) (int, api.Request, []byte) {
+func postRequest(t *testing.T, n *daemontest.Node, dev string, body any) (int, api.Request, []byte) {
 	t.Helper()
 	status, raw := do(t, http.MethodPost, n.URL+"/api/device/"+dev+"/request/", body)
 	var out struct {
@@ -56,7 +56,7 @@ func postRequest(t *testing.T, n *clustertest.Node, dev string, body any) (int, 
 
 // createRequest asks node n for dev with body, requires a 200, and returns
 // the request when the test ends, so that no test leaves a device held.
-func (l *lab) createRequest(t *testing.T, n *clustertest.Node, dev string, body any) api.Request {
+func (l *lab) createRequest(t *testing.T, n *daemontest.Node, dev string, body any) api.Request {
 	t.Helper()
 	status, req, raw := postRequest(t, n, dev, body)
 	require.Equal(t, http.StatusOK, status, "create a request for %s via %s: %s", dev, n.Name, raw)
@@ -67,7 +67,7 @@ func (l *lab) createRequest(t *testing.T, n *clustertest.Node, dev string, body 
 
 // returnRequest returns request id through node n and returns the status
 // (the body must be empty).
-func returnRequest(t *testing.T, n *clustertest.Node, id int64) int {
+func returnRequest(t *testing.T, n *daemontest.Node, id int64) int {
 	t.Helper()
 	status, body := do(t, http.MethodPost, n.URL+requestPath(id, "return"), nil)
 	require.Empty(t, body, "return of request %d answers no body", id)
@@ -76,13 +76,13 @@ func returnRequest(t *testing.T, n *clustertest.Node, id int64) int {
 
 // requestEvent sends a request event through node n with method (POST
 // with body as its arguments, or GET) and returns the status and body.
-func requestEvent(t *testing.T, n *clustertest.Node, method string, id int64, ev string, body any) (int, []byte) {
+func requestEvent(t *testing.T, n *daemontest.Node, method string, id int64, ev string, body any) (int, []byte) {
 	t.Helper()
 	return do(t, method, n.URL+requestPath(id, "event/"+ev), body)
 }
 
 // requestOn returns request id's details as node n shows them.
-func requestOn(t *testing.T, n *clustertest.Node, id int64) api.Request {
+func requestOn(t *testing.T, n *daemontest.Node, id int64) api.Request {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -93,7 +93,7 @@ func requestOn(t *testing.T, n *clustertest.Node, id int64) api.Request {
 
 // requestRowOn returns request id's row of node n's request list (closed
 // requests included); false if n did not answer or does not know it yet.
-func requestRowOn(n *clustertest.Node, id int64) (api.RequestSummary, bool) {
+func requestRowOn(n *daemontest.Node, id int64) (api.RequestSummary, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	rows, err := n.Client().Requests(ctx, true)
@@ -155,7 +155,7 @@ func (l *lab) waitHolding(t *testing.T, id int64, state, dev string, timeout tim
 
 // requestStateOn returns request id's state as node n's status route
 // reports it ("" if n did not answer).
-func requestStateOn(n *clustertest.Node, id int64) string {
+func requestStateOn(n *daemontest.Node, id int64) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	st, err := n.Client().RequestStatus(ctx, id)
@@ -199,7 +199,7 @@ func (l *lab) requestEntered(t *testing.T, id int64) []string {
 
 // holderOn returns the id of the request holding dev as node n's device
 // details say (0 for none); false if n did not answer.
-func holderOn(n *clustertest.Node, dev string) (int64, bool) {
+func holderOn(n *daemontest.Node, dev string) (int64, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	d, err := n.Client().Device(ctx, dev)
@@ -258,7 +258,7 @@ func (l *lab) force(t *testing.T, dev, state string) {
 
 // leader returns the live node that leads, or some live node while there
 // is none (callers poll).
-func (l *lab) leader() *clustertest.Node {
+func (l *lab) leader() *daemontest.Node {
 	for _, n := range l.cluster.Live() {
 		if n.Cluster.IsLeader() {
 			return n

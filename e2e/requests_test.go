@@ -16,7 +16,7 @@ import (
 
 	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/client"
-	"github.com/mozpool/mozpool/cluster/clustertest"
+	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
 )
 
@@ -277,7 +277,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 
 	// #17: renew through another node sets expires to now + duration, also
 	// without the trailing slash (no 303 for renew).
-	var other *clustertest.Node
+	var other *daemontest.Node
 	for _, n := range l.cluster.Live() {
 		if n.Name != f.Name {
 			other = n
@@ -638,7 +638,7 @@ func (w *holdWatch) violate(format string, args ...any) {
 	}
 }
 
-func (w *holdWatch) check(n *clustertest.Node) {
+func (w *holdWatch) check(n *daemontest.Node) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	rows, err := n.Client().Requests(ctx, true)

@@ -9,7 +9,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mozpool/mozpool/cluster/clustertest"
+	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/sim"
 )
@@ -27,9 +27,9 @@ const firstPaintBudget = 1000.0 // ms
 func TestDevicesFirstPaint10k(t *testing.T) {
 	skipShort(t)
 	chromiumPath(t)
-	c := clustertest.New(t, 3, clustertest.Options{PingPort: 20730, SUTPort: 20731})
+	c := daemontest.New(t, 3, daemontest.Options{PingPort: 20730, SUTPort: 20731})
 	inv, err := sim.GenerateInventory(sim.GenerateOptions{
-		Servers:         []string{clustertest.NodeName(1), clustertest.NodeName(2), clustertest.NodeName(3)},
+		Servers:         []string{daemontest.NodeName(1), daemontest.NodeName(2), daemontest.NodeName(3)},
 		BoardsPerServer: 3334, BoardNet: 13, RelayNet: 14, RelayPort: 2101,
 	})
 	require.NoError(t, err)
