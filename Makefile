@@ -35,7 +35,7 @@ test-short: ## skip the multi-node cluster tests
 	$(GO) test -short -count=1 $(PKGS)
 
 bench: ## replicated writes/s, request creations/s with 1,000 simulated boards, leader failover time
-	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench . -benchtime 3s ./cluster/clustertest/
+	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench . -benchtime 3s ./daemon/daemontest/
 	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench . -benchtime 300x ./e2e/bench/
 	scripts/failover-bench.sh 10
 

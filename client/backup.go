@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/mozpool/mozpool/api"
 )
 
 // Backup writes a snapshot of the node's state to w (cluster token
@@ -21,7 +23,7 @@ func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
 		return 0, err
 	}
 	if c.token != "" {
-		req.Header.Set(TokenHeader, c.token)
+		req.Header.Set(api.HeaderToken, c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -56,7 +58,7 @@ func (c *Client) Restore(ctx context.Context, backup []byte) error {
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	if c.token != "" {
-		req.Header.Set(TokenHeader, c.token)
+		req.Header.Set(api.HeaderToken, c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -10,16 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
-)
 
-// Header names used by the API.
-const (
-	// TokenHeader carries the cluster token required by join, remove,
-	// inventory sync, backup and restore.
-	TokenHeader = "X-Mozpool-Token"
-	// IdempotencyHeader makes a retried write a no-op that returns the
-	// first result.
-	IdempotencyHeader = "Idempotency-Key"
+	"github.com/mozpool/mozpool/api"
 )
 
 // DefaultTimeout bounds every call unless WithTimeout says otherwise.
@@ -55,7 +47,7 @@ type Client struct {
 // Option configures a Client.
 type Option func(*Client)
 
-// WithToken sets the cluster token sent in the X-Mozpool-Token header.
+// WithToken sets the cluster token, sent in the api.HeaderToken header.
 func WithToken(token string) Option { return func(c *Client) { c.token = token } }
 
 // WithHTTPClient replaces http.DefaultClient. The client is not modified.
@@ -89,7 +81,8 @@ type idemKey struct{}
 
 // WithIdempotencyKey returns a context whose writes carry key in the
 // Idempotency-Key header: retrying a write with the same key returns the
-// first result instead of applying it twice.
+// first result instead of applying it twice. A key is at most
+// api.MaxIdempotencyKeyLen bytes.
 func WithIdempotencyKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, idemKey{}, key)
 }
@@ -132,10 +125,10 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
-		req.Header.Set(TokenHeader, c.token)
+		req.Header.Set(api.HeaderToken, c.token)
 	}
 	if key, ok := ctx.Value(idemKey{}).(string); ok && key != "" && method != http.MethodGet {
-		req.Header.Set(IdempotencyHeader, key)
+		req.Header.Set(api.HeaderIdempotencyKey, key)
 	}
 
 	resp, err := c.hc.Do(req)
@@ -161,9 +154,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 
 // errorFrom builds an *Error from a non-2xx answer.
 func errorFrom(status int, body []byte) *Error {
-	var e struct {
-		Error string `json:"error"`
-	}
+	var e api.Error
 	if json.Unmarshal(body, &e) == nil && e.Error != "" {
 		return &Error{Status: status, Message: e.Error}
 	}

@@ -14,9 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/client"
-	"github.com/mozpool/mozpool/cluster"
-	"github.com/mozpool/mozpool/fsm"
 )
 
 // seen is one request as the fake server received it.
@@ -97,7 +96,7 @@ func TestMethods(t *testing.T) {
 				"relay_info": "relay-1.lab:bank1:relay1", "state": "free", "comments": null,
 				"image": "b2g", "boot_config": null, "environment": "prod", "request_id": 7}]}`,
 			method: "GET", path: "/api/device/list/", query: "details=1",
-			want: []client.Device{{
+			want: []api.Device{{
 				ID: 1, Name: "panda-0001", FQDN: "panda-0001.lab", InventoryID: 1,
 				MAC: "00163e000001", ImagingServer: "mobile-imaging-001",
 				RelayInfo: "relay-1.lab:bank1:relay1", State: "free",
@@ -111,10 +110,10 @@ func TestMethods(t *testing.T) {
 				"hardware_type": "panda/ES Rev B2", "state_deadline": "2024-01-01T00:00:00Z",
 				"generation": 3, "next_image": "android", "next_boot_config": "{}"}}`,
 			method: "GET", path: "/api/device/panda-0001/details/",
-			want: client.DeviceDetail{
-				Device:       client.Device{ID: 1, Name: "panda-0001", State: "new", Comments: strp("flaky")},
-				HardwareType: "panda/ES Rev B2", StateDeadline: "2024-01-01T00:00:00Z",
-				Generation: 3, NextImage: "android", NextBootConfig: "{}",
+			want: api.DeviceDetails{
+				Device:       api.Device{ID: 1, Name: "panda-0001", State: "new", Comments: strp("flaky")},
+				HardwareType: "panda/ES Rev B2", StateDeadline: strp("2024-01-01T00:00:00Z"),
+				Generation: 3, NextImage: strp("android"), NextBootConfig: strp("{}"),
 			},
 		},
 		{
@@ -129,14 +128,14 @@ func TestMethods(t *testing.T) {
 			call:   func(c *client.Client) (any, error) { return c.DeviceLog(ctx, "panda-0001", 2) },
 			resp:   `{"log": [{"id": 4, "timestamp": "2024-01-01T00:00:00Z", "source": "inventory", "message": "registered"}]}`,
 			method: "GET", path: "/api/device/panda-0001/log/", query: "limit=2",
-			want: []client.LogEntry{{ID: 4, Timestamp: "2024-01-01T00:00:00Z", Source: "inventory", Message: "registered"}},
+			want: []api.LogEntry{{ID: 4, Timestamp: "2024-01-01T00:00:00Z", Source: "inventory", Message: "registered"}},
 		},
 		{
 			name:   "device log without limit",
 			call:   func(c *client.Client) (any, error) { return c.DeviceLog(ctx, "panda-0001", 0) },
 			resp:   `{"log": []}`,
 			method: "GET", path: "/api/device/panda-0001/log/",
-			want: []client.LogEntry{},
+			want: []api.LogEntry{},
 		},
 		{
 			name:   "set comments",
@@ -157,24 +156,24 @@ func TestMethods(t *testing.T) {
 			call:   func(c *client.Client) (any, error) { return c.Images(ctx, false) },
 			resp:   `{"images": [{"id": 1, "name": "b2g", "boot_config_keys": ["b2gbase"], "can_reuse": false, "hidden": false, "has_sut_agent": true}]}`,
 			method: "GET", path: "/api/image/list/",
-			want: []fsm.Image{{ID: 1, Name: "b2g", BootConfigKeys: []string{"b2gbase"}, HasSUTAgent: true}},
+			want: []api.Image{{ID: 1, ImageSpec: api.ImageSpec{Name: "b2g", BootConfigKeys: []string{"b2gbase"}, HasSUTAgent: true}}},
 		},
 		{
 			name:   "all images",
 			call:   func(c *client.Client) (any, error) { return c.Images(ctx, true) },
 			resp:   `{"images": []}`,
 			method: "GET", path: "/api/image/list/", query: "all=1",
-			want: []fsm.Image{},
+			want: []api.Image{},
 		},
 		{
 			name: "upsert image",
 			call: func(c *client.Client) (any, error) {
-				return c.UpsertImage(ctx, fsm.ImageSpec{Name: "android", CanReuse: true, HasSUTAgent: true})
+				return c.UpsertImage(ctx, api.ImageSpec{Name: "android", CanReuse: true, HasSUTAgent: true})
 			},
 			resp:   `{"image": {"id": 2, "name": "android", "boot_config_keys": [], "can_reuse": true, "hidden": false, "has_sut_agent": true}}`,
 			method: "POST", path: "/api/image/",
 			wantBody: `{"name": "android", "boot_config_keys": [], "can_reuse": true, "hidden": false, "has_sut_agent": true}`,
-			want:     fsm.Image{ID: 2, Name: "android", BootConfigKeys: []string{}, CanReuse: true, HasSUTAgent: true},
+			want:     api.Image{ID: 2, ImageSpec: api.ImageSpec{Name: "android", BootConfigKeys: []string{}, CanReuse: true, HasSUTAgent: true}},
 		},
 		{
 			name:   "pxe configs",
@@ -188,27 +187,27 @@ func TestMethods(t *testing.T) {
 			call:   func(c *client.Client) (any, error) { return c.PXEConfig(ctx, "b2g-pxe") },
 			resp:   `{"details": {"name": "b2g-pxe", "description": "B2G", "contents": "default linux", "active": true}}`,
 			method: "GET", path: "/api/bmm/pxe_config/b2g-pxe/details/",
-			want: client.PXEConfig{Name: "b2g-pxe", Description: "B2G", Contents: "default linux", Active: true},
+			want: api.PXEConfig{Name: "b2g-pxe", Description: "B2G", Contents: "default linux", Active: true},
 		},
 		{
 			name: "add pxe config",
 			call: func(c *client.Client) (any, error) {
-				return c.AddPXEConfig(ctx, client.PXEConfig{Name: "x", Description: "d", Contents: "c"})
+				return c.AddPXEConfig(ctx, api.PXEConfig{Name: "x", Description: "d", Contents: "c"})
 			},
 			resp:   `{"details": {"name": "x", "description": "d", "contents": "c", "active": false}}`,
 			method: "POST", path: "/api/bmm/pxe_config/",
 			wantBody: `{"name": "x", "description": "d", "contents": "c", "active": false}`,
-			want:     client.PXEConfig{Name: "x", Description: "d", Contents: "c"},
+			want:     api.PXEConfig{Name: "x", Description: "d", Contents: "c"},
 		},
 		{
 			name: "update pxe config",
 			call: func(c *client.Client) (any, error) {
-				return c.UpdatePXEConfig(ctx, "x", client.PXEConfigUpdate{Contents: strp("new"), Active: boolp(true)})
+				return c.UpdatePXEConfig(ctx, "x", api.PXEConfigUpdate{Contents: strp("new"), Active: boolp(true)})
 			},
 			resp:   `{"details": {"name": "x", "description": "d", "contents": "new", "active": true}}`,
 			method: "POST", path: "/api/bmm/pxe_config/x/update/",
 			wantBody: `{"contents": "new", "active": true}`,
-			want:     client.PXEConfig{Name: "x", Description: "d", Contents: "new", Active: true},
+			want:     api.PXEConfig{Name: "x", Description: "d", Contents: "new", Active: true},
 		},
 		{
 			name: "set image pxe config",
@@ -222,7 +221,7 @@ func TestMethods(t *testing.T) {
 		{
 			name: "sync inventory",
 			call: func(c *client.Client) (any, error) {
-				inv := fsm.Inventory{ImagingServers: []fsm.InventoryServer{{Name: "mobile-imaging-001", Rack: "rack1"}}}
+				inv := api.Inventory{ImagingServers: []api.InventoryServer{{Name: "mobile-imaging-001", Rack: "rack1"}}}
 				return c.SyncInventory(ctx, inv, true, false)
 			},
 			resp: `{"diff": {"changes": [{"op": "add", "kind": "device", "name": "panda-0001"}], "device_changes": 1, "limit": 5},
@@ -231,10 +230,10 @@ func TestMethods(t *testing.T) {
 			wantBody: `{"inventory": {"imaging_servers": [{"name": "mobile-imaging-001", "rack": "rack1"}],
 				"hardware_types": null, "images": null, "pxe_configs": null, "image_pxe_configs": null, "devices": null},
 				"dry_run": true, "ship_it": false}`,
-			want: client.SyncResult{Diff: fsm.InventoryDiff{
-				Changes:       []fsm.Change{{Op: "add", Kind: "device", Name: "panda-0001"}},
+			want: api.SyncResult{Diff: api.InventoryDiff{
+				Changes:       []api.Change{{Op: "add", Kind: "device", Name: "panda-0001"}},
 				DeviceChanges: 1, Limit: 5,
-			}},
+			}, WouldRefuse: boolp(false)},
 		},
 		{
 			name: "cluster status",
@@ -244,11 +243,11 @@ func TestMethods(t *testing.T) {
 				"servers": [{"id": "n1", "suffrage": "voter", "leader": true, "healthy": true}],
 				"devices_by_state": {"free": 2}, "devices_by_rack": {"rack1": {"free": 2}}}`,
 			method: "GET", path: "/api/cluster/status/",
-			want: client.ClusterStatus{
-				Status: cluster.Status{
-					Node:  cluster.Identity{ID: "n1", Name: "mobile-imaging-001", RaftAddr: "a:1", HTTPAddr: "http://a:2"},
+			want: api.ClusterStatus{
+				Status: api.Status{
+					Node:  api.Identity{ID: "n1", Name: "mobile-imaging-001", RaftAddr: "a:1", HTTPAddr: "http://a:2"},
 					State: "Leader", Term: 3, CommitIndex: 10, AppliedIndex: 9, FailureTolerance: 1,
-					Servers: []cluster.ServerStatus{{ID: "n1", Suffrage: "voter", Leader: true, Healthy: true}},
+					Servers: []api.ServerStatus{{ID: "n1", Suffrage: "voter", Leader: true, Healthy: true}},
 				},
 				DevicesByState: map[string]int{"free": 2},
 				DevicesByRack:  map[string]map[string]int{"rack1": {"free": 2}},
@@ -265,17 +264,17 @@ func TestMethods(t *testing.T) {
 			call:   func(c *client.Client) (any, error) { return c.Self(ctx) },
 			resp:   `{"id": "n2", "name": "mobile-imaging-002", "rack": "rack2", "raft_addr": "b:1", "http_addr": "http://b:2"}`,
 			method: "GET", path: "/api/cluster/self/",
-			want: cluster.Identity{ID: "n2", Name: "mobile-imaging-002", Rack: "rack2", RaftAddr: "b:1", HTTPAddr: "http://b:2"},
+			want: api.Identity{ID: "n2", Name: "mobile-imaging-002", Rack: "rack2", RaftAddr: "b:1", HTTPAddr: "http://b:2"},
 		},
 		{
 			name: "join",
 			call: func(c *client.Client) (any, error) {
-				return c.Join(ctx, cluster.Identity{ID: "n2", Name: "mobile-imaging-002", RaftAddr: "b:1", HTTPAddr: "http://b:2"})
+				return c.Join(ctx, api.Identity{ID: "n2", Name: "mobile-imaging-002", RaftAddr: "b:1", HTTPAddr: "http://b:2"})
 			},
 			resp:   `{"result": {"action": "added", "suffrage": "voter"}}`,
 			method: "POST", path: "/api/cluster/join/",
 			wantBody: `{"id": "n2", "name": "mobile-imaging-002", "raft_addr": "b:1", "http_addr": "http://b:2"}`,
-			want:     cluster.JoinResult{Action: "added", Suffrage: "voter"},
+			want:     api.JoinResult{Action: "added", Suffrage: "voter"},
 		},
 		{
 			name:   "remove",
@@ -297,7 +296,7 @@ func TestMethods(t *testing.T) {
 			require.Equal(t, tc.method, r.Method)
 			require.Equal(t, tc.path, r.Path)
 			require.Equal(t, tc.query, r.Query)
-			require.Equal(t, "sekrit", r.Header.Get(client.TokenHeader))
+			require.Equal(t, "sekrit", r.Header.Get(api.HeaderToken))
 			if tc.wantBody == "" {
 				require.Empty(t, r.Body)
 			} else {
@@ -341,7 +340,7 @@ func TestNoTokenHeaderWithoutToken(t *testing.T) {
 	f, c := newFake(t, http.StatusOK, `{"version": "x"}`)
 	_, err := c.Version(context.Background())
 	require.NoError(t, err)
-	_, sent := f.last(t).Header[client.TokenHeader]
+	_, sent := f.last(t).Header[api.HeaderToken]
 	require.False(t, sent, "token header sent without a token")
 }
 
@@ -349,12 +348,12 @@ func TestIdempotencyKey(t *testing.T) {
 	f, c := newFake(t, http.StatusOK, `null`)
 	ctx := client.WithIdempotencyKey(context.Background(), "k-1")
 	require.NoError(t, c.SetComments(ctx, "panda-0001", "x"))
-	require.Equal(t, "k-1", f.last(t).Header.Get(client.IdempotencyHeader))
+	require.Equal(t, "k-1", f.last(t).Header.Get(api.HeaderIdempotencyKey))
 
 	// Reads never carry it.
 	_, err := c.DeviceState(ctx, "panda-0001")
 	require.NoError(t, err)
-	require.Empty(t, f.last(t).Header.Get(client.IdempotencyHeader))
+	require.Empty(t, f.last(t).Header.Get(api.HeaderIdempotencyKey))
 }
 
 func TestPathEscaping(t *testing.T) {
@@ -402,7 +401,7 @@ func TestNewWithoutScheme(t *testing.T) {
 // something the server cannot decode.
 func TestRequestBodiesAreJSON(t *testing.T) {
 	f, c := newFake(t, http.StatusOK, `{"diff": {"changes": [], "device_changes": 0, "limit": 5}, "applied": true}`)
-	res, err := c.SyncInventory(context.Background(), fsm.Inventory{}, false, true)
+	res, err := c.SyncInventory(context.Background(), api.Inventory{}, false, true)
 	require.NoError(t, err)
 	require.True(t, res.Applied)
 	var body map[string]any

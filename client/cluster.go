@@ -3,55 +3,30 @@ package client
 import (
 	"context"
 
-	"github.com/mozpool/mozpool/cluster"
-	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/api"
 )
 
 // Version returns the server's version string.
 func (c *Client) Version(ctx context.Context) (string, error) {
-	var out struct {
-		Version string `json:"version"`
-	}
+	var out api.Version
 	err := c.get(ctx, "/api/version/", nil, &out)
 	return out.Version, err
 }
 
-// SyncResult is the answer to an inventory sync.
-type SyncResult struct {
-	Diff fsm.InventoryDiff `json:"diff"`
-	// Applied is true when the sync changed the state (never for a dry run).
-	Applied bool `json:"applied"`
-	// WouldRefuse is set by a dry run whose changes exceed the safety
-	// valve: the real sync would need shipIt.
-	WouldRefuse bool `json:"would_refuse,omitempty"`
-}
-
 // SyncInventory merges a lab inventory (requires the token). dryRun only
-// computes the diff; shipIt lifts the safety valve on device changes. Over
-// the valve the server answers 409 (an *Error with Status 409).
-func (c *Client) SyncInventory(ctx context.Context, inv fsm.Inventory, dryRun, shipIt bool) (SyncResult, error) {
-	in := struct {
-		Inventory fsm.Inventory `json:"inventory"`
-		DryRun    bool          `json:"dry_run"`
-		ShipIt    bool          `json:"ship_it"`
-	}{inv, dryRun, shipIt}
-	var out SyncResult
+// computes the diff (and whether the real sync would be refused:
+// SyncResult.Refused); shipIt lifts the safety valve on device changes.
+// Over the valve the server answers 409 (an *Error with Status 409).
+func (c *Client) SyncInventory(ctx context.Context, inv api.Inventory, dryRun, shipIt bool) (api.SyncResult, error) {
+	in := api.InventorySync{Inventory: &inv, DryRun: dryRun, ShipIt: shipIt}
+	var out api.SyncResult
 	err := c.post(ctx, "/api/inventory/sync/", in, &out)
 	return out, err
 }
 
-// ClusterStatus is a node's view of the cluster plus device counts.
-type ClusterStatus struct {
-	cluster.Status
-	// DevicesByState counts devices per lifeguard state.
-	DevicesByState map[string]int `json:"devices_by_state"`
-	// DevicesByRack counts devices per rack, then per state.
-	DevicesByRack map[string]map[string]int `json:"devices_by_rack"`
-}
-
-// ClusterStatus returns the node's view of the cluster.
-func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
-	var out ClusterStatus
+// ClusterStatus returns the node's view of the cluster plus device counts.
+func (c *Client) ClusterStatus(ctx context.Context) (api.ClusterStatus, error) {
+	var out api.ClusterStatus
 	err := c.get(ctx, "/api/cluster/status/", nil, &out)
 	return out, err
 }
@@ -65,18 +40,16 @@ func (c *Client) Health(ctx context.Context) error {
 }
 
 // Self returns the identity of the node the client talks to.
-func (c *Client) Self(ctx context.Context) (cluster.Identity, error) {
-	var out cluster.Identity
+func (c *Client) Self(ctx context.Context) (api.Identity, error) {
+	var out api.Identity
 	err := c.get(ctx, "/api/cluster/self/", nil, &out)
 	return out, err
 }
 
 // Join adds the node described by id to the cluster (requires the token).
 // Joining a member again is a no-op with Action "unchanged".
-func (c *Client) Join(ctx context.Context, id cluster.Identity) (cluster.JoinResult, error) {
-	var out struct {
-		Result cluster.JoinResult `json:"result"`
-	}
+func (c *Client) Join(ctx context.Context, id api.Identity) (api.JoinResult, error) {
+	var out api.JoinReply
 	err := c.post(ctx, "/api/cluster/join/", id, &out)
 	return out.Result, err
 }
@@ -84,5 +57,5 @@ func (c *Client) Join(ctx context.Context, id cluster.Identity) (cluster.JoinRes
 // Remove removes the node with the given id from the cluster (requires the
 // token).
 func (c *Client) Remove(ctx context.Context, id string) error {
-	return c.post(ctx, "/api/cluster/remove/", map[string]string{"id": id}, nil)
+	return c.post(ctx, "/api/cluster/remove/", api.Remove{ID: id}, nil)
 }

@@ -3,6 +3,11 @@
 // PXE configs, inventory sync and the cluster endpoints (status, health,
 // join, remove).
 //
+// The bodies it sends and the answers it returns are the types of package
+// api, which the server answers with too; the client depends on nothing but
+// api and the standard library (a test checks that it links no Raft, gossip
+// or storage code).
+//
 // Any node can be addressed; reads are answered from that node's replica and
 // writes are forwarded to the leader server-side, so the client never follows
 // leader redirects. Every method takes a context first and is bounded by the

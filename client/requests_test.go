@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/client"
 )
 
@@ -18,7 +19,7 @@ const requestJSON = `{"id": 17, "requested_device": "any", "assignee": "ci@build
 	"environment": "any", "image": "b2g", "boot_config": "{\"b2gbase\": \"http://builds/b2g\"}",
 	"assigned_device": "panda-0003", "url": "http://10.0.0.1:8010/api/request/17/"}`
 
-var wantRequest = client.Request{
+var wantRequest = api.Request{
 	ID: 17, RequestedDevice: "any", Assignee: "ci@builder", Expires: "2024-01-01T01:00:00",
 	Environment: "any", Image: "b2g", BootConfig: `{"b2gbase": "http://builds/b2g"}`,
 	AssignedDevice: "panda-0003", URL: "http://10.0.0.1:8010/api/request/17/",
@@ -74,7 +75,7 @@ func TestRequestMethods(t *testing.T) {
 			call:   func(c *client.Client) (any, error) { return c.RequestStatus(ctx, 17) },
 			resp:   `{"state": "pending", "log": [{"id": 3, "timestamp": "2024-01-01T00:00:05", "source": "statemachine", "message": "entering state pending"}]}`,
 			method: "GET", path: "/api/request/17/status/",
-			want: client.RequestStatus{State: "pending", Log: []client.LogEntry{
+			want: api.StatusReply{State: "pending", Log: []api.LogEntry{
 				{ID: 3, Timestamp: "2024-01-01T00:00:05", Source: "statemachine", Message: "entering state pending"},
 			}},
 		},
@@ -83,7 +84,7 @@ func TestRequestMethods(t *testing.T) {
 			call:   func(c *client.Client) (any, error) { return c.RequestLog(ctx, 17) },
 			resp:   `{"log": [{"id": 1, "timestamp": "2024-01-01T00:00:00", "source": "statemachine", "message": "entering state new"}]}`,
 			method: "GET", path: "/api/request/17/log/",
-			want: []client.LogEntry{{ID: 1, Timestamp: "2024-01-01T00:00:00", Source: "statemachine", Message: "entering state new"}},
+			want: []api.LogEntry{{ID: 1, Timestamp: "2024-01-01T00:00:00", Source: "statemachine", Message: "entering state new"}},
 		},
 		{
 			name: "open requests",
@@ -92,7 +93,7 @@ func TestRequestMethods(t *testing.T) {
 				"boot_config": "{}", "state": "ready", "expires": "2024-01-01T01:00:00", "requested_device": "any",
 				"environment": "any", "assigned_device": "panda-0003", "device_state": "busy"}]}`,
 			method: "GET", path: "/api/request/list/",
-			want: []client.RequestSummary{{
+			want: []api.RequestSummary{{
 				ID: 17, ImagingServer: "mobile-imaging-001", Assignee: "ci@builder", BootConfig: "{}", State: "ready",
 				Expires: "2024-01-01T01:00:00", RequestedDevice: "any", Environment: "any",
 				AssignedDevice: "panda-0003", DeviceState: "busy",
@@ -103,7 +104,7 @@ func TestRequestMethods(t *testing.T) {
 			call:   func(c *client.Client) (any, error) { return c.Requests(ctx, true) },
 			resp:   `{"requests": []}`,
 			method: "GET", path: "/api/request/list/", query: "include_closed=1",
-			want: []client.RequestSummary{},
+			want: []api.RequestSummary{},
 		},
 		{
 			name:   "renew",
@@ -188,7 +189,7 @@ func TestCreateRequestIdempotencyKey(t *testing.T) {
 	ctx := client.WithIdempotencyKey(context.Background(), "ci-build-42")
 	_, err := c.CreateRequest(ctx, "any", client.RequestSpec{Assignee: "me", Duration: time.Hour, Image: "android"})
 	require.NoError(t, err)
-	require.Equal(t, "ci-build-42", f.last(t).Header.Get(client.IdempotencyHeader))
+	require.Equal(t, "ci-build-42", f.last(t).Header.Get(api.HeaderIdempotencyKey))
 }
 
 func TestDevicePathEscapingInCreate(t *testing.T) {

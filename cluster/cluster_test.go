@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
 )
@@ -398,13 +399,34 @@ func TestCluster_GracefulShutdownTransfersLeadership(t *testing.T) {
 func TestCluster_InternalEndpointsNeedToken(t *testing.T) {
 	skipShort(t)
 	nodes := startCluster(t, 1)
-	b, err := fsm.Encode(fsm.CmdImageUpsert, imageCmd("x"))
-	require.NoError(t, err)
-	resp, err := http.Post(nodes[0].srv.URL+pathApply, "application/octet-stream", bytesReader(b))
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	post := func(name string, header ...string) int {
+		t.Helper()
+		b, err := fsm.Encode(fsm.CmdImageUpsert, imageCmd(name))
+		require.NoError(t, err)
+		req, err := http.NewRequest(http.MethodPost, nodes[0].srv.URL+pathApply, bytesReader(b))
+		require.NoError(t, err)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, h := range [][]string{
+		nil,
+		{api.HeaderToken, "wrong"},
+		{"Authorization", "Bearer wrong"},
+		{"Authorization", testToken},
+	} {
+		require.Equal(t, http.StatusForbidden, post("x", h...), "headers %q", h)
+	}
 	require.False(t, hasImage(nodes[0].fsm, "x"))
+
+	require.Equal(t, http.StatusOK, post("y", api.HeaderToken, testToken))
+	require.True(t, hasImage(nodes[0].fsm, "y"))
+	require.Equal(t, http.StatusOK, post("z", "Authorization", "bearer "+testToken))
+	require.True(t, hasImage(nodes[0].fsm, "z"))
 }
 
 func TestNodeID_PersistedAndChecked(t *testing.T) {

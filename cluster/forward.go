@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hashicorp/raft"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/fsm"
 )
 
@@ -24,12 +24,6 @@ const (
 	pathJoin    = "/_cluster/join"
 	pathRemove  = "/_cluster/remove"
 	pathRestore = "/_cluster/restore"
-
-	// HeaderToken carries the cluster token.
-	HeaderToken = "X-Mozpool-Token"
-	// HeaderForwarded marks a call forwarded by another node; a node that
-	// is not the leader answers it with 421 instead of forwarding again.
-	HeaderForwarded = "X-Mozpool-Forwarded"
 )
 
 // maxForwardBody caps internal request bodies (an inventory sync of 10,000
@@ -155,8 +149,10 @@ func (n *Node) forward(ctx context.Context, leader *Identity, path string, body 
 	if err != nil {
 		return err
 	}
-	req.Header.Set(HeaderToken, n.cfg.Token)
-	req.Header.Set(HeaderForwarded, n.id)
+	req.Header.Set(api.HeaderToken, n.cfg.Token)
+	// A node that is not the leader answers a forwarded call with 421
+	// instead of forwarding it again.
+	req.Header.Set(api.HeaderForwarded, n.id)
 	resp, err := n.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
@@ -180,10 +176,7 @@ func (n *Node) forward(ctx context.Context, leader *Identity, path string, body 
 	case http.StatusForbidden:
 		return ErrUnauthorized
 	}
-	var e struct {
-		Error string `json:"error"`
-		Code  string `json:"code"`
-	}
+	var e api.Error
 	_ = json.Unmarshal(rb, &e)
 	switch e.Code {
 	case "unknown_node":
@@ -197,16 +190,9 @@ func (n *Node) forward(ctx context.Context, leader *Identity, path string, body 
 }
 
 // Authorized reports whether r carries the cluster token (always true when
-// the cluster runs without one).
+// the cluster runs without one); see CheckToken.
 func (n *Node) Authorized(r *http.Request) bool {
-	if n.cfg.Token == "" {
-		return true
-	}
-	tok := r.Header.Get(HeaderToken)
-	if tok == "" {
-		tok, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	}
-	return subtle.ConstantTimeCompare([]byte(tok), []byte(n.cfg.Token)) == 1
+	return CheckToken(r.Header, n.cfg.Token) == nil
 }
 
 // Handler serves the internal endpoints other nodes call: apply, join and
@@ -253,7 +239,7 @@ func (n *Node) internal(fn func([]byte) (any, error)) http.HandlerFunc {
 			json.NewEncoder(w).Encode(v)
 		}
 		fail := func(code int, codeName string, err error) {
-			writeJSON(code, map[string]string{"error": err.Error(), "code": codeName})
+			writeJSON(code, api.Error{Error: err.Error(), Code: codeName})
 		}
 		if !n.Authorized(r) {
 			fail(http.StatusForbidden, "unauthorized", ErrUnauthorized)

@@ -9,12 +9,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mozpool/mozpool/cluster/clustertest"
+	"github.com/mozpool/mozpool/daemon/daemontest"
 )
 
 // ping asks node for dev's ping route and returns its success field
 // (nil when the node did not answer 200 with one).
-func ping(t *testing.T, n *clustertest.Node, dev string) *bool {
+func ping(t *testing.T, n *daemontest.Node, dev string) *bool {
 	t.Helper()
 	status, body := do(t, http.MethodGet, n.URL+"/api/device/"+dev+"/ping/", nil)
 	var out struct {

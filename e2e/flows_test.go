@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mozpool/mozpool/client"
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/sim"
 )
 
@@ -44,7 +44,7 @@ func testInitialSelfTest(t *testing.T, l *lab) {
 	}
 	for _, dev := range l.boards() {
 		// The log store files lines a moment after the state changes.
-		var log []client.LogEntry
+		var log []api.LogEntry
 		require.Eventually(t, func() bool {
 			log = l.logSince(dev, 0)
 			return inOrder(enteredStates(log), selfTestPath...)

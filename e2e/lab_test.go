@@ -15,9 +15,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/bmm/relay"
-	"github.com/mozpool/mozpool/client"
-	"github.com/mozpool/mozpool/cluster/clustertest"
+	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
 	"github.com/mozpool/mozpool/sim"
@@ -84,7 +84,7 @@ type labOptions struct {
 
 // lab is a 3-node cluster of whole daemons and the simulated lab it runs.
 type lab struct {
-	cluster *clustertest.Cluster
+	cluster *daemontest.Cluster
 	sim     *sim.Lab
 	inv     fsm.Inventory // as synced into the cluster
 	subnet  string        // 127.X.Y
@@ -129,12 +129,12 @@ func testInventory(subnet string) fsm.Inventory {
 		})
 	}
 	for r := 1; r <= racks; r++ {
-		inv.ImagingServers = append(inv.ImagingServers, fsm.InventoryServer{Name: clustertest.NodeName(r), Rack: fmt.Sprintf("rack%d", r)})
+		inv.ImagingServers = append(inv.ImagingServers, fsm.InventoryServer{Name: daemontest.NodeName(r), Rack: fmt.Sprintf("rack%d", r)})
 		for s := 1; s <= boardsPerRack; s++ {
 			inv.Devices = append(inv.Devices, fsm.InventoryDevice{
 				Name: boardName(r, s), FQDN: boardName(r, s) + ".lab", InventoryID: int64(10*r + s),
 				MAC:           fmt.Sprintf("02:00:00:00:%02x:%02x", r, s),
-				ImagingServer: clustertest.NodeName(r),
+				ImagingServer: daemontest.NodeName(r),
 				RelayInfo:     fmt.Sprintf("%s.%d:0:bank1:relay%d", subnet, r, s),
 				IPAddress:     fmt.Sprintf("%s.%d", subnet, 10*r+s),
 				HardwareType:  "panda", HardwareModel: "ES Rev B2",
@@ -158,7 +158,7 @@ func skipShort(t *testing.T) {
 // cluster. Both stop when the test ends, the lab first.
 func startLab(t *testing.T, opts labOptions) *lab {
 	t.Helper()
-	c := clustertest.New(t, racks, clustertest.Options{TimeScale: timeScale, PingPort: pingPort, SUTPort: sutPort})
+	c := daemontest.New(t, racks, daemontest.Options{TimeScale: timeScale, PingPort: pingPort, SUTPort: sutPort})
 	// Every node proposes the time scale once it knows a leader; devices
 	// must not enter their first states before it applies.
 	for _, n := range c.Nodes {
@@ -203,14 +203,14 @@ func startLab(t *testing.T, opts labOptions) *lab {
 		ri, err := relay.ParseRelayInfo(l.deviceEntry(t, boardName(r, 1)).RelayInfo)
 		require.NoError(t, err)
 		l.inv.RelayBoards = append(l.inv.RelayBoards, fsm.InventoryRelayBoard{
-			Name: relayBoardName(r), FQDN: ri.Addr(), ImagingServer: clustertest.NodeName(r),
+			Name: relayBoardName(r), FQDN: ri.Addr(), ImagingServer: daemontest.NodeName(r),
 		})
 	}
 	for i, name := range opts.NoRelay {
 		l.inv.Devices = append(l.inv.Devices, fsm.InventoryDevice{
 			Name: name, FQDN: name + ".lab", InventoryID: int64(900 + i),
 			MAC:           fmt.Sprintf("02:00:00:00:ff:%02x", i),
-			ImagingServer: clustertest.NodeName(racks),
+			ImagingServer: daemontest.NodeName(racks),
 			IPAddress:     fmt.Sprintf("%s.%d", l.subnet, 200+i),
 			HardwareType:  "panda", HardwareModel: "ES Rev B2",
 		})
@@ -244,7 +244,7 @@ func (l *lab) boards() []string {
 
 // node returns a live node, a different one on each call, so that reads
 // go through every node's API.
-func (l *lab) node() *clustertest.Node {
+func (l *lab) node() *daemontest.Node {
 	live := l.cluster.Live()
 	return live[int(l.next.Add(1))%len(live)]
 }
@@ -253,10 +253,10 @@ func (l *lab) node() *clustertest.Node {
 // per node (entry ids differ between nodes), so a test that marks a
 // log's end and reads what follows must ask the same node; node 1 is
 // never killed.
-func (l *lab) logNode() *clustertest.Node { return l.cluster.Nodes[0] }
+func (l *lab) logNode() *daemontest.Node { return l.cluster.Nodes[0] }
 
 // ownerOf returns the node serving dev's imaging server.
-func (l *lab) ownerOf(t *testing.T, dev string) *clustertest.Node {
+func (l *lab) ownerOf(t *testing.T, dev string) *daemontest.Node {
 	t.Helper()
 	server := l.deviceEntry(t, dev).ImagingServer
 	for _, n := range l.cluster.Nodes {
@@ -273,7 +273,7 @@ func (l *lab) rackOf(t *testing.T, dev string) int {
 	t.Helper()
 	server := l.deviceEntry(t, dev).ImagingServer
 	for r := 1; r <= racks; r++ {
-		if clustertest.NodeName(r) == server {
+		if daemontest.NodeName(r) == server {
 			return r
 		}
 	}
@@ -282,7 +282,7 @@ func (l *lab) rackOf(t *testing.T, dev string) int {
 }
 
 // nonOwner returns a live node that does not serve dev's imaging server.
-func (l *lab) nonOwner(t *testing.T, dev string) *clustertest.Node {
+func (l *lab) nonOwner(t *testing.T, dev string) *daemontest.Node {
 	t.Helper()
 	owner := l.ownerOf(t, dev)
 	for _, n := range l.cluster.Live() {
@@ -296,7 +296,7 @@ func (l *lab) nonOwner(t *testing.T, dev string) *clustertest.Node {
 
 // stateOn returns dev's lifeguard state as node n's API reports it, or ""
 // if n could not answer.
-func stateOn(n *clustertest.Node, dev string) string {
+func stateOn(n *daemontest.Node, dev string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s, err := n.Client().DeviceState(ctx, dev)
@@ -340,7 +340,7 @@ func (l *lab) waitState(t *testing.T, dev, state string, timeout time.Duration) 
 
 // details returns dev's details from a live node (the zero value if it
 // could not answer; callers poll).
-func (l *lab) details(dev string) client.DeviceDetail {
+func (l *lab) details(dev string) api.DeviceDetails {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	d, _ := l.node().Client().Device(ctx, dev)
@@ -350,7 +350,7 @@ func (l *lab) details(dev string) client.DeviceDetail {
 // image returns dev's current image, waiting for a node to answer.
 func (l *lab) image(t *testing.T, dev string) string {
 	t.Helper()
-	var d client.DeviceDetail
+	var d api.DeviceDetails
 	require.Eventually(t, func() bool { d = l.details(dev); return d.Name == dev }, 30*time.Second, poll, "details of %s", dev)
 	return ptrString(d.Image)
 }
@@ -363,7 +363,7 @@ func ptrString(p *string) string {
 }
 
 // fetchLog reads dev's whole log from logNode, oldest first.
-func (l *lab) fetchLog(dev string) ([]client.LogEntry, error) {
+func (l *lab) fetchLog(dev string) ([]api.LogEntry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return l.logNode().Client().DeviceLog(ctx, dev, 0)
@@ -371,9 +371,9 @@ func (l *lab) fetchLog(dev string) ([]client.LogEntry, error) {
 
 // deviceLog returns dev's whole log from logNode, oldest first, waiting
 // out a node that is slow to answer while the cluster elects a leader.
-func (l *lab) deviceLog(t *testing.T, dev string) []client.LogEntry {
+func (l *lab) deviceLog(t *testing.T, dev string) []api.LogEntry {
 	t.Helper()
-	var log []client.LogEntry
+	var log []api.LogEntry
 	var err error
 	require.Eventually(t, func() bool {
 		log, err = l.fetchLog(dev)
@@ -395,7 +395,7 @@ func (l *lab) logMark(t *testing.T, dev string) int64 {
 
 // logSince returns dev's log entries newer than mark; nil if logNode
 // does not answer (callers poll).
-func (l *lab) logSince(dev string, mark int64) []client.LogEntry {
+func (l *lab) logSince(dev string, mark int64) []api.LogEntry {
 	log, err := l.fetchLog(dev)
 	if err != nil {
 		return nil
@@ -405,13 +405,13 @@ func (l *lab) logSince(dev string, mark int64) []client.LogEntry {
 
 // logAfter is logSince for callers that do not poll: it waits for an
 // answer.
-func (l *lab) logAfter(t *testing.T, dev string, mark int64) []client.LogEntry {
+func (l *lab) logAfter(t *testing.T, dev string, mark int64) []api.LogEntry {
 	t.Helper()
 	return after(l.deviceLog(t, dev), mark)
 }
 
-func after(log []client.LogEntry, mark int64) []client.LogEntry {
-	var out []client.LogEntry
+func after(log []api.LogEntry, mark int64) []api.LogEntry {
+	var out []api.LogEntry
 	for _, e := range log {
 		if e.ID > mark {
 			out = append(out, e)
@@ -424,7 +424,7 @@ const enteringPrefix = "entering state "
 
 // enteredStates lists the states a log shows the device entering, in
 // order.
-func enteredStates(log []client.LogEntry) []string {
+func enteredStates(log []api.LogEntry) []string {
 	var out []string
 	for _, e := range log {
 		if e.Source == "statemachine" && strings.HasPrefix(e.Message, enteringPrefix) {
@@ -447,7 +447,7 @@ func inOrder(got []string, want ...string) bool {
 
 // requireStatesInOrder checks that the log shows the device entering
 // states in this order (other states may come between them).
-func requireStatesInOrder(t *testing.T, log []client.LogEntry, states ...string) {
+func requireStatesInOrder(t *testing.T, log []api.LogEntry, states ...string) {
 	t.Helper()
 	got := enteredStates(log)
 	require.True(t, inOrder(got, states...), "states entered %v, want %v in this order", got, states)
@@ -456,10 +456,10 @@ func requireStatesInOrder(t *testing.T, log []client.LogEntry, states ...string)
 // waitFlow waits until dev's log after mark shows states entered in this
 // order and dev is in the last of them on every node, then returns that
 // log.
-func (l *lab) waitFlow(t *testing.T, dev string, mark int64, timeout time.Duration, states ...string) []client.LogEntry {
+func (l *lab) waitFlow(t *testing.T, dev string, mark int64, timeout time.Duration, states ...string) []api.LogEntry {
 	t.Helper()
 	final := states[len(states)-1]
-	var log []client.LogEntry
+	var log []api.LogEntry
 	var now string
 	require.Eventually(t, func() bool {
 		// The state and the log from the same node, so that they agree.
@@ -481,7 +481,7 @@ func (f lazy) String() string { return f() }
 
 // logHas reports whether log holds an entry from source whose message
 // contains text.
-func logHas(log []client.LogEntry, source, text string) bool {
+func logHas(log []api.LogEntry, source, text string) bool {
 	for _, e := range log {
 		if e.Source == source && strings.Contains(e.Message, text) {
 			return true
@@ -540,7 +540,7 @@ func do(t *testing.T, method, url string, body any) (int, []byte) {
 
 // event sends a lifeguard event to dev through node (POST, with body as
 // the event's arguments when not nil) and returns the status.
-func event(t *testing.T, n *clustertest.Node, dev, ev string, body any) int {
+func event(t *testing.T, n *daemontest.Node, dev, ev string, body any) int {
 	t.Helper()
 	status, b := do(t, http.MethodPost, n.URL+"/api/device/"+dev+"/event/"+ev+"/", body)
 	if status != http.StatusOK {
@@ -556,7 +556,7 @@ func imageArgs(image, bootConfig string) map[string]string {
 
 // stateChange forces dev from one state to another through node and
 // returns the status.
-func stateChange(t *testing.T, n *clustertest.Node, dev, from, to string) int {
+func stateChange(t *testing.T, n *daemontest.Node, dev, from, to string) int {
 	t.Helper()
 	status, _ := do(t, http.MethodPost, n.URL+"/api/device/"+dev+"/state-change/"+from+"/to/"+to+"/", nil)
 	return status

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mozpool/mozpool/client"
+	"github.com/mozpool/mozpool/api"
 )
 
 // testLockedOut: a forced change to locked_out is a
@@ -44,7 +44,7 @@ func testLockedOut(t *testing.T, l *lab, dev string) {
 }
 
 // pingFailed reports whether log shows a ping that found no board.
-func pingFailed(log []client.LogEntry) bool {
+func pingFailed(log []api.LogEntry) bool {
 	for _, e := range log {
 		if e.Source == "bmm" && strings.HasPrefix(e.Message, "ping ") &&
 			(strings.Contains(e.Message, "no answer") || strings.Contains(e.Message, "failed")) {

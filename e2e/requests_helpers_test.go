@@ -16,8 +16,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mozpool/mozpool/client"
-	"github.com/mozpool/mozpool/cluster/clustertest"
+	"github.com/mozpool/mozpool/api"
+	"github.com/mozpool/mozpool/daemon/daemontest"
 )
 
 // b2gBase is the b2gbase boot-config value the request tests send.
@@ -42,11 +42,11 @@ func requestPath(id int64, op string) string {
 // postRequest asks node n for dev ("any" or a name) with body and returns
 // the status, the request (zero unless the status is 200) and the raw
 // answer.
-func postRequest(t *testing.T, n *clustertest.Node, dev string, body any) (int, client.Request, []byte) {
+func postRequest(t *testing.T, n *daemontest.Node, dev string, body any) (int, api.Request, []byte) {
 	t.Helper()
 	status, raw := do(t, http.MethodPost, n.URL+"/api/device/"+dev+"/request/", body)
 	var out struct {
-		Request client.Request `json:"request"`
+		Request api.Request `json:"request"`
 	}
 	if status == http.StatusOK {
 		require.NoError(t, json.Unmarshal(raw, &out), "%s", raw)
@@ -56,7 +56,7 @@ func postRequest(t *testing.T, n *clustertest.Node, dev string, body any) (int, 
 
 // createRequest asks node n for dev with body, requires a 200, and returns
 // the request when the test ends, so that no test leaves a device held.
-func (l *lab) createRequest(t *testing.T, n *clustertest.Node, dev string, body any) client.Request {
+func (l *lab) createRequest(t *testing.T, n *daemontest.Node, dev string, body any) api.Request {
 	t.Helper()
 	status, req, raw := postRequest(t, n, dev, body)
 	require.Equal(t, http.StatusOK, status, "create a request for %s via %s: %s", dev, n.Name, raw)
@@ -67,7 +67,7 @@ func (l *lab) createRequest(t *testing.T, n *clustertest.Node, dev string, body 
 
 // returnRequest returns request id through node n and returns the status
 // (the body must be empty).
-func returnRequest(t *testing.T, n *clustertest.Node, id int64) int {
+func returnRequest(t *testing.T, n *daemontest.Node, id int64) int {
 	t.Helper()
 	status, body := do(t, http.MethodPost, n.URL+requestPath(id, "return"), nil)
 	require.Empty(t, body, "return of request %d answers no body", id)
@@ -76,13 +76,13 @@ func returnRequest(t *testing.T, n *clustertest.Node, id int64) int {
 
 // requestEvent sends a request event through node n with method (POST
 // with body as its arguments, or GET) and returns the status and body.
-func requestEvent(t *testing.T, n *clustertest.Node, method string, id int64, ev string, body any) (int, []byte) {
+func requestEvent(t *testing.T, n *daemontest.Node, method string, id int64, ev string, body any) (int, []byte) {
 	t.Helper()
 	return do(t, method, n.URL+requestPath(id, "event/"+ev), body)
 }
 
 // requestOn returns request id's details as node n shows them.
-func requestOn(t *testing.T, n *clustertest.Node, id int64) client.Request {
+func requestOn(t *testing.T, n *daemontest.Node, id int64) api.Request {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -93,35 +93,35 @@ func requestOn(t *testing.T, n *clustertest.Node, id int64) client.Request {
 
 // requestRowOn returns request id's row of node n's request list (closed
 // requests included); false if n did not answer or does not know it yet.
-func requestRowOn(n *clustertest.Node, id int64) (client.RequestSummary, bool) {
+func requestRowOn(n *daemontest.Node, id int64) (api.RequestSummary, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	rows, err := n.Client().Requests(ctx, true)
 	if err != nil {
-		return client.RequestSummary{}, false
+		return api.RequestSummary{}, false
 	}
 	for _, r := range rows {
 		if r.ID == id {
 			return r, true
 		}
 	}
-	return client.RequestSummary{}, false
+	return api.RequestSummary{}, false
 }
 
 // requestRow is requestRowOn some live node, a different one on each call.
-func (l *lab) requestRow(id int64) (client.RequestSummary, bool) { return requestRowOn(l.node(), id) }
+func (l *lab) requestRow(id int64) (api.RequestSummary, bool) { return requestRowOn(l.node(), id) }
 
 // rowString shows a request row in failure messages.
-func rowString(r client.RequestSummary) string {
+func rowString(r api.RequestSummary) string {
 	return fmt.Sprintf("state %q, device %q (%q)", r.State, r.AssignedDevice, r.DeviceState)
 }
 
 // waitRequest waits until every live node's row of request id satisfies
 // ok, and returns the first live node's row.
-func (l *lab) waitRequest(t *testing.T, id int64, timeout time.Duration, what string, ok func(client.RequestSummary) bool) client.RequestSummary {
+func (l *lab) waitRequest(t *testing.T, id int64, timeout time.Duration, what string, ok func(api.RequestSummary) bool) api.RequestSummary {
 	t.Helper()
 	var seen []string
-	var first client.RequestSummary
+	var first api.RequestSummary
 	require.Eventually(t, func() bool {
 		seen = seen[:0]
 		good := true
@@ -139,23 +139,23 @@ func (l *lab) waitRequest(t *testing.T, id int64, timeout time.Duration, what st
 }
 
 // waitRequestState waits until every live node shows request id in state.
-func (l *lab) waitRequestState(t *testing.T, id int64, state string, timeout time.Duration) client.RequestSummary {
+func (l *lab) waitRequestState(t *testing.T, id int64, state string, timeout time.Duration) api.RequestSummary {
 	t.Helper()
-	return l.waitRequest(t, id, timeout, "state "+state, func(r client.RequestSummary) bool { return r.State == state })
+	return l.waitRequest(t, id, timeout, "state "+state, func(r api.RequestSummary) bool { return r.State == state })
 }
 
 // waitHolding waits until every live node shows request id in state with
 // dev assigned ("" for none).
 func (l *lab) waitHolding(t *testing.T, id int64, state, dev string, timeout time.Duration) {
 	t.Helper()
-	l.waitRequest(t, id, timeout, fmt.Sprintf("state %s holding %q", state, dev), func(r client.RequestSummary) bool {
+	l.waitRequest(t, id, timeout, fmt.Sprintf("state %s holding %q", state, dev), func(r api.RequestSummary) bool {
 		return r.State == state && r.AssignedDevice == dev
 	})
 }
 
 // requestStateOn returns request id's state as node n's status route
 // reports it ("" if n did not answer).
-func requestStateOn(n *clustertest.Node, id int64) string {
+func requestStateOn(n *daemontest.Node, id int64) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	st, err := n.Client().RequestStatus(ctx, id)
@@ -166,9 +166,9 @@ func requestStateOn(n *clustertest.Node, id int64) string {
 }
 
 // requestLog returns request id's whole log from logNode, oldest first.
-func (l *lab) requestLog(t *testing.T, id int64) []client.LogEntry {
+func (l *lab) requestLog(t *testing.T, id int64) []api.LogEntry {
 	t.Helper()
-	var log []client.LogEntry
+	var log []api.LogEntry
 	var err error
 	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -199,7 +199,7 @@ func (l *lab) requestEntered(t *testing.T, id int64) []string {
 
 // holderOn returns the id of the request holding dev as node n's device
 // details say (0 for none); false if n did not answer.
-func holderOn(n *clustertest.Node, dev string) (int64, bool) {
+func holderOn(n *daemontest.Node, dev string) (int64, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	d, err := n.Client().Device(ctx, dev)
@@ -258,7 +258,7 @@ func (l *lab) force(t *testing.T, dev, state string) {
 
 // leader returns the live node that leads, or some live node while there
 // is none (callers poll).
-func (l *lab) leader() *clustertest.Node {
+func (l *lab) leader() *daemontest.Node {
 	for _, n := range l.cluster.Live() {
 		if n.Cluster.IsLeader() {
 			return n

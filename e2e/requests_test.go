@@ -14,8 +14,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/client"
-	"github.com/mozpool/mozpool/cluster/clustertest"
+	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
 )
 
@@ -185,7 +186,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	// are relative to it); the device names the request.
 	path := strings.TrimPrefix(q.URL, f.URL)
 	for _, n := range l.cluster.Live() {
-		var got client.Request
+		var got api.Request
 		require.Eventually(t, func() bool {
 			status, raw = do(t, http.MethodGet, n.URL+path+"details/", nil)
 			return status == http.StatusOK && json.Unmarshal(raw, &got) == nil && got.ID == q.ID
@@ -215,12 +216,12 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	// The list shows open requests with their device's state; closed
 	// ones only with include_closed.
 	require.Equal(t, http.StatusNoContent, returnRequest(t, f, q60.ID))
-	list := func(includeClosed bool) map[int64]client.RequestSummary {
+	list := func(includeClosed bool) map[int64]api.RequestSummary {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		rows, err := f.Client().Requests(ctx, includeClosed)
 		require.NoError(t, err)
-		out := map[int64]client.RequestSummary{}
+		out := map[int64]api.RequestSummary{}
 		for _, r := range rows {
 			out[r.ID] = r
 		}
@@ -276,7 +277,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 
 	// Renew through another node sets expires to now + duration, also
 	// without the trailing slash (no 303 for renew).
-	var other *clustertest.Node
+	var other *daemontest.Node
 	for _, n := range l.cluster.Live() {
 		if n.Name != f.Name {
 			other = n
@@ -575,7 +576,7 @@ func testRequestSilentLifeguard(t *testing.T, l *lab, dev string) {
 	l.force(t, dev, hung)
 
 	budget := 20 * pendingPoll
-	l.waitRequest(t, q.ID, budget+30*time.Second, "searching again", func(r client.RequestSummary) bool {
+	l.waitRequest(t, q.ID, budget+30*time.Second, "searching again", func(r api.RequestSummary) bool {
 		return r.AssignedDevice == "" && (r.State == "finding_device" || r.State == "failed_device_not_found")
 	})
 	require.GreaterOrEqual(t, time.Since(start), budget-50*time.Millisecond, "it waited out 20 polls")
@@ -636,7 +637,7 @@ func (w *holdWatch) violate(format string, args ...any) {
 	}
 }
 
-func (w *holdWatch) check(n *clustertest.Node) {
+func (w *holdWatch) check(n *daemontest.Node) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	rows, err := n.Client().Requests(ctx, true)
@@ -739,8 +740,8 @@ func testConcurrentRequests(t *testing.T, l *lab, free ...string) {
 	}
 	require.Len(t, mine, requests, "20 distinct requests")
 
-	rowsOf := func() []client.RequestSummary {
-		var out []client.RequestSummary
+	rowsOf := func() []api.RequestSummary {
+		var out []api.RequestSummary
 		for _, id := range ids {
 			if r, ok := l.requestRow(id); ok {
 				out = append(out, r)

@@ -10,8 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mozpool/mozpool/client"
-	"github.com/mozpool/mozpool/httpapi"
+	"github.com/mozpool/mozpool/api"
 )
 
 // logLine names a device log entry by its source and the start of its
@@ -20,14 +19,14 @@ type logLine struct{ source, prefix string }
 
 func (w logLine) String() string { return w.source + " " + w.prefix }
 
-func (w logLine) matches(e client.LogEntry) bool {
+func (w logLine) matches(e api.LogEntry) bool {
 	return e.Source == w.source && strings.HasPrefix(e.Message, w.prefix)
 }
 
 // inTimeOrder reports whether want matches entries of log in this order,
 // none earlier than the one before. log is oldest first, as the API
 // returns it.
-func inTimeOrder(t *testing.T, log []client.LogEntry, want ...logLine) bool {
+func inTimeOrder(t *testing.T, log []api.LogEntry, want ...logLine) bool {
 	t.Helper()
 	i := 0
 	var last time.Time
@@ -38,7 +37,7 @@ func inTimeOrder(t *testing.T, log []client.LogEntry, want ...logLine) bool {
 		if !want[i].matches(e) {
 			continue
 		}
-		at, err := httpapi.ParseTime(e.Timestamp)
+		at, err := api.ParseTime(e.Timestamp)
 		require.NoError(t, err, "timestamp of %+v", e)
 		if at.Before(last) {
 			return false
@@ -114,7 +113,7 @@ func TestSyslog(t *testing.T) {
 // followed them.
 func (l *lab) waitTimeLine(t *testing.T, dev string, mark int64, want ...logLine) {
 	t.Helper()
-	var log []client.LogEntry
+	var log []api.LogEntry
 	require.Eventually(t, func() bool {
 		log = l.logSince(dev, mark)
 		return inTimeOrder(t, log, want...)

@@ -3,16 +3,14 @@ package fsm
 import (
 	"fmt"
 	"slices"
+
+	"github.com/mozpool/mozpool/api"
 )
 
-// ImageSpec describes an image to add or modify.
-type ImageSpec struct {
-	Name           string   `json:"name"`
-	BootConfigKeys []string `json:"boot_config_keys"`
-	CanReuse       bool     `json:"can_reuse"`
-	Hidden         bool     `json:"hidden"`
-	HasSUTAgent    bool     `json:"has_sut_agent"`
-}
+// ImageSpec describes an image to add or modify: the body of the image
+// route and an image of an Inventory, so the wire shape (an alias of
+// api.ImageSpec, which is also the ImageUpsert command's payload).
+type ImageSpec = api.ImageSpec
 
 func (s *State) upsertImage(spec ImageSpec) (img *Image, changed bool, err error) {
 	if err := ValidName(spec.Name); err != nil {

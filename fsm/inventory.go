@@ -8,92 +8,31 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/mozpool/mozpool/api"
 )
 
-// Inventory is a lab inventory: the file `mozpoolctl inventory sync` reads.
-// Devices are merged by inventory id (added, updated, deleted); the other
-// entities are added or updated, never deleted by a sync.
-type Inventory struct {
-	ImagingServers  []InventoryServer       `json:"imaging_servers"`
-	RelayBoards     []InventoryRelayBoard   `json:"relay_boards,omitempty"`
-	HardwareTypes   []InventoryHardwareType `json:"hardware_types"`
-	Images          []ImageSpec             `json:"images"`
-	PXEConfigs      []InventoryPXEConfig    `json:"pxe_configs"`
-	ImagePXEConfigs []InventoryImagePXE     `json:"image_pxe_configs"`
-	Devices         []InventoryDevice       `json:"devices"`
-}
-
-// InventoryServer is an imaging server and the rack it serves.
-type InventoryServer struct {
-	Name string `json:"name"`
-	Rack string `json:"rack,omitempty"`
-}
-
-// InventoryRelayBoard is a relay board. Boards named by devices' relay_info
-// need not be listed; listing one sets its imaging server explicitly.
-type InventoryRelayBoard struct {
-	Name          string `json:"name,omitempty"`
-	FQDN          string `json:"fqdn"`
-	ImagingServer string `json:"imaging_server"`
-}
-
-// InventoryHardwareType is a board type and model.
-type InventoryHardwareType struct {
-	Type  string `json:"type"`
-	Model string `json:"model"`
-}
-
-// InventoryPXEConfig is a PXE config; Active defaults to true.
-type InventoryPXEConfig struct {
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	Contents    string `json:"contents"`
-	Active      *bool  `json:"active,omitempty"`
-}
-
-// InventoryImagePXE maps an image on a hardware type to a PXE config.
-type InventoryImagePXE struct {
-	Image         string `json:"image"`
-	HardwareType  string `json:"hardware_type"`
-	HardwareModel string `json:"hardware_model"`
-	PXEConfig     string `json:"pxe_config"`
-}
-
-// InventoryDevice is one board as the inventory knows it.
-type InventoryDevice struct {
-	Name          string `json:"name"`
-	FQDN          string `json:"fqdn"`
-	InventoryID   int64  `json:"inventory_id"`
-	MAC           string `json:"mac_address"`
-	ImagingServer string `json:"imaging_server"`
-	RelayInfo     string `json:"relay_info"`
-	HardwareType  string `json:"hardware_type"`
-	HardwareModel string `json:"hardware_model"`
-	// IPAddress, when set, is the address the imaging server uses to reach
-	// the board (ping, SUT agent) and recognises it by (syslog) instead of
-	// resolving its fqdn.
-	IPAddress string `json:"ip_address,omitempty"`
-	// Environment, when set, is the device's environment; when empty the
-	// environment set through the API is kept.
-	Environment string `json:"environment,omitempty"`
-}
-
-// Change is one line of an inventory diff.
-type Change struct {
-	Op     string   `json:"op"`   // add, update, delete
-	Kind   string   `json:"kind"` // device, image, pxe_config, ...
-	Name   string   `json:"name"`
-	Fields []string `json:"fields,omitempty"`
-}
-
-// InventoryDiff is what a sync changed (or, for a dry run, would change).
-type InventoryDiff struct {
-	Changes []Change `json:"changes"`
-	// DeviceChanges counts added, updated and deleted devices; the safety
-	// valve compares it with Limit.
-	DeviceChanges int `json:"device_changes"`
-	Limit         int `json:"limit"`
-}
+// The inventory is the body of the inventory sync route and the payload of
+// the InventorySync command, so its shape is the wire shape, defined once in
+// package api; these aliases keep the fsm names. Changing a JSON tag there
+// changes the command format of the Raft log.
+type (
+	// Inventory is a lab inventory: the file `mozpoolctl inventory sync`
+	// reads. Devices are merged by inventory id (added, updated,
+	// deleted); the other entities are added or updated, never deleted.
+	Inventory             = api.Inventory
+	InventoryServer       = api.InventoryServer
+	InventoryRelayBoard   = api.InventoryRelayBoard
+	InventoryHardwareType = api.InventoryHardwareType
+	InventoryPXEConfig    = api.InventoryPXEConfig
+	InventoryImagePXE     = api.ImagePXEConfig
+	InventoryDevice       = api.InventoryDevice
+	// Change is one line of an inventory diff.
+	Change = api.Change
+	// InventoryDiff is what a sync changed (or, for a dry run, would
+	// change).
+	InventoryDiff = api.InventoryDiff
+)
 
 // SafetyLimit is the most device changes a sync may make without ShipIt:
 // max(5, 10% of the devices known, 10% of the devices in the inventory),

@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/julienschmidt/httprouter"
+
+	"github.com/mozpool/mozpool/api"
 )
 
 // maxBackupBytes bounds a backup sent for restore (a lab of 10,000 devices
@@ -29,8 +31,8 @@ func (s *Server) getBackup(w http.ResponseWriter, r *http.Request, ps httprouter
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(meta.Size, 10))
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="mozpool-%d-%d.snap"`, meta.Term, meta.Index))
-	w.Header().Set("X-Mozpool-Snapshot-Index", strconv.FormatUint(meta.Index, 10))
-	w.Header().Set("X-Mozpool-Snapshot-Term", strconv.FormatUint(meta.Term, 10))
+	w.Header().Set(api.HeaderSnapshotIndex, strconv.FormatUint(meta.Index, 10))
+	w.Header().Set(api.HeaderSnapshotTerm, strconv.FormatUint(meta.Term, 10))
 	w.WriteHeader(http.StatusOK)
 	io.Copy(w, rc)
 }
@@ -44,5 +46,5 @@ func (s *Server) postRestore(r *http.Request, _ httprouter.Params) (any, error) 
 	if err := s.cluster.Restore(r.Context(), data); err != nil {
 		return nil, err
 	}
-	return map[string]any{"restored_bytes": len(data)}, nil
+	return api.RestoreReply{RestoredBytes: len(data)}, nil
 }

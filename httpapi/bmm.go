@@ -13,7 +13,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
-	"github.com/mozpool/mozpool/cluster"
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/fsm"
 )
 
@@ -126,7 +126,7 @@ func (s *Server) proxyToOwner(w http.ResponseWriter, r *http.Request, server str
 	if target == "" {
 		return false, fmt.Errorf("%w: %q", errNoOwnerNode, server)
 	}
-	if r.Header.Get(cluster.HeaderForwarded) != "" {
+	if r.Header.Get(api.HeaderForwarded) != "" {
 		// The sender thinks we own it and we think we do not: our views
 		// differ for a moment (a node moved). Do not bounce it around.
 		return false, fmt.Errorf("%w: %q is not served here", errNoOwnerNode, server)
@@ -139,7 +139,7 @@ func (s *Server) proxyToOwner(w http.ResponseWriter, r *http.Request, server str
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			pr.Out.Host = u.Host
-			pr.Out.Header.Set(cluster.HeaderForwarded, self.ID)
+			pr.Out.Header.Set(api.HeaderForwarded, self.ID)
 		},
 		Transport: s.proxyTransport,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -239,7 +239,7 @@ func (s *Server) getPing(r *http.Request, ps httprouter.Params) (any, error) {
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return nil, err
 	}
-	return map[string]bool{"success": ok}, nil
+	return api.Success{Success: ok}, nil
 }
 
 // relayTestLimit is the hard limit of the relay test route, as Mozpool's.
@@ -256,7 +256,7 @@ func (s *Server) getRelayTest(r *http.Request, ps httprouter.Params) (any, error
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return nil, err
 	}
-	return map[string]bool{"success": ok}, nil
+	return api.Success{Success: ok}, nil
 }
 
 // getBootConfig serves the device's next boot config verbatim (the

@@ -10,8 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/bmm"
-	"github.com/mozpool/mozpool/cluster"
 	"github.com/mozpool/mozpool/fsm"
 )
 
@@ -131,7 +131,7 @@ func TestBMM_ProxiedToOwner(t *testing.T) {
 	owner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
-		got = append(got, r.Method+" "+r.URL.RequestURI()+" "+string(b)+" from "+r.Header.Get(cluster.HeaderForwarded))
+		got = append(got, r.Method+" "+r.URL.RequestURI()+" "+string(b)+" from "+r.Header.Get(api.HeaderForwarded))
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.Write([]byte(`{"success": true, "by": "owner"}`))
@@ -157,7 +157,7 @@ func TestBMM_ProxiedToOwner(t *testing.T) {
 	require.Empty(t, hw.Calls(), "this node never touches another server's hardware")
 
 	// A request already forwarded to us is not forwarded again.
-	e.get("/api/device/dev3/ping/", cluster.HeaderForwarded, "node9").requireError(t, http.StatusServiceUnavailable)
+	e.get("/api/device/dev3/ping/", api.HeaderForwarded, "node9").requireError(t, http.StatusServiceUnavailable)
 
 	// An unreachable owner is a 502.
 	owner.Close()

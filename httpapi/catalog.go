@@ -6,6 +6,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/fsm"
 )
 
@@ -13,22 +14,22 @@ import (
 // ?all (an operator extension; the original never lists them).
 func (s *Server) getImageList(r *http.Request, _ httprouter.Params) (any, error) {
 	all := flag(r.URL.Query(), "all")
-	images := []imageView{}
+	images := []api.Image{}
 	s.fsm.Read(func(st *fsm.State) {
 		for _, img := range st.Images {
 			if all || !img.Hidden {
-				images = append(images, newImageView(img))
+				images = append(images, newImage(img))
 			}
 		}
 	})
 	sort.Slice(images, func(i, j int) bool { return images[i].Name < images[j].Name })
-	return map[string]any{"images": images}, nil
+	return api.Images{Images: images}, nil
 }
 
 // postImage adds an image or modifies the one with the same name; body is
-// an fsm.ImageSpec.
+// an api.ImageSpec.
 func (s *Server) postImage(r *http.Request, _ httprouter.Params) (any, error) {
-	var spec fsm.ImageSpec
+	var spec api.ImageSpec
 	if err := decodeObject(r, &spec, maxBodyBytes); err != nil {
 		return nil, err
 	}
@@ -40,7 +41,7 @@ func (s *Server) postImage(r *http.Request, _ httprouter.Params) (any, error) {
 	if err := res.Decode(&img); err != nil {
 		return nil, err
 	}
-	return map[string]any{"image": newImageView(&img)}, nil
+	return api.ImageReply{Image: newImage(&img)}, nil
 }
 
 // getPXEConfigList answers the PXE config names, sorted; with
@@ -56,36 +57,27 @@ func (s *Server) getPXEConfigList(r *http.Request, _ httprouter.Params) (any, er
 		}
 	})
 	sort.Strings(names)
-	return map[string]any{"pxe_configs": names}, nil
+	return api.PXEConfigNames{PXEConfigs: names}, nil
 }
 
 func (s *Server) getPXEConfigDetails(_ *http.Request, ps httprouter.Params) (any, error) {
 	name := ps.ByName("name")
-	var v *pxeConfigView
+	var out *api.PXEConfigReply
 	s.fsm.Read(func(st *fsm.State) {
 		if pc, ok := st.PXEConfigs[name]; ok {
-			pv := newPXEConfigView(pc)
-			v = &pv
+			out = &api.PXEConfigReply{Details: newPXEConfig(pc)}
 		}
 	})
-	if v == nil {
+	if out == nil {
 		return nil, unknown(fsm.ErrUnknownPXEConfig, name)
 	}
-	return map[string]any{"details": v}, nil
+	return out, nil
 }
 
-// pxeConfigBody is the body of a PXE config create or update; absent
-// fields are left unchanged by an update.
-type pxeConfigBody struct {
-	Name        string  `json:"name"`
-	Description *string `json:"description"`
-	Contents    *string `json:"contents"`
-	Active      *bool   `json:"active"`
-}
-
-// postPXEConfig creates a PXE config (409 if the name is taken).
+// postPXEConfig creates a PXE config (409 if the name is taken); absent
+// fields of the body take their zero value.
 func (s *Server) postPXEConfig(r *http.Request, _ httprouter.Params) (any, error) {
-	var b pxeConfigBody
+	var b api.PXEConfigUpdate
 	if err := decodeObject(r, &b, maxBodyBytes); err != nil {
 		return nil, err
 	}
@@ -94,9 +86,10 @@ func (s *Server) postPXEConfig(r *http.Request, _ httprouter.Params) (any, error
 	})
 }
 
-// postPXEConfigUpdate modifies an existing PXE config (404 if unknown).
+// postPXEConfigUpdate modifies an existing PXE config (404 if unknown);
+// absent fields of the body are left unchanged.
 func (s *Server) postPXEConfigUpdate(r *http.Request, ps httprouter.Params) (any, error) {
-	var b pxeConfigBody
+	var b api.PXEConfigUpdate
 	if err := decodeObject(r, &b, maxBodyBytes); err != nil {
 		return nil, err
 	}
@@ -114,18 +107,13 @@ func (s *Server) upsertPXEConfig(r *http.Request, cmd *fsm.PXEConfigUpsert) (any
 	if err := res.Decode(&pc); err != nil {
 		return nil, err
 	}
-	return map[string]any{"details": newPXEConfigView(&pc)}, nil
+	return api.PXEConfigReply{Details: newPXEConfig(&pc)}, nil
 }
 
 // postImagePXEConfig maps (image, hardware type) to a PXE config; an empty
 // pxe_config removes the mapping.
 func (s *Server) postImagePXEConfig(r *http.Request, _ httprouter.Params) (any, error) {
-	var b struct {
-		Image         string `json:"image"`
-		HardwareType  string `json:"hardware_type"`
-		HardwareModel string `json:"hardware_model"`
-		PXEConfig     string `json:"pxe_config"`
-	}
+	var b api.ImagePXEConfig
 	if err := decodeObject(r, &b, maxBodyBytes); err != nil {
 		return nil, err
 	}
@@ -144,11 +132,7 @@ func (s *Server) postImagePXEConfig(r *http.Request, _ httprouter.Params) (any, 
 // postInventorySync merges a lab inventory. A dry run computes the diff
 // locally without proposing anything.
 func (s *Server) postInventorySync(r *http.Request, _ httprouter.Params) (any, error) {
-	var b struct {
-		Inventory *fsm.Inventory `json:"inventory"`
-		DryRun    bool           `json:"dry_run"`
-		ShipIt    bool           `json:"ship_it"`
-	}
+	var b api.InventorySync
 	if err := decodeObject(r, &b, maxInventoryBodyBytes); err != nil {
 		return nil, err
 	}
@@ -160,19 +144,16 @@ func (s *Server) postInventorySync(r *http.Request, _ httprouter.Params) (any, e
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{
-			"diff":         diff,
-			"applied":      false,
-			"would_refuse": !b.ShipIt && diff.DeviceChanges > diff.Limit,
-		}, nil
+		refuse := !b.ShipIt && diff.DeviceChanges > diff.Limit
+		return api.SyncResult{Diff: *diff, WouldRefuse: &refuse}, nil
 	}
 	res, err := s.apply(r, fsm.CmdInventorySync, &fsm.InventorySync{Inventory: *b.Inventory, ShipIt: b.ShipIt})
 	if err != nil {
 		return nil, err
 	}
-	var diff fsm.InventoryDiff
-	if err := res.Decode(&diff); err != nil {
+	out := api.SyncResult{Applied: true}
+	if err := res.Decode(&out.Diff); err != nil {
 		return nil, err
 	}
-	return map[string]any{"diff": &diff, "applied": true}, nil
+	return out, nil
 }

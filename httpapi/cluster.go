@@ -5,21 +5,14 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
-	"github.com/mozpool/mozpool/cluster"
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/fsm"
 )
 
-// clusterStatus is cluster.Status plus device counts from the FSM.
-type clusterStatus struct {
-	cluster.Status
-	DevicesByState map[string]int `json:"devices_by_state"`
-	// DevicesByRack counts devices by state per rack; the rack of a
-	// device is that of its imaging server ("" when unknown).
-	DevicesByRack map[string]map[string]int `json:"devices_by_rack"`
-}
-
+// getClusterStatus answers the cluster's status plus device counts from the
+// FSM; the rack of a device is that of its imaging server.
 func (s *Server) getClusterStatus(*http.Request, httprouter.Params) (any, error) {
-	out := clusterStatus{
+	out := api.ClusterStatus{
 		Status:         s.cluster.Status(),
 		DevicesByState: map[string]int{},
 		DevicesByRack:  map[string]map[string]int{},
@@ -47,10 +40,10 @@ func (s *Server) getClusterHealth(*http.Request, httprouter.Params) (any, error)
 		return &reply{
 			status: http.StatusServiceUnavailable,
 			header: http.Header{"Retry-After": {"1"}},
-			body:   map[string]any{"ok": false, "error": err.Error()},
+			body:   api.Health{Error: err.Error()},
 		}, nil
 	}
-	return map[string]any{"ok": true, "node": s.cluster.Self().ID, "applied_index": s.fsm.AppliedIndex()}, nil
+	return api.Health{OK: true, Node: s.cluster.Self().ID, AppliedIndex: s.fsm.AppliedIndex()}, nil
 }
 
 // getClusterSelf answers this node's identity; `mozpoolctl join` reads a
@@ -59,10 +52,9 @@ func (s *Server) getClusterSelf(*http.Request, httprouter.Params) (any, error) {
 	return s.cluster.Self(), nil
 }
 
-// postClusterJoin adds the node described by the body (a
-// cluster.Identity).
+// postClusterJoin adds the node described by the body (an api.Identity).
 func (s *Server) postClusterJoin(r *http.Request, _ httprouter.Params) (any, error) {
-	var id cluster.Identity
+	var id api.Identity
 	if err := decodeObject(r, &id, maxBodyBytes); err != nil {
 		return nil, err
 	}
@@ -70,14 +62,12 @@ func (s *Server) postClusterJoin(r *http.Request, _ httprouter.Params) (any, err
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"result": res}, nil
+	return api.JoinReply{Result: res}, nil
 }
 
 // postClusterRemove takes the node {"id": ...} out of the cluster.
 func (s *Server) postClusterRemove(r *http.Request, _ httprouter.Params) (any, error) {
-	var b struct {
-		ID string `json:"id"`
-	}
+	var b api.Remove
 	if err := decodeObject(r, &b, maxBodyBytes); err != nil {
 		return nil, err
 	}

@@ -113,3 +113,44 @@ func TestBackupAndRestore(t *testing.T) {
 		require.Empty(t, s.Devices["dev1"].Comments, "the comment made after the backup is gone")
 	})
 }
+
+// TestTokenForms: every route that needs the cluster token takes it as
+// X-Mozpool-Token or as Authorization: Bearer, and refuses a missing or
+// wrong one with a JSON 403 before looking at the body.
+func TestTokenForms(t *testing.T) {
+	e := newTestEnv(t)
+	routes := []struct {
+		method, path string
+		// pass is the status once the token is accepted: the bodies sent
+		// are invalid, so nothing is changed.
+		pass int
+	}{
+		{http.MethodPost, "/api/cluster/join/", http.StatusBadRequest},
+		{http.MethodPost, "/api/cluster/remove/", http.StatusBadRequest},
+		{http.MethodPost, "/api/cluster/restore/", http.StatusBadRequest},
+		{http.MethodPost, "/api/inventory/sync/", http.StatusBadRequest},
+		{http.MethodGet, "/api/cluster/backup/", http.StatusOK},
+	}
+	refused := [][]string{
+		nil,
+		{"X-Mozpool-Token", "wrong"},
+		{"X-Mozpool-Token", ""},
+		{"Authorization", "Bearer wrong"},
+		{"Authorization", "Basic " + testToken},
+		{"Authorization", testToken},
+	}
+	accepted := [][]string{
+		{"X-Mozpool-Token", testToken},
+		{"Authorization", "Bearer " + testToken},
+		{"Authorization", "bearer " + testToken},
+	}
+	for _, rt := range routes {
+		for _, hdr := range refused {
+			e.do(rt.method, rt.path, "{}", hdr...).requireError(t, http.StatusForbidden)
+		}
+		for _, hdr := range accepted {
+			r := e.do(rt.method, rt.path, "{}", hdr...)
+			require.Equal(t, rt.pass, r.StatusCode, "%s %s with %q: body %q", rt.method, rt.path, hdr, r.body)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/logstore"
 )
@@ -18,7 +19,7 @@ import (
 const statusLogLines = 100
 
 func (s *Server) getVersion(*http.Request, httprouter.Params) (any, error) {
-	return map[string]string{"version": s.version}, nil
+	return api.Version{Version: s.version}, nil
 }
 
 // getDeviceList answers /api/device/list/: names, or with ?details the
@@ -26,21 +27,21 @@ func (s *Server) getVersion(*http.Request, httprouter.Params) (any, error) {
 func (s *Server) getDeviceList(r *http.Request, _ httprouter.Params) (any, error) {
 	details := flag(r.URL.Query(), "details")
 	var names []string
-	var views []deviceView
+	var devices []api.Device
 	s.fsm.Read(func(st *fsm.State) {
 		for name, d := range st.Devices {
 			names = append(names, name)
 			if details {
-				views = append(views, newDeviceView(d))
+				devices = append(devices, newDevice(d))
 			}
 		}
 	})
 	if details {
-		sort.Slice(views, func(i, j int) bool { return views[i].Name < views[j].Name })
-		return map[string]any{"devices": nonNil(views)}, nil
+		sort.Slice(devices, func(i, j int) bool { return devices[i].Name < devices[j].Name })
+		return api.DeviceList{Devices: nonNil(devices)}, nil
 	}
 	slices.Sort(names)
-	return map[string]any{"devices": nonNil(names)}, nil
+	return api.DeviceNames{Devices: nonNil(names)}, nil
 }
 
 // nonNil turns a nil slice into an empty one so it is rendered [].
@@ -75,7 +76,7 @@ func (s *Server) getDeviceState(r *http.Request, ps httprouter.Params) (any, err
 		if err != nil {
 			return nil, err
 		}
-		return map[string]string{"state": state}, nil
+		return api.StateReply{State: state}, nil
 	}
 	now := s.now()
 	state, ok, expires := s.states.get(now, s.fsm, name)
@@ -86,11 +87,11 @@ func (s *Server) getDeviceState(r *http.Request, ps httprouter.Params) (any, err
 	h := http.Header{}
 	h.Set("Expires", expires.UTC().Format(http.TimeFormat))
 	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(ttl.Seconds())+1))
-	return &reply{status: http.StatusOK, header: h, body: map[string]string{"state": state}}, nil
+	return &reply{status: http.StatusOK, header: h, body: api.StateReply{State: state}}, nil
 }
 
 // deviceLog reads a device's log after checking the device exists.
-func (s *Server) deviceLog(name string, q logstore.Query) ([]logView, error) {
+func (s *Server) deviceLog(name string, q logstore.Query) ([]api.LogEntry, error) {
 	var ok bool
 	s.fsm.Read(func(st *fsm.State) { _, ok = st.Devices[name] })
 	if !ok {
@@ -100,7 +101,7 @@ func (s *Server) deviceLog(name string, q logstore.Query) ([]logView, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newLogViews(es), nil
+	return newLogEntries(es), nil
 }
 
 // getDeviceStatus answers the state and the newest log lines.
@@ -114,7 +115,7 @@ func (s *Server) getDeviceStatus(_ *http.Request, ps httprouter.Params) (any, er
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"state": state, "log": log}, nil
+	return api.StatusReply{State: state, Log: log}, nil
 }
 
 // getDeviceLog answers the device's log, optionally only the newest
@@ -140,7 +141,7 @@ func (s *Server) getDeviceLog(r *http.Request, ps httprouter.Params) (any, error
 			if _, err := s.deviceState(ps.ByName("id")); err != nil {
 				return nil, err
 			}
-			return map[string]any{"log": []logView{}}, nil
+			return api.LogReply{Log: []api.LogEntry{}}, nil
 		}
 		q.Limit = limit
 	}
@@ -148,23 +149,22 @@ func (s *Server) getDeviceLog(r *http.Request, ps httprouter.Params) (any, error
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"log": log}, nil
+	return api.LogReply{Log: log}, nil
 }
 
 // getDeviceDetails answers one device with the fields operators need.
 func (s *Server) getDeviceDetails(_ *http.Request, ps httprouter.Params) (any, error) {
 	name := ps.ByName("id")
-	var v *deviceDetailsView
+	var out *api.DeviceDetailsReply
 	s.fsm.Read(func(st *fsm.State) {
 		if d, ok := st.Devices[name]; ok {
-			dv := newDeviceDetailsView(d)
-			v = &dv
+			out = &api.DeviceDetailsReply{Device: newDeviceDetails(d)}
 		}
 	})
-	if v == nil {
+	if out == nil {
 		return nil, unknownDevice(name)
 	}
-	return map[string]any{"device": v}, nil
+	return out, nil
 }
 
 // postDeviceComments sets a device's comments; body {"comments": str}.
@@ -214,5 +214,5 @@ func (s *Server) getEnvironmentList(*http.Request, httprouter.Params) (any, erro
 	for _, e := range envs {
 		out = append(out, stringOrNil(e))
 	}
-	return map[string]any{"environments": out}, nil
+	return api.Environments{Environments: out}, nil
 }

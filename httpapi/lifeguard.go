@@ -8,6 +8,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/lifeguard"
 )
@@ -79,7 +80,7 @@ func (s *Server) postRegister(r *http.Request, ps httprouter.Params) (any, error
 	if err := res.Decode(&out); err != nil {
 		return nil, err
 	}
-	return map[string]string{"state": out.State}, nil
+	return api.StateReply{State: out.State}, nil
 }
 
 // getLifeguardStates lists the device state table.

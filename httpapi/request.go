@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/cluster"
 	"github.com/mozpool/mozpool/fsm"
 )
@@ -25,10 +24,6 @@ const (
 	maxBodyBytes          = 1 << 20
 	maxInventoryBodyBytes = 32 << 20
 )
-
-// maxIdempotencyKeyLen bounds the Idempotency-Key header: every key is kept
-// in the replicated state for a day.
-const maxIdempotencyKeyLen = 256
 
 // readBody reads at most limit bytes of the request body.
 func readBody(r *http.Request, limit int64) ([]byte, error) {
@@ -90,25 +85,11 @@ func intParam(q url.Values, name string) (n int, ok bool, err error) {
 	return n, true, nil
 }
 
-// requireToken is a check for routes that need the cluster token, given as
-// X-Mozpool-Token or Authorization: Bearer. With no token configured every
-// caller passes (New has warned). Both sides are hashed first so the
-// comparison takes the same time whatever the length of the guess.
+// requireToken is a check for routes that need the cluster token (see
+// cluster.CheckToken). With no token configured every caller passes (New
+// has warned).
 func (s *Server) requireToken(r *http.Request, _ httprouter.Params) error {
-	if s.token == "" {
-		return nil
-	}
-	got := r.Header.Get("X-Mozpool-Token")
-	if got == "" {
-		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-			got = strings.TrimSpace(a[7:])
-		}
-	}
-	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(s.token))
-	if got == "" || subtle.ConstantTimeCompare(g[:], w[:]) != 1 {
-		return cluster.ErrUnauthorized
-	}
-	return nil
+	return cluster.CheckToken(r.Header, s.token)
 }
 
 // knownDevice is a check that 404s a device name the FSM does not know,
@@ -143,10 +124,10 @@ func listOnly(param string) check {
 // apply proposes a command through the cluster, passing on the request's
 // Idempotency-Key, and returns the FSM's result or its domain error.
 func (s *Server) apply(r *http.Request, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {
-	key := r.Header.Get("Idempotency-Key")
+	key := r.Header.Get(api.HeaderIdempotencyKey)
 	switch {
-	case len(key) > maxIdempotencyKeyLen:
-		return fsm.Result{}, badRequestf("Idempotency-Key longer than %d bytes", maxIdempotencyKeyLen)
+	case len(key) > api.MaxIdempotencyKeyLen:
+		return fsm.Result{}, badRequestf("Idempotency-Key longer than %d bytes", api.MaxIdempotencyKeyLen)
 	case strings.HasPrefix(key, fsm.AutoKeyPrefix):
 		// Node-generated keys live in their own namespace with a
 		// shorter TTL; a client must not be able to forge one.

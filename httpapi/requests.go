@@ -14,45 +14,18 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/logstore"
 )
-
-// requestView is a request as the original's details and create routes
-// show it.
-type requestView struct {
-	ID              int64  `json:"id"`
-	RequestedDevice string `json:"requested_device"`
-	Assignee        string `json:"assignee"`
-	Expires         string `json:"expires"`
-	Environment     string `json:"environment"`
-	Image           string `json:"image"`
-	BootConfig      string `json:"boot_config"`
-	AssignedDevice  string `json:"assigned_device"`
-	URL             string `json:"url"`
-}
-
-// requestListView is one row of /api/request/list/.
-type requestListView struct {
-	ID              int64  `json:"id"`
-	ImagingServer   string `json:"imaging_server"`
-	Assignee        string `json:"assignee"`
-	BootConfig      string `json:"boot_config"`
-	State           string `json:"state"`
-	Expires         string `json:"expires"`
-	RequestedDevice string `json:"requested_device"`
-	Environment     string `json:"environment"`
-	AssignedDevice  string `json:"assigned_device"`
-	DeviceState     string `json:"device_state"`
-}
 
 func (s *Server) requestURL(id int64) string {
 	return fmt.Sprintf("%s/api/request/%d/", strings.TrimRight(s.cluster.Self().HTTPAddr, "/"), id)
 }
 
-func (s *Server) viewRequest(r *fsm.Request) requestView {
-	return requestView{ID: r.ID, RequestedDevice: r.RequestedDevice, Assignee: r.Assignee,
-		Expires: FormatTime(r.Expires), Environment: r.Environment, Image: r.Image,
+func (s *Server) newRequest(r *fsm.Request) api.Request {
+	return api.Request{ID: r.ID, RequestedDevice: r.RequestedDevice, Assignee: r.Assignee,
+		Expires: api.FormatTime(r.Expires), Environment: r.Environment, Image: r.Image,
 		BootConfig: r.BootConfig, AssignedDevice: r.Device, URL: s.requestURL(r.ID)}
 }
 
@@ -187,7 +160,7 @@ func (s *Server) postRequest(r *http.Request, ps httprouter.Params) (any, error)
 	if err := res.Decode(&req); err != nil {
 		return nil, err
 	}
-	out := map[string]any{"request": s.viewRequest(&req)}
+	out := api.RequestReply{Request: s.newRequest(&req)}
 	if req.State == "closed" {
 		return &reply{status: http.StatusConflict, body: out}, nil
 	}
@@ -223,14 +196,14 @@ func (s *Server) request(ps httprouter.Params) (fsm.Request, error) {
 
 func (s *Server) getRequestList(r *http.Request, _ httprouter.Params) (any, error) {
 	withClosed := flag(r.URL.Query(), "include_closed")
-	out := []requestListView{}
+	out := []api.RequestSummary{}
 	s.fsm.Read(func(st *fsm.State) {
 		for _, req := range st.Requests {
 			if req.State == "closed" && !withClosed {
 				continue
 			}
-			v := requestListView{ID: req.ID, ImagingServer: req.ImagingServer, Assignee: req.Assignee,
-				BootConfig: req.BootConfig, State: req.State, Expires: FormatTime(req.Expires),
+			v := api.RequestSummary{ID: req.ID, ImagingServer: req.ImagingServer, Assignee: req.Assignee,
+				BootConfig: req.BootConfig, State: req.State, Expires: api.FormatTime(req.Expires),
 				RequestedDevice: req.RequestedDevice, Environment: req.Environment, AssignedDevice: req.Device}
 			if d, ok := st.Devices[req.Device]; ok && req.Device != "" {
 				v.DeviceState = d.State
@@ -239,7 +212,7 @@ func (s *Server) getRequestList(r *http.Request, _ httprouter.Params) (any, erro
 		}
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return map[string]any{"requests": out}, nil
+	return api.RequestList{Requests: out}, nil
 }
 
 func (s *Server) getRequestDetails(_ *http.Request, ps httprouter.Params) (any, error) {
@@ -247,15 +220,15 @@ func (s *Server) getRequestDetails(_ *http.Request, ps httprouter.Params) (any, 
 	if err != nil {
 		return nil, err
 	}
-	return s.viewRequest(&req), nil
+	return s.newRequest(&req), nil
 }
 
-func (s *Server) requestLog(id int64, q logstore.Query) ([]logView, error) {
+func (s *Server) requestLog(id int64, q logstore.Query) ([]api.LogEntry, error) {
 	es, err := s.logs.Query(fsm.LogRequest, strconv.FormatInt(id, 10), q)
 	if err != nil {
 		return nil, err
 	}
-	return newLogViews(es), nil
+	return newLogEntries(es), nil
 }
 
 func (s *Server) getRequestStatus(_ *http.Request, ps httprouter.Params) (any, error) {
@@ -267,7 +240,7 @@ func (s *Server) getRequestStatus(_ *http.Request, ps httprouter.Params) (any, e
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"state": req.State, "log": log}, nil
+	return api.StatusReply{State: req.State, Log: log}, nil
 }
 
 // getRequestLog answers the whole log; an unknown id has an empty log, as
@@ -281,7 +254,7 @@ func (s *Server) getRequestLog(_ *http.Request, ps httprouter.Params) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"log": log}, nil
+	return api.LogReply{Log: log}, nil
 }
 
 // renewRequest sets expires to now + duration, in any state → 204.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/requests"
@@ -158,7 +159,7 @@ func TestPostRequestDuration(t *testing.T) {
 			b := b2gBody()
 			b["duration"] = tc.duration
 			req := e.createRequest("any", b)
-			require.Equal(t, FormatTime(e.clock.Now().Add(tc.want)), req["expires"])
+			require.Equal(t, api.FormatTime(e.clock.Now().Add(tc.want)), req["expires"])
 		})
 	}
 }
@@ -191,7 +192,7 @@ func TestPostRequestAny(t *testing.T) {
 	id := idOf(t, req["id"])
 	require.Equal(t, map[string]any{
 		"id": float64(id), "requested_device": "any", "assignee": "slave-1",
-		"expires": FormatTime(e.clock.Now().Add(time.Hour)), "environment": "any", "image": "b2g",
+		"expires": api.FormatTime(e.clock.Now().Add(time.Hour)), "environment": "any", "image": "b2g",
 		"boot_config": `{"b2gbase": "http://builds/b2g"}`, "assigned_device": "dev1",
 		"url": fmt.Sprintf("http://127.0.0.1:8010/api/request/%d/", id),
 	}, req)
@@ -266,7 +267,7 @@ func TestRequestList(t *testing.T) {
 	require.Equal(t, map[string]any{
 		"id": float64(held), "imaging_server": "server1", "assignee": "slave-1",
 		"boot_config": `{"b2gbase": "http://builds/b2g"}`, "state": "pending",
-		"expires": FormatTime(e.clock.Now().Add(time.Hour)), "requested_device": "any", "environment": "any",
+		"expires": api.FormatTime(e.clock.Now().Add(time.Hour)), "requested_device": "any", "environment": "any",
 		"assigned_device": "dev2", "device_state": "pxe_power_cycling",
 	}, byID[held])
 	require.Equal(t, "", byID[waiting]["assigned_device"])
@@ -299,11 +300,11 @@ func TestRenewAndReturn(t *testing.T) {
 		require.Equal(t, http.StatusNoContent, r.StatusCode, "POST %s: body %q", path, r.body)
 		require.Empty(t, r.body)
 		require.Empty(t, r.Header.Get("Location"))
-		require.Equal(t, FormatTime(e.clock.Now().Add(2*time.Hour)), expires(), path)
+		require.Equal(t, api.FormatTime(e.clock.Now().Add(2*time.Hour)), expires(), path)
 	}
 	r := e.post(base+"renew/", map[string]any{"duration": "600"})
 	require.Equal(t, http.StatusNoContent, r.StatusCode)
-	require.Equal(t, FormatTime(e.clock.Now().Add(10*time.Minute)), expires())
+	require.Equal(t, api.FormatTime(e.clock.Now().Add(10*time.Minute)), expires())
 
 	for _, bad := range []any{nil, map[string]any{}, map[string]any{"duration": "x"}, "[1]", map[string]any{"duration": -1}} {
 		e.post(base+"renew/", bad).requireError(t, http.StatusBadRequest)
@@ -325,7 +326,7 @@ func TestRenewAndReturn(t *testing.T) {
 	// Renewing a closed request rewrites expires and does not reopen it.
 	r = e.post(base+"renew", map[string]any{"duration": 60})
 	require.Equal(t, http.StatusNoContent, r.StatusCode)
-	require.Equal(t, FormatTime(e.clock.Now().Add(time.Minute)), expires())
+	require.Equal(t, api.FormatTime(e.clock.Now().Add(time.Minute)), expires())
 	require.Equal(t, "closed", e.requestState(id))
 
 	// GET is not a route.

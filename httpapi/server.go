@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/cluster"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/logstore"
@@ -189,7 +190,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	s.writeJSON(w, r, status, map[string]string{"error": err.Error()})
+	s.writeJSON(w, r, status, api.Error{Error: err.Error()})
 }
 
 // recoverPanic is the router's PanicHandler: it logs the panic with its
@@ -245,7 +246,7 @@ func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
-		w.Header().Set("X-Mozpool-Served-By", s.cluster.Self().ID)
+		w.Header().Set(api.HeaderServedBy, s.cluster.Self().ID)
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		if rec.status == 0 {

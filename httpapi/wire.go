@@ -3,39 +3,21 @@ package httpapi
 import (
 	"time"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/logstore"
 )
 
-// Time layouts of the wire format: naive ISO-8601 in UTC, no zone suffix,
-// with six digits of microseconds when they are not zero (as Python's
-// datetime.isoformat, which the original's clients were written against).
-const (
-	timeLayout      = "2006-01-02T15:04:05"
-	timeLayoutMicro = "2006-01-02T15:04:05.000000"
-)
-
-// FormatTime renders t in the wire format.
-func FormatTime(t time.Time) string {
-	t = t.UTC()
-	if t.Nanosecond()/1000 == 0 {
-		return t.Format(timeLayout)
-	}
-	return t.Format(timeLayoutMicro)
-}
-
-// ParseTime parses a wire-format time (any number of fractional digits)
-// as UTC.
-func ParseTime(s string) (time.Time, error) {
-	return time.ParseInLocation(timeLayout, s, time.UTC)
-}
+// This file turns the FSM's storage structs into the api types the routes
+// answer with. The storage structs keep their own JSON (the snapshot
+// format); only the api types are ever written to a client.
 
 // timeOrNil renders t, or null for the zero time.
 func timeOrNil(t time.Time) *string {
 	if t.IsZero() {
 		return nil
 	}
-	s := FormatTime(t)
+	s := api.FormatTime(t)
 	return &s
 }
 
@@ -47,26 +29,8 @@ func stringOrNil(s string) *string {
 	return &s
 }
 
-// deviceView is a device as /api/device/list/?details shows it: exactly
-// these 13 keys.
-type deviceView struct {
-	ID            int64   `json:"id"`
-	Name          string  `json:"name"`
-	FQDN          string  `json:"fqdn"`
-	InventoryID   int64   `json:"inventory_id"`
-	MAC           string  `json:"mac_address"`
-	ImagingServer string  `json:"imaging_server"`
-	RelayInfo     string  `json:"relay_info"`
-	State         string  `json:"state"`
-	Comments      *string `json:"comments"`
-	Image         *string `json:"image"`
-	BootConfig    *string `json:"boot_config"`
-	Environment   *string `json:"environment"`
-	RequestID     *int64  `json:"request_id"`
-}
-
-func newDeviceView(d *fsm.Device) deviceView {
-	v := deviceView{
+func newDevice(d *fsm.Device) api.Device {
+	v := api.Device{
 		ID:            d.ID,
 		Name:          d.Name,
 		FQDN:          d.FQDN,
@@ -87,19 +51,9 @@ func newDeviceView(d *fsm.Device) deviceView {
 	return v
 }
 
-// deviceDetailsView is what /api/device/:id/details/ adds for operators.
-type deviceDetailsView struct {
-	deviceView
-	HardwareType   string  `json:"hardware_type"` // "type/model"
-	StateDeadline  *string `json:"state_deadline"`
-	Generation     uint64  `json:"generation"`
-	NextImage      *string `json:"next_image"`
-	NextBootConfig *string `json:"next_boot_config"`
-}
-
-func newDeviceDetailsView(d *fsm.Device) deviceDetailsView {
-	return deviceDetailsView{
-		deviceView:     newDeviceView(d),
+func newDeviceDetails(d *fsm.Device) api.DeviceDetails {
+	return api.DeviceDetails{
+		Device:         newDevice(d),
 		HardwareType:   d.HardwareType,
 		StateDeadline:  timeOrNil(d.StateDeadline),
 		Generation:     d.Generation,
@@ -108,48 +62,24 @@ func newDeviceDetailsView(d *fsm.Device) deviceDetailsView {
 	}
 }
 
-// imageView is an image as /api/image/list/ shows it.
-type imageView struct {
-	ID             int64    `json:"id"`
-	Name           string   `json:"name"`
-	BootConfigKeys []string `json:"boot_config_keys"`
-	CanReuse       bool     `json:"can_reuse"`
-	Hidden         bool     `json:"hidden"`
-	HasSUTAgent    bool     `json:"has_sut_agent"`
-}
-
-func newImageView(img *fsm.Image) imageView {
+func newImage(img *fsm.Image) api.Image {
 	keys := img.BootConfigKeys
 	if keys == nil {
 		keys = []string{}
 	}
-	return imageView{ID: img.ID, Name: img.Name, BootConfigKeys: keys, CanReuse: img.CanReuse, Hidden: img.Hidden, HasSUTAgent: img.HasSUTAgent}
+	return api.Image{ID: img.ID, ImageSpec: api.ImageSpec{
+		Name: img.Name, BootConfigKeys: keys, CanReuse: img.CanReuse, Hidden: img.Hidden, HasSUTAgent: img.HasSUTAgent,
+	}}
 }
 
-// pxeConfigView is a PXE config as .../details/ shows it.
-type pxeConfigView struct {
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	Contents    string `json:"contents"`
-	Active      bool   `json:"active"`
+func newPXEConfig(pc *fsm.PXEConfig) api.PXEConfig {
+	return api.PXEConfig{Name: pc.Name, Description: pc.Description, Contents: pc.Contents, Active: pc.Active}
 }
 
-func newPXEConfigView(pc *fsm.PXEConfig) pxeConfigView {
-	return pxeConfigView{Name: pc.Name, Description: pc.Description, Contents: pc.Contents, Active: pc.Active}
-}
-
-// logView is one log line.
-type logView struct {
-	ID        uint64 `json:"id"`
-	Timestamp string `json:"timestamp"`
-	Source    string `json:"source"`
-	Message   string `json:"message"`
-}
-
-func newLogViews(es []logstore.Entry) []logView {
-	out := make([]logView, 0, len(es))
+func newLogEntries(es []logstore.Entry) []api.LogEntry {
+	out := make([]api.LogEntry, 0, len(es))
 	for _, e := range es {
-		out = append(out, logView{ID: e.ID, Timestamp: FormatTime(e.At), Source: e.Source, Message: e.Message})
+		out = append(out, api.LogEntry{ID: int64(e.ID), Timestamp: api.FormatTime(e.At), Source: e.Source, Message: e.Message})
 	}
 	return out
 }

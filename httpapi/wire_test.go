@@ -1,33 +1,50 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/fsm"
 )
 
-func TestFormatTime(t *testing.T) {
-	cases := []struct {
-		name string
-		in   time.Time
-		want string
-	}{
-		{"whole seconds", time.Date(1978, 6, 15, 0, 0, 0, 0, time.UTC), "1978-06-15T00:00:00"},
-		{"microseconds", time.Date(2013, 2, 22, 22, 29, 6, 412207000, time.UTC), "2013-02-22T22:29:06.412207"},
-		{"trailing zero kept", time.Date(2013, 2, 22, 22, 29, 6, 412200000, time.UTC), "2013-02-22T22:29:06.412200"},
-		{"nanoseconds dropped", time.Date(2013, 2, 22, 22, 29, 6, 999, time.UTC), "2013-02-22T22:29:06"},
-		{"converted to UTC", time.Date(2013, 2, 22, 23, 0, 0, 0, time.FixedZone("CET", 3600)), "2013-02-22T22:00:00"},
+// encode renders v as writeJSON does.
+func encode(t *testing.T, v any) string {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	require.NoError(t, enc.Encode(v))
+	return buf.String()
+}
+
+// TestDeviceWire pins the bytes of a device as the list and details routes
+// write it: Mozpool 4.x clients read these keys, nulls included.
+func TestDeviceWire(t *testing.T) {
+	d := &fsm.Device{
+		ID: 7, Name: "panda-0007", FQDN: "panda-0007.lab", InventoryID: 1007, MAC: "00163e000007",
+		ImagingServer: "mobile-imaging-001", RelayInfo: "relay1:bank1:relay7", HardwareType: "panda/ES Rev B2",
+		State: "free", Generation: 3,
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got := FormatTime(tc.in)
-			require.Equal(t, tc.want, got)
-			back, err := ParseTime(got)
-			require.NoError(t, err)
-			require.True(t, back.Equal(tc.in.Truncate(time.Microsecond)), "ParseTime(%s) = %s", got, back)
-		})
-	}
-	_, err := ParseTime("2013-02-22T22:29:06Z")
-	require.Error(t, err)
+	require.Equal(t, `{"id":7,"name":"panda-0007","fqdn":"panda-0007.lab","inventory_id":1007,"mac_address":"00163e000007",`+
+		`"imaging_server":"mobile-imaging-001","relay_info":"relay1:bank1:relay7","state":"free",`+
+		`"comments":null,"image":null,"boot_config":null,"environment":null,"request_id":null}`+"\n",
+		encode(t, newDevice(d)))
+	require.Equal(t, `{"id":7,"name":"panda-0007","fqdn":"panda-0007.lab","inventory_id":1007,"mac_address":"00163e000007",`+
+		`"imaging_server":"mobile-imaging-001","relay_info":"relay1:bank1:relay7","state":"free",`+
+		`"comments":null,"image":null,"boot_config":null,"environment":null,"request_id":null,`+
+		`"hardware_type":"panda/ES Rev B2","state_deadline":null,"generation":3,"next_image":null,"next_boot_config":null}`+"\n",
+		encode(t, newDeviceDetails(d)))
+
+	d.Comments, d.Image, d.BootConfig, d.Environment, d.RequestID = "a <b>", "b2g", `{"b2gbase": "http://x/?a=1&b=2"}`, "prod", 42
+	d.StateDeadline = time.Date(2013, 2, 22, 22, 29, 6, 412207000, time.UTC)
+	d.NextImage, d.NextBootConfig = "android", "{}"
+	require.Equal(t, `{"id":7,"name":"panda-0007","fqdn":"panda-0007.lab","inventory_id":1007,"mac_address":"00163e000007",`+
+		`"imaging_server":"mobile-imaging-001","relay_info":"relay1:bank1:relay7","state":"free",`+
+		`"comments":"a <b>","image":"b2g","boot_config":"{\"b2gbase\": \"http://x/?a=1&b=2\"}","environment":"prod","request_id":42,`+
+		`"hardware_type":"panda/ES Rev B2","state_deadline":"2013-02-22T22:29:06.412207","generation":3,"next_image":"android","next_boot_config":"{}"}`+"\n",
+		encode(t, newDeviceDetails(d)))
 }

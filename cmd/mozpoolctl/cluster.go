@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/client"
-	"github.com/mozpool/mozpool/cluster"
 )
 
 // runStatus prints the cluster's servers, then the leader, the term and
@@ -57,7 +57,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	return t.flush()
 }
 
-func leaderName(l *cluster.Identity) string {
+func leaderName(l *api.Identity) string {
 	if l == nil || l.ID == "" {
 		return "none"
 	}
@@ -111,7 +111,7 @@ func runJoin(ctx context.Context, e *env, args []string) error {
 	}
 	node := client.New(pos[0])
 
-	var ident cluster.Identity
+	var ident api.Identity
 	if *id == "" || *raftAddr == "" {
 		if ident, err = node.Self(ctx); err != nil {
 			return fmt.Errorf("read identity of %s: %w", node.BaseURL(), err)
@@ -139,8 +139,8 @@ func runJoin(ctx context.Context, e *env, args []string) error {
 	}
 	if e.json {
 		return e.printJSON(struct {
-			Node   cluster.Identity   `json:"node"`
-			Result cluster.JoinResult `json:"result"`
+			Node   api.Identity   `json:"node"`
+			Result api.JoinResult `json:"result"`
 		}{ident, res})
 	}
 	label := ident.ID

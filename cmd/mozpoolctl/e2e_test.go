@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mozpool/mozpool/cluster/clustertest"
+	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
 )
 
@@ -22,7 +22,7 @@ import (
 func ctl(t *testing.T, server string, args ...string) (string, int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(append([]string{"--server", server, "--token", clustertest.Token}, args...), &out, &errOut)
+	code := run(append([]string{"--server", server, "--token", daemontest.Token}, args...), &out, &errOut)
 	return out.String() + errOut.String(), code
 }
 
@@ -46,7 +46,7 @@ func TestE2E_MozpoolctlOnRealCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-node cluster test")
 	}
-	c := clustertest.New(t, 3)
+	c := daemontest.New(t, 3)
 	follower := c.Followers()[0]
 
 	out, code := ctl(t, follower.URL, "inventory", "sync", "--dry-run", "../../lab/lab.json")
@@ -73,7 +73,7 @@ func TestE2E_MozpoolctlOnRealCluster(t *testing.T) {
 	require.Contains(t, out, "404")
 
 	// A 4th node joins with mozpoolctl join; repeating the join is a no-op.
-	n4 := c.StartNode(clustertest.NodeName(4), "", "", false)
+	n4 := c.StartNode(daemontest.NodeName(4), "", "", false)
 	out, code = ctl(t, follower.URL, "join", n4.URL)
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "added")
@@ -141,7 +141,7 @@ func TestE2E_HTTPOnFollowerAndFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-node cluster test")
 	}
-	c := clustertest.New(t, 3)
+	c := daemontest.New(t, 3)
 	inv, err := loadInventory("../../lab/lab.json")
 	require.NoError(t, err)
 	c.LoadInventory(inv)
@@ -208,7 +208,7 @@ func TestE2E_BackupRestore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-node cluster test")
 	}
-	c := clustertest.New(t, 3)
+	c := daemontest.New(t, 3)
 	inv, err := loadInventory("../../lab/lab.json")
 	require.NoError(t, err)
 	c.LoadInventory(inv)

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/api"
 )
 
 func runImageAdd(ctx context.Context, e *env, args []string) error {
@@ -18,7 +18,7 @@ func runImageAdd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	spec := fsm.ImageSpec{Name: pos[0], BootConfigKeys: splitList(*keys), CanReuse: *canReuse, Hidden: *hidden, HasSUTAgent: *sut}
+	spec := api.ImageSpec{Name: pos[0], BootConfigKeys: splitList(*keys), CanReuse: *canReuse, Hidden: *hidden, HasSUTAgent: *sut}
 	img, err := e.client().UpsertImage(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("add image %s: %w", spec.Name, err)

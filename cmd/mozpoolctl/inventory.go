@@ -11,8 +11,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/client"
-	"github.com/mozpool/mozpool/fsm"
 )
 
 // runInventorySync sends an inventory file to the cluster and prints the
@@ -47,7 +47,7 @@ func runInventorySync(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%d device changes (limit %d)\n", res.Diff.DeviceChanges, res.Diff.Limit)
 	switch {
-	case *dryRun && res.WouldRefuse:
+	case *dryRun && res.Refused():
 		fmt.Fprintln(e.stdout, "dry run: nothing changed; a real sync would be refused by the safety valve (use --ship-it)")
 	case *dryRun:
 		fmt.Fprintln(e.stdout, "dry run: nothing changed")
@@ -61,7 +61,7 @@ func runInventorySync(ctx context.Context, e *env, args []string) error {
 
 // changeLine renders one change: "+ device panda-0001",
 // "~ device panda-0002 (relay_info, environment)", "- device panda-0003".
-func changeLine(c fsm.Change) string {
+func changeLine(c api.Change) string {
 	op := map[string]string{"add": "+", "update": "~", "delete": "-"}[c.Op]
 	if op == "" {
 		op = c.Op
@@ -75,8 +75,8 @@ func changeLine(c fsm.Change) string {
 
 // loadInventory reads a JSON inventory file. Unknown fields are refused so
 // that a misspelt key does not silently drop part of the lab.
-func loadInventory(path string) (fsm.Inventory, error) {
-	var inv fsm.Inventory
+func loadInventory(path string) (api.Inventory, error) {
+	var inv api.Inventory
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return inv, fmt.Errorf("read inventory: %w", err)

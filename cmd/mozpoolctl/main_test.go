@@ -10,9 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mozpool/mozpool/client"
-	"github.com/mozpool/mozpool/cluster"
-	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/api"
 )
 
 func TestUsage(t *testing.T) {
@@ -91,13 +89,13 @@ func TestUnreachableServerExitsOne(t *testing.T) {
 
 func int64p(v int64) *int64 { return &v }
 
-func testStatus() client.ClusterStatus {
-	leader := cluster.Identity{ID: "n1", Name: "mobile-imaging-001", Rack: "rack1", RaftAddr: "10.0.0.1:8300", HTTPAddr: "http://10.0.0.1:8010"}
-	return client.ClusterStatus{
-		Status: cluster.Status{
+func testStatus() api.ClusterStatus {
+	leader := api.Identity{ID: "n1", Name: "mobile-imaging-001", Rack: "rack1", RaftAddr: "10.0.0.1:8300", HTTPAddr: "http://10.0.0.1:8010"}
+	return api.ClusterStatus{
+		Status: api.Status{
 			Node: leader, State: "Leader", Leader: &leader,
 			Term: 4, CommitIndex: 120, AppliedIndex: 119, LastLogIndex: 120,
-			Servers: []cluster.ServerStatus{
+			Servers: []api.ServerStatus{
 				{ID: "n1", Name: "mobile-imaging-001", Rack: "rack1", Suffrage: "voter", RaftAddr: "10.0.0.1:8300", HTTPAddr: "http://10.0.0.1:8010", Leader: true, Healthy: true, Gossip: "alive"},
 				{ID: "n2", Name: "mobile-imaging-002", Rack: "rack2", Suffrage: "voter", RaftAddr: "10.0.0.2:8300", HTTPAddr: "http://10.0.0.2:8010", Healthy: true, LastContactMS: int64p(12), Gossip: "alive"},
 				{ID: "n3", Name: "mobile-imaging-003", Rack: "rack3", Suffrage: "nonvoter", RaftAddr: "10.0.0.3:8300", HTTPAddr: "http://10.0.0.3:8010", Healthy: false, LastContactMS: int64p(9000), Gossip: "suspect"},
@@ -137,7 +135,7 @@ func TestStatus(t *testing.T) {
 	t.Run("json", func(t *testing.T) {
 		r := runCLI(t, f, "--json", "status")
 		require.Equal(t, exitOK, r.code)
-		var got client.ClusterStatus
+		var got api.ClusterStatus
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &got))
 		require.Equal(t, testStatus(), got)
 	})
@@ -151,14 +149,14 @@ func TestStatus(t *testing.T) {
 
 func TestJoin(t *testing.T) {
 	node := newFakeAPI(t)
-	node.on("GET /api/cluster/self/", ok(cluster.Identity{
+	node.on("GET /api/cluster/self/", ok(api.Identity{
 		ID: "n2", Name: "mobile-imaging-002", Rack: "rack2", RaftAddr: "10.0.0.2:8300", HTTPAddr: "http://10.0.0.2:8010",
 	}))
 
 	leader := newFakeAPI(t)
-	members := map[string]cluster.Identity{}
+	members := map[string]api.Identity{}
 	leader.handle("POST /api/cluster/join/", func(body []byte) reply {
-		var id cluster.Identity
+		var id api.Identity
 		if err := json.Unmarshal(body, &id); err != nil || id.ID == "" || id.RaftAddr == "" || id.HTTPAddr == "" {
 			return apiError(http.StatusBadRequest, "join needs id, raft address and http address")
 		}
@@ -167,7 +165,7 @@ func TestJoin(t *testing.T) {
 			action = "unchanged"
 		}
 		members[id.ID] = id
-		return ok(map[string]cluster.JoinResult{"result": {Action: action, Suffrage: "voter"}})
+		return ok(map[string]api.JoinResult{"result": {Action: action, Suffrage: "voter"}})
 	})
 
 	r := runCLI(t, leader, "join", node.srv.URL)
@@ -202,8 +200,8 @@ func TestJoin(t *testing.T) {
 		r := runCLI(t, leader, "--json", "join", node.srv.URL)
 		require.Equal(t, exitOK, r.code)
 		var got struct {
-			Node   cluster.Identity   `json:"node"`
-			Result cluster.JoinResult `json:"result"`
+			Node   api.Identity   `json:"node"`
+			Result api.JoinResult `json:"result"`
 		}
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &got))
 		require.Equal(t, "n2", got.Node.ID)
@@ -249,8 +247,8 @@ func writeFile(t *testing.T, name, content string) string {
 
 func TestInventorySync(t *testing.T) {
 	inv := writeFile(t, "lab.json", `{"imaging_servers": [{"name": "mobile-imaging-001", "rack": "rack1"}], "devices": []}`)
-	diff := fsm.InventoryDiff{
-		Changes: []fsm.Change{
+	diff := api.InventoryDiff{
+		Changes: []api.Change{
 			{Op: "add", Kind: "imaging_server", Name: "mobile-imaging-001"},
 			{Op: "add", Kind: "device", Name: "panda-0001"},
 			{Op: "update", Kind: "device", Name: "panda-0002", Fields: []string{"relay_info", "environment"}},
@@ -260,13 +258,13 @@ func TestInventorySync(t *testing.T) {
 	}
 	f := newFakeAPI(t)
 	var req struct {
-		Inventory fsm.Inventory `json:"inventory"`
+		Inventory api.Inventory `json:"inventory"`
 		DryRun    bool          `json:"dry_run"`
 		ShipIt    bool          `json:"ship_it"`
 	}
 	f.handle("POST /api/inventory/sync/", func(body []byte) reply {
 		require.NoError(t, json.Unmarshal(body, &req))
-		return ok(client.SyncResult{Diff: diff, Applied: !req.DryRun})
+		return ok(api.SyncResult{Diff: diff, Applied: !req.DryRun})
 	})
 	wantDiff := "+ imaging_server mobile-imaging-001\n" +
 		"+ device panda-0001\n" +
@@ -280,7 +278,7 @@ func TestInventorySync(t *testing.T) {
 		require.Equal(t, wantDiff+"dry run: nothing changed\n", r.stdout)
 		require.True(t, req.DryRun)
 		require.False(t, req.ShipIt)
-		require.Equal(t, []fsm.InventoryServer{{Name: "mobile-imaging-001", Rack: "rack1"}}, req.Inventory.ImagingServers)
+		require.Equal(t, []api.InventoryServer{{Name: "mobile-imaging-001", Rack: "rack1"}}, req.Inventory.ImagingServers)
 		require.Equal(t, "sekrit", f.lastCall().Token)
 	})
 
@@ -295,14 +293,15 @@ func TestInventorySync(t *testing.T) {
 	t.Run("json", func(t *testing.T) {
 		r := runCLI(t, f, "--json", "inventory", "sync", inv)
 		require.Equal(t, exitOK, r.code)
-		var got client.SyncResult
+		var got api.SyncResult
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &got))
-		require.Equal(t, client.SyncResult{Diff: diff, Applied: true}, got)
+		require.Equal(t, api.SyncResult{Diff: diff, Applied: true}, got)
 	})
 
 	t.Run("dry run over the valve", func(t *testing.T) {
 		g := newFakeAPI(t)
-		g.on("POST /api/inventory/sync/", ok(client.SyncResult{Diff: fsm.InventoryDiff{DeviceChanges: 30, Limit: 5}, WouldRefuse: true}))
+		refuse := true
+		g.on("POST /api/inventory/sync/", ok(api.SyncResult{Diff: api.InventoryDiff{DeviceChanges: 30, Limit: 5}, WouldRefuse: &refuse}))
 		r := runCLI(t, g, "inventory", "sync", "--dry-run", inv)
 		require.Equal(t, exitOK, r.code)
 		require.Contains(t, r.stdout, "30 device changes (limit 5)\n")
@@ -357,18 +356,18 @@ func TestInventorySyncBadFiles(t *testing.T) {
 
 func TestPXEConfig(t *testing.T) {
 	f := newFakeAPI(t)
-	configs := map[string]client.PXEConfig{}
+	configs := map[string]api.PXEConfig{}
 	f.handle("POST /api/bmm/pxe_config/", func(body []byte) reply {
-		var pc client.PXEConfig
+		var pc api.PXEConfig
 		require.NoError(t, json.Unmarshal(body, &pc))
 		if _, ok := configs[pc.Name]; ok {
 			return apiError(http.StatusConflict, "already exists: pxe config "+pc.Name)
 		}
 		configs[pc.Name] = pc
-		return ok(map[string]client.PXEConfig{"details": pc})
+		return ok(map[string]api.PXEConfig{"details": pc})
 	})
 	f.handle("POST /api/bmm/pxe_config/b2g-pxe/update/", func(body []byte) reply {
-		var u client.PXEConfigUpdate
+		var u api.PXEConfigUpdate
 		require.NoError(t, json.Unmarshal(body, &u))
 		pc := configs["b2g-pxe"]
 		if u.Description != nil {
@@ -381,10 +380,10 @@ func TestPXEConfig(t *testing.T) {
 			pc.Active = *u.Active
 		}
 		configs["b2g-pxe"] = pc
-		return ok(map[string]client.PXEConfig{"details": pc})
+		return ok(map[string]api.PXEConfig{"details": pc})
 	})
 	f.handle("GET /api/bmm/pxe_config/b2g-pxe/details/", func([]byte) reply {
-		return ok(map[string]client.PXEConfig{"details": configs["b2g-pxe"]})
+		return ok(map[string]api.PXEConfig{"details": configs["b2g-pxe"]})
 	})
 	f.on("GET /api/bmm/pxe_config/list/", ok(map[string][]string{"pxe_configs": {"android-pxe", "b2g-pxe"}}))
 	f.on("GET /api/bmm/pxe_config/list/?active_only=1", ok(map[string][]string{"pxe_configs": {"b2g-pxe"}}))
@@ -396,7 +395,7 @@ func TestPXEConfig(t *testing.T) {
 	r := runCLI(t, f, "pxe-config", "add", "b2g-pxe", "--contents-file", file, "--description", "B2G", "--inactive")
 	require.Equal(t, exitOK, r.code)
 	require.Equal(t, "added pxe config b2g-pxe\n", r.stdout)
-	require.Equal(t, client.PXEConfig{Name: "b2g-pxe", Description: "B2G", Contents: contents, Active: false}, configs["b2g-pxe"])
+	require.Equal(t, api.PXEConfig{Name: "b2g-pxe", Description: "B2G", Contents: contents, Active: false}, configs["b2g-pxe"])
 
 	r = runCLI(t, f, "pxe-config", "add", "b2g-pxe", "--contents", "x")
 	require.Equal(t, exitFailure, r.code)
@@ -448,17 +447,17 @@ func mustJSON(t *testing.T, v any) string {
 func TestImage(t *testing.T) {
 	f := newFakeAPI(t)
 	f.handle("POST /api/image/", func(body []byte) reply {
-		var spec fsm.ImageSpec
+		var spec api.ImageSpec
 		require.NoError(t, json.Unmarshal(body, &spec))
-		return ok(map[string]fsm.Image{"image": {ID: 3, Name: spec.Name, BootConfigKeys: spec.BootConfigKeys,
-			CanReuse: spec.CanReuse, Hidden: spec.Hidden, HasSUTAgent: spec.HasSUTAgent}})
+		return ok(api.ImageReply{Image: api.Image{ID: 3, ImageSpec: spec}})
 	})
-	images := []fsm.Image{
-		{ID: 1, Name: "b2g", BootConfigKeys: []string{"b2gbase"}, HasSUTAgent: true},
-		{ID: 2, Name: "android", BootConfigKeys: []string{}, CanReuse: true, HasSUTAgent: true},
+	images := []api.Image{
+		{ID: 1, ImageSpec: api.ImageSpec{Name: "b2g", BootConfigKeys: []string{"b2gbase"}, HasSUTAgent: true}},
+		{ID: 2, ImageSpec: api.ImageSpec{Name: "android", BootConfigKeys: []string{}, CanReuse: true, HasSUTAgent: true}},
 	}
-	f.on("GET /api/image/list/", ok(map[string][]fsm.Image{"images": images}))
-	f.on("GET /api/image/list/?all=1", ok(map[string][]fsm.Image{"images": append(images, fsm.Image{ID: 3, Name: "self-test", BootConfigKeys: []string{}, Hidden: true})}))
+	hidden := api.Image{ID: 3, ImageSpec: api.ImageSpec{Name: "self-test", BootConfigKeys: []string{}, Hidden: true}}
+	f.on("GET /api/image/list/", ok(api.Images{Images: images}))
+	f.on("GET /api/image/list/?all=1", ok(api.Images{Images: append(images, hidden)}))
 
 	r := runCLI(t, f, "image", "add", "b2g", "--boot-config-keys", "b2gbase, extra", "--has-sut-agent")
 	require.Equal(t, exitOK, r.code)
@@ -483,7 +482,7 @@ func TestImage(t *testing.T) {
 
 	r = runCLI(t, f, "--json", "image", "list")
 	require.Equal(t, exitOK, r.code)
-	var got []fsm.Image
+	var got []api.Image
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got))
 	require.Equal(t, images, got)
 }
@@ -492,16 +491,17 @@ func TestDevice(t *testing.T) {
 	f := newFakeAPI(t)
 	prod := "prod"
 	comments := "flaky sd card"
-	devs := []client.Device{
+	devs := []api.Device{
 		{ID: 1, Name: "panda-0001", FQDN: "panda-0001.lab", InventoryID: 1, MAC: "00163e000001", ImagingServer: "mobile-imaging-001",
 			RelayInfo: "relay-1.lab:bank1:relay1", State: "free", Environment: &prod},
 		{ID: 2, Name: "panda-0002", FQDN: "panda-0002.lab", InventoryID: 2, MAC: "00163e000002", ImagingServer: "mobile-imaging-001",
 			RelayInfo: "relay-1.lab:bank1:relay2", State: "self_test", Comments: &comments, RequestID: int64p(7)},
 	}
 	f.on("GET /api/device/list/", ok(map[string][]string{"devices": {"panda-0001", "panda-0002"}}))
-	f.on("GET /api/device/list/?details=1", ok(map[string][]client.Device{"devices": devs}))
-	f.on("GET /api/device/panda-0002/details/", ok(map[string]client.DeviceDetail{"device": {
-		Device: devs[1], HardwareType: "panda/ES Rev B2", Generation: 4, StateDeadline: "2024-05-01T10:00:00Z",
+	f.on("GET /api/device/list/?details=1", ok(map[string][]api.Device{"devices": devs}))
+	deadline := "2024-05-01T10:00:00Z"
+	f.on("GET /api/device/panda-0002/details/", ok(api.DeviceDetailsReply{Device: api.DeviceDetails{
+		Device: devs[1], HardwareType: "panda/ES Rev B2", Generation: 4, StateDeadline: &deadline,
 	}}))
 	f.on("POST /api/device/panda-0001/set-comments/", ok(nil))
 	f.on("POST /api/device/panda-0001/set-environment/", ok(nil))

@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/mozpool/mozpool/client"
+	"github.com/mozpool/mozpool/api"
 )
 
 // contentsFlags are the two ways of giving a PXE config's contents.
@@ -64,7 +64,7 @@ func runPXEConfigAdd(ctx context.Context, e *env, args []string) error {
 	if !ok {
 		return usagef("missing --contents-file or --contents")
 	}
-	pc, err := e.client().AddPXEConfig(ctx, client.PXEConfig{
+	pc, err := e.client().AddPXEConfig(ctx, api.PXEConfig{
 		Name: pos[0], Description: *desc, Contents: text, Active: !*inactive,
 	})
 	if err != nil {
@@ -87,7 +87,7 @@ func runPXEConfigModify(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var u client.PXEConfigUpdate
+	var u api.PXEConfigUpdate
 	text, ok, err := contents.get(fs)
 	if err != nil {
 		return err
@@ -108,7 +108,7 @@ func runPXEConfigModify(ctx context.Context, e *env, args []string) error {
 		f := false
 		u.Active = &f
 	}
-	if u == (client.PXEConfigUpdate{}) {
+	if u == (api.PXEConfigUpdate{}) {
 		return usagef("nothing to modify")
 	}
 	pc, err := e.client().UpdatePXEConfig(ctx, pos[0], u)

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/client"
 )
 
@@ -132,7 +133,7 @@ func runRequest(ctx context.Context, e *env, args []string) error {
 }
 
 // printCreated prints a new request's id, device and URL.
-func (e *env) printCreated(req client.Request) error {
+func (e *env) printCreated(req api.Request) error {
 	t := e.table("request:", strconv.FormatInt(req.ID, 10))
 	t.row("device:", orDash(req.AssignedDevice))
 	t.row("url:", req.URL)
@@ -245,7 +246,7 @@ func (e *env) waitRequest(ctx context.Context, c *client.Client, id int64, inter
 }
 
 // pollRequest reads a request's status, its device and the device's state.
-func pollRequest(ctx context.Context, c *client.Client, id int64) (st client.RequestStatus, device, devState string, err error) {
+func pollRequest(ctx context.Context, c *client.Client, id int64) (st api.StatusReply, device, devState string, err error) {
 	if st, err = c.RequestStatus(ctx, id); err != nil {
 		return st, "", "", err
 	}
@@ -261,7 +262,7 @@ func pollRequest(ctx context.Context, c *client.Client, id int64) (st client.Req
 }
 
 // lastLines returns the last n entries of log.
-func lastLines(log []client.LogEntry, n int) []client.LogEntry {
+func lastLines(log []api.LogEntry, n int) []api.LogEntry {
 	if len(log) > n {
 		return log[len(log)-n:]
 	}
@@ -269,7 +270,7 @@ func lastLines(log []client.LogEntry, n int) []client.LogEntry {
 }
 
 // printLog writes log lines as "TIMESTAMP SOURCE MESSAGE", indented.
-func printLog(w io.Writer, log []client.LogEntry) {
+func printLog(w io.Writer, log []api.LogEntry) {
 	if len(log) == 0 {
 		fmt.Fprintln(w, "  (no log lines)")
 		return
@@ -351,7 +352,7 @@ func runRequestList(ctx context.Context, e *env, args []string) error {
 // fillImages looks up the image of the listed requests that lack one: the
 // original's request list has no image key. A request that cannot be read
 // (compacted meanwhile) keeps an empty image.
-func fillImages(ctx context.Context, c *client.Client, reqs []client.RequestSummary) {
+func fillImages(ctx context.Context, c *client.Client, reqs []api.RequestSummary) {
 	sem := make(chan struct{}, detailsConcurrency)
 	var wg sync.WaitGroup
 	for i := range reqs {
@@ -361,7 +362,7 @@ func fillImages(ctx context.Context, c *client.Client, reqs []client.RequestSumm
 		wg.Add(1)
 		sem <- struct{}{}
 		// Exits after one lookup, bounded by the client's timeout.
-		go func(r *client.RequestSummary) {
+		go func(r *api.RequestSummary) {
 			defer func() { <-sem; wg.Done() }()
 			if d, err := c.Request(ctx, r.ID); err == nil {
 				r.Image = d.Image
@@ -397,9 +398,9 @@ func runRequestShow(ctx context.Context, e *env, args []string) error {
 	log := lastLines(st.Log, *lines)
 	if e.json {
 		return e.printJSON(struct {
-			client.Request
-			State string            `json:"state"`
-			Log   []client.LogEntry `json:"log"`
+			api.Request
+			State string         `json:"state"`
+			Log   []api.LogEntry `json:"log"`
 		}{req, st.State, log})
 	}
 	t := e.table("id:", strconv.FormatInt(req.ID, 10))

@@ -12,21 +12,21 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mozpool/mozpool/client"
+	"github.com/mozpool/mozpool/api"
 )
 
-func testRequest(device string) client.Request {
-	return client.Request{
+func testRequest(device string) api.Request {
+	return api.Request{
 		ID: 17, RequestedDevice: "any", Assignee: "ci@builder", Expires: "2024-01-01T01:00:00",
 		Environment: "any", Image: "b2g", BootConfig: `{"b2gbase": "http://builds/b2g"}`,
 		AssignedDevice: device, URL: "http://10.0.0.1:8010/api/request/17/",
 	}
 }
 
-func testLog(msgs ...string) []client.LogEntry {
-	out := []client.LogEntry{}
+func testLog(msgs ...string) []api.LogEntry {
+	out := []api.LogEntry{}
 	for i, m := range msgs {
-		out = append(out, client.LogEntry{ID: int64(i + 1), Timestamp: fmt.Sprintf("2024-01-01T00:00:%02d", i), Source: "statemachine", Message: m})
+		out = append(out, api.LogEntry{ID: int64(i + 1), Timestamp: fmt.Sprintf("2024-01-01T00:00:%02d", i), Source: "statemachine", Message: m})
 	}
 	return out
 }
@@ -62,7 +62,7 @@ func TestRequestCreate(t *testing.T) {
 	t.Run("json", func(t *testing.T) {
 		r := runCLI(t, f, "--json", "request", "any", "--image", "b2g", "--boot-config", "b2gbase=x")
 		require.Equal(t, exitOK, r.code)
-		var got client.Request
+		var got api.Request
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &got))
 		require.Equal(t, testRequest("panda-0003"), got)
 	})
@@ -78,13 +78,13 @@ func TestRequestCreate(t *testing.T) {
 // waitScript makes the fake API walk a request through states: the n-th
 // status poll answers states[min(n, len-1)]; the device is assigned from
 // the second poll on.
-func waitScript(t *testing.T, f *fakeAPI, states []string, devStates []string, log []client.LogEntry) {
+func waitScript(t *testing.T, f *fakeAPI, states []string, devStates []string, log []api.LogEntry) {
 	t.Helper()
 	var polls atomic.Int32
 	f.on("POST /api/device/any/request/", ok(map[string]any{"request": testRequest("")}))
 	f.handle("GET /api/request/17/status/", func([]byte) reply {
 		n := int(polls.Add(1)) - 1
-		return ok(client.RequestStatus{State: states[min(n, len(states)-1)], Log: log})
+		return ok(api.StatusReply{State: states[min(n, len(states)-1)], Log: log})
 	})
 	f.handle("GET /api/request/17/details/", func([]byte) reply {
 		if polls.Load() < 2 {
@@ -157,7 +157,7 @@ func TestRequestWaitThroughElection(t *testing.T) {
 		if polls.Add(1) < 3 {
 			return apiError(http.StatusServiceUnavailable, "no cluster leader")
 		}
-		return ok(client.RequestStatus{State: "ready", Log: []client.LogEntry{}})
+		return ok(api.StatusReply{State: "ready", Log: []api.LogEntry{}})
 	})
 	f.on("GET /api/request/17/details/", ok(testRequest("panda-0003")))
 	f.on("GET /api/device/panda-0003/state/", ok(map[string]string{"state": "ready"}))
@@ -165,7 +165,7 @@ func TestRequestWaitThroughElection(t *testing.T) {
 	r := runCLI(t, f, "--json", "request", "any", "--image", "b2g", "--wait", "--interval", "1ms")
 	require.Equal(t, exitOK, r.code)
 	// --json: stdout holds only the final details; progress is on stderr.
-	var got client.Request
+	var got api.Request
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got))
 	require.Equal(t, testRequest("panda-0003"), got)
 	require.Contains(t, r.stderr, "request 17: ready, device panda-0003 (ready)")
@@ -238,14 +238,14 @@ func TestRequestRenewReturn(t *testing.T) {
 
 func TestRequestList(t *testing.T) {
 	f := newFakeAPI(t)
-	open := []client.RequestSummary{
+	open := []api.RequestSummary{
 		{ID: 17, ImagingServer: "mobile-imaging-001", Assignee: "ci@builder", State: "ready", Expires: "2024-01-01T01:00:00",
 			RequestedDevice: "any", Environment: "any", AssignedDevice: "panda-0003", DeviceState: "ready"},
 		{ID: 18, ImagingServer: "mobile-imaging-002", Assignee: "bob@laptop", State: "finding_device", Expires: "2024-01-01T02:00:00",
 			RequestedDevice: "any", Environment: "any"},
 	}
 	f.on("GET /api/request/list/", ok(map[string]any{"requests": open}))
-	closed := append(open, client.RequestSummary{ID: 5, State: "closed", Expires: "2023-12-31T00:00:00", Image: "android"})
+	closed := append(open, api.RequestSummary{ID: 5, State: "closed", Expires: "2023-12-31T00:00:00", Image: "android"})
 	f.on("GET /api/request/list/?include_closed=1", ok(map[string]any{"requests": closed}))
 	f.on("GET /api/request/17/details/", ok(testRequest("panda-0003")))
 	r18 := testRequest("")
@@ -267,7 +267,7 @@ func TestRequestList(t *testing.T) {
 
 	r = runCLI(t, f, "--json", "request", "list")
 	require.Equal(t, exitOK, r.code)
-	var got []client.RequestSummary
+	var got []api.RequestSummary
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got))
 	require.Equal(t, "b2g", got[0].Image)
 }
@@ -275,7 +275,7 @@ func TestRequestList(t *testing.T) {
 func TestRequestShow(t *testing.T) {
 	f := newFakeAPI(t)
 	f.on("GET /api/request/17/details/", ok(testRequest("panda-0003")))
-	f.on("GET /api/request/17/status/", ok(client.RequestStatus{State: "ready",
+	f.on("GET /api/request/17/status/", ok(api.StatusReply{State: "ready",
 		Log: testLog("entering state new", "entering state finding_device", "entering state pending", "entering state ready")}))
 
 	r := runCLI(t, f, "request", "show", "17", "--lines", "2")

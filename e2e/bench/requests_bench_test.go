@@ -16,7 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mozpool/mozpool/cluster/clustertest"
+	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
 	"github.com/mozpool/mozpool/sim"
@@ -26,11 +26,11 @@ const boards = 1000
 
 // startLab starts 3 nodes and a simulated lab of 1,000 boards, and waits
 // until the boards have finished their first self-test.
-func startLab(b *testing.B) *clustertest.Cluster {
+func startLab(b *testing.B) *daemontest.Cluster {
 	const scale = 0.05
-	c := clustertest.New(b, 3, clustertest.Options{TimeScale: scale, PingPort: 20710, SUTPort: 20711})
+	c := daemontest.New(b, 3, daemontest.Options{TimeScale: scale, PingPort: 20710, SUTPort: 20711})
 	inv, err := sim.GenerateInventory(sim.GenerateOptions{
-		Servers:         []string{clustertest.NodeName(1), clustertest.NodeName(2), clustertest.NodeName(3)},
+		Servers:         []string{daemontest.NodeName(1), daemontest.NodeName(2), daemontest.NodeName(3)},
 		BoardsPerServer: boards / 3, BoardNet: 7, RelayNet: 8, RelayPort: 0,
 	})
 	require.NoError(b, err)

@@ -9,7 +9,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mozpool/mozpool/cluster/clustertest"
+	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/sim"
 )
@@ -17,11 +17,11 @@ import (
 // quietLab10k loads a 10,002-device inventory (no simulated boards) into a
 // 3-node cluster and waits until every device has settled. It returns a
 // follower to load the page from and the number of devices.
-func quietLab10k(tb testing.TB) (*clustertest.Node, int) {
+func quietLab10k(tb testing.TB) (*daemontest.Node, int) {
 	tb.Helper()
-	c := clustertest.New(tb, 3, clustertest.Options{PingPort: 20730, SUTPort: 20731})
+	c := daemontest.New(tb, 3, daemontest.Options{PingPort: 20730, SUTPort: 20731})
 	inv, err := sim.GenerateInventory(sim.GenerateOptions{
-		Servers:         []string{clustertest.NodeName(1), clustertest.NodeName(2), clustertest.NodeName(3)},
+		Servers:         []string{daemontest.NodeName(1), daemontest.NodeName(2), daemontest.NodeName(3)},
 		BoardsPerServer: 3334, BoardNet: 13, RelayNet: 14, RelayPort: 2101,
 	})
 	require.NoError(tb, err)

@@ -11,7 +11,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mozpool/mozpool/cluster/clustertest"
+	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
 	"github.com/mozpool/mozpool/sim"
@@ -39,9 +39,9 @@ func skipShort(t testing.TB) {
 
 // startLab starts a 3-node cluster at timeScale and a simulated lab of 12
 // boards whose self-tests pass, and waits until every board is ready.
-func startLab(t *testing.T) *clustertest.Cluster {
+func startLab(t *testing.T) *daemontest.Cluster {
 	t.Helper()
-	c := clustertest.New(t, 3, clustertest.Options{TimeScale: timeScale, PingPort: pingPort, SUTPort: sutPort})
+	c := daemontest.New(t, 3, daemontest.Options{TimeScale: timeScale, PingPort: pingPort, SUTPort: sutPort})
 	// Devices must not enter their first states before the time scale
 	// applies.
 	for _, n := range c.Nodes {
@@ -52,7 +52,7 @@ func startLab(t *testing.T) *clustertest.Cluster {
 		}, 10*time.Second, 20*time.Millisecond, "%s never applied the time scale", n.Name)
 	}
 	inv, err := sim.GenerateInventory(sim.GenerateOptions{
-		Servers:         []string{clustertest.NodeName(1), clustertest.NodeName(2), clustertest.NodeName(3)},
+		Servers:         []string{daemontest.NodeName(1), daemontest.NodeName(2), daemontest.NodeName(3)},
 		BoardsPerServer: boardsPerServer, BoardNet: boardNet, RelayNet: relayNet, RelayPort: 0,
 	})
 	require.NoError(t, err)
@@ -82,7 +82,7 @@ func startLab(t *testing.T) *clustertest.Cluster {
 
 // devicesIn lists the devices in state without a request, as the first
 // node sees them.
-func devicesIn(c *clustertest.Cluster, state string) []string {
+func devicesIn(c *daemontest.Cluster, state string) []string {
 	var out []string
 	c.Nodes[0].FSM.Read(func(st *fsm.State) {
 		for name, d := range st.Devices {

@@ -1,7 +1,9 @@
-// Package clustertest starts whole Mozpool nodes (Raft, gossip, log store and
+// Package daemontest starts whole Mozpool nodes (Raft, gossip, log store and
 // the HTTP API on real loopback listeners, data in a temporary directory)
-// for tests and benchmarks in other packages.
-package clustertest
+// for tests and benchmarks in other packages. Each node is a daemon.Daemon
+// reached through the Go client, so the harness sits beside daemon, above
+// every layer it starts.
+package daemontest
 
 import (
 	"context"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/client"
 	"github.com/mozpool/mozpool/cluster"
 	"github.com/mozpool/mozpool/daemon"
@@ -21,7 +24,7 @@ import (
 )
 
 // Token is the cluster token every test node shares.
-const Token = "clustertest-token"
+const Token = "daemontest-token"
 
 // Node is one running node (a whole daemon).
 type Node struct {
@@ -213,7 +216,7 @@ func (c *Cluster) Followers() []*Node {
 
 // LoadInventory syncs inv through the first live node (ship-it) and waits
 // until every live node has applied it.
-func (c *Cluster) LoadInventory(inv fsm.Inventory) {
+func (c *Cluster) LoadInventory(inv api.Inventory) {
 	c.t.Helper()
 	_, err := c.Live()[0].Client().SyncInventory(context.Background(), inv, false, true)
 	require.NoError(c.t, err)

@@ -1,4 +1,4 @@
-package clustertest
+package daemontest
 
 import (
 	"bytes"
@@ -10,17 +10,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/api"
 )
 
 // benchInventory is a small lab: one imaging server, one device per client.
-func benchInventory(devices int) fsm.Inventory {
-	inv := fsm.Inventory{
-		ImagingServers: []fsm.InventoryServer{{Name: NodeName(1), Rack: "rack1"}},
-		HardwareTypes:  []fsm.InventoryHardwareType{{Type: "panda", Model: "ES Rev B2"}},
+func benchInventory(devices int) api.Inventory {
+	inv := api.Inventory{
+		ImagingServers: []api.InventoryServer{{Name: NodeName(1), Rack: "rack1"}},
+		HardwareTypes:  []api.InventoryHardwareType{{Type: "panda", Model: "ES Rev B2"}},
 	}
 	for i := 1; i <= devices; i++ {
-		inv.Devices = append(inv.Devices, fsm.InventoryDevice{
+		inv.Devices = append(inv.Devices, api.InventoryDevice{
 			Name: fmt.Sprintf("panda-%04d", i), FQDN: fmt.Sprintf("panda-%04d.lab", i), InventoryID: int64(i),
 			MAC: fmt.Sprintf("00163e%06x", i), ImagingServer: NodeName(1),
 			HardwareType: "panda", HardwareModel: "ES Rev B2",
