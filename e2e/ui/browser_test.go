@@ -160,10 +160,20 @@ func eval[T any](b *browser, js string) T {
 // was awaited.
 func (b *browser) waitFor(timeout time.Duration, cond, msg string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, timeout+5*time.Second)
-	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond,
-		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, time.Until(deadline)+5*time.Second)
+		_, err = chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond,
+			chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(time.Until(deadline))))
+		cancel()
+		// A poll started just as a navigation replaced the page's
+		// JavaScript context fails at once; it is started again in the
+		// new one.
+		if err == nil || !contextReplaced(err) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		// Show what the page shows: the visible rows of the page in view.
 		rows, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`[...document.querySelectorAll('.page:not([hidden]) .vt-row:not([hidden])')]
@@ -171,6 +181,14 @@ func (b *browser) waitFor(timeout time.Duration, cond, msg string) {
 		b.t.Logf("rows shown:\n%s", rows)
 	}
 	require.NoError(b.t, err, "waiting for %s: %s", msg, cond)
+}
+
+// contextReplaced reports whether err is Chromium's answer to an evaluation
+// in a JavaScript context that a navigation has just destroyed.
+func contextReplaced(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Cannot find context with specified id") ||
+		strings.Contains(msg, "Execution context was destroyed")
 }
 
 // helpersJS gives the tests a few page helpers: h.set fills a field as
