@@ -43,6 +43,22 @@ type Node struct {
 	wg           sync.WaitGroup
 }
 
+// maxForwardConns bounds the connections a node opens to one other node
+// for forwarded calls. Without a bound a burst of writes (every board of a
+// 10,000-board lab reporting at once after a restart) opens one connection
+// each, thousands at a time, until the process runs out of file
+// descriptors and Raft's own connections start failing. With it, a burst
+// waits for a connection (within its context's deadline) and reuses it.
+const maxForwardConns = 64
+
+// forwardTransport is the HTTP transport of forwarded calls.
+func forwardTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxConnsPerHost = maxForwardConns
+	tr.MaxIdleConnsPerHost = maxForwardConns
+	return tr
+}
+
 // New opens (or creates) the node's Raft state in cfg.DataDir, starts the
 // transport, Raft and gossip, bootstraps a new cluster when cfg.Bootstrap is
 // set and there is no state yet, and starts the node's loops.
@@ -65,7 +81,7 @@ func New(cfg Config) (*Node, error) {
 		logger:     cfg.Logger.Named("cluster"),
 		id:         id,
 		health:     newPeerHealth(),
-		client:     &http.Client{Timeout: cfg.ApplyTimeout + 2*time.Second},
+		client:     &http.Client{Timeout: cfg.ApplyTimeout + 2*time.Second, Transport: forwardTransport()},
 		shutdownCh: make(chan struct{}),
 	}
 	if err := n.openRaft(); err != nil {
