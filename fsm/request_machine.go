@@ -11,12 +11,25 @@ import (
 
 // RequestMachine is the Mozpool request state table, registered at
 // construction (Config.Requests) like the device machine; Apply runs it.
+// Like the device machine, it alone knows its states and events by name.
 type RequestMachine interface {
-	// Event handles an event ("find_device", "close", "expire",
-	// "lifeguard_finished"); ErrIgnored when the state does not accept it.
+	// Initial is the state a request is created in, and how long it lasts
+	// (as RequestTx.Goto's timeout); Start runs next, in the same Apply.
+	Initial() (state string, timeout time.Duration)
+	// Start sets a request just created on its way (its device search).
+	Start(tx *RequestTx) error
+	// Event handles an event (a return, from the API); ErrIgnored when
+	// the state does not accept it.
 	Event(tx *RequestTx, event string, args RequestEventArgs) error
 	// Timeout handles the passing of the current state's deadline.
 	Timeout(tx *RequestTx)
+	// Expire handles the passing of the request's expiry; ErrIgnored
+	// when its state has nothing to close.
+	Expire(tx *RequestTx) error
+	// DeviceFinished tells the request how the operation of the device it
+	// holds ended (DeviceTx.ImagingResult, in the same Apply); the result
+	// is already in the request's record.
+	DeviceFinished(tx *RequestTx, result string)
 	// Known reports whether state is one of the machine's states.
 	Known(state string) bool
 	// Open reports whether a request in state still counts as open: it
@@ -52,11 +65,7 @@ func (m *RequestTx) Goto(state string, timeout time.Duration) {
 	}
 	r.State, r.StateEntered = state, m.tx.at
 	r.Generation++
-	if timeout < 0 {
-		r.StateDeadline = time.Time{}
-	} else {
-		r.StateDeadline = m.tx.at.Add(m.tx.s.scaled(timeout))
-	}
+	r.StateDeadline = m.tx.deadline(timeout)
 	m.tx.touchRequest(r.ID)
 }
 
@@ -109,7 +118,7 @@ func (m *RequestTx) Release() {
 	// Lifeguard is not told (as the original): a device that is still
 	// busy finishes its operation with no request. Both logs say so.
 	var busy string
-	if d.State != "ready" {
+	if m.tx.devices == nil || !m.tx.devices.Available(d.State) {
 		busy = fmt.Sprintf(" in state %s; the device goes on without a request", d.State)
 	}
 	if d.RequestID == r.ID {
@@ -225,8 +234,5 @@ func (tx *txn) requestResult(d *Device, result string) {
 	if tx.requests == nil {
 		return
 	}
-	m := &RequestTx{tx: tx, r: r}
-	if err := tx.requests.Event(m, "lifeguard_finished", RequestEventArgs{ImagingResult: result}); err != nil {
-		m.Log("statemachine", "ignored lifeguard_finished (%s) in state %s", result, r.State)
-	}
+	tx.requests.DeviceFinished(&RequestTx{tx: tx, r: r}, result)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/mozpool/mozpool/fsm"
 )
@@ -26,10 +27,28 @@ func spec(state State) stateSpec {
 	return unknownState
 }
 
+// Initial is the state of a device new to the inventory: it self-tests
+// on its first tick.
+func (Machine) Initial() (string, time.Duration) {
+	return string(StateNew), spec(StateNew).Timeout
+}
+
 // Known reports whether state is in the table.
 func (Machine) Known(state string) bool {
 	_, ok := deviceStates[State(state)]
 	return ok
+}
+
+// Available reports whether a device in state may be claimed by a request.
+func (Machine) Available(state string) bool { return State(state).Available() }
+
+// Registered handles a board announcing itself: a new board starts its
+// self-test at once.
+func (m Machine) Registered(tx *fsm.DeviceTx) error {
+	if State(tx.State()) != StateNew {
+		return nil
+	}
+	return m.Event(tx, string(EventPleaseSelfTest), fsm.EventArgs{})
 }
 
 // Event handles event in the device's current state.

@@ -2,6 +2,7 @@ package requests
 
 import (
 	"strings"
+	"time"
 
 	"github.com/mozpool/mozpool/fsm"
 )
@@ -10,6 +11,29 @@ import (
 type Machine struct{}
 
 var _ fsm.RequestMachine = Machine{}
+
+// Initial is the state of a new request.
+func (Machine) Initial() (string, time.Duration) {
+	s, _ := spec("new")
+	return "new", s.Timeout
+}
+
+// Start sends a new request looking for a device.
+func (m Machine) Start(tx *fsm.RequestTx) error {
+	return m.Event(tx, "find_device", fsm.RequestEventArgs{})
+}
+
+// Expire closes a request whose time is up.
+func (m Machine) Expire(tx *fsm.RequestTx) error {
+	return m.Event(tx, "expire", fsm.RequestEventArgs{})
+}
+
+// DeviceFinished hands the request the result of its device's operation.
+func (m Machine) DeviceFinished(tx *fsm.RequestTx, result string) {
+	if err := m.Event(tx, "lifeguard_finished", fsm.RequestEventArgs{ImagingResult: result}); err != nil {
+		tx.Log("statemachine", "ignored lifeguard_finished (%s) in state %s", result, tx.State())
+	}
+}
 
 // Known reports whether state is in the table.
 func (Machine) Known(state string) bool { _, ok := spec(state); return ok }
