@@ -12,7 +12,6 @@ import (
 
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
-	"github.com/mozpool/mozpool/requests"
 )
 
 // fakeHW records hardware calls; ping answers as told.
@@ -155,10 +154,31 @@ func TestExecutor_WaitsUntilCaughtUp(t *testing.T) {
 	require.Eventually(t, func() bool { return len(r.hw.Calls()) > 0 }, 5*time.Second, 10*time.Millisecond)
 }
 
+// holder is a request machine (package requests imports this one) that
+// claims the requested device on creation, has it imaged, and holds it.
+type holder struct{}
+
+var _ fsm.RequestMachine = holder{}
+
+func (holder) Initial() (string, time.Duration) { return "holding", noTimeout }
+func (holder) Start(m *fsm.RequestTx) error {
+	q := m.Request()
+	if err := m.Claim(q.RequestedDevice); err != nil {
+		return err
+	}
+	return m.SendDeviceEvent(q.RequestedDevice, string(EventPleaseImage), pleaseImageArgs(q.Image, q.BootConfig))
+}
+func (holder) Event(*fsm.RequestTx, string, fsm.RequestEventArgs) error { return fsm.ErrIgnored }
+func (holder) Timeout(*fsm.RequestTx)                                   {}
+func (holder) Expire(*fsm.RequestTx) error                              { return fsm.ErrIgnored }
+func (holder) DeviceFinished(*fsm.RequestTx, string)                    {}
+func (holder) Known(state string) bool                                  { return state == "holding" }
+func (holder) Open(string) bool                                         { return true }
+
 // Scenario 42, second half: a ready board held by a request is not
 // health-checked (the request's user owns it).
 func TestExecutor_NoHealthCheckWhileClaimed(t *testing.T) {
-	r := newExecRig(t, rigServer, requests.Machine{})
+	r := newExecRig(t, rigServer, holder{})
 	r.force(t, pandaB, StateLockedOut)
 	r.force(t, pandaNoRelay, StateLockedOut)
 	r.force(t, pandaA, StateReady)
@@ -178,7 +198,7 @@ func TestExecutor_NoHealthCheckWhileClaimed(t *testing.T) {
 
 	// A request claims it and images it; the board reports its steps.
 	res, _ := r.propose(context.Background(), fsm.CmdRequestCreate, &fsm.RequestCreate{
-		RequestedDevice: "any", Assignee: "ci", Expires: time.Now().Add(time.Hour).UTC(),
+		RequestedDevice: pandaA, Assignee: "ci", Expires: time.Now().Add(time.Hour).UTC(),
 		Image: "b2g", BootConfig: b2gBootConfig, Server: rigServer,
 	})
 	require.NoError(t, res.Error())

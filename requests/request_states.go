@@ -107,7 +107,7 @@ func release(m *fsm.RequestTx) { m.Release() }
 func findDevice(m *fsm.RequestTx) {
 	count := m.Inc("finding_device")
 	m.Release()
-	if m.ClaimAndContact() {
+	if claimAndContact(m) {
 		enter(m, "pending")
 		return
 	}
