@@ -16,6 +16,7 @@ import (
 
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/logstore"
+	"github.com/mozpool/mozpool/requests"
 )
 
 // requestView is a request as the original's details and create routes
@@ -188,7 +189,7 @@ func (s *Server) postRequest(r *http.Request, ps httprouter.Params) (any, error)
 		return nil, err
 	}
 	out := map[string]any{"request": s.viewRequest(&req)}
-	if req.State == "closed" {
+	if requests.State(req.State) == requests.StateClosed {
 		return &reply{status: http.StatusConflict, body: out}, nil
 	}
 	return out, nil
@@ -226,7 +227,7 @@ func (s *Server) getRequestList(r *http.Request, _ httprouter.Params) (any, erro
 	out := []requestListView{}
 	s.fsm.Read(func(st *fsm.State) {
 		for _, req := range st.Requests {
-			if req.State == "closed" && !withClosed {
+			if requests.State(req.State) == requests.StateClosed && !withClosed {
 				continue
 			}
 			v := requestListView{ID: req.ID, ImagingServer: req.ImagingServer, Assignee: req.Assignee,
@@ -325,7 +326,7 @@ func (s *Server) returnRequest(w http.ResponseWriter, r *http.Request, ps httpro
 		if err != nil {
 			return nil, err
 		}
-		res, err := s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: "close"})
+		res, err := s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: string(requests.EventClose)})
 		if err != nil {
 			return nil, err
 		}

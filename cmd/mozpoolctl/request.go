@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mozpool/mozpool/client"
+	"github.com/mozpool/mozpool/requests"
 )
 
 // Defaults of the request command.
@@ -200,7 +201,12 @@ func (p *progress) done() {
 // finalState reports whether a request state is final: ready (success) or
 // closed and the failed_* states (failure).
 func finalState(state string) bool {
-	return state == "ready" || state == "closed" || state == "expired" || strings.HasPrefix(state, "failed_")
+	switch s := requests.State(state); s {
+	case requests.StateReady, requests.StateClosed, requests.StateExpired:
+		return true
+	default:
+		return s.Failed()
+	}
 }
 
 // waitRequest polls the request until it is ready (nil) or ends (an error
@@ -221,7 +227,7 @@ func (e *env) waitRequest(ctx context.Context, c *client.Client, id int64, inter
 		}
 		if err == nil && finalState(st.State) {
 			p.done()
-			if st.State == "ready" {
+			if requests.State(st.State) == requests.StateReady {
 				if e.json {
 					req, err := c.Request(ctx, id)
 					if err != nil {
