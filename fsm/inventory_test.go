@@ -9,6 +9,7 @@ import (
 
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/lifeguard"
+	"github.com/mozpool/mozpool/requests"
 )
 
 // sync applies an inventory sync and returns its diff or error.
@@ -278,7 +279,7 @@ func TestInventory_RenameMovesClaim(t *testing.T) {
 	f := testFSM(t)
 	syncSample(t, f)
 	f.Read(func(s *fsm.State) { s.Devices["panda-0001"].RequestID = 7 })
-	fsm.PutRequest(f, &fsm.Request{ID: 7, Device: "panda-0001", State: "pending"})
+	fsm.PutRequest(f, &fsm.Request{ID: 7, Device: "panda-0001", State: string(requests.StatePending)})
 
 	inv := sampleInventory()
 	inv.Devices[0].Name = "panda-0100"
