@@ -2,7 +2,6 @@ package lifeguard
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -10,9 +9,6 @@ import (
 
 	"github.com/mozpool/mozpool/fsm"
 )
-
-// ErrBadTransition is returned when a state change is not allowed.
-var ErrBadTransition = errors.New("bad state transition")
 
 // Machine is the device state machine: the table in device_states.go run
 // by fsm.Apply. It implements fsm.DeviceMachine and holds no state.

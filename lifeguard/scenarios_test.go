@@ -103,6 +103,22 @@ func TestStateChange_Refused(t *testing.T) {
 	}
 }
 
+// A refusal is one of fsm's sentinels, the only errors that keep their
+// identity in a result forwarded from the leader (the API maps ErrConflict
+// to 409): the machine itself refuses no forced change, so it has no error
+// of its own for one.
+func TestStateChange_RefusalSurvivesTheWire(t *testing.T) {
+	r := newRig(t)
+	res := r.apply(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: pandaA, From: string(StateReady), To: string(StateLockedOut)})
+	b, err := json.Marshal(res)
+	require.NoError(t, err)
+	var forwarded fsm.Result
+	require.NoError(t, json.Unmarshal(b, &forwarded))
+	require.ErrorIs(t, res.Error(), fsm.ErrConflict)
+	require.ErrorIs(t, forwarded.Error(), fsm.ErrConflict)
+	require.Equal(t, res.Error().Error(), forwarded.Error().Error())
+}
+
 // Scenario 40: an image without a PXE config for the device's hardware
 // type is not an error; the device stays where it is.
 func TestScenario_ImageWithoutPXE(t *testing.T) {
