@@ -101,9 +101,8 @@ func (tx *txn) applyDeviceRegister(b []byte) (any, error) {
 		return nil, fmt.Errorf("%w: mac %s does not match the inventory entry of %s", ErrConflict, mac, d.Name)
 	}
 	tx.logDevice(d.Name, "api", "registered: mac %s, address %s", mac, c.Address)
-	if d.State == "new" && tx.devices != nil {
-		m := &DeviceTx{tx: tx, d: d}
-		if err := tx.devices.Event(m, "please_self_test", EventArgs{}); err != nil && !errors.Is(err, ErrIgnored) {
+	if tx.devices != nil {
+		if err := tx.devices.Registered(&DeviceTx{tx: tx, d: d}); err != nil && !errors.Is(err, ErrIgnored) {
 			return nil, err
 		}
 	}

@@ -74,17 +74,18 @@ func (tx *txn) applyRequestCreate(b []byte) (any, error) {
 	if env == "" {
 		env = "any"
 	}
+	state, timeout := tx.requests.Initial()
 	r := &Request{
 		ID: s.nextID("request"), ImagingServer: c.Server, RequestedDevice: c.RequestedDevice,
 		Assignee: c.Assignee, Expires: c.Expires.UTC(), Image: c.Image, BootConfig: c.BootConfig,
-		Environment: env, State: "new", StateEntered: tx.at, Created: tx.at,
+		Environment: env, State: state, StateEntered: tx.at, StateDeadline: tx.deadline(timeout), Created: tx.at,
 	}
 	s.Requests[r.ID] = r
 	m := &RequestTx{tx: tx, r: r}
 	m.Log("mozpool", "request for %s (image %s, environment %s) by %s, expires %s",
 		r.RequestedDevice, r.Image, r.Environment, r.Assignee, r.Expires.Format(time.RFC3339))
 	tx.touchRequest(r.ID)
-	if err := tx.requests.Event(m, "find_device", RequestEventArgs{}); err != nil && !errors.Is(err, ErrIgnored) {
+	if err := tx.requests.Start(m); err != nil && !errors.Is(err, ErrIgnored) {
 		return nil, err
 	}
 	out := *r
@@ -153,7 +154,7 @@ func (tx *txn) applyRequestExpire(b []byte) (any, error) {
 	if tx.at.Before(m.r.Expires) || !tx.requests.Open(m.r.State) {
 		return &EventResult{State: m.r.State, Ignored: true, Reason: "not expired"}, nil
 	}
-	if err := tx.requests.Event(m, "expire", RequestEventArgs{}); err != nil && !errors.Is(err, ErrIgnored) {
+	if err := tx.requests.Expire(m); err != nil && !errors.Is(err, ErrIgnored) {
 		return nil, err
 	}
 	return &EventResult{State: m.r.State}, nil

@@ -43,11 +43,16 @@ func (r *recorder) logs() []fsm.LogEntry {
 // testFSMNotify returns an empty FSM whose notifications land in the recorder.
 func testFSMNotify(t *testing.T) (*fsm.FSM, *recorder) {
 	t.Helper()
+	return testFSMWith(t, fsm.Config{})
+}
+
+// testFSMWith is testFSMNotify with the machines of cfg.
+func testFSMWith(t *testing.T, cfg fsm.Config) (*fsm.FSM, *recorder) {
+	t.Helper()
 	rec := &recorder{}
-	f := fsm.New(fsm.Config{Logger: testlog.New(t), Notify: func(n fsm.Notification) {
-		rec.notes = append(rec.notes, n)
-	}})
-	return f, rec
+	cfg.Logger = testlog.New(t)
+	cfg.Notify = func(n fsm.Notification) { rec.notes = append(rec.notes, n) }
+	return fsm.New(cfg), rec
 }
 
 // encode encodes a command or fails the test.

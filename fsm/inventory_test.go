@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/lifeguard"
+	"github.com/mozpool/mozpool/requests"
 )
 
 // sync applies an inventory sync and returns its diff or error.
@@ -47,7 +49,7 @@ func withDevices(n int) fsm.Inventory {
 }
 
 func TestInventory_NewDevices(t *testing.T) {
-	f := testFSM(t)
+	f, _ := testFSMWith(t, fsm.Config{Devices: lifeguard.Machine{}})
 	at := t0.Add(42 * time.Second)
 	diff, err := sync(t, f, 1, at, sampleInventory(), false)
 	require.NoError(t, err)
@@ -61,7 +63,7 @@ func TestInventory_NewDevices(t *testing.T) {
 	f.Read(func(s *fsm.State) {
 		d := s.Devices["panda-0001"]
 		require.NotNil(t, d)
-		require.Equal(t, "new", d.State)
+		require.Equal(t, string(lifeguard.StateNew), d.State, "the device machine's initial state")
 		require.Equal(t, uint64(1), d.Generation)
 		require.Equal(t, at, d.StateDeadline, "a new device times out at once")
 		require.Equal(t, at, d.StateEntered)
@@ -70,6 +72,20 @@ func TestInventory_NewDevices(t *testing.T) {
 		require.Equal(t, "mobile-imaging-001", d.ImagingServer)
 		require.Equal(t, "relay-1.lab:bank1:relay1", d.RelayInfo)
 		require.Equal(t, int64(101), d.InventoryID)
+	})
+}
+
+// The initial state is the device machine's: the FSM knows no state by
+// name, so without a machine a device has none.
+func TestInventory_NewDevicesWithoutMachine(t *testing.T) {
+	f := testFSM(t)
+	_, err := sync(t, f, 1, t0, sampleInventory(), false)
+	require.NoError(t, err)
+	f.Read(func(s *fsm.State) {
+		d := s.Devices["panda-0001"]
+		require.Empty(t, d.State)
+		require.True(t, d.StateDeadline.IsZero())
+		require.Equal(t, uint64(1), d.Generation)
 	})
 }
 
@@ -129,7 +145,7 @@ func TestInventory_RelayBoardAddresses(t *testing.T) {
 }
 
 func TestInventory_Update(t *testing.T) {
-	f, rec := testFSMNotify(t)
+	f, rec := testFSMWith(t, fsm.Config{Devices: lifeguard.Machine{}})
 	syncSample(t, f)
 	var id int64
 	f.Read(func(s *fsm.State) { id = s.Devices["panda-0002"].ID })
@@ -150,7 +166,7 @@ func TestInventory_Update(t *testing.T) {
 		require.Equal(t, "panda-0002.other.lab", d.FQDN)
 		require.Equal(t, "0011223344aa", d.MAC)
 		require.Equal(t, "staging", d.Environment)
-		require.Equal(t, "new", d.State, "an update does not touch the device's state")
+		require.Equal(t, string(lifeguard.StateNew), d.State, "an update does not touch the device's state")
 		require.Equal(t, uint64(1), d.Generation)
 	})
 	require.Equal(t, []fsm.LogEntry{{Kind: fsm.LogDevice, Name: "panda-0002", At: t0.Add(time.Hour), Source: "inventory",
@@ -263,7 +279,7 @@ func TestInventory_RenameMovesClaim(t *testing.T) {
 	f := testFSM(t)
 	syncSample(t, f)
 	f.Read(func(s *fsm.State) { s.Devices["panda-0001"].RequestID = 7 })
-	fsm.PutRequest(f, &fsm.Request{ID: 7, Device: "panda-0001", State: "pending"})
+	fsm.PutRequest(f, &fsm.Request{ID: 7, Device: "panda-0001", State: string(requests.StatePending)})
 
 	inv := sampleInventory()
 	inv.Devices[0].Name = "panda-0100"

@@ -12,6 +12,7 @@ import (
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
 	"github.com/mozpool/mozpool/lifeguard"
+	"github.com/mozpool/mozpool/requests"
 )
 
 // Device commands run through the real lifeguard table.
@@ -44,27 +45,34 @@ func (r *devRig) apply(typ fsm.CommandType, cmd fsm.Command) fsm.Result {
 	return apply(r.t, r.f, r.index, typ, cmd)
 }
 
-func (r *devRig) result(res fsm.Result) fsm.EventResult {
+// devResult is an fsm.EventResult with lifeguard's state type.
+type devResult struct {
+	State   lifeguard.State
+	Ignored bool
+	Reason  string
+}
+
+func (r *devRig) result(res fsm.Result) devResult {
 	r.t.Helper()
 	var out fsm.EventResult
 	require.NoError(r.t, res.Decode(&out))
-	return out
+	return devResult{State: lifeguard.State(out.State), Ignored: out.Ignored, Reason: out.Reason}
 }
 
 // event delivers event with the given generation (0: from outside).
-func (r *devRig) event(name, event string, gen uint64, args fsm.EventArgs) fsm.EventResult {
+func (r *devRig) event(name string, event lifeguard.Event, gen uint64, args fsm.EventArgs) devResult {
 	r.t.Helper()
-	return r.result(r.apply(fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: name, Event: event, Generation: gen, Args: args}))
+	return r.result(r.apply(fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: name, Event: string(event), Generation: gen, Args: args}))
 }
 
-func (r *devRig) timeout(name string, gen uint64) fsm.EventResult {
+func (r *devRig) timeout(name string, gen uint64) devResult {
 	r.t.Helper()
 	return r.result(r.apply(fsm.CmdDeviceTimeout, &fsm.DeviceTimeout{Device: name, Generation: gen}))
 }
 
-func (r *devRig) force(name, from, to string) fsm.EventResult {
+func (r *devRig) force(name string, from, to lifeguard.State) devResult {
 	r.t.Helper()
-	return r.result(r.apply(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: name, From: from, To: to}))
+	return r.result(r.apply(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: name, From: string(from), To: string(to)}))
 }
 
 func (r *devRig) device(name string) fsm.Device {
@@ -95,6 +103,12 @@ func lgImageArgs(image, bootConfig string) fsm.EventArgs {
 	return fsm.EventArgs{Image: &image, BootConfig: b}
 }
 
+// devStep is a device event and the state it leads to.
+type devStep struct {
+	event lifeguard.Event
+	want  lifeguard.State
+}
+
 // lgDev is the device the tests drive.
 const lgDev = "panda-0001"
 
@@ -107,13 +121,13 @@ func TestDeviceTimeout_Generation(t *testing.T) {
 	for _, gen := range []uint64{0, 2, 99} {
 		got := r.timeout(lgDev, gen)
 		require.True(t, got.Ignored, "timeout of generation %d in generation 1 not ignored", gen)
-		require.Equal(t, "new", got.State)
+		require.Equal(t, lifeguard.StateNew, got.State)
 		require.Equal(t, d, r.device(lgDev), "device after a stale timeout")
 	}
 
 	got := r.timeout(lgDev, 1)
 	require.False(t, got.Ignored)
-	require.Equal(t, "pxe_power_cycling", got.State, "Handle(new, timeout) = %s, want pxe_power_cycling", got.State)
+	require.Equal(t, lifeguard.StatePXEPowerCycling, got.State, "Handle(new, timeout) = %s, want pxe_power_cycling", got.State)
 	d = r.device(lgDev)
 	require.Equal(t, uint64(3), d.Generation, "generation after start_self_test and pxe_power_cycling")
 
@@ -122,7 +136,7 @@ func TestDeviceTimeout_Generation(t *testing.T) {
 	require.Equal(t, d, r.device(lgDev), "device after a repeated timeout")
 
 	// A state without a deadline ignores even a current timeout.
-	r.force(lgDev, "pxe_power_cycling", "locked_out")
+	r.force(lgDev, lifeguard.StatePXEPowerCycling, lifeguard.StateLockedOut)
 	d = r.device(lgDev)
 	got = r.timeout(lgDev, d.Generation)
 	require.True(t, got.Ignored, "timeout in locked_out not ignored")
@@ -131,12 +145,12 @@ func TestDeviceTimeout_Generation(t *testing.T) {
 
 func TestDeviceEvent_Generation(t *testing.T) {
 	r := newDevRig(t)
-	r.force(lgDev, "new", "ready")
-	require.Equal(t, "pc_power_cycling", r.event(lgDev, "please_power_cycle", 0, fsm.EventArgs{}).State)
+	r.force(lgDev, lifeguard.StateNew, lifeguard.StateReady)
+	require.Equal(t, lifeguard.StatePCPowerCycling, r.event(lgDev, lifeguard.EventPleasePowerCycle, 0, fsm.EventArgs{}).State)
 	first := r.device(lgDev).Generation
 
 	// A failure re-enters the state: a new generation.
-	require.Equal(t, "pc_power_cycling", r.event(lgDev, "power_cycle_failed", first, fsm.EventArgs{}).State)
+	require.Equal(t, lifeguard.StatePCPowerCycling, r.event(lgDev, lifeguard.EventPowerCycleFailed, first, fsm.EventArgs{}).State)
 	second := r.device(lgDev)
 	require.Equal(t, first+1, second.Generation, "generation after re-entering pc_power_cycling")
 
@@ -150,24 +164,24 @@ func TestDeviceEvent_Generation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := r.event(lgDev, "power_cycle_ok", tc.gen, fsm.EventArgs{})
+			got := r.event(lgDev, lifeguard.EventPowerCycleOK, tc.gen, fsm.EventArgs{})
 			require.True(t, got.Ignored, "power_cycle_ok of generation %d in generation %d not ignored", tc.gen, second.Generation)
 			require.Equal(t, "stale generation", got.Reason)
-			require.Equal(t, "pc_power_cycling", got.State)
+			require.Equal(t, lifeguard.StatePCPowerCycling, got.State)
 			require.Equal(t, second, r.device(lgDev), "device after a stale result")
 		})
 	}
 
-	got := r.event(lgDev, "power_cycle_ok", second.Generation, fsm.EventArgs{})
+	got := r.event(lgDev, lifeguard.EventPowerCycleOK, second.Generation, fsm.EventArgs{})
 	require.False(t, got.Ignored)
-	require.Equal(t, "pc_rebooting", got.State)
+	require.Equal(t, lifeguard.StatePCRebooting, got.State)
 
 	// An external event (generation 0) applies to whatever entry is current.
-	r.force(lgDev, "pc_rebooting", "pc_pinging")
-	r.force(lgDev, "pc_pinging", "pc_pinging")
-	got = r.event(lgDev, "ping_ok", 0, fsm.EventArgs{})
+	r.force(lgDev, lifeguard.StatePCRebooting, lifeguard.StatePCPinging)
+	r.force(lgDev, lifeguard.StatePCPinging, lifeguard.StatePCPinging)
+	got = r.event(lgDev, lifeguard.EventPingOK, 0, fsm.EventArgs{})
 	require.False(t, got.Ignored)
-	require.Equal(t, "ready", got.State)
+	require.Equal(t, lifeguard.StateReady, got.State)
 }
 
 // Every entry, re-entries and passing states included, takes the next
@@ -175,20 +189,21 @@ func TestDeviceEvent_Generation(t *testing.T) {
 func TestDeviceGeneration_EveryEntry(t *testing.T) {
 	r := newDevRig(t)
 	mark := len(r.rec.notes)
-	r.force(lgDev, "new", "ready")
-	r.timeout(lgDev, r.device(lgDev).Generation)                             // ready → ready
-	r.event(lgDev, "please_image", 0, lgImageArgs("b2g", `{"b2gbase":"x"}`)) // start_pxe_boot → pxe_power_cycling
-	r.event(lgDev, "power_cycle_failed", 0, fsm.EventArgs{})                 // pxe_power_cycling again
-	r.force(lgDev, "pxe_power_cycling", "pxe_power_cycling")
+	r.force(lgDev, lifeguard.StateNew, lifeguard.StateReady)
+	r.timeout(lgDev, r.device(lgDev).Generation)                                         // ready → ready
+	r.event(lgDev, lifeguard.EventPleaseImage, 0, lgImageArgs("b2g", `{"b2gbase":"x"}`)) // start_pxe_boot → pxe_power_cycling
+	r.event(lgDev, lifeguard.EventPowerCycleFailed, 0, fsm.EventArgs{})                  // pxe_power_cycling again
+	r.force(lgDev, lifeguard.StatePXEPowerCycling, lifeguard.StatePXEPowerCycling)
 
-	var states []string
+	var states []lifeguard.State
 	trs := r.transitions(mark)
 	for i, tr := range trs {
 		require.Equal(t, lgDev, tr.Device)
 		require.Equal(t, uint64(2+i), tr.Generation, "generation of transition %d (%s)", i, tr.State)
-		states = append(states, tr.State)
+		states = append(states, lifeguard.State(tr.State))
 	}
-	require.Equal(t, []string{"ready", "ready", "start_pxe_boot", "pxe_power_cycling", "pxe_power_cycling", "pxe_power_cycling"}, states)
+	require.Equal(t, []lifeguard.State{lifeguard.StateReady, lifeguard.StateReady, lifeguard.StateStartPXEBoot,
+		lifeguard.StatePXEPowerCycling, lifeguard.StatePXEPowerCycling, lifeguard.StatePXEPowerCycling}, states)
 	d := r.device(lgDev)
 	require.Equal(t, trs[len(trs)-1].Generation, d.Generation)
 	require.Equal(t, trs[len(trs)-1].Deadline, d.StateDeadline)
@@ -212,11 +227,11 @@ func TestDeviceDeadline_TimeScale(t *testing.T) {
 			if tc.scale != 0 {
 				require.NoError(t, r.apply(fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: tc.scale}).Error())
 			}
-			r.force(lgDev, "new", "ready")
-			r.event(lgDev, "please_image", 0, lgImageArgs("b2g", `{"b2gbase":"x"}`))
+			r.force(lgDev, lifeguard.StateNew, lifeguard.StateReady)
+			r.event(lgDev, lifeguard.EventPleaseImage, 0, lgImageArgs("b2g", `{"b2gbase":"x"}`))
 			mark := len(r.rec.notes)
-			got := r.event(lgDev, "power_cycle_ok", 0, fsm.EventArgs{})
-			require.Equal(t, "pxe_booting", got.State)
+			got := r.event(lgDev, lifeguard.EventPowerCycleOK, 0, fsm.EventArgs{})
+			require.Equal(t, lifeguard.StatePXEBooting, got.State)
 			d := r.device(lgDev)
 			require.Equal(t, r.at.Add(tc.want), d.StateDeadline, "deadline of pxe_booting entered at %v", r.at)
 			require.Equal(t, r.at, d.StateEntered)
@@ -225,9 +240,9 @@ func TestDeviceDeadline_TimeScale(t *testing.T) {
 			require.Equal(t, d.StateDeadline, trs[0].Deadline, "reported deadline")
 
 			// Timeout 0 stays "due at once" and no timeout stays none.
-			r.force(lgDev, "pxe_booting", "new")
+			r.force(lgDev, lifeguard.StatePXEBooting, lifeguard.StateNew)
 			require.Equal(t, r.at, r.device(lgDev).StateDeadline, "deadline of new")
-			r.force(lgDev, "new", "locked_out")
+			r.force(lgDev, lifeguard.StateNew, lifeguard.StateLockedOut)
 			require.True(t, r.device(lgDev).StateDeadline.IsZero(), "deadline of locked_out")
 		})
 	}
@@ -254,7 +269,7 @@ func TestTimeScale_Snapshot(t *testing.T) {
 	require.NoError(t, restored.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, r.f)))))
 	restored.Read(func(s *fsm.State) { require.Equal(t, 0.01, s.TimeScale, "time scale after restore") })
 
-	cmd := encode(t, fsm.CmdDeviceStateChange, fsm.DeviceStateChange{Header: fsm.Header{At: t0.Add(time.Hour)}, Device: lgDev, From: "new", To: "ready"})
+	cmd := encode(t, fsm.CmdDeviceStateChange, fsm.DeviceStateChange{Header: fsm.Header{At: t0.Add(time.Hour)}, Device: lgDev, From: string(lifeguard.StateNew), To: string(lifeguard.StateReady)})
 	require.NoError(t, r.f.ApplyCommand(10, cmd).Error())
 	require.NoError(t, restored.ApplyCommand(10, cmd).Error())
 	requireState(t, snapshotBytes(t, r.f), restored, "state of the restored node after the same command")
@@ -263,21 +278,18 @@ func TestTimeScale_Snapshot(t *testing.T) {
 // As in Mozpool, operation_complete reports "complete", every failed_* entry
 // "failed-bad-device", to the request that holds the device.
 func TestDeviceImagingResult(t *testing.T) {
-	imaging := []struct {
-		event string
-		want  string
-	}{
-		{"please_image", "pxe_power_cycling"},
-		{"power_cycle_ok", "pxe_booting"},
-		{"mobile_init_started", "mobile_init_started"},
-		{"b2g_downloading", "b2g_downloading"},
+	imaging := []devStep{
+		{lifeguard.EventPleaseImage, lifeguard.StatePXEPowerCycling},
+		{lifeguard.EventPowerCycleOK, lifeguard.StatePXEBooting},
+		{lifeguard.EventMobileInitStarted, lifeguard.StateMobileInitStarted},
+		{lifeguard.EventB2GDownloading, lifeguard.StateB2GDownloading},
 	}
 	setup := func(t *testing.T) *devRig {
 		r := newDevRig(t)
 		fsm.PutRequest(r.f, &fsm.Request{ID: 7, ImagingServer: "mobile-imaging-001", RequestedDevice: "any", Assignee: "me",
-			Image: "b2g", BootConfig: `{"b2gbase":"x"}`, State: "pending", Device: lgDev, Created: t0})
+			Image: "b2g", BootConfig: `{"b2gbase":"x"}`, State: string(requests.StatePending), Device: lgDev, Created: t0})
 		fsm.AttachRequest(r.f, lgDev, 7)
-		r.force(lgDev, "new", "ready")
+		r.force(lgDev, lifeguard.StateNew, lifeguard.StateReady)
 		for _, s := range imaging {
 			got := r.event(lgDev, s.event, 0, lgImageArgs("b2g", `{"b2gbase":"x"}`))
 			require.Equal(t, s.want, got.State, "Handle(_, %s) = %s, want %s", s.event, got.State, s.want)
@@ -300,35 +312,35 @@ func TestDeviceImagingResult(t *testing.T) {
 
 	t.Run("complete", func(t *testing.T) {
 		r := setup(t)
-		for _, s := range []struct{ event, want string }{
-			{"b2g_extracting", "b2g_extracting"}, {"b2g_rebooting", "sut_verifying"},
-			{"sut_verify_ok", "sut_sdcard_verifying"},
+		for _, s := range []devStep{
+			{lifeguard.EventB2GExtracting, lifeguard.StateB2GExtracting}, {lifeguard.EventB2GRebooting, lifeguard.StateSUTVerifying},
+			{lifeguard.EventSUTVerifyOK, lifeguard.StateSUTSDCardVerifying},
 		} {
 			require.Equal(t, s.want, r.event(lgDev, s.event, 0, fsm.EventArgs{}).State)
 		}
 		mark := logMark(r)
-		require.Equal(t, "ready", r.event(lgDev, "sut_sdcard_ok", 0, fsm.EventArgs{}).State)
+		require.Equal(t, lifeguard.StateReady, r.event(lgDev, lifeguard.EventSUTSDCardOK, 0, fsm.EventArgs{}).State)
 		requireResult(t, r, mark, "complete")
 		require.Equal(t, "b2g", r.device(lgDev).Image)
 	})
 	t.Run("failed and self-test", func(t *testing.T) {
 		r := setup(t)
 		for i := 0; i < 3; i++ {
-			require.Equal(t, "pxe_power_cycling", r.timeout(lgDev, r.device(lgDev).Generation).State)
+			require.Equal(t, lifeguard.StatePXEPowerCycling, r.timeout(lgDev, r.device(lgDev).Generation).State)
 			for _, s := range imaging[1:] {
 				require.Equal(t, s.want, r.event(lgDev, s.event, 0, fsm.EventArgs{}).State)
 			}
 		}
 		mark := logMark(r)
 		got := r.timeout(lgDev, r.device(lgDev).Generation)
-		require.Equal(t, "pxe_power_cycling", got.State, "4th b2g_downloading timeout: failed, then self-test")
+		require.Equal(t, lifeguard.StatePXEPowerCycling, got.State, "4th b2g_downloading timeout: failed, then self-test")
 		requireResult(t, r, mark, "failed-bad-device")
 
 		// The self-test that follows reports nothing more.
 		mark = logMark(r)
-		for _, s := range []struct{ event, want string }{
-			{"power_cycle_ok", "pxe_booting"}, {"mobile_init_started", "mobile_init_started"},
-			{"self_test_running", "self_test_running"}, {"self_test_ok", "ready"},
+		for _, s := range []devStep{
+			{lifeguard.EventPowerCycleOK, lifeguard.StatePXEBooting}, {lifeguard.EventMobileInitStarted, lifeguard.StateMobileInitStarted},
+			{lifeguard.EventSelfTestRunning, lifeguard.StateSelfTestRunning}, {lifeguard.EventSelfTestOK, lifeguard.StateReady},
 		} {
 			require.Equal(t, s.want, r.event(lgDev, s.event, 0, fsm.EventArgs{}).State)
 		}
@@ -340,12 +352,12 @@ func TestDeviceImagingResult(t *testing.T) {
 	t.Run("failed, no self-test", func(t *testing.T) {
 		r := setup(t)
 		mark := logMark(r)
-		require.Equal(t, "failed_mobile_init_started", r.force(lgDev, "b2g_downloading", "failed_mobile_init_started").State)
+		require.Equal(t, lifeguard.StateFailedMobileInitStarted, r.force(lgDev, lifeguard.StateB2GDownloading, lifeguard.StateFailedMobileInitStarted).State)
 		requireResult(t, r, mark, "failed-bad-device")
 	})
 	t.Run("no request", func(t *testing.T) {
 		r := newDevRig(t)
-		r.force(lgDev, "new", "failed_pxe_booting")
+		r.force(lgDev, lifeguard.StateNew, lifeguard.StateFailedPXEBooting)
 		for _, l := range r.rec.logs() {
 			require.NotEqual(t, fsm.LogRequest, l.Kind, "request log line %q", l.Message)
 		}
@@ -358,9 +370,9 @@ func TestDeviceCommands_Errors(t *testing.T) {
 		typ fsm.CommandType
 		cmd fsm.Command
 	}{
-		{fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: "nosuch", Event: "please_self_test"}},
+		{fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: "nosuch", Event: string(lifeguard.EventPleaseSelfTest)}},
 		{fsm.CmdDeviceTimeout, &fsm.DeviceTimeout{Device: "nosuch", Generation: 1}},
-		{fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: "nosuch", From: "new", To: "ready"}},
+		{fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: "nosuch", From: string(lifeguard.StateNew), To: string(lifeguard.StateReady)}},
 	}
 	for _, c := range cmds {
 		require.ErrorIs(t, r.apply(c.typ, c.cmd).Error(), fsm.ErrUnknownDevice, "%s of an unknown device", c.typ)

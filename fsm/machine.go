@@ -15,8 +15,13 @@ var ErrIgnored = errors.New("event ignored in this state")
 // DeviceMachine is the lifeguard state table. It is registered at
 // construction (Config.Devices) so that this package never imports the
 // executors; Apply runs it on every node, so it must be as deterministic as
-// Apply itself: everything it knows comes through DeviceTx.
+// Apply itself: everything it knows comes through DeviceTx. This package
+// knows no state or event by name: whatever depends on one is asked of the
+// machine.
 type DeviceMachine interface {
+	// Initial is the state a device added by inventory sync starts in,
+	// and how long it lasts (as DeviceTx.Goto's timeout).
+	Initial() (state string, timeout time.Duration)
 	// Event handles an event (a please_* request, a board's report, or a
 	// hardware result). It returns ErrIgnored when the state does not
 	// accept the event, or a domain error for bad arguments.
@@ -26,8 +31,14 @@ type DeviceMachine interface {
 	// Force moves the device to state unconditionally (the caller has
 	// checked the expected state).
 	Force(tx *DeviceTx, state string)
+	// Registered handles the device's board announcing itself with the
+	// MAC of its inventory entry.
+	Registered(tx *DeviceTx) error
 	// Known reports whether state is one of the machine's states.
 	Known(state string) bool
+	// Available reports whether a device in state is idle: a request may
+	// claim it, and one that lets it go leaves no operation running.
+	Available(state string) bool
 }
 
 // EventArgs are the arguments of a device event (the JSON body of the
@@ -65,11 +76,7 @@ func (m *DeviceTx) Goto(state string, timeout time.Duration) {
 	d.State = state
 	d.StateEntered = m.tx.at
 	d.Generation++
-	if timeout < 0 {
-		d.StateDeadline = time.Time{}
-	} else {
-		d.StateDeadline = m.tx.at.Add(m.tx.s.scaled(timeout))
-	}
+	d.StateDeadline = m.tx.deadline(timeout)
 	m.tx.transitions = append(m.tx.transitions, Transition{Device: d.Name, State: state, Generation: d.Generation, Deadline: d.StateDeadline})
 	m.tx.touchDevice(d.Name)
 }
@@ -136,6 +143,24 @@ type Transition struct {
 	State      string    `json:"state"`
 	Generation uint64    `json:"generation"`
 	Deadline   time.Time `json:"deadline,omitzero"`
+}
+
+// deadline is when a state entered now with timeout ends: never (zero)
+// when timeout < 0, else the command's time plus the scaled timeout.
+func (tx *txn) deadline(timeout time.Duration) time.Time {
+	if timeout < 0 {
+		return time.Time{}
+	}
+	return tx.at.Add(tx.s.scaled(timeout))
+}
+
+// initialDeviceState is the state of a device new to the inventory, from
+// the device machine; without one, a device has no state.
+func (tx *txn) initialDeviceState() (string, time.Duration) {
+	if tx.devices == nil {
+		return "", -1
+	}
+	return tx.devices.Initial()
 }
 
 // scaled applies the cluster's time scale to a timeout.

@@ -32,6 +32,6 @@ func TestApply_DeviceRegister(t *testing.T) {
 	res = applyOK(t, f, 5, fsm.CmdDeviceRegister, fsm.DeviceRegister{Header: fsm.Header{At: t0}, Device: dev.Name, MAC: dev.MAC, Address: "127.1.1.1:5000"})
 	var out fsm.EventResult
 	require.NoError(t, res.Decode(&out))
-	require.NotEqual(t, "new", out.State)
+	require.NotEqual(t, lifeguard.StateNew, lifeguard.State(out.State), "a new board self-tests once registered")
 	f.Read(func(s *fsm.State) { require.Equal(t, out.State, s.Devices[dev.Name].State) })
 }

@@ -1,22 +1,33 @@
 package fsm
 
 import (
-	"encoding/json"
 	"fmt"
-	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 )
 
 // RequestMachine is the Mozpool request state table, registered at
 // construction (Config.Requests) like the device machine; Apply runs it.
+// Like the device machine, it alone knows its states and events by name.
 type RequestMachine interface {
-	// Event handles an event ("find_device", "close", "expire",
-	// "lifeguard_finished"); ErrIgnored when the state does not accept it.
+	// Initial is the state a request is created in, and how long it lasts
+	// (as RequestTx.Goto's timeout); Start runs next, in the same Apply.
+	Initial() (state string, timeout time.Duration)
+	// Start sets a request just created on its way (its device search).
+	Start(tx *RequestTx) error
+	// Event handles an event (a return, from the API); ErrIgnored when
+	// the state does not accept it.
 	Event(tx *RequestTx, event string, args RequestEventArgs) error
 	// Timeout handles the passing of the current state's deadline.
 	Timeout(tx *RequestTx)
+	// Expire handles the passing of the request's expiry; ErrIgnored
+	// when its state has nothing to close.
+	Expire(tx *RequestTx) error
+	// DeviceFinished tells the request how the operation of the device it
+	// holds ended (DeviceTx.ImagingResult, in the same Apply); the result
+	// is already in the request's record.
+	DeviceFinished(tx *RequestTx, result string)
 	// Known reports whether state is one of the machine's states.
 	Known(state string) bool
 	// Open reports whether a request in state still counts as open: it
@@ -52,11 +63,7 @@ func (m *RequestTx) Goto(state string, timeout time.Duration) {
 	}
 	r.State, r.StateEntered = state, m.tx.at
 	r.Generation++
-	if timeout < 0 {
-		r.StateDeadline = time.Time{}
-	} else {
-		r.StateDeadline = m.tx.at.Add(m.tx.s.scaled(timeout))
-	}
+	r.StateDeadline = m.tx.deadline(timeout)
 	m.tx.touchRequest(r.ID)
 }
 
@@ -109,7 +116,7 @@ func (m *RequestTx) Release() {
 	// Lifeguard is not told (as the original): a device that is still
 	// busy finishes its operation with no request. Both logs say so.
 	var busy string
-	if d.State != "ready" {
+	if m.tx.devices == nil || !m.tx.devices.Available(d.State) {
 		busy = fmt.Sprintf(" in state %s; the device goes on without a request", d.State)
 	}
 	if d.RequestID == r.ID {
@@ -121,96 +128,118 @@ func (m *RequestTx) Release() {
 	r.Device, r.ImagingResult = "", ""
 }
 
-// ClaimAndContact chooses a device for the request, claims it and tells its
-// machine to image it (or only to power-cycle it when it already carries
-// the reusable image with an equal boot config) — all in this Apply. It
-// returns false when no device could be claimed. Choice (deterministic): a
-// device in state ready, unclaimed, matching the requested device and
-// environment, whose hardware has a PXE config for the image; among those,
-// a device already carrying the reusable image with an equal boot config;
-// then the least recently used, then by name.
-func (m *RequestTx) ClaimAndContact() bool {
-	s, r := m.tx.s, m.r
-	img, ok := s.Images[r.Image]
+// DeviceView is a read-only copy of what a request machine chooses a
+// device by.
+type DeviceView struct {
+	Name         string
+	State        string
+	Environment  string
+	HardwareType string // HardwareKey
+	// Image and BootConfig are what the device's card carries.
+	Image      string
+	BootConfig string
+	// Generation counts the device's state entries.
+	Generation uint64
+	// Claimed: a request holds the device.
+	Claimed bool
+	// ServerDown: the device's imaging server is marked down (its rack
+	// is frozen until its node returns).
+	ServerDown bool
+	LastUsed   time.Time
+}
+
+func (m *RequestTx) view(d *Device) DeviceView {
+	srv, ok := m.tx.s.Servers[d.ImagingServer]
+	return DeviceView{
+		Name: d.Name, State: d.State, Environment: d.Environment, HardwareType: d.HardwareType,
+		Image: d.Image, BootConfig: d.BootConfig, Generation: d.Generation,
+		Claimed: d.RequestID != 0, ServerDown: ok && srv.Down, LastUsed: d.LastUsed,
+	}
+}
+
+// EachDevice calls fn with every device, in no particular order. Without a
+// device machine there is none: no device could be contacted.
+func (m *RequestTx) EachDevice(fn func(DeviceView)) {
+	if m.tx.devices == nil {
+		return
+	}
+	for _, d := range m.tx.s.Devices {
+		fn(m.view(d))
+	}
+}
+
+// LookupDevice returns the device named name (none without a device
+// machine, as EachDevice).
+func (m *RequestTx) LookupDevice(name string) (DeviceView, bool) {
+	d, ok := m.tx.s.Devices[name]
 	if !ok || m.tx.devices == nil {
-		return false
+		return DeviceView{}, false
 	}
-	var cands []*Device
-	consider := func(d *Device) {
-		if d.State != "ready" || d.RequestID != 0 {
-			return
-		}
-		if srv, ok := s.Servers[d.ImagingServer]; ok && srv.Down {
-			return // its rack is frozen until its node returns
-		}
-		if r.Environment != "" && r.Environment != "any" && d.Environment != r.Environment {
-			return
-		}
-		if s.PXEConfigFor(r.Image, d.HardwareType) == "" {
-			return
-		}
-		cands = append(cands, d)
+	return m.view(d), true
+}
+
+// Image returns a copy of the record of the request's image.
+func (m *RequestTx) Image() (Image, bool) {
+	img, ok := m.tx.s.Images[m.r.Image]
+	if !ok {
+		return Image{}, false
 	}
-	if m.Any() {
-		for _, d := range s.Devices {
-			consider(d)
-		}
-	} else if d, ok := s.Devices[r.RequestedDevice]; ok {
-		consider(d)
+	out := *img
+	out.BootConfigKeys = slices.Clone(img.BootConfigKeys)
+	return out, true
+}
+
+// PXEConfigFor returns the PXE config that installs image on hardware of
+// type hardwareType (a HardwareKey; "" if none).
+func (m *RequestTx) PXEConfigFor(image, hardwareType string) string {
+	return m.tx.s.PXEConfigFor(image, hardwareType)
+}
+
+// Claim makes the request the holder of the device and stamps the device's
+// last use. The request must hold no device (Release first) and the device
+// must be unclaimed (ErrConflict).
+func (m *RequestTx) Claim(device string) error {
+	r := m.r
+	d, ok := m.tx.s.Devices[device]
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: %q", ErrUnknownDevice, device)
+	case r.Device != "":
+		return fmt.Errorf("%w: request %d already holds device %s", ErrConflict, r.ID, r.Device)
+	case d.RequestID != 0:
+		return fmt.Errorf("%w: device %s is held by request %d", ErrConflict, d.Name, d.RequestID)
 	}
-	if len(cands) == 0 {
-		return false
-	}
-	reusable := func(d *Device) bool {
-		return img.CanReuse && d.Image == r.Image && sameBootConfig(d.BootConfig, r.BootConfig)
-	}
-	sort.Slice(cands, func(i, j int) bool {
-		a, b := cands[i], cands[j]
-		if ra, rb := reusable(a), reusable(b); ra != rb {
-			return ra
-		}
-		if !a.LastUsed.Equal(b.LastUsed) {
-			return a.LastUsed.Before(b.LastUsed)
-		}
-		return a.Name < b.Name
-	})
-	d := cands[0]
-	event, args := "please_image", EventArgs{Image: &r.Image}
-	if reusable(d) {
-		event, args = "please_power_cycle", EventArgs{}
-	} else {
-		bc, _ := json.Marshal(r.BootConfig)
-		args.BootConfig = bc
-	}
-	// Claim first: the device machine's effects (an imaging result) must
-	// find the claim.
 	d.RequestID, d.LastUsed = r.ID, m.tx.at
 	r.Device, r.ImagingResult = d.Name, ""
 	m.tx.touchDevice(d.Name)
-	dm := &DeviceTx{tx: m.tx, d: d}
-	before := d.Generation
-	if err := m.tx.devices.Event(dm, event, args); err != nil || d.Generation == before {
-		d.RequestID = 0
-		r.Device = ""
-		m.Log("mozpool", "device %s did not accept %s", d.Name, event)
-		return false
-	}
-	m.Log("mozpool", "claimed device %s and sent it %s", d.Name, event)
-	m.tx.logDevice(d.Name, "mozpool", "claimed by request %d (%s for %s)", r.ID, event, r.Assignee)
-	return true
+	return nil
 }
 
-// sameBootConfig compares two boot configs as parsed JSON; unparsable or
-// empty strings compare as {} (as the original).
-func sameBootConfig(a, b string) bool {
-	parse := func(s string) any {
-		var v any
-		if json.Unmarshal([]byte(s), &v) != nil || v == nil {
-			return map[string]any{}
-		}
-		return v
+// Unclaim takes back a Claim whose device would not take the request's
+// event. Unlike Release it logs nothing (the claim was never announced);
+// the device's last use stays stamped.
+func (m *RequestTx) Unclaim() {
+	if d, ok := m.tx.s.Devices[m.r.Device]; ok && d.RequestID == m.r.ID {
+		d.RequestID = 0
 	}
-	return reflect.DeepEqual(parse(a), parse(b))
+	m.r.Device = ""
+}
+
+// SendDeviceEvent runs the device machine on event for device, in this
+// Apply (as a DeviceEvent would, without its generation check and log
+// line). It returns the machine's error (ErrIgnored when the device's
+// state does not accept the event), or ErrNoMachine or ErrUnknownDevice.
+func (m *RequestTx) SendDeviceEvent(device, event string, args EventArgs) error {
+	dm, err := m.tx.deviceTx(device)
+	if err != nil {
+		return err
+	}
+	return m.tx.devices.Event(dm, event, args)
+}
+
+// LogDevice files a line in a device's log.
+func (m *RequestTx) LogDevice(device, source, format string, args ...any) {
+	m.tx.logDevice(device, source, format, args...)
 }
 
 // requestResult tells the request holding a device how its operation ended
@@ -225,8 +254,5 @@ func (tx *txn) requestResult(d *Device, result string) {
 	if tx.requests == nil {
 		return
 	}
-	m := &RequestTx{tx: tx, r: r}
-	if err := tx.requests.Event(m, "lifeguard_finished", RequestEventArgs{ImagingResult: result}); err != nil {
-		m.Log("statemachine", "ignored lifeguard_finished (%s) in state %s", result, r.State)
-	}
+	tx.requests.DeviceFinished(&RequestTx{tx: tx, r: r}, result)
 }

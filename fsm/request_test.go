@@ -27,7 +27,7 @@ func TestRequestCommands_NoMachine(t *testing.T) {
 	}{
 		{fsm.CmdRequestCreate, fsm.RequestCreate{Header: fsm.Header{At: at}, RequestedDevice: "any", Assignee: "me",
 			Expires: at.Add(time.Hour), Image: "android", BootConfig: "{}"}},
-		{fsm.CmdRequestEvent, fsm.RequestEvent{Header: fsm.Header{At: at}, ID: 1, Event: "close"}},
+		{fsm.CmdRequestEvent, fsm.RequestEvent{Header: fsm.Header{At: at}, ID: 1, Event: string(requests.EventClose)}},
 		{fsm.CmdRequestTimeout, fsm.RequestTimeout{Header: fsm.Header{At: at}, ID: 1, Generation: 1}},
 		{fsm.CmdRequestRenew, fsm.RequestRenew{Header: fsm.Header{At: at}, ID: 1, Expires: at.Add(time.Hour)}},
 		{fsm.CmdRequestExpire, fsm.RequestExpire{Header: fsm.Header{At: at}, ID: 1}},
@@ -66,7 +66,7 @@ func TestRequestLog_Deterministic(t *testing.T) {
 		return f.ApplyCommand(index, b)
 	}
 	for i := 1; i <= 4; i++ {
-		require.NoError(t, add(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: fmt.Sprintf("panda-%04d", i), From: "new", To: "ready"}).Error())
+		require.NoError(t, add(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: fmt.Sprintf("panda-%04d", i), From: string(lifeguard.StateNew), To: string(lifeguard.StateReady)}).Error())
 	}
 	var ids []int64
 	for i := range 8 {
@@ -84,12 +84,12 @@ func TestRequestLog_Deterministic(t *testing.T) {
 			var r fsm.Request
 			f.Read(func(s *fsm.State) { r = *s.Requests[id] })
 			switch {
-			case r.State == "pending" && round == 0:
-				add(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: "lifeguard_finished",
+			case r.State == string(requests.StatePending) && round == 0:
+				add(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: string(requests.EventLifeguardFinished),
 					Args: fsm.RequestEventArgs{ImagingResult: "failed-bad-device"}})
-			case r.State == "pending":
-				add(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: "close"})
-			case r.State == "finding_device":
+			case r.State == string(requests.StatePending):
+				add(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: string(requests.EventClose)})
+			case r.State == string(requests.StateFindingDevice):
 				add(fsm.CmdRequestTimeout, &fsm.RequestTimeout{ID: id, Generation: r.Generation})
 			}
 		}
@@ -97,15 +97,15 @@ func TestRequestLog_Deterministic(t *testing.T) {
 			name := fmt.Sprintf("panda-%04d", i)
 			var d fsm.Device
 			f.Read(func(s *fsm.State) { d = *s.Devices[name] })
-			if d.RequestID == 0 && d.State != "ready" {
-				add(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: name, From: d.State, To: "ready"})
+			if d.RequestID == 0 && d.State != string(lifeguard.StateReady) {
+				add(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: name, From: d.State, To: string(lifeguard.StateReady)})
 			}
 		}
 	}
 	closed := 0
 	f.Read(func(s *fsm.State) {
 		for _, r := range s.Requests {
-			if r.State == "closed" {
+			if r.State == string(requests.StateClosed) {
 				closed++
 			}
 		}

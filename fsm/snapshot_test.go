@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/requests"
 )
 
 // requireEqualState requires that two FSMs hold equal states, map by map.
@@ -130,7 +131,7 @@ func TestSnapshotRestore(t *testing.T) {
 					Expires: t0.Add(time.Hour), Image: "b2g", BootConfig: `{"b2gbase":"http://x"}`, Environment: "prod",
 					State: "contacting_lifeguard", StateDeadline: t0.Add(time.Minute), StateEntered: t0, Counters: map[string]int{"contacting_lifeguard": 1},
 					Generation: 3, Created: t0, Device: "panda-0001", ImagingResult: "complete"})
-				fsm.PutRequest(f, &fsm.Request{ID: 2, State: "closed", Created: t0, Expires: t0})
+				fsm.PutRequest(f, &fsm.Request{ID: 2, State: string(requests.StateClosed), Created: t0, Expires: t0})
 			},
 			check: func(t *testing.T, s *fsm.State) {
 				require.Len(t, s.Requests, 2)

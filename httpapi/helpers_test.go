@@ -20,6 +20,7 @@ import (
 	"github.com/mozpool/mozpool/cluster"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
+	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/logstore"
 )
 
@@ -179,10 +180,11 @@ type testEnv struct {
 	clock   *fakeClock
 }
 
-// newTestEnv starts the env; opts adjust the server's Config.
+// newTestEnv starts the env, with the device machine (devices have its
+// states); opts adjust the server's Config.
 func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	t.Helper()
-	return startTestEnv(t, fsm.Config{}, opts...)
+	return startTestEnv(t, fsm.Config{Devices: lifeguard.Machine{}}, opts...)
 }
 
 // startTestEnv is newTestEnv with an FSM built from machines (its Devices

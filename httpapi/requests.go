@@ -17,6 +17,7 @@ import (
 	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/logstore"
+	"github.com/mozpool/mozpool/requests"
 )
 
 func (s *Server) requestURL(id int64) string {
@@ -161,7 +162,7 @@ func (s *Server) postRequest(r *http.Request, ps httprouter.Params) (any, error)
 		return nil, err
 	}
 	out := api.RequestReply{Request: s.newRequest(&req)}
-	if req.State == "closed" {
+	if requests.State(req.State) == requests.StateClosed {
 		return &reply{status: http.StatusConflict, body: out}, nil
 	}
 	return out, nil
@@ -199,7 +200,7 @@ func (s *Server) getRequestList(r *http.Request, _ httprouter.Params) (any, erro
 	out := []api.RequestSummary{}
 	s.fsm.Read(func(st *fsm.State) {
 		for _, req := range st.Requests {
-			if req.State == "closed" && !withClosed {
+			if requests.State(req.State) == requests.StateClosed && !withClosed {
 				continue
 			}
 			v := api.RequestSummary{ID: req.ID, ImagingServer: req.ImagingServer, Assignee: req.Assignee,
@@ -295,7 +296,7 @@ func (s *Server) returnRequest(w http.ResponseWriter, r *http.Request, ps httpro
 		if err != nil {
 			return nil, err
 		}
-		_, err = s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: "close"})
+		_, err = s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: string(requests.EventClose)})
 		if err != nil {
 			return nil, err
 		}

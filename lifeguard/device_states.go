@@ -70,7 +70,7 @@ type stateSpec struct {
 	// Please is the set of please_* events accepted.
 	Please please
 	// Events are the other accepted events.
-	Events map[string]transition
+	Events map[Event]transition
 	// Failed marks failed_* states; AutoSelfTest those that bounce into a
 	// self-test at once, as in Mozpool.
 	Failed       bool
@@ -102,189 +102,200 @@ const (
 	sdcardLimit         = 2
 )
 
-// Counter names (they equal the state names unless stated).
+// Counter names. Most count the failures of one state and bear its name.
 const (
 	counterPingRounds = "pc_ping_rounds"
 	counterPowerCycle = "power_cycling"
+
+	counterPCPinging           = string(StatePCPinging)
+	counterPXEBooting          = string(StatePXEBooting)
+	counterMobileInitStarted   = string(StateMobileInitStarted)
+	counterAndroidDownloading  = string(StateAndroidDownloading)
+	counterAndroidExtracting   = string(StateAndroidExtracting)
+	counterB2GDownloading      = string(StateB2GDownloading)
+	counterB2GExtracting       = string(StateB2GExtracting)
+	counterSUTVerifying        = string(StateSUTVerifying)
+	counterSUTVerifyPowerCycle = string(StateSUTVerifyPowerCycle)
+	counterSUTSDCardVerifying  = string(StateSUTSDCardVerifying)
 )
 
 // deviceStates is the device state table. The reasons come from Mozpool.
 // It is filled in init because its entries refer to enter, which reads it.
-var deviceStates map[string]stateSpec
+var deviceStates map[State]stateSpec
 
 func init() { deviceStates = stateTable() }
 
-func stateTable() map[string]stateSpec {
-	return map[string]stateSpec{
+func stateTable() map[State]stateSpec {
+	return map[State]stateSpec{
 		// new: a device just added by inventory sync self-tests on the next
 		// tick.
-		"new": {Timeout: 0, Please: pleaseFull, OnTimeout: gotoState("start_self_test")},
+		StateNew: {Timeout: 0, Please: pleaseFull, OnTimeout: gotoState(StateStartSelfTest)},
 		// locked_out: frozen by an operator; only a forced change leaves it.
-		"locked_out": {Timeout: noTimeout},
+		StateLockedOut: {Timeout: noTimeout},
 		// troubleshooting: parked by an operator, still accepts please_*.
-		"troubleshooting": {Timeout: noTimeout, Please: pleaseFull},
+		StateTroubleshooting: {Timeout: noTimeout, Please: pleaseFull},
 		// ready: health-checked every 10 minutes ("to keep load reasonable")
 		// unless a request holds it.
-		"ready": {Timeout: 600 * time.Second, Action: ActionHealthCheck, Please: pleaseFull,
-			OnTimeout: gotoState("ready"),
-			Events:    map[string]transition{"failed": on("start_self_test")}},
+		StateReady: {Timeout: 600 * time.Second, Action: ActionHealthCheck, Please: pleaseFull,
+			OnTimeout: gotoState(StateReady),
+			Events:    map[Event]transition{EventFailed: on(StateStartSelfTest)}},
 
 		// pc_power_cycling: plain reboot; the relay cycle takes ≈ 1–3 s plus
 		// the board's queue, so 60 s, retried up to 200 times.
-		"pc_power_cycling": {Timeout: 60 * time.Second, Action: ActionPowerCycle,
+		StatePCPowerCycling: {Timeout: 60 * time.Second, Action: ActionPowerCycle,
 			OnEntry:   enterPowerCycling(false),
 			OnTimeout: powerCycleFailed,
-			Events: map[string]transition{
-				"power_cycle_ok":     clearThen(counterPowerCycle, "pc_rebooting"),
-				"power_cycle_failed": func(m *fsm.DeviceTx, _ fsm.EventArgs) error { powerCycleFailed(m); return nil },
+			Events: map[Event]transition{
+				EventPowerCycleOK:     clearThen(counterPowerCycle, StatePCRebooting),
+				EventPowerCycleFailed: func(m *fsm.DeviceTx, _ fsm.EventArgs) error { powerCycleFailed(m); return nil },
 			}},
 		// pc_rebooting: wait so u-boot's own ping replies are not taken for
 		// the OS coming up.
-		"pc_rebooting": {Timeout: 120 * time.Second, OnTimeout: gotoState("pc_pinging")},
+		StatePCRebooting: {Timeout: 120 * time.Second, OnTimeout: gotoState(StatePCPinging)},
 		// pc_sut_rebooting: unreachable since SUT reboots were dropped; kept
 		// so a stored state still means something.
-		"pc_sut_rebooting": {Timeout: 10 * time.Second, OnTimeout: gotoState("sut_verifying")},
+		StatePCSUTRebooting: {Timeout: 10 * time.Second, OnTimeout: gotoState(StateSUTVerifying)},
 		// pc_pinging: ping every 10 s, 12 times, then power-cycle again —
 		// at most pingRoundsLimit rounds.
-		"pc_pinging": {Timeout: 10 * time.Second, Action: ActionPing, OnTimeout: pingTimeout,
-			Events: map[string]transition{"ping_ok": func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
-				m.ClearCounter("pc_pinging")
+		StatePCPinging: {Timeout: 10 * time.Second, Action: ActionPing, OnTimeout: pingTimeout,
+			Events: map[Event]transition{EventPingOK: func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+				m.ClearCounter(counterPCPinging)
 				m.ClearCounter(counterPingRounds)
-				enter(m, "operation_complete")
+				enter(m, StateOperationComplete)
 				return nil
 			}}},
 
-		"start_pxe_boot": {Timeout: noTimeout, OnEntry: func(m *fsm.DeviceTx) {
+		StateStartPXEBoot: {Timeout: noTimeout, OnEntry: func(m *fsm.DeviceTx) {
 			m.ClearCounters()
-			enter(m, "pxe_power_cycling")
+			enter(m, StatePXEPowerCycling)
 		}},
 		// start_self_test: net-boot the self-test image when this hardware
 		// has a PXE config for it, else a plain reboot and ping.
-		"start_self_test": {Timeout: noTimeout, OnEntry: func(m *fsm.DeviceTx) {
+		StateStartSelfTest: {Timeout: noTimeout, OnEntry: func(m *fsm.DeviceTx) {
 			m.ClearCounters()
 			if m.PXEConfigFor("self-test") != "" {
 				d := m.Device()
 				d.NextImage, d.NextBootConfig = "self-test", ""
-				enter(m, "pxe_power_cycling")
+				enter(m, StatePXEPowerCycling)
 				return
 			}
-			enter(m, "pc_power_cycling")
+			enter(m, StatePCPowerCycling)
 		}},
 		// start_maintenance: the original stuck here forever when the
 		// maintenance image or its PXE config was missing; now it fails.
-		"start_maintenance": {Timeout: noTimeout, OnEntry: func(m *fsm.DeviceTx) {
+		StateStartMaintenance: {Timeout: noTimeout, OnEntry: func(m *fsm.DeviceTx) {
 			m.ClearCounters()
 			if !m.ImageExists("maintenance") || m.PXEConfigFor("maintenance") == "" {
 				m.Log("statemachine", "cannot start maintenance: no maintenance image or PXE config for this hardware")
-				enter(m, "failed_pxe_booting")
+				enter(m, StateFailedPXEBooting)
 				return
 			}
 			d := m.Device()
 			d.NextImage, d.NextBootConfig = "maintenance", ""
-			enter(m, "pxe_power_cycling")
+			enter(m, StatePXEPowerCycling)
 		}},
 		// pxe_power_cycling: write the PXE file for the next image, then
 		// power-cycle. Without a PXE config the device fails at once, and
 		// (unlike the original) is not power-cycled afterwards.
-		"pxe_power_cycling": {Timeout: 60 * time.Second, Action: ActionPXEPowerCycle,
+		StatePXEPowerCycling: {Timeout: 60 * time.Second, Action: ActionPXEPowerCycle,
 			OnEntry:   enterPowerCycling(true),
 			OnTimeout: powerCycleFailed,
-			Events: map[string]transition{
-				"power_cycle_ok":     clearThen(counterPowerCycle, "pxe_booting"),
-				"power_cycle_failed": func(m *fsm.DeviceTx, _ fsm.EventArgs) error { powerCycleFailed(m); return nil },
+			Events: map[Event]transition{
+				EventPowerCycleOK:     clearThen(counterPowerCycle, StatePXEBooting),
+				EventPowerCycleFailed: func(m *fsm.DeviceTx, _ fsm.EventArgs) error { powerCycleFailed(m); return nil },
 			}},
 		// pxe_booting: a panda net-boots in ≈ 90 s; twice that, 30 tries.
-		"pxe_booting": {Timeout: 180 * time.Second, OnTimeout: retryPXE("pxe_booting", pxeBootLimit, "failed_pxe_booting"),
-			Events: map[string]transition{"mobile_init_started": clearThen("pxe_booting", "mobile_init_started")}},
+		StatePXEBooting: {Timeout: 180 * time.Second, OnTimeout: retryPXE(counterPXEBooting, pxeBootLimit, StateFailedPXEBooting),
+			Events: map[Event]transition{EventMobileInitStarted: clearThen(counterPXEBooting, StateMobileInitStarted)}},
 		// mobile_init_started: the live image is up; the PXE file goes so a
 		// reboot uses the SD card; the second stage reports within 10 s.
-		"mobile_init_started": {Timeout: 10 * time.Second, Action: ActionClearPXE,
-			OnTimeout: retryPXE("mobile_init_started", mobileInitLimit, "failed_mobile_init_started"),
-			Events: map[string]transition{
-				"android_downloading": clearThen("mobile_init_started", "android_downloading"),
-				"b2g_downloading":     clearThen("mobile_init_started", "b2g_downloading"),
-				"maint_mode": func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
-					m.ClearCounter("mobile_init_started")
+		StateMobileInitStarted: {Timeout: 10 * time.Second, Action: ActionClearPXE,
+			OnTimeout: retryPXE(counterMobileInitStarted, mobileInitLimit, StateFailedMobileInitStarted),
+			Events: map[Event]transition{
+				EventAndroidDownloading: clearThen(counterMobileInitStarted, StateAndroidDownloading),
+				EventB2GDownloading:     clearThen(counterMobileInitStarted, StateB2GDownloading),
+				EventMaintMode: func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+					m.ClearCounter(counterMobileInitStarted)
 					m.Device().Image, m.Device().BootConfig = "", ""
-					enter(m, "maintenance_mode")
+					enter(m, StateMaintenanceMode)
 					return nil
 				},
-				"self_test_running": func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
-					m.ClearCounter("mobile_init_started")
+				EventSelfTestRunning: func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+					m.ClearCounter(counterMobileInitStarted)
 					d := m.Device()
 					d.Image, d.BootConfig, d.NextImage, d.NextBootConfig = "", "", "", ""
-					enter(m, "self_test_running")
+					enter(m, StateSelfTestRunning)
 					return nil
 				},
 			}},
-		"android_downloading": {Timeout: 180 * time.Second, Action: ActionClearPXE,
-			OnTimeout: retryPXE("android_downloading", downloadLimit, "failed_android_downloading"),
-			Events:    map[string]transition{"android_extracting": clobberThen("android_downloading", "android_extracting")}},
-		"android_extracting": {Timeout: 600 * time.Second,
-			OnTimeout: retryPXE("android_extracting", extractLimit, "failed_android_extracting"),
-			Events:    map[string]transition{"android_rebooting": clearThen("android_extracting", "sut_verifying")}},
-		"b2g_downloading": {Timeout: 180 * time.Second, Action: ActionClearPXE,
-			OnTimeout: retryPXE("b2g_downloading", downloadLimit, "failed_b2g_downloading"),
-			Events:    map[string]transition{"b2g_extracting": clobberThen("b2g_downloading", "b2g_extracting")}},
-		"b2g_extracting": {Timeout: 300 * time.Second,
-			OnTimeout: retryPXE("b2g_extracting", extractLimit, "failed_b2g_extracting"),
-			Events:    map[string]transition{"b2g_rebooting": clearThen("b2g_extracting", "sut_verifying")}},
+		StateAndroidDownloading: {Timeout: 180 * time.Second, Action: ActionClearPXE,
+			OnTimeout: retryPXE(counterAndroidDownloading, downloadLimit, StateFailedAndroidDownloading),
+			Events:    map[Event]transition{EventAndroidExtracting: clobberThen(counterAndroidDownloading, StateAndroidExtracting)}},
+		StateAndroidExtracting: {Timeout: 600 * time.Second,
+			OnTimeout: retryPXE(counterAndroidExtracting, extractLimit, StateFailedAndroidExtracting),
+			Events:    map[Event]transition{EventAndroidRebooting: clearThen(counterAndroidExtracting, StateSUTVerifying)}},
+		StateB2GDownloading: {Timeout: 180 * time.Second, Action: ActionClearPXE,
+			OnTimeout: retryPXE(counterB2GDownloading, downloadLimit, StateFailedB2GDownloading),
+			Events:    map[Event]transition{EventB2GExtracting: clobberThen(counterB2GDownloading, StateB2GExtracting)}},
+		StateB2GExtracting: {Timeout: 300 * time.Second,
+			OnTimeout: retryPXE(counterB2GExtracting, extractLimit, StateFailedB2GExtracting),
+			Events:    map[Event]transition{EventB2GRebooting: clearThen(counterB2GExtracting, StateSUTVerifying)}},
 		// sut_verifying: the agent gets 45 s per try; every 10th failure
 		// power-cycles the board; 30 failures retire it.
-		"sut_verifying": {Timeout: 45 * time.Second, Action: ActionSUTVerify,
+		StateSUTVerifying: {Timeout: 45 * time.Second, Action: ActionSUTVerify,
 			OnTimeout: func(m *fsm.DeviceTx) {
-				switch c := m.Inc("sut_verifying"); {
+				switch c := m.Inc(counterSUTVerifying); {
 				case c > sutVerifyLimit:
-					enter(m, "failed_sut_verifying")
+					enter(m, StateFailedSUTVerifying)
 				case c%sutVerifyCycleEvery == 0:
-					enter(m, "sut_verify_power_cycle")
+					enter(m, StateSUTVerifyPowerCycle)
 				default:
-					enter(m, "sut_verifying")
+					enter(m, StateSUTVerifying)
 				}
 			},
-			Events: map[string]transition{"sut_verify_ok": clearThen("sut_verifying", "sut_sdcard_verifying")}},
-		"sut_verify_power_cycle": {Timeout: 60 * time.Second, Action: ActionRelayPowerCycle,
-			OnTimeout: limitThen("sut_verify_power_cycle", sutPowerCycleLimit, "failed_sut_verifying", "sut_verify_power_cycle"),
-			Events:    map[string]transition{"power_cycle_ok": on("sut_verifying")}},
+			Events: map[Event]transition{EventSUTVerifyOK: clearThen(counterSUTVerifying, StateSUTSDCardVerifying)}},
+		StateSUTVerifyPowerCycle: {Timeout: 60 * time.Second, Action: ActionRelayPowerCycle,
+			OnTimeout: limitThen(counterSUTVerifyPowerCycle, sutPowerCycleLimit, StateFailedSUTVerifying, StateSUTVerifyPowerCycle),
+			Events:    map[Event]transition{EventPowerCycleOK: on(StateSUTVerifying)}},
 		// sut_sdcard_verifying: the check can take minutes (13 commands × 15 s).
-		"sut_sdcard_verifying": {Timeout: 200 * time.Second, Action: ActionCheckSDCard,
+		StateSUTSDCardVerifying: {Timeout: 200 * time.Second, Action: ActionCheckSDCard,
 			OnTimeout: sdcardFailed,
-			Events: map[string]transition{
-				"sut_sdcard_ok":     clearThen("sut_sdcard_verifying", "operation_complete"),
-				"sut_sdcard_failed": func(m *fsm.DeviceTx, _ fsm.EventArgs) error { sdcardFailed(m); return nil },
+			Events: map[Event]transition{
+				EventSUTSDCardOK:     clearThen(counterSUTSDCardVerifying, StateOperationComplete),
+				EventSUTSDCardFailed: func(m *fsm.DeviceTx, _ fsm.EventArgs) error { sdcardFailed(m); return nil },
 			}},
 		// operation_complete: what was being installed is now on the card.
-		"operation_complete": {Timeout: 60 * time.Second, OnTimeout: gotoState("operation_complete"),
+		StateOperationComplete: {Timeout: 60 * time.Second, OnTimeout: gotoState(StateOperationComplete),
 			OnEntry: func(m *fsm.DeviceTx) {
 				d := m.Device()
 				if d.NextImage != "" {
 					d.Image, d.BootConfig = d.NextImage, d.NextBootConfig
 					d.NextImage, d.NextBootConfig = "", ""
 				}
-				m.ImagingResult("complete")
-				enter(m, "ready")
+				m.ImagingResult(string(ResultComplete))
+				enter(m, StateReady)
 			}},
-		"maintenance_mode": {Timeout: noTimeout, Please: pleaseBasic},
+		StateMaintenanceMode: {Timeout: noTimeout, Please: pleaseBasic},
 		// self_test_running: the self-test gets an hour.
-		"self_test_running": {Timeout: 3600 * time.Second, Action: ActionClearPXE, Please: pleaseBasic,
-			OnTimeout: gotoState("failed_self_test"),
-			Events: map[string]transition{
-				"self_test_ok":     on("ready"),
-				"failed_self_test": on("failed_self_test"),
+		StateSelfTestRunning: {Timeout: 3600 * time.Second, Action: ActionClearPXE, Please: pleaseBasic,
+			OnTimeout: gotoState(StateFailedSelfTest),
+			Events: map[Event]transition{
+				EventSelfTestOK:     on(StateReady),
+				EventFailedSelfTest: on(StateFailedSelfTest),
 			}},
 
-		"failed_power_cycling":        failed(false),
-		"failed_pxe_booting":          failed(false),
-		"failed_mobile_init_started":  failed(false),
-		"failed_sut_verifying":        failed(true),
-		"failed_sut_sdcard_verifying": failed(true),
-		"failed_android_downloading":  failed(true),
-		"failed_android_extracting":   failed(true),
-		"failed_android_pinging":      failed(true),
-		"failed_b2g_downloading":      failed(true),
-		"failed_b2g_extracting":       failed(true),
-		"failed_b2g_pinging":          failed(true),
-		"failed_self_test":            failed(false),
+		StateFailedPowerCycling:       failed(false),
+		StateFailedPXEBooting:         failed(false),
+		StateFailedMobileInitStarted:  failed(false),
+		StateFailedSUTVerifying:       failed(true),
+		StateFailedSUTSDCardVerifying: failed(true),
+		StateFailedAndroidDownloading: failed(true),
+		StateFailedAndroidExtracting:  failed(true),
+		StateFailedAndroidPinging:     failed(true),
+		StateFailedB2GDownloading:     failed(true),
+		StateFailedB2GExtracting:      failed(true),
+		StateFailedB2GPinging:         failed(true),
+		StateFailedSelfTest:           failed(false),
 	}
 }
 
@@ -296,35 +307,35 @@ func failed(autoSelfTest bool) stateSpec {
 	return stateSpec{Timeout: noTimeout, Please: pleaseBasic, Failed: true, AutoSelfTest: autoSelfTest,
 		OnEntry: func(m *fsm.DeviceTx) {
 			m.Log("statemachine", "device has failed: %s", m.State())
-			m.ImagingResult("failed-bad-device")
+			m.ImagingResult(string(ResultFailedBadDevice))
 			if autoSelfTest {
-				enter(m, "start_self_test")
+				enter(m, StateStartSelfTest)
 			}
 		}}
 }
 
 // enter moves the device into state and runs the state's entry.
-func enter(m *fsm.DeviceTx, state string) {
+func enter(m *fsm.DeviceTx, state State) {
 	spec, ok := deviceStates[state]
 	if !ok {
 		spec = unknownState
 	}
-	m.Goto(state, spec.Timeout)
+	m.Goto(string(state), spec.Timeout)
 	if spec.OnEntry != nil {
 		spec.OnEntry(m)
 	}
 }
 
-func gotoState(state string) func(m *fsm.DeviceTx) {
+func gotoState(state State) func(m *fsm.DeviceTx) {
 	return func(m *fsm.DeviceTx) { enter(m, state) }
 }
 
-func on(state string) transition {
+func on(state State) transition {
 	return func(m *fsm.DeviceTx, _ fsm.EventArgs) error { enter(m, state); return nil }
 }
 
 // clearThen clears a counter and enters state.
-func clearThen(counter, state string) transition {
+func clearThen(counter string, state State) transition {
 	return func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
 		m.ClearCounter(counter)
 		enter(m, state)
@@ -334,7 +345,7 @@ func clearThen(counter, state string) transition {
 
 // clobberThen is clearThen for the step that starts writing the SD card:
 // from then on the card holds no usable image.
-func clobberThen(counter, state string) transition {
+func clobberThen(counter string, state State) transition {
 	return func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
 		m.ClearCounter(counter)
 		m.Device().Image, m.Device().BootConfig = "", ""
@@ -345,7 +356,7 @@ func clobberThen(counter, state string) transition {
 
 // limitThen increments counter; past limit it enters failedState, else
 // retryState.
-func limitThen(counter string, limit int, failedState, retryState string) func(m *fsm.DeviceTx) {
+func limitThen(counter string, limit int, failedState, retryState State) func(m *fsm.DeviceTx) {
 	return func(m *fsm.DeviceTx) {
 		if m.Inc(counter) > limit {
 			enter(m, failedState)
@@ -357,8 +368,8 @@ func limitThen(counter string, limit int, failedState, retryState string) func(m
 
 // retryPXE is the timeout of an imaging step: retry the PXE boot, up to
 // limit times.
-func retryPXE(counter string, limit int, failedState string) func(m *fsm.DeviceTx) {
-	return limitThen(counter, limit, failedState, "pxe_power_cycling")
+func retryPXE(counter string, limit int, failedState State) func(m *fsm.DeviceTx) {
+	return limitThen(counter, limit, failedState, StatePXEPowerCycling)
 }
 
 // enterPowerCycling checks what a power cycle needs; the executor does the
@@ -369,7 +380,7 @@ func enterPowerCycling(pxe bool) func(m *fsm.DeviceTx) {
 		d := m.Device()
 		if d.RelayInfo == "" {
 			m.Log("statemachine", "no relay_info: cannot power-cycle")
-			enter(m, "failed_power_cycling")
+			enter(m, StateFailedPowerCycling)
 			return
 		}
 		if !pxe {
@@ -378,37 +389,37 @@ func enterPowerCycling(pxe bool) func(m *fsm.DeviceTx) {
 		}
 		if m.PXEConfigFor(d.NextImage) == "" {
 			m.Log("statemachine", "no PXE config for image %q on %s", d.NextImage, d.HardwareType)
-			enter(m, "failed_pxe_booting")
+			enter(m, StateFailedPXEBooting)
 		}
 	}
 }
 
 func powerCycleFailed(m *fsm.DeviceTx) {
 	if m.Inc(counterPowerCycle) > powerCycleLimit {
-		enter(m, "failed_power_cycling")
+		enter(m, StateFailedPowerCycling)
 		return
 	}
-	enter(m, m.State())
+	enter(m, State(m.State()))
 }
 
 func pingTimeout(m *fsm.DeviceTx) {
-	if m.Inc("pc_pinging") <= pingLimit {
-		enter(m, "pc_pinging")
+	if m.Inc(counterPCPinging) <= pingLimit {
+		enter(m, StatePCPinging)
 		return
 	}
-	m.ClearCounter("pc_pinging")
+	m.ClearCounter(counterPCPinging)
 	if m.Inc(counterPingRounds) > pingRoundsLimit {
 		m.Log("statemachine", "no ping after %d power cycles", pingRoundsLimit)
-		enter(m, "failed_power_cycling")
+		enter(m, StateFailedPowerCycling)
 		return
 	}
-	enter(m, "pc_power_cycling")
+	enter(m, StatePCPowerCycling)
 }
 
 func sdcardFailed(m *fsm.DeviceTx) {
-	if m.Inc("sut_sdcard_verifying") > sdcardLimit {
-		enter(m, "failed_sut_sdcard_verifying")
+	if m.Inc(counterSUTSDCardVerifying) > sdcardLimit {
+		enter(m, StateFailedSUTSDCardVerifying)
 		return
 	}
-	enter(m, "sut_sdcard_verifying")
+	enter(m, StateSUTSDCardVerifying)
 }

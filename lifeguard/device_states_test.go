@@ -12,43 +12,43 @@ import (
 )
 
 // specStates are Mozpool 4.2.1's device states that are not failed_* states.
-var specStates = []string{
-	"new", "locked_out", "troubleshooting", "ready",
-	"pc_power_cycling", "pc_rebooting", "pc_sut_rebooting", "pc_pinging",
-	"start_pxe_boot", "start_self_test", "start_maintenance",
-	"pxe_power_cycling", "pxe_booting", "mobile_init_started",
-	"android_downloading", "android_extracting", "b2g_downloading", "b2g_extracting",
-	"sut_verifying", "sut_verify_power_cycle", "sut_sdcard_verifying",
-	"operation_complete", "maintenance_mode", "self_test_running",
+var specStates = []State{
+	StateNew, StateLockedOut, StateTroubleshooting, StateReady,
+	StatePCPowerCycling, StatePCRebooting, StatePCSUTRebooting, StatePCPinging,
+	StateStartPXEBoot, StateStartSelfTest, StateStartMaintenance,
+	StatePXEPowerCycling, StatePXEBooting, StateMobileInitStarted,
+	StateAndroidDownloading, StateAndroidExtracting, StateB2GDownloading, StateB2GExtracting,
+	StateSUTVerifying, StateSUTVerifyPowerCycle, StateSUTSDCardVerifying,
+	StateOperationComplete, StateMaintenanceMode, StateSelfTestRunning,
 }
 
 // specFailed maps each failed state of Mozpool 4.2.1 to whether it bounces into
 // a self-test.
-var specFailed = map[string]bool{
-	"failed_power_cycling":        false,
-	"failed_pxe_booting":          false,
-	"failed_mobile_init_started":  false,
-	"failed_sut_verifying":        true,
-	"failed_sut_sdcard_verifying": true,
-	"failed_android_downloading":  true,
-	"failed_android_extracting":   true,
-	"failed_android_pinging":      true,
-	"failed_b2g_downloading":      true,
-	"failed_b2g_extracting":       true,
-	"failed_b2g_pinging":          true,
-	"failed_self_test":            false,
+var specFailed = map[State]bool{
+	StateFailedPowerCycling:       false,
+	StateFailedPXEBooting:         false,
+	StateFailedMobileInitStarted:  false,
+	StateFailedSUTVerifying:       true,
+	StateFailedSUTSDCardVerifying: true,
+	StateFailedAndroidDownloading: true,
+	StateFailedAndroidExtracting:  true,
+	StateFailedAndroidPinging:     true,
+	StateFailedB2GDownloading:     true,
+	StateFailedB2GExtracting:      true,
+	StateFailedB2GPinging:         true,
+	StateFailedSelfTest:           false,
 }
 
 // tableStates lists the table's states, sorted.
-func tableStates() []string { return slices.Sorted(maps.Keys(deviceStates)) }
+func tableStates() []State { return slices.Sorted(maps.Keys(deviceStates)) }
 
 // pleaseEvents are the four please_* events.
-var pleaseEvents = []string{"please_self_test", "please_start_maintenance", "please_power_cycle", "please_image"}
+var pleaseEvents = []Event{EventPleaseSelfTest, EventPleaseStartMaintenance, EventPleasePowerCycle, EventPleaseImage}
 
 // allEvents is every event some state accepts, the please_* events and a
 // few that none accepts.
-func allEvents() []string {
-	set := map[string]bool{"": true, "bogus": true, "PLEASE_IMAGE": true, "free": true, "timeout": true}
+func allEvents() []Event {
+	set := map[Event]bool{"": true, "bogus": true, "PLEASE_IMAGE": true, "free": true, "timeout": true}
 	for _, eventStep := range pleaseEvents {
 		set[eventStep] = true
 	}
@@ -61,8 +61,8 @@ func allEvents() []string {
 }
 
 // argsFor gives please_image valid arguments; other events take none.
-func argsFor(event string) fsm.EventArgs {
-	if event == "please_image" {
+func argsFor(event Event) fsm.EventArgs {
+	if event == EventPleaseImage {
 		return pleaseImageArgs("b2g", b2gBootConfig)
 	}
 	return fsm.EventArgs{}
@@ -70,25 +70,25 @@ func argsFor(event string) fsm.EventArgs {
 
 // failureBudget is how many failures in a row state's counters allow before the
 // device gives up.
-func failureBudget(state string) int {
+func failureBudget(state State) int {
 	switch state {
-	case "pc_power_cycling", "pxe_power_cycling":
+	case StatePCPowerCycling, StatePXEPowerCycling:
 		return powerCycleLimit
-	case "pc_pinging":
+	case StatePCPinging:
 		return (pingLimit+1)*(pingRoundsLimit+1) - 1
-	case "pxe_booting":
+	case StatePXEBooting:
 		return pxeBootLimit
-	case "mobile_init_started":
+	case StateMobileInitStarted:
 		return mobileInitLimit
-	case "android_downloading", "b2g_downloading":
+	case StateAndroidDownloading, StateB2GDownloading:
 		return downloadLimit
-	case "android_extracting", "b2g_extracting":
+	case StateAndroidExtracting, StateB2GExtracting:
 		return extractLimit
-	case "sut_verifying":
+	case StateSUTVerifying:
 		return sutVerifyLimit
-	case "sut_verify_power_cycle":
+	case StateSUTVerifyPowerCycle:
 		return sutPowerCycleLimit
-	case "sut_sdcard_verifying":
+	case StateSUTSDCardVerifying:
 		return sdcardLimit
 	}
 	return 2
@@ -99,7 +99,7 @@ func TestDeviceStates_MatchSpec(t *testing.T) {
 	slices.Sort(want)
 	require.Equal(t, want, tableStates(), "states of the table (want Mozpool's, got table)")
 	for _, s := range want {
-		require.True(t, Machine{}.Known(s), "Known(%s) = false, want true", s)
+		require.True(t, Machine{}.Known(string(s)), "Known(%s) = false, want true", s)
 	}
 	for _, s := range []string{"", "off", "free", "unknown", "FAILED_POWER_CYCLING"} {
 		require.False(t, Machine{}.Known(s), "Known(%q) = true, want false", s)
@@ -109,17 +109,17 @@ func TestDeviceStates_MatchSpec(t *testing.T) {
 func TestDeviceStates_Shape(t *testing.T) {
 	for _, name := range tableStates() {
 		s := deviceStates[name]
-		t.Run(name, func(t *testing.T) {
+		t.Run(string(name), func(t *testing.T) {
 			hasTimeout := s.Timeout != noTimeout
 			require.True(t, s.Timeout >= 0 || !hasTimeout, "state %s: timeout %v", name, s.Timeout)
 			require.Equal(t, hasTimeout, s.OnTimeout != nil,
 				"state %s: has a timeout = %v but has an OnTimeout = %v", name, hasTimeout, s.OnTimeout != nil)
-			start := strings.HasPrefix(name, "start_")
+			start := strings.HasPrefix(string(name), "start_")
 			if start {
 				require.NotNil(t, s.OnEntry, "state %s: a start_* state must move on from its entry", name)
 				require.False(t, hasTimeout, "state %s: a start_* state needs no timeout", name)
 			}
-			require.True(t, hasTimeout || s.Please != pleaseNone || start || name == "locked_out",
+			require.True(t, hasTimeout || s.Please != pleaseNone || start || name == StateLockedOut,
 				"state %s: no timeout, no please_* and no entry that leaves: a device would be stuck", name)
 			for eventStep, tr := range s.Events {
 				require.NotNil(t, tr, "state %s: event %s has no transition", name, eventStep)
@@ -127,7 +127,8 @@ func TestDeviceStates_Shape(t *testing.T) {
 			}
 
 			auto, failed := specFailed[name]
-			require.Equal(t, failed, IsFailed(name), "IsFailed(%s)", name)
+			require.Equal(t, failed, name.Failed(), "%s.Failed()", name)
+			require.Equal(t, failed, IsFailed(string(name)), "IsFailed(%s)", name)
 			require.Equal(t, failed, s.Failed, "state %s: Failed = %v, want %v", name, s.Failed, failed)
 			require.Equal(t, auto, s.AutoSelfTest, "state %s: AutoSelfTest = %v, want %v", name, s.AutoSelfTest, auto)
 			if failed {
@@ -142,9 +143,9 @@ func TestDeviceStates_Shape(t *testing.T) {
 
 // The states that accept please_* events, as in Mozpool 4.2.1.
 func TestDeviceStates_Please(t *testing.T) {
-	want := map[string]please{
-		"new": pleaseFull, "troubleshooting": pleaseFull, "ready": pleaseFull,
-		"maintenance_mode": pleaseBasic, "self_test_running": pleaseBasic,
+	want := map[State]please{
+		StateNew: pleaseFull, StateTroubleshooting: pleaseFull, StateReady: pleaseFull,
+		StateMaintenanceMode: pleaseBasic, StateSelfTestRunning: pleaseBasic,
 	}
 	for f := range specFailed {
 		want[f] = pleaseBasic
@@ -158,7 +159,7 @@ func TestDeviceStates_Please(t *testing.T) {
 
 func TestStates(t *testing.T) {
 	infos := States()
-	names := make([]string, len(infos))
+	names := make([]State, len(infos))
 	for i, info := range infos {
 		names[i] = info.Name
 	}
@@ -173,13 +174,14 @@ func TestStates(t *testing.T) {
 		}
 		require.Equal(t, s.Failed, info.Failed, "state %s", info.Name)
 		require.Equal(t, s.Action.String(), info.Action, "state %s", info.Name)
-		wantEvents := append([]string{}, slices.Sorted(maps.Keys(s.Events))...)
+		wantEvents := append([]Event{}, slices.Sorted(maps.Keys(s.Events))...)
 		require.Equal(t, wantEvents, info.Events, "state %s", info.Name)
-		wantPlease := map[please][]string{pleaseNone: {}, pleaseBasic: pleaseEvents[:2], pleaseFull: pleaseEvents}[s.Please]
+		wantPlease := map[please][]Event{pleaseNone: {}, pleaseBasic: pleaseEvents[:2], pleaseFull: pleaseEvents}[s.Please]
 		require.Equal(t, wantPlease, info.Please, "state %s", info.Name)
 	}
 	require.Equal(t, ActionNone, ActionFor("off"), "ActionFor(unknown state)")
-	require.Equal(t, ActionPXEPowerCycle, ActionFor("pxe_power_cycling"))
+	require.Equal(t, ActionPXEPowerCycle, ActionFor(string(StatePXEPowerCycling)))
+	require.Equal(t, ActionPXEPowerCycle, StatePXEPowerCycling.Action())
 }
 
 // labVariants are the labs and devices the exhaustive tests run on: the
@@ -200,15 +202,15 @@ var labVariants = []struct {
 // a state of the table, not a start_* state (which has no timeout and so
 // would be stuck), with a deadline exactly when the state has a timeout;
 // every state entered on the way is in the table too.
-func requireResting(t *testing.T, r *rig, dev string, mark int, from, event string) {
+func requireResting(t *testing.T, r *rig, dev string, mark int, from State, event Event) {
 	t.Helper()
 	d := r.device(dev)
 	require.True(t, Machine{}.Known(d.State), "Handle(%s, %s) = %s, want a state of the table", from, event, d.State)
 	require.False(t, strings.HasPrefix(d.State, "start_"), "Handle(%s, %s) = %s, want the start state left", from, event, d.State)
-	require.Equal(t, deviceStates[d.State].Timeout == noTimeout, d.StateDeadline.IsZero(),
+	require.Equal(t, deviceStates[State(d.State)].Timeout == noTimeout, d.StateDeadline.IsZero(),
 		"Handle(%s, %s) = %s with deadline %v", from, event, d.State, d.StateDeadline)
 	for _, s := range r.entered(dev, mark) {
-		require.True(t, Machine{}.Known(s), "Handle(%s, %s) entered %s, want a state of the table", from, event, s)
+		require.True(t, Machine{}.Known(string(s)), "Handle(%s, %s) entered %s, want a state of the table", from, event, s)
 	}
 }
 
@@ -221,7 +223,7 @@ func TestDeviceStates_TargetsExist(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			for _, state := range tableStates() {
-				t.Run(state, func(t *testing.T) {
+				t.Run(string(state), func(t *testing.T) {
 					base := newRig(t, v.opts...)
 					n := failureBudget(state)
 					probe := map[int]bool{0: true, n - 1: true, n: true, n + 1: true}
@@ -254,13 +256,13 @@ func TestDeviceStates_TargetsExist(t *testing.T) {
 // Every start_* state moves on in its entry, whatever the lab lacks.
 func TestDeviceStates_StartStatesLeave(t *testing.T) {
 	for _, v := range labVariants {
-		for _, state := range []string{"start_pxe_boot", "start_self_test", "start_maintenance"} {
-			t.Run(v.name+"/"+state, func(t *testing.T) {
+		for _, state := range []State{StateStartPXEBoot, StateStartSelfTest, StateStartMaintenance} {
+			t.Run(v.name+"/"+string(state), func(t *testing.T) {
 				r := newRig(t, v.opts...)
 				mark := r.mark()
-				got := r.force(v.dev, "new", state)
+				got := r.force(v.dev, StateNew, state)
 				require.NotEqual(t, state, got.State, "Force(new, %s) stayed in %s", state, got.State)
-				requireResting(t, r, v.dev, mark, "new", "state-change to "+state)
+				requireResting(t, r, v.dev, mark, StateNew, Event("state-change to "+state))
 				require.Equal(t, state, r.entered(v.dev, mark)[0], "first state entered")
 			})
 		}
@@ -271,31 +273,31 @@ func TestDeviceStates_StartStatesLeave(t *testing.T) {
 // deadline, and the self-test-retrying ones start a self-test at once.
 func TestFailedStates(t *testing.T) {
 	for _, failed := range slices.Sorted(maps.Keys(specFailed)) {
-		t.Run(failed, func(t *testing.T) {
+		t.Run(string(failed), func(t *testing.T) {
 			if specFailed[failed] {
 				r := newRig(t)
 				mark := r.mark()
-				got := r.force(pandaA, "new", failed)
-				require.Equal(t, "pxe_power_cycling", got.State, "Force(new, %s) = %s, want pxe_power_cycling", failed, got.State)
-				require.Equal(t, []string{failed, "start_self_test", "pxe_power_cycling"}, r.entered(pandaA, mark))
+				got := r.force(pandaA, StateNew, failed)
+				require.Equal(t, StatePXEPowerCycling, got.State, "Force(new, %s) = %s, want pxe_power_cycling", failed, got.State)
+				require.Equal(t, []State{failed, StateStartSelfTest, StatePXEPowerCycling}, r.entered(pandaA, mark))
 				require.Equal(t, "self-test", r.device(pandaA).NextImage, "next image after %s", failed)
 
 				r = newRig(t, withoutPXE("self-test"))
 				mark = r.mark()
-				got = r.force(pandaA, "new", failed)
-				require.Equal(t, "pc_power_cycling", got.State, "Force(new, %s) without a self-test PXE config = %s, want pc_power_cycling", failed, got.State)
-				require.Equal(t, []string{failed, "start_self_test", "pc_power_cycling"}, r.entered(pandaA, mark))
+				got = r.force(pandaA, StateNew, failed)
+				require.Equal(t, StatePCPowerCycling, got.State, "Force(new, %s) without a self-test PXE config = %s, want pc_power_cycling", failed, got.State)
+				require.Equal(t, []State{failed, StateStartSelfTest, StatePCPowerCycling}, r.entered(pandaA, mark))
 				return
 			}
 
 			r := newRig(t)
-			got := r.force(pandaA, "new", failed)
+			got := r.force(pandaA, StateNew, failed)
 			require.Equal(t, failed, got.State, "Force(new, %s) = %s, want it to stay", failed, got.State)
 			d := r.device(pandaA)
 			require.True(t, d.StateDeadline.IsZero(), "failed state %s has deadline %v", failed, d.StateDeadline)
 
 			for _, e := range allEvents() {
-				if e == "timeout" || e == "please_self_test" || e == "please_start_maintenance" {
+				if e == "timeout" || e == EventPleaseSelfTest || e == EventPleaseStartMaintenance {
 					continue
 				}
 				got := r.event(pandaA, e, argsFor(e))
@@ -307,9 +309,13 @@ func TestFailedStates(t *testing.T) {
 			require.Equal(t, failed, res.State, "Handle(%s, timeout) = %s, want %s", failed, res.State, failed)
 			require.Equal(t, d.Generation, r.device(pandaA).Generation, "generation after ignored events")
 
-			for _, tc := range []struct{ event, want, next string }{
-				{"please_self_test", "pxe_power_cycling", "self-test"},
-				{"please_start_maintenance", "pxe_power_cycling", "maintenance"},
+			for _, tc := range []struct {
+				event Event
+				want  State
+				next  string
+			}{
+				{EventPleaseSelfTest, StatePXEPowerCycling, "self-test"},
+				{EventPleaseStartMaintenance, StatePXEPowerCycling, "maintenance"},
 			} {
 				c := r.clone(t)
 				got := c.event(pandaA, tc.event, fsm.EventArgs{})

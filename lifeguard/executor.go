@@ -362,14 +362,14 @@ func (e *Executor) startAction(v view, a Action) {
 		}
 		if event != "" {
 			e.propose(v.name, v.gen, fsm.CmdDeviceEvent, &fsm.DeviceEvent{
-				Device: v.name, Event: event, Generation: v.gen, Source: "bmm",
+				Device: v.name, Event: string(event), Generation: v.gen, Source: "bmm",
 			})
 		}
 	}()
 }
 
 // perform runs one action and returns the event to propose ("" for none).
-func (e *Executor) perform(ctx context.Context, v view, a Action) (string, error) {
+func (e *Executor) perform(ctx context.Context, v view, a Action) (Event, error) {
 	hw := e.cfg.Hardware
 	switch a {
 	case ActionHealthCheck:
@@ -378,20 +378,20 @@ func (e *Executor) perform(ctx context.Context, v view, a Action) (string, error
 		}
 		if v.imageSUT {
 			if err := hw.SUTVerify(ctx, v.name); err != nil {
-				return "failed", err
+				return EventFailed, err
 			}
 			return "", nil
 		}
 		ok, err := hw.Ping(ctx, v.name)
 		if err != nil || !ok {
-			return "failed", err
+			return EventFailed, err
 		}
 		return "", nil
 	case ActionPowerCycle:
 		if err := hw.ClearPXE(ctx, v.name); err != nil {
 			e.logger.Warn("clearing the PXE file failed", "device", v.name, "error", err)
 		}
-		return okEvent("power_cycle_ok", hw.PowerCycle(ctx, v.name))
+		return okEvent(EventPowerCycleOK, hw.PowerCycle(ctx, v.name))
 	case ActionPXEPowerCycle:
 		if v.pxeConfig == "" {
 			return "", fmt.Errorf("no PXE config for the next image")
@@ -399,32 +399,32 @@ func (e *Executor) perform(ctx context.Context, v view, a Action) (string, error
 		if err := hw.SetPXE(ctx, v.name, v.pxeConfig); err != nil {
 			return "", err // the state's timeout retries
 		}
-		return okEvent("power_cycle_ok", hw.PowerCycle(ctx, v.name))
+		return okEvent(EventPowerCycleOK, hw.PowerCycle(ctx, v.name))
 	case ActionRelayPowerCycle:
-		return okEvent("power_cycle_ok", hw.PowerCycle(ctx, v.name))
+		return okEvent(EventPowerCycleOK, hw.PowerCycle(ctx, v.name))
 	case ActionPing:
 		ok, err := hw.Ping(ctx, v.name)
 		if err != nil || !ok {
 			return "", err
 		}
-		return "ping_ok", nil
+		return EventPingOK, nil
 	case ActionClearPXE:
 		return "", hw.ClearPXE(ctx, v.name)
 	case ActionSUTVerify:
-		return okEvent("sut_verify_ok", hw.SUTVerify(ctx, v.name))
+		return okEvent(EventSUTVerifyOK, hw.SUTVerify(ctx, v.name))
 	case ActionCheckSDCard:
 		if err := hw.CheckSDCard(ctx, v.name); err != nil {
 			if ctx.Err() != nil {
 				return "", err // out of time: the state's timeout decides
 			}
-			return "sut_sdcard_failed", err
+			return EventSUTSDCardFailed, err
 		}
-		return "sut_sdcard_ok", nil
+		return EventSUTSDCardOK, nil
 	}
 	return "", nil
 }
 
-func okEvent(event string, err error) (string, error) {
+func okEvent(event Event, err error) (Event, error) {
 	if err != nil {
 		return "", err
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
-	"github.com/mozpool/mozpool/requests"
 )
 
 // fakeHW records hardware calls; ping answers as told.
@@ -99,31 +98,31 @@ func (r *execRig) start(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func (r *execRig) state(dev string) string {
+func (r *execRig) state(dev string) State {
 	var s string
 	r.f.Read(func(st *fsm.State) { s = st.Devices[dev].State })
-	return s
+	return State(s)
 }
 
-func (r *execRig) force(t *testing.T, dev, to string) {
-	res, _ := r.propose(context.Background(), fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: dev, From: r.state(dev), To: to})
+func (r *execRig) force(t *testing.T, dev string, to State) {
+	res, _ := r.propose(context.Background(), fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: dev, From: string(r.state(dev)), To: string(to)})
 	require.NoError(t, res.Error())
 }
 
 func TestExecutor_RebootFlowWithTimersAndResults(t *testing.T) {
 	r := newExecRig(t, rigServer)
-	r.force(t, pandaA, "locked_out")
-	r.force(t, pandaB, "locked_out")
-	r.force(t, pandaNoRelay, "locked_out")
+	r.force(t, pandaA, StateLockedOut)
+	r.force(t, pandaB, StateLockedOut)
+	r.force(t, pandaNoRelay, StateLockedOut)
 	r.start(t)
 
 	// please_power_cycle: the executor clears the PXE file and cycles the
 	// relay, proposes power_cycle_ok for that entry; the 120 s (scaled)
 	// timer moves it to pinging; the ping result completes it.
-	r.force(t, pandaA, "ready")
-	res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: "please_power_cycle"})
+	r.force(t, pandaA, StateReady)
+	res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: string(EventPleasePowerCycle)})
 	require.NoError(t, res.Error())
-	require.Eventually(t, func() bool { return r.state(pandaA) == "ready" }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.state(pandaA) == StateReady }, 10*time.Second, 5*time.Millisecond)
 	calls := r.hw.Calls()
 	require.Contains(t, calls, "clear-pxe "+pandaA)
 	require.Contains(t, calls, "power-cycle "+pandaA)
@@ -133,35 +132,56 @@ func TestExecutor_RebootFlowWithTimersAndResults(t *testing.T) {
 func TestExecutor_OnlyOwnDevices(t *testing.T) {
 	r := newExecRig(t, "some-other-server")
 	r.start(t)
-	r.force(t, pandaA, "ready")
-	res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: "please_power_cycle"})
+	r.force(t, pandaA, StateReady)
+	res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: string(EventPleasePowerCycle)})
 	require.NoError(t, res.Error())
 	require.Never(t, func() bool { return len(r.hw.Calls()) > 0 }, 300*time.Millisecond, 10*time.Millisecond,
 		"the executor acted on a device of another imaging server")
-	require.Equal(t, "pc_power_cycling", r.state(pandaA), "no one owns it here: it waits")
+	require.Equal(t, StatePCPowerCycling, r.state(pandaA), "no one owns it here: it waits")
 }
 
 func TestExecutor_WaitsUntilCaughtUp(t *testing.T) {
 	r := newExecRig(t, rigServer)
-	r.force(t, pandaA, "locked_out")
-	r.force(t, pandaB, "locked_out")
-	r.force(t, pandaNoRelay, "locked_out")
+	r.force(t, pandaA, StateLockedOut)
+	r.force(t, pandaB, StateLockedOut)
+	r.force(t, pandaNoRelay, StateLockedOut)
 	r.caughtUp.Store(false)
 	r.start(t)
-	r.force(t, pandaA, "pc_power_cycling") // history being replayed
+	r.force(t, pandaA, StatePCPowerCycling) // history being replayed
 	require.Never(t, func() bool { return len(r.hw.Calls()) > 0 }, 300*time.Millisecond, 10*time.Millisecond,
 		"acted before the state caught up")
 	r.caughtUp.Store(true)
 	require.Eventually(t, func() bool { return len(r.hw.Calls()) > 0 }, 5*time.Second, 10*time.Millisecond)
 }
 
+// holder is a request machine (package requests imports this one) that
+// claims the requested device on creation, has it imaged, and holds it.
+type holder struct{}
+
+var _ fsm.RequestMachine = holder{}
+
+func (holder) Initial() (string, time.Duration) { return "holding", noTimeout }
+func (holder) Start(m *fsm.RequestTx) error {
+	q := m.Request()
+	if err := m.Claim(q.RequestedDevice); err != nil {
+		return err
+	}
+	return m.SendDeviceEvent(q.RequestedDevice, string(EventPleaseImage), pleaseImageArgs(q.Image, q.BootConfig))
+}
+func (holder) Event(*fsm.RequestTx, string, fsm.RequestEventArgs) error { return fsm.ErrIgnored }
+func (holder) Timeout(*fsm.RequestTx)                                   {}
+func (holder) Expire(*fsm.RequestTx) error                              { return fsm.ErrIgnored }
+func (holder) DeviceFinished(*fsm.RequestTx, string)                    {}
+func (holder) Known(state string) bool                                  { return state == "holding" }
+func (holder) Open(string) bool                                         { return true }
+
 // A ready board held by a request is not
 // health-checked (the request's user owns it).
 func TestExecutor_NoHealthCheckWhileClaimed(t *testing.T) {
-	r := newExecRig(t, rigServer, requests.Machine{})
-	r.force(t, pandaB, "locked_out")
-	r.force(t, pandaNoRelay, "locked_out")
-	r.force(t, pandaA, "ready")
+	r := newExecRig(t, rigServer, holder{})
+	r.force(t, pandaB, StateLockedOut)
+	r.force(t, pandaNoRelay, StateLockedOut)
+	r.force(t, pandaA, StateReady)
 	r.start(t)
 	count := func(prefix string) int {
 		n := 0
@@ -178,16 +198,16 @@ func TestExecutor_NoHealthCheckWhileClaimed(t *testing.T) {
 
 	// A request claims it and images it; the board reports its steps.
 	res, _ := r.propose(context.Background(), fsm.CmdRequestCreate, &fsm.RequestCreate{
-		RequestedDevice: "any", Assignee: "ci", Expires: time.Now().Add(time.Hour).UTC(),
+		RequestedDevice: pandaA, Assignee: "ci", Expires: time.Now().Add(time.Hour).UTC(),
 		Image: "b2g", BootConfig: b2gBootConfig, Server: rigServer,
 	})
 	require.NoError(t, res.Error())
-	require.Eventually(t, func() bool { return r.state(pandaA) == "pxe_booting" }, 5*time.Second, 5*time.Millisecond)
-	for _, ev := range []string{"mobile_init_started", "b2g_downloading", "b2g_extracting", "b2g_rebooting"} {
-		res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: ev})
+	require.Eventually(t, func() bool { return r.state(pandaA) == StatePXEBooting }, 5*time.Second, 5*time.Millisecond)
+	for _, ev := range []Event{EventMobileInitStarted, EventB2GDownloading, EventB2GExtracting, EventB2GRebooting} {
+		res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: string(ev)})
 		require.NoError(t, res.Error())
 	}
-	require.Eventually(t, func() bool { return r.state(pandaA) == "ready" }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.state(pandaA) == StateReady }, 5*time.Second, 5*time.Millisecond)
 	checks := count("sut ") + count("ping ")
 	// Several ready timeouts (600 s scaled to 0.6 s) pass: no check.
 	require.Never(t, func() bool { return count("sut ")+count("ping ") > checks }, 2*time.Second, 20*time.Millisecond,

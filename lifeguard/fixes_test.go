@@ -25,8 +25,8 @@ func TestFix_MaintenanceWithoutPXE(t *testing.T) {
 			r := newRig(t, tc.opt)
 			r.toReady(pandaA)
 			mark := r.mark()
-			r.run(pandaA, eventStep("please_start_maintenance", "failed_pxe_booting"))
-			require.Equal(t, []string{"start_maintenance", "failed_pxe_booting"}, r.entered(pandaA, mark))
+			r.run(pandaA, eventStep(EventPleaseStartMaintenance, StateFailedPXEBooting))
+			require.Equal(t, []State{StateStartMaintenance, StateFailedPXEBooting}, r.entered(pandaA, mark))
 			require.Empty(t, r.device(pandaA).NextImage)
 		})
 	}
@@ -45,14 +45,14 @@ func TestFix_NoPowerCycleAfterFailedPXE(t *testing.T) {
 	require.NoError(t, res.Error())
 
 	mark := r.mark()
-	r.run(pandaA, timeoutStep("failed_pxe_booting"))
+	r.run(pandaA, timeoutStep(StateFailedPXEBooting))
 	var trs []fsm.Transition
 	for _, n := range r.notes[mark:] {
 		trs = append(trs, n.Transitions...)
 	}
 	require.Len(t, trs, 2, "transitions %v", trs)
-	require.Equal(t, "pxe_power_cycling", trs[0].State)
-	require.Equal(t, "failed_pxe_booting", trs[1].State, "last transition (no power cycle after failing)")
+	require.Equal(t, StatePXEPowerCycling, State(trs[0].State))
+	require.Equal(t, StateFailedPXEBooting, State(trs[1].State), "last transition (no power cycle after failing)")
 	d := r.device(pandaA)
 	require.Equal(t, trs[1].Generation, d.Generation)
 	require.Less(t, trs[0].Generation, d.Generation, "the pxe_power_cycling entry is already stale")
@@ -60,28 +60,28 @@ func TestFix_NoPowerCycleAfterFailedPXE(t *testing.T) {
 	// Results of the earlier power cycle change nothing.
 	for _, gen := range []uint64{0, pxeGen, trs[0].Generation} {
 		var got fsm.EventResult
-		err := r.apply(fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: "power_cycle_ok", Generation: gen}).Decode(&got)
+		err := r.apply(fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: string(EventPowerCycleOK), Generation: gen}).Decode(&got)
 		require.NoError(t, err)
 		require.True(t, got.Ignored, "power_cycle_ok of generation %d in failed_pxe_booting not ignored", gen)
-		require.Equal(t, "failed_pxe_booting", got.State)
+		require.Equal(t, StateFailedPXEBooting, State(got.State))
 	}
-	require.False(t, slices.Contains(r.entered(pandaA, mark)[1:], "pxe_power_cycling"), "entered %v", r.entered(pandaA, mark))
+	require.False(t, slices.Contains(r.entered(pandaA, mark)[1:], StatePXEPowerCycling), "entered %v", r.entered(pandaA, mark))
 
 	// A forced PXE power cycle without a next image fails the same way.
 	r2 := newRig(t)
 	mark = r2.mark()
-	got := r2.force(pandaA, "new", "pxe_power_cycling")
-	require.Equal(t, "failed_pxe_booting", got.State)
-	require.Equal(t, []string{"pxe_power_cycling", "failed_pxe_booting"}, r2.entered(pandaA, mark))
+	got := r2.force(pandaA, StateNew, StatePXEPowerCycling)
+	require.Equal(t, StateFailedPXEBooting, got.State)
+	require.Equal(t, []State{StatePXEPowerCycling, StateFailedPXEBooting}, r2.entered(pandaA, mark))
 }
 
 // An imaging attempt that ends in a plain reboot must not leave its image
 // recorded as the one on the card: pc_power_cycling drops the next image.
 func TestFix_StaleNextImage(t *testing.T) {
 	androidFlow := concatSteps([]flowStep{pleaseAndroid}, toAndExtracting, []flowStep{
-		eventStep("android_rebooting", "sut_verifying"), eventStep("sut_verify_ok", "sut_sdcard_verifying"), eventStep("sut_sdcard_ok", "ready"),
+		eventStep(EventAndroidRebooting, StateSUTVerifying), eventStep(EventSUTVerifyOK, StateSUTSDCardVerifying), eventStep(EventSUTSDCardOK, StateReady),
 	})
-	reboot := []flowStep{eventStep("power_cycle_ok", "pc_rebooting"), timeoutStep("pc_pinging"), eventStep("ping_ok", "ready")}
+	reboot := []flowStep{eventStep(EventPowerCycleOK, StatePCRebooting), timeoutStep(StatePCPinging), eventStep(EventPingOK, StateReady)}
 	tests := []struct {
 		name string
 		// fail takes a device being imaged with b2g to pc_power_cycling.
@@ -92,18 +92,18 @@ func TestFix_StaleNextImage(t *testing.T) {
 			for i := 0; i < downloadLimit; i++ {
 				r.run(pandaA, pxeAgain(toB2GDownloading)...)
 			}
-			r.run(pandaA, timeoutStep("pc_power_cycling"))
+			r.run(pandaA, timeoutStep(StatePCPowerCycling))
 		}},
 		{"pxe boot fails, operator asks for a self-test", func(r *rig) {
 			r.run(pandaA, toPXEBooting...)
 			for i := 0; i < pxeBootLimit; i++ {
 				r.run(pandaA, pxeAgain(toPXEBooting)...)
 			}
-			r.run(pandaA, timeoutStep("failed_pxe_booting"), eventStep("please_self_test", "pc_power_cycling"))
+			r.run(pandaA, timeoutStep(StateFailedPXEBooting), eventStep(EventPleaseSelfTest, StatePCPowerCycling))
 		}},
 		{"forced to a plain reboot", func(r *rig) {
 			r.run(pandaA, toMobileInit...)
-			r.force(pandaA, "mobile_init_started", "pc_power_cycling")
+			r.force(pandaA, StateMobileInitStarted, StatePCPowerCycling)
 		}},
 	}
 	for _, tc := range tests {
@@ -115,7 +115,7 @@ func TestFix_StaleNextImage(t *testing.T) {
 			require.Equal(t, "b2g", r.device(pandaA).NextImage)
 
 			tc.fail(r)
-			require.Equal(t, "pc_power_cycling", r.state(pandaA))
+			require.Equal(t, StatePCPowerCycling, r.state(pandaA))
 			require.Empty(t, r.device(pandaA).NextImage, "next image in pc_power_cycling")
 			r.run(pandaA, reboot...)
 			d := r.device(pandaA)

@@ -19,21 +19,21 @@ func TestFlow_Image(t *testing.T) {
 		image      string
 		bootConfig string
 		steps      []flowStep
-		path       []string
+		path       []State
 	}{
 		{
 			name: "b2g", image: "b2g", bootConfig: b2gBootConfig,
-			steps: concatSteps([]flowStep{pleaseB2G}, toSDCardVerifying, []flowStep{eventStep("sut_sdcard_ok", "ready")}),
-			path: []string{"start_pxe_boot", "pxe_power_cycling", "pxe_booting", "mobile_init_started",
-				"b2g_downloading", "b2g_extracting", "sut_verifying", "sut_sdcard_verifying", "operation_complete", "ready"},
+			steps: concatSteps([]flowStep{pleaseB2G}, toSDCardVerifying, []flowStep{eventStep(EventSUTSDCardOK, StateReady)}),
+			path: []State{StateStartPXEBoot, StatePXEPowerCycling, StatePXEBooting, StateMobileInitStarted,
+				StateB2GDownloading, StateB2GExtracting, StateSUTVerifying, StateSUTSDCardVerifying, StateOperationComplete, StateReady},
 		},
 		{
 			name: "android", image: "android", bootConfig: "",
 			steps: concatSteps([]flowStep{pleaseAndroid}, toAndExtracting, []flowStep{
-				eventStep("android_rebooting", "sut_verifying"), eventStep("sut_verify_ok", "sut_sdcard_verifying"), eventStep("sut_sdcard_ok", "ready"),
+				eventStep(EventAndroidRebooting, StateSUTVerifying), eventStep(EventSUTVerifyOK, StateSUTSDCardVerifying), eventStep(EventSUTSDCardOK, StateReady),
 			}),
-			path: []string{"start_pxe_boot", "pxe_power_cycling", "pxe_booting", "mobile_init_started",
-				"android_downloading", "android_extracting", "sut_verifying", "sut_sdcard_verifying", "operation_complete", "ready"},
+			path: []State{StateStartPXEBoot, StatePXEPowerCycling, StatePXEBooting, StateMobileInitStarted,
+				StateAndroidDownloading, StateAndroidExtracting, StateSUTVerifying, StateSUTSDCardVerifying, StateOperationComplete, StateReady},
 		},
 	}
 	for _, tc := range tests {
@@ -65,24 +65,24 @@ func TestFlow_ImageClobbers(t *testing.T) {
 	r := newRig(t)
 	r.toReady(pandaA)
 	r.run(pandaA, concatSteps([]flowStep{pleaseAndroid}, toAndExtracting, []flowStep{
-		eventStep("android_rebooting", "sut_verifying"), eventStep("sut_verify_ok", "sut_sdcard_verifying"), eventStep("sut_sdcard_ok", "ready"),
+		eventStep(EventAndroidRebooting, StateSUTVerifying), eventStep(EventSUTVerifyOK, StateSUTSDCardVerifying), eventStep(EventSUTSDCardOK, StateReady),
 	})...)
 	require.Equal(t, "android", r.device(pandaA).Image)
 
 	r.run(pandaA, concatSteps([]flowStep{pleaseB2G}, toB2GDownloading)...)
 	require.Equal(t, "android", r.device(pandaA).Image, "image while downloading (card untouched)")
-	r.run(pandaA, eventStep("b2g_extracting", "b2g_extracting"))
+	r.run(pandaA, eventStep(EventB2GExtracting, StateB2GExtracting))
 	require.Empty(t, r.device(pandaA).Image, "image while extracting")
 }
 
 func TestFlow_Reboot(t *testing.T) {
 	r := newRig(t)
 	r.toReady(pandaA)
-	r.run(pandaA, concatSteps([]flowStep{pleaseB2G}, toSDCardVerifying, []flowStep{eventStep("sut_sdcard_ok", "ready")})...)
+	r.run(pandaA, concatSteps([]flowStep{pleaseB2G}, toSDCardVerifying, []flowStep{eventStep(EventSUTSDCardOK, StateReady)})...)
 
 	mark := r.mark()
-	r.run(pandaA, pleasePowerCycle, eventStep("power_cycle_ok", "pc_rebooting"), timeoutStep("pc_pinging"), eventStep("ping_ok", "ready"))
-	require.Equal(t, []string{"pc_power_cycling", "pc_rebooting", "pc_pinging", "operation_complete", "ready"}, r.entered(pandaA, mark))
+	r.run(pandaA, pleasePowerCycle, eventStep(EventPowerCycleOK, StatePCRebooting), timeoutStep(StatePCPinging), eventStep(EventPingOK, StateReady))
+	require.Equal(t, []State{StatePCPowerCycling, StatePCRebooting, StatePCPinging, StateOperationComplete, StateReady}, r.entered(pandaA, mark))
 	d := r.device(pandaA)
 	require.Equal(t, "b2g", d.Image, "a reboot keeps the image")
 	require.Equal(t, b2gBootConfig, d.BootConfig, "a reboot keeps the boot config")
@@ -91,24 +91,24 @@ func TestFlow_Reboot(t *testing.T) {
 }
 
 func TestFlow_SelfTest(t *testing.T) {
-	selfTest := []flowStep{eventStep("power_cycle_ok", "pxe_booting"), eventStep("mobile_init_started", "mobile_init_started"),
-		eventStep("self_test_running", "self_test_running")}
-	selfTestPath := []string{"start_self_test", "pxe_power_cycling", "pxe_booting", "mobile_init_started", "self_test_running"}
+	selfTest := []flowStep{eventStep(EventPowerCycleOK, StatePXEBooting), eventStep(EventMobileInitStarted, StateMobileInitStarted),
+		eventStep(EventSelfTestRunning, StateSelfTestRunning)}
+	selfTestPath := []State{StateStartSelfTest, StatePXEPowerCycling, StatePXEBooting, StateMobileInitStarted, StateSelfTestRunning}
 	tests := []struct {
 		name string
 		end  flowStep
-		path []string
+		path []State
 	}{
-		{"self_test_ok", eventStep("self_test_ok", "ready"), slices.Concat(selfTestPath, []string{"ready"})},
-		{"failed_self_test", eventStep("failed_self_test", "failed_self_test"), slices.Concat(selfTestPath, []string{"failed_self_test"})},
-		{"timeout", timeoutStep("failed_self_test"), slices.Concat(selfTestPath, []string{"failed_self_test"})},
+		{"self_test_ok", eventStep(EventSelfTestOK, StateReady), slices.Concat(selfTestPath, []State{StateReady})},
+		{"failed_self_test", eventStep(EventFailedSelfTest, StateFailedSelfTest), slices.Concat(selfTestPath, []State{StateFailedSelfTest})},
+		{"timeout", timeoutStep(StateFailedSelfTest), slices.Concat(selfTestPath, []State{StateFailedSelfTest})},
 	}
 	for _, tc := range tests {
 		// A new device self-tests on its first timeout.
 		t.Run("new/"+tc.name, func(t *testing.T) {
 			r := newRig(t)
 			mark := r.mark()
-			r.run(pandaA, timeoutStep("pxe_power_cycling"))
+			r.run(pandaA, timeoutStep(StatePXEPowerCycling))
 			require.Equal(t, "self-test", r.device(pandaA).NextImage)
 			require.Empty(t, r.device(pandaA).NextBootConfig)
 			r.run(pandaA, selfTest...)
@@ -119,11 +119,11 @@ func TestFlow_SelfTest(t *testing.T) {
 		t.Run("imaged/"+tc.name, func(t *testing.T) {
 			r := newRig(t)
 			r.toReady(pandaA)
-			r.run(pandaA, concatSteps([]flowStep{pleaseB2G}, toSDCardVerifying, []flowStep{eventStep("sut_sdcard_ok", "ready")})...)
+			r.run(pandaA, concatSteps([]flowStep{pleaseB2G}, toSDCardVerifying, []flowStep{eventStep(EventSUTSDCardOK, StateReady)})...)
 			require.Equal(t, "b2g", r.device(pandaA).Image)
 
 			mark := r.mark()
-			r.run(pandaA, eventStep("please_self_test", "pxe_power_cycling"))
+			r.run(pandaA, eventStep(EventPleaseSelfTest, StatePXEPowerCycling))
 			r.run(pandaA, selfTest...)
 			d := r.device(pandaA)
 			require.Empty(t, d.Image, "image once the self-test runs")
@@ -141,8 +141,8 @@ func TestFlow_SelfTest(t *testing.T) {
 func TestFlow_SelfTestWithoutPXE(t *testing.T) {
 	r := newRig(t, withoutPXE("self-test"))
 	mark := r.mark()
-	r.run(pandaA, timeoutStep("pc_power_cycling"), eventStep("power_cycle_ok", "pc_rebooting"), timeoutStep("pc_pinging"), eventStep("ping_ok", "ready"))
-	require.Equal(t, []string{"start_self_test", "pc_power_cycling", "pc_rebooting", "pc_pinging", "operation_complete", "ready"},
+	r.run(pandaA, timeoutStep(StatePCPowerCycling), eventStep(EventPowerCycleOK, StatePCRebooting), timeoutStep(StatePCPinging), eventStep(EventPingOK, StateReady))
+	require.Equal(t, []State{StateStartSelfTest, StatePCPowerCycling, StatePCRebooting, StatePCPinging, StateOperationComplete, StateReady},
 		r.entered(pandaA, mark))
 	require.Empty(t, r.device(pandaA).NextImage)
 }
@@ -154,25 +154,25 @@ func TestFlow_Maintenance(t *testing.T) {
 	r := newRig(t)
 	r.toReady(pandaA)
 	mark := r.mark()
-	r.run(pandaA, eventStep("please_start_maintenance", "pxe_power_cycling"))
+	r.run(pandaA, eventStep(EventPleaseStartMaintenance, StatePXEPowerCycling))
 	require.Equal(t, "maintenance", r.device(pandaA).NextImage)
-	r.run(pandaA, eventStep("power_cycle_ok", "pxe_booting"), eventStep("mobile_init_started", "mobile_init_started"), eventStep("maint_mode", "maintenance_mode"))
-	require.Equal(t, []string{"start_maintenance", "pxe_power_cycling", "pxe_booting", "mobile_init_started", "maintenance_mode"},
+	r.run(pandaA, eventStep(EventPowerCycleOK, StatePXEBooting), eventStep(EventMobileInitStarted, StateMobileInitStarted), eventStep(EventMaintMode, StateMaintenanceMode))
+	require.Equal(t, []State{StateStartMaintenance, StatePXEPowerCycling, StatePXEBooting, StateMobileInitStarted, StateMaintenanceMode},
 		r.entered(pandaA, mark))
 	d := r.device(pandaA)
 	require.Empty(t, d.Image, "image in maintenance mode")
 	require.True(t, d.StateDeadline.IsZero(), "maintenance_mode has a deadline")
 
-	for _, e := range []string{"please_image", "please_power_cycle", "power_cycle_ok", "maint_mode"} {
+	for _, e := range []Event{EventPleaseImage, EventPleasePowerCycle, EventPowerCycleOK, EventMaintMode} {
 		got := r.event(pandaA, e, argsFor(e))
 		require.True(t, got.Ignored, "Handle(maintenance_mode, %s) not ignored (now %s)", e, got.State)
-		require.Equal(t, "maintenance_mode", got.State, "Handle(maintenance_mode, %s) = %s, want maintenance_mode", e, got.State)
+		require.Equal(t, StateMaintenanceMode, got.State, "Handle(maintenance_mode, %s) = %s, want maintenance_mode", e, got.State)
 	}
 	require.True(t, r.timeout(pandaA).Ignored, "Handle(maintenance_mode, timeout) not ignored")
 
 	c := r.clone(t)
-	c.run(pandaA, eventStep("please_start_maintenance", "pxe_power_cycling"))
-	r.run(pandaA, eventStep("please_self_test", "pxe_power_cycling"))
+	c.run(pandaA, eventStep(EventPleaseStartMaintenance, StatePXEPowerCycling))
+	r.run(pandaA, eventStep(EventPleaseSelfTest, StatePXEPowerCycling))
 	require.Equal(t, "self-test", r.device(pandaA).NextImage)
 }
 
@@ -181,7 +181,7 @@ func TestFlow_Ready(t *testing.T) {
 		r := newRig(t)
 		r.toReady(pandaA)
 		before := r.device(pandaA)
-		r.run(pandaA, timeoutStep("ready"))
+		r.run(pandaA, timeoutStep(StateReady))
 		after := r.device(pandaA)
 		require.Equal(t, before.Generation+1, after.Generation, "generation after the ready timeout")
 		require.True(t, after.StateDeadline.After(before.StateDeadline), "deadline %v not after %v", after.StateDeadline, before.StateDeadline)
@@ -191,22 +191,22 @@ func TestFlow_Ready(t *testing.T) {
 		r := newRig(t)
 		r.toReady(pandaA)
 		mark := r.mark()
-		r.run(pandaA, eventStep("failed", "pxe_power_cycling"))
-		require.Equal(t, []string{"start_self_test", "pxe_power_cycling"}, r.entered(pandaA, mark))
+		r.run(pandaA, eventStep(EventFailed, StatePXEPowerCycling))
+		require.Equal(t, []State{StateStartSelfTest, StatePXEPowerCycling}, r.entered(pandaA, mark))
 	})
 	t.Run("please in new and troubleshooting", func(t *testing.T) {
-		for _, from := range []string{"new", "troubleshooting"} {
+		for _, from := range []State{StateNew, StateTroubleshooting} {
 			r := newRig(t)
-			if from != "new" {
-				r.force(pandaA, "new", from)
+			if from != StateNew {
+				r.force(pandaA, StateNew, from)
 			}
 			c := r.clone(t)
 			c.run(pandaA, pleaseB2G)
 			c = r.clone(t)
 			c.run(pandaA, pleasePowerCycle)
 			c = r.clone(t)
-			c.run(pandaA, eventStep("please_start_maintenance", "pxe_power_cycling"))
-			r.run(pandaA, eventStep("please_self_test", "pxe_power_cycling"))
+			c.run(pandaA, eventStep(EventPleaseStartMaintenance, StatePXEPowerCycling))
+			r.run(pandaA, eventStep(EventPleaseSelfTest, StatePXEPowerCycling))
 		}
 	})
 	t.Run("no please while busy", func(t *testing.T) {
@@ -228,17 +228,17 @@ func TestFlow_StaleResult(t *testing.T) {
 	r.toReady(pandaA)
 	r.run(pandaA, pleaseB2G)
 	first := r.device(pandaA).Generation
-	r.run(pandaA, eventStep("power_cycle_failed", "pxe_power_cycling"))
+	r.run(pandaA, eventStep(EventPowerCycleFailed, StatePXEPowerCycling))
 
 	var res fsm.EventResult
-	err := r.apply(fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: "power_cycle_ok", Generation: first}).Decode(&res)
+	err := r.apply(fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: string(EventPowerCycleOK), Generation: first}).Decode(&res)
 	require.NoError(t, err)
 	require.True(t, res.Ignored, "power_cycle_ok of generation %d handled in generation %d", first, r.device(pandaA).Generation)
-	require.Equal(t, "pxe_power_cycling", res.State)
+	require.Equal(t, StatePXEPowerCycling, State(res.State))
 
 	res = fsm.EventResult{}
-	err = r.apply(fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: "power_cycle_ok", Generation: r.device(pandaA).Generation}).Decode(&res)
+	err = r.apply(fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: string(EventPowerCycleOK), Generation: r.device(pandaA).Generation}).Decode(&res)
 	require.NoError(t, err)
 	require.False(t, res.Ignored)
-	require.Equal(t, "pxe_booting", res.State)
+	require.Equal(t, StatePXEBooting, State(res.State))
 }

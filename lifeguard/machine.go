@@ -2,16 +2,13 @@ package lifeguard
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 	"sort"
-	"strings"
+	"time"
 
 	"github.com/mozpool/mozpool/fsm"
 )
-
-// ErrBadTransition is returned when a state change is not allowed.
-var ErrBadTransition = errors.New("bad state transition")
 
 // Machine is the device state machine: the table in device_states.go run
 // by fsm.Apply. It implements fsm.DeviceMachine and holds no state.
@@ -19,46 +16,64 @@ type Machine struct{}
 
 var _ fsm.DeviceMachine = Machine{}
 
-func spec(state string) stateSpec {
+func spec(state State) stateSpec {
 	if s, ok := deviceStates[state]; ok {
 		return s
 	}
 	return unknownState
 }
 
+// Initial is the state of a device new to the inventory: it self-tests
+// on its first tick.
+func (Machine) Initial() (string, time.Duration) {
+	return string(StateNew), spec(StateNew).Timeout
+}
+
 // Known reports whether state is in the table.
 func (Machine) Known(state string) bool {
-	_, ok := deviceStates[state]
+	_, ok := deviceStates[State(state)]
 	return ok
+}
+
+// Available reports whether a device in state may be claimed by a request.
+func (Machine) Available(state string) bool { return State(state).Available() }
+
+// Registered handles a board announcing itself: a new board starts its
+// self-test at once.
+func (m Machine) Registered(tx *fsm.DeviceTx) error {
+	if State(tx.State()) != StateNew {
+		return nil
+	}
+	return m.Event(tx, string(EventPleaseSelfTest), fsm.EventArgs{})
 }
 
 // Event handles event in the device's current state.
 func (Machine) Event(m *fsm.DeviceTx, event string, args fsm.EventArgs) error {
-	s := spec(m.State())
-	switch event {
-	case "please_self_test":
+	s := spec(State(m.State()))
+	switch ev := Event(event); ev {
+	case EventPleaseSelfTest:
 		if s.Please >= pleaseBasic {
-			enter(m, "start_self_test")
+			enter(m, StateStartSelfTest)
 			return nil
 		}
-	case "please_start_maintenance":
+	case EventPleaseStartMaintenance:
 		if s.Please >= pleaseBasic {
-			enter(m, "start_maintenance")
+			enter(m, StateStartMaintenance)
 			return nil
 		}
-	case "please_power_cycle":
+	case EventPleasePowerCycle:
 		if s.Please >= pleaseFull {
 			d := m.Device()
 			d.NextImage, d.NextBootConfig = "", ""
-			enter(m, "pc_power_cycling")
+			enter(m, StatePCPowerCycling)
 			return nil
 		}
-	case "please_image":
+	case EventPleaseImage:
 		if s.Please >= pleaseFull {
 			return pleaseImage(m, args)
 		}
 	default:
-		if t, ok := s.Events[event]; ok {
+		if t, ok := s.Events[ev]; ok {
 			return t(m, args)
 		}
 	}
@@ -87,13 +102,13 @@ func pleaseImage(m *fsm.DeviceTx, args fsm.EventArgs) error {
 	m.Log("statemachine", "imaging with %s", image)
 	d := m.Device()
 	d.NextImage, d.NextBootConfig = image, bootConfig
-	enter(m, "start_pxe_boot")
+	enter(m, StateStartPXEBoot)
 	return nil
 }
 
 // Timeout handles the passing of the deadline of the current state.
 func (Machine) Timeout(m *fsm.DeviceTx) {
-	s := spec(m.State())
+	s := spec(State(m.State()))
 	if s.OnTimeout == nil {
 		m.Log("statemachine", "timeout in state %s, which has no timeout handler", m.State())
 		m.ClearDeadline()
@@ -103,19 +118,22 @@ func (Machine) Timeout(m *fsm.DeviceTx) {
 }
 
 // Force enters state unconditionally (a forced state change).
-func (Machine) Force(m *fsm.DeviceTx, state string) { enter(m, state) }
+func (Machine) Force(m *fsm.DeviceTx, state string) { enter(m, State(state)) }
 
-// ActionFor is the hardware action of a state (ActionNone for unknown
-// states).
-func ActionFor(state string) Action { return spec(state).Action }
+// Action is the hardware action of the state (ActionNone for states the
+// table does not know).
+func (s State) Action() Action { return spec(s).Action }
+
+// ActionFor is the hardware action of a state as fsm stores it.
+func ActionFor(state string) Action { return State(state).Action() }
 
 // StateInfo describes one state for the API.
 type StateInfo struct {
-	Name        string   `json:"name"`
+	Name        State    `json:"name"`
 	TimeoutSecs *float64 `json:"timeout_secs"`
 	Action      string   `json:"action"`
-	Please      []string `json:"accepts_please"`
-	Events      []string `json:"events"`
+	Please      []Event  `json:"accepts_please"`
+	Events      []Event  `json:"events"`
 	Failed      bool     `json:"failed"`
 }
 
@@ -123,26 +141,26 @@ type StateInfo struct {
 func States() []StateInfo {
 	out := make([]StateInfo, 0, len(deviceStates))
 	for name, s := range deviceStates {
-		info := StateInfo{Name: name, Action: s.Action.String(), Failed: s.Failed, Please: []string{}, Events: []string{}}
+		info := StateInfo{Name: name, Action: s.Action.String(), Failed: s.Failed, Please: []Event{}, Events: []Event{}}
 		if s.Timeout >= 0 {
 			secs := s.Timeout.Seconds()
 			info.TimeoutSecs = &secs
 		}
 		if s.Please >= pleaseBasic {
-			info.Please = append(info.Please, "please_self_test", "please_start_maintenance")
+			info.Please = append(info.Please, EventPleaseSelfTest, EventPleaseStartMaintenance)
 		}
 		if s.Please >= pleaseFull {
-			info.Please = append(info.Please, "please_power_cycle", "please_image")
+			info.Please = append(info.Please, EventPleasePowerCycle, EventPleaseImage)
 		}
 		for ev := range s.Events {
 			info.Events = append(info.Events, ev)
 		}
-		sort.Strings(info.Events)
+		slices.Sort(info.Events)
 		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
-// IsFailed reports whether state is a failed_* state.
-func IsFailed(state string) bool { return strings.HasPrefix(state, "failed_") }
+// IsFailed reports whether state (as fsm stores it) is a failed_* state.
+func IsFailed(state string) bool { return State(state).Failed() }

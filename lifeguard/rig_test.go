@@ -125,7 +125,7 @@ type rig struct {
 }
 
 // newRig returns an FSM with Machine, loaded with rigInventory (changed by
-// opts). Every device starts in "new".
+// opts). Every device starts in StateNew.
 func newRig(t *testing.T, opts ...rigOption) *rig {
 	t.Helper()
 	r := &rig{t: t, at: rigT0}
@@ -176,16 +176,28 @@ func (r *rig) apply(typ fsm.CommandType, cmd fsm.Command) fsm.Result {
 	return r.f.ApplyCommand(r.index, b)
 }
 
-// tryEvent delivers an external event (generation 0).
-func (r *rig) tryEvent(dev, eventStep string, args fsm.EventArgs) (fsm.EventResult, error) {
-	r.t.Helper()
+// outcome is the fsm.EventResult of a device command, with its state typed.
+type outcome struct {
+	State   State
+	Ignored bool
+	Reason  string
+}
+
+// decodeOutcome decodes the fsm.EventResult of res.
+func decodeOutcome(res fsm.Result) (outcome, error) {
 	var out fsm.EventResult
-	err := r.apply(fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: dev, Event: eventStep, Args: args, Source: "test"}).Decode(&out)
-	return out, err
+	err := res.Decode(&out)
+	return outcome{State: State(out.State), Ignored: out.Ignored, Reason: out.Reason}, err
+}
+
+// tryEvent delivers an external event (generation 0).
+func (r *rig) tryEvent(dev string, event Event, args fsm.EventArgs) (outcome, error) {
+	r.t.Helper()
+	return decodeOutcome(r.apply(fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: dev, Event: string(event), Args: args, Source: "test"}))
 }
 
 // event delivers an external event and requires that it was not refused.
-func (r *rig) event(dev, eventStep string, args fsm.EventArgs) fsm.EventResult {
+func (r *rig) event(dev string, eventStep Event, args fsm.EventArgs) outcome {
 	r.t.Helper()
 	from := r.state(dev)
 	res, err := r.tryEvent(dev, eventStep, args)
@@ -196,28 +208,25 @@ func (r *rig) event(dev, eventStep string, args fsm.EventArgs) fsm.EventResult {
 // timeout proposes the timeout of the device's current state entry, as its
 // owner's timer would once the deadline has passed (the command time moves
 // past the deadline).
-func (r *rig) timeout(dev string) fsm.EventResult {
+func (r *rig) timeout(dev string) outcome {
 	r.t.Helper()
 	d := r.device(dev)
 	if d.StateDeadline.After(r.at) {
 		r.at = d.StateDeadline
 	}
-	var out fsm.EventResult
-	err := r.apply(fsm.CmdDeviceTimeout, &fsm.DeviceTimeout{Device: dev, Generation: d.Generation}).Decode(&out)
+	out, err := decodeOutcome(r.apply(fsm.CmdDeviceTimeout, &fsm.DeviceTimeout{Device: dev, Generation: d.Generation}))
 	require.NoError(r.t, err, "Handle(%s, timeout) failed", d.State)
 	return out
 }
 
 // tryForce is a forced state change from → to.
-func (r *rig) tryForce(dev, from, to string) (fsm.EventResult, error) {
+func (r *rig) tryForce(dev string, from, to State) (outcome, error) {
 	r.t.Helper()
-	var out fsm.EventResult
-	err := r.apply(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: dev, From: from, To: to}).Decode(&out)
-	return out, err
+	return decodeOutcome(r.apply(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: dev, From: string(from), To: string(to)}))
 }
 
 // force is tryForce that must succeed.
-func (r *rig) force(dev, from, to string) fsm.EventResult {
+func (r *rig) force(dev string, from, to State) outcome {
 	r.t.Helper()
 	res, err := r.tryForce(dev, from, to)
 	require.NoError(r.t, err, "state-change %s: %s → %s", dev, from, to)
@@ -225,15 +234,15 @@ func (r *rig) force(dev, from, to string) fsm.EventResult {
 }
 
 // forceFromCurrent forces the device into to from wherever it is.
-func (r *rig) forceFromCurrent(dev, to string) fsm.EventResult {
+func (r *rig) forceFromCurrent(dev string, to State) outcome {
 	r.t.Helper()
 	return r.force(dev, r.state(dev), to)
 }
 
 // state is the device's current state.
-func (r *rig) state(dev string) string {
+func (r *rig) state(dev string) State {
 	r.t.Helper()
-	return r.device(dev).State
+	return State(r.device(dev).State)
 }
 
 // device returns a copy of the device record.
@@ -255,12 +264,12 @@ func (r *rig) device(dev string) fsm.Device {
 func (r *rig) mark() int { return len(r.notes) }
 
 // entered lists the states dev entered since mark, in order.
-func (r *rig) entered(dev string, mark int) []string {
-	var out []string
+func (r *rig) entered(dev string, mark int) []State {
+	var out []State
 	for _, n := range r.notes[mark:] {
 		for _, tr := range n.Transitions {
 			if tr.Device == dev {
-				out = append(out, tr.State)
+				out = append(out, State(tr.State))
 			}
 		}
 	}
@@ -270,18 +279,18 @@ func (r *rig) entered(dev string, mark int) []string {
 // flowStep is one thing that happens to a device: an event, or its timeout
 // when Event is empty. Want is the state the device is in afterwards.
 type flowStep struct {
-	Event string
+	Event Event
 	Args  fsm.EventArgs
-	Want  string
+	Want  State
 }
 
 // timeoutStep is a timeout step.
-func timeoutStep(want string) flowStep { return flowStep{Want: want} }
+func timeoutStep(want State) flowStep { return flowStep{Want: want} }
 
 // eventStep is an event step without arguments.
-func eventStep(event, want string) flowStep { return flowStep{Event: event, Want: want} }
+func eventStep(event Event, want State) flowStep { return flowStep{Event: event, Want: want} }
 
-func (s flowStep) name() string {
+func (s flowStep) name() Event {
 	if s.Event == "" {
 		return "timeout"
 	}
@@ -293,7 +302,7 @@ func (r *rig) run(dev string, steps ...flowStep) {
 	r.t.Helper()
 	for i, s := range steps {
 		from := r.state(dev)
-		var res fsm.EventResult
+		var res outcome
 		if s.Event == "" {
 			res = r.timeout(dev)
 		} else {
@@ -305,8 +314,8 @@ func (r *rig) run(dev string, steps ...flowStep) {
 	}
 }
 
-// toReady moves a fresh device from "new" to ready by a forced change.
+// toReady moves a fresh device from StateNew to ready by a forced change.
 func (r *rig) toReady(dev string) {
 	r.t.Helper()
-	r.force(dev, "new", "ready")
+	r.force(dev, StateNew, StateReady)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/lifeguard"
 )
 
 // Creation and device choice, run through
@@ -40,7 +41,7 @@ func TestCreateValidation(t *testing.T) {
 				require.Zero(t, s.NextID["request"], "a refused create must not use an id")
 				for _, d := range s.Devices {
 					require.Zero(t, d.RequestID, "device %s claimed by a refused create", d.Name)
-					require.Equal(t, "ready", d.State, "device %s touched by a refused create", d.Name)
+					require.Equal(t, lifeguard.StateReady, lifeguard.State(d.State), "device %s touched by a refused create", d.Name)
 				}
 			})
 		})
@@ -67,11 +68,11 @@ func TestCreateClaimsAndImagesInOneCommand(t *testing.T) {
 	mark := r.mark()
 	q := r.createB2G("any", "any")
 
-	require.Equal(t, "pending", q.State, "create result")
+	require.Equal(t, StatePending, State(q.State), "create result")
 	require.Equal(t, even1, q.Device, "create result")
-	r.requireRequest(q.ID, "pending", even1)
+	r.requireRequest(q.ID, StatePending, even1)
 	d := r.device(even1)
-	require.Equal(t, "pxe_power_cycling", d.State)
+	require.Equal(t, lifeguard.StatePXEPowerCycling, lifeguard.State(d.State))
 	require.Equal(t, q.ID, d.RequestID)
 	require.Equal(t, "b2g", d.NextImage)
 	require.Equal(t, b2gConfig, d.NextBootConfig)
@@ -82,16 +83,16 @@ func TestCreateClaimsAndImagesInOneCommand(t *testing.T) {
 	require.Equal(t, fsm.CmdRequestCreate, n.Type)
 	require.Contains(t, n.Requests, q.ID)
 	require.Contains(t, n.Devices, even1)
-	var entered []string
+	var entered []lifeguard.State
 	for _, tr := range n.Transitions {
-		entered = append(entered, tr.State)
+		entered = append(entered, lifeguard.State(tr.State))
 	}
-	require.Equal(t, []string{"start_pxe_boot", "pxe_power_cycling"}, entered, "device states entered by the create")
+	require.Equal(t, []lifeguard.State{lifeguard.StateStartPXEBoot, lifeguard.StatePXEPowerCycling}, entered, "device states entered by the create")
 	requireLogged(t, r.requestLogs(mark, q.ID), "entering state finding_device")
 	requireLogged(t, r.requestLogs(mark, q.ID), "claimed device "+even1+" and sent it please_image")
 	requireLogged(t, r.requestLogs(mark, q.ID), "entering state pending")
 	requireLogged(t, r.deviceLogs(mark, even1), "claimed by request 1 (please_image for slave-1)")
-	require.Equal(t, 1, r.request(q.ID).Counters["finding_device"])
+	require.Equal(t, 1, r.request(q.ID).Counters[counterSearches])
 }
 
 // A device whose hardware type has no PXE config for the image is never
@@ -101,29 +102,29 @@ func TestChoiceSkipsUnsupportedHardware(t *testing.T) {
 	r.ready(tegra)
 
 	any := r.createB2G("any", "any")
-	r.requireRequest(any.ID, "finding_device", "")
+	r.requireRequest(any.ID, StateFindingDevice, "")
 	even := r.createB2G("any", "even")
-	r.requireRequest(even.ID, "finding_device", "")
+	r.requireRequest(even.ID, StateFindingDevice, "")
 	named := r.createB2G(tegra, "any")
-	r.requireRequest(named.ID, "finding_device", "")
+	r.requireRequest(named.ID, StateFindingDevice, "")
 	for range 5 {
 		r.timeout(any.ID)
 		r.timeout(even.ID)
 	}
-	r.requireRequest(any.ID, "finding_device", "")
-	r.requireRequest(even.ID, "finding_device", "")
+	r.requireRequest(any.ID, StateFindingDevice, "")
+	r.requireRequest(even.ID, StateFindingDevice, "")
 	d := r.device(tegra)
-	require.Equal(t, "ready", d.State, "the tegra was sent nothing")
+	require.Equal(t, lifeguard.StateReady, lifeguard.State(d.State), "the tegra was sent nothing")
 	require.Zero(t, d.RequestID)
 
 	// The tegra does take an image its hardware supports.
 	a := r.create("any", "android", "even", "")
-	r.requireRequest(a.ID, "pending", tegra)
+	r.requireRequest(a.ID, StatePending, tegra)
 
 	// Once a panda is ready, the next search takes it.
 	r.ready(even1)
 	r.timeout(any.ID)
-	r.requireRequest(any.ID, "pending", even1)
+	r.requireRequest(any.ID, StatePending, even1)
 }
 
 // installOn leaves image with bootConfig on dev, as an earlier request
@@ -131,13 +132,13 @@ func TestChoiceSkipsUnsupportedHardware(t *testing.T) {
 func (r *rig) installOn(dev, image, bootConfig, flow string) {
 	r.t.Helper()
 	q := r.create(dev, image, "any", bootConfig)
-	r.requireRequest(q.ID, "pending", dev)
+	r.requireRequest(q.ID, StatePending, dev)
 	r.install(dev, flow)
-	r.requireRequest(q.ID, "ready", dev)
+	r.requireRequest(q.ID, StateReady, dev)
 	r.closeRequest(q.ID)
 	d := r.device(dev)
 	require.Equal(r.t, image, d.Image)
-	require.Equal(r.t, "ready", d.State)
+	require.Equal(r.t, lifeguard.StateReady, lifeguard.State(d.State))
 	require.Zero(r.t, d.RequestID)
 }
 
@@ -150,14 +151,14 @@ func TestReuse(t *testing.T) {
 		image, installed, flow string
 		// request is what is asked for, on even1.
 		reqImage, reqConfig string
-		wantEvent           string
-		wantState           string
+		wantEvent           lifeguard.Event
+		wantState           lifeguard.State
 	}{
-		{"reusable, same config", "android", "{}", "android", "android", "{}", "please_power_cycle", "pc_power_cycling"},
-		{"reusable, config equal as JSON", "linux", `{"kernel": "4.1"}`, "android", "linux", `{"kernel":"4.1"}`, "please_power_cycle", "pc_power_cycling"},
-		{"reusable, other config", "linux", `{"kernel": "4.1"}`, "android", "linux", `{"kernel": "5.0"}`, "please_image", "pxe_power_cycling"},
-		{"reusable, other image", "android", "{}", "android", "linux", `{"kernel": "4.1"}`, "please_image", "pxe_power_cycling"},
-		{"not reusable, same config", "b2g", b2gConfig, "b2g", "b2g", b2gConfig, "please_image", "pxe_power_cycling"},
+		{"reusable, same config", "android", "{}", "android", "android", "{}", lifeguard.EventPleasePowerCycle, lifeguard.StatePCPowerCycling},
+		{"reusable, config equal as JSON", "linux", `{"kernel": "4.1"}`, "android", "linux", `{"kernel":"4.1"}`, lifeguard.EventPleasePowerCycle, lifeguard.StatePCPowerCycling},
+		{"reusable, other config", "linux", `{"kernel": "4.1"}`, "android", "linux", `{"kernel": "5.0"}`, lifeguard.EventPleaseImage, lifeguard.StatePXEPowerCycling},
+		{"reusable, other image", "android", "{}", "android", "linux", `{"kernel": "4.1"}`, lifeguard.EventPleaseImage, lifeguard.StatePXEPowerCycling},
+		{"not reusable, same config", "b2g", b2gConfig, "b2g", "b2g", b2gConfig, lifeguard.EventPleaseImage, lifeguard.StatePXEPowerCycling},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,12 +168,12 @@ func TestReuse(t *testing.T) {
 
 			mark := r.mark()
 			q := r.create(even1, tc.reqImage, "any", tc.reqConfig)
-			r.requireRequest(q.ID, "pending", even1)
+			r.requireRequest(q.ID, StatePending, even1)
 			d := r.device(even1)
-			require.Equal(t, tc.wantState, d.State, "device after the claim")
-			requireLogged(t, r.requestLogs(mark, q.ID), "sent it "+tc.wantEvent)
-			requireLogged(t, r.deviceLogs(mark, even1), "("+tc.wantEvent+" for ")
-			if tc.wantEvent == "please_power_cycle" {
+			require.Equal(t, tc.wantState, lifeguard.State(d.State), "device after the claim")
+			requireLogged(t, r.requestLogs(mark, q.ID), "sent it "+string(tc.wantEvent))
+			requireLogged(t, r.deviceLogs(mark, even1), "("+string(tc.wantEvent)+" for ")
+			if tc.wantEvent == lifeguard.EventPleasePowerCycle {
 				require.Empty(t, d.NextImage, "a power cycle installs nothing")
 				r.reboot(even1)
 				require.Equal(t, tc.image, r.device(even1).Image, "the image stays")
@@ -182,7 +183,7 @@ func TestReuse(t *testing.T) {
 				r.install(even1, tc.flow)
 				require.Equal(t, tc.reqConfig, r.device(even1).BootConfig)
 			}
-			r.requireRequest(q.ID, "ready", even1)
+			r.requireRequest(q.ID, StateReady, even1)
 		})
 	}
 }
@@ -198,13 +199,13 @@ func TestReusableDevicePreferred(t *testing.T) {
 
 	for i := range 10 {
 		q := r.create("any", "android", "even", "")
-		r.requireRequest(q.ID, "pending", even1)
-		require.Equal(t, "pc_power_cycling", r.device(even1).State, "round %d", i)
-		require.Equal(t, "ready", r.device(even2).State, "round %d: the other device is untouched", i)
+		r.requireRequest(q.ID, StatePending, even1)
+		require.Equal(t, lifeguard.StatePCPowerCycling, lifeguard.State(r.device(even1).State), "round %d", i)
+		require.Equal(t, lifeguard.StateReady, lifeguard.State(r.device(even2).State), "round %d: the other device is untouched", i)
 		r.reboot(even1)
-		r.requireRequest(q.ID, "ready", even1)
+		r.requireRequest(q.ID, StateReady, even1)
 		r.closeRequest(q.ID)
-		r.requireRequest(q.ID, "closed", "")
+		r.requireRequest(q.ID, StateClosed, "")
 	}
 	require.True(t, r.device(even2).LastUsed.IsZero(), "even2 was never chosen")
 }
@@ -217,7 +218,7 @@ func TestEnvironmentFilter(t *testing.T) {
 	got := map[string]bool{}
 	for range 3 {
 		q := r.createB2G("any", "odd")
-		require.Equal(t, "pending", q.State)
+		require.Equal(t, StatePending, State(q.State))
 		require.Contains(t, []string{odd1, odd2, odd3}, q.Device, "an odd request got %s", q.Device)
 		got[q.Device] = true
 	}
@@ -226,9 +227,9 @@ func TestEnvironmentFilter(t *testing.T) {
 	// No odd device left: the next odd request waits although even
 	// devices are free.
 	q := r.createB2G("any", "odd")
-	r.requireRequest(q.ID, "finding_device", "")
+	r.requireRequest(q.ID, StateFindingDevice, "")
 	r.timeout(q.ID)
-	r.requireRequest(q.ID, "finding_device", "")
+	r.requireRequest(q.ID, StateFindingDevice, "")
 
 	anyEnv := r.createB2G("any", "any")
 	require.Contains(t, []string{even1, even2}, anyEnv.Device)
@@ -238,9 +239,9 @@ func TestEnvironmentFilter(t *testing.T) {
 
 	// A named device must match the environment too.
 	r.closeRequest(evenEnv.ID)
-	r.force(evenEnv.Device, "pxe_power_cycling", "ready")
+	r.force(evenEnv.Device, lifeguard.StatePXEPowerCycling, lifeguard.StateReady)
 	named := r.createB2G(evenEnv.Device, "odd")
-	r.requireRequest(named.ID, "finding_device", "")
+	r.requireRequest(named.ID, StateFindingDevice, "")
 }
 
 // Among equal devices the least recently used is chosen, so two devices
@@ -251,14 +252,38 @@ func TestLeastRecentlyUsedFirst(t *testing.T) {
 	var got []string
 	for range 6 {
 		q := r.createB2G("any", "even")
-		require.Equal(t, "pending", q.State)
+		require.Equal(t, StatePending, State(q.State))
 		got = append(got, q.Device)
 		// Both devices are ready again before the next request, so
 		// only last_used tells them apart.
 		r.closeRequest(q.ID)
-		r.force(q.Device, "pxe_power_cycling", "ready")
+		r.force(q.Device, lifeguard.StatePXEPowerCycling, lifeguard.StateReady)
 	}
 	require.Equal(t, []string{even1, even2, even1, even2, even1, even2}, got)
+}
+
+// Boot configs compare as parsed JSON; what does not parse, or is empty or
+// null, counts as {} (as the original).
+func TestSameBootConfig(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{`{"b2gbase": "x"}`, `{"b2gbase":"x"}`, true},
+		{`{"a": 1, "b": 2}`, `{"b": 2, "a": 1}`, true},
+		{`{"a": 1}`, `{"a": "1"}`, false},
+		{`{"a": 1}`, `{"a": 1, "b": null}`, false},
+		{``, `{}`, true},
+		{`null`, `{}`, true},
+		{`not json`, `{}`, true},
+		{`not json`, `{"a": 1}`, false},
+		{`{"a": [1, 2]}`, `{"a":[1,2]}`, true},
+		{`{"a": [1, 2]}`, `{"a":[2,1]}`, false},
+	}
+	for _, tc := range tests {
+		require.Equal(t, tc.want, sameBootConfig(tc.a, tc.b), "sameBootConfig(%q, %q)", tc.a, tc.b)
+		require.Equal(t, tc.want, sameBootConfig(tc.b, tc.a), "sameBootConfig(%q, %q)", tc.b, tc.a)
+	}
 }
 
 func TestChoiceSkipsDownServers(t *testing.T) {
@@ -268,7 +293,7 @@ func TestChoiceSkipsDownServers(t *testing.T) {
 	// board of it is claimed.
 	r.apply(fsm.CmdServerHealth, &fsm.ServerHealth{Name: rigServer, Down: true})
 	q := r.createB2G("any", "any")
-	r.requireRequest(q.ID, "finding_device", "")
+	r.requireRequest(q.ID, StateFindingDevice, "")
 	// Back up: the next search claims a board.
 	r.apply(fsm.CmdServerHealth, &fsm.ServerHealth{Name: rigServer, Down: false})
 	r.timeout(q.ID)

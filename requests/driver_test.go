@@ -13,6 +13,7 @@ import (
 
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
+	"github.com/mozpool/mozpool/lifeguard"
 )
 
 // Driver tests run the real Driver against an FSM that its fake Propose
@@ -63,7 +64,7 @@ func newDriverRig(t *testing.T, opts ...driverOption) *driverRig {
 	x.mustApply(fsm.CmdInventorySync, &fsm.InventorySync{Inventory: rigInventory(), ShipIt: true})
 	x.mustApply(fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: 0.001})
 	for _, d := range pandas {
-		x.mustApply(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: d, From: "new", To: "ready"})
+		x.mustApply(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: d, From: string(lifeguard.StateNew), To: string(lifeguard.StateReady)})
 	}
 	x.drv.Store(x.newDriver(opts...))
 	return x
@@ -189,9 +190,9 @@ func (x *driverRig) request(id int64) (q fsm.Request, ok bool) {
 }
 
 // state is a request's state ("" once deleted).
-func (x *driverRig) state(id int64) string {
+func (x *driverRig) state(id int64) State {
 	q, _ := x.request(id)
-	return q.State
+	return State(q.State)
 }
 
 // run starts d.Run and returns a function that cancels it and waits for
@@ -225,11 +226,11 @@ const (
 func TestDriverFiresSearches(t *testing.T) {
 	x := newDriverRig(t, func(c *DriverConfig) { c.ResyncInterval = time.Hour })
 	q := x.create("any", "nowhere", time.Hour)
-	require.Equal(t, "finding_device", q.State)
+	require.Equal(t, StateFindingDevice, State(q.State))
 	start := time.Now()
 	x.run(x.drv.Load())
 
-	require.Eventually(t, func() bool { return x.state(q.ID) == "failed_device_not_found" }, waitFor, tick)
+	require.Eventually(t, func() bool { return x.state(q.ID) == StateFailedDeviceNotFound }, waitFor, tick)
 	require.GreaterOrEqual(t, time.Since(start), 59*10*time.Millisecond, "59 searches 10 ms apart")
 	timeouts := x.proposed(fsm.CmdRequestTimeout)
 	require.Len(t, timeouts, 59, "one proposal per search, none twice")
@@ -239,7 +240,7 @@ func TestDriverFiresSearches(t *testing.T) {
 		require.NoError(t, p.result.Error())
 	}
 	got, _ := x.request(q.ID)
-	require.Equal(t, 60, got.Counters["finding_device"])
+	require.Equal(t, 60, got.Counters[counterSearches])
 	require.Never(t, func() bool { return len(x.proposed(fsm.CmdRequestTimeout)) > 59 }, 100*time.Millisecond, tick,
 		"a failed request has no timer")
 }
@@ -250,10 +251,10 @@ func TestDriverExpires(t *testing.T) {
 	x := newDriverRig(t)
 	x.mustApply(fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: 1}) // no pending polls here
 	q := x.create("any", "any", 150*time.Millisecond)
-	require.Equal(t, "pending", q.State)
+	require.Equal(t, StatePending, State(q.State))
 	x.run(x.drv.Load())
 
-	require.Eventually(t, func() bool { return x.state(q.ID) == "closed" }, waitFor, tick)
+	require.Eventually(t, func() bool { return x.state(q.ID) == StateClosed }, waitFor, tick)
 	exp := x.proposed(fsm.CmdRequestExpire)
 	require.Len(t, exp, 1)
 	require.False(t, exp[0].at.Before(q.Expires), "expire proposed at %s, before expires %s", exp[0].at, q.Expires)
@@ -271,7 +272,7 @@ func TestDriverFollowsRenewal(t *testing.T) {
 	renewed := time.Now().UTC().Add(300 * time.Millisecond)
 	x.mustApply(fsm.CmdRequestRenew, &fsm.RequestRenew{ID: q.ID, Expires: renewed})
 
-	require.Eventually(t, func() bool { return x.state(q.ID) == "closed" }, waitFor, tick)
+	require.Eventually(t, func() bool { return x.state(q.ID) == StateClosed }, waitFor, tick)
 	for _, p := range x.proposed(fsm.CmdRequestExpire) {
 		if p.result.Error() == nil && p.at.Before(renewed) {
 			var res fsm.EventResult
@@ -290,7 +291,7 @@ func TestDriverRetriesRefusedExpiry(t *testing.T) {
 	q := x.create("any", "any", 50*time.Millisecond)
 	x.run(x.drv.Load())
 
-	require.Eventually(t, func() bool { return x.state(q.ID) == "closed" }, waitFor, tick)
+	require.Eventually(t, func() bool { return x.state(q.ID) == StateClosed }, waitFor, tick)
 	exp := x.proposed(fsm.CmdRequestExpire)
 	require.GreaterOrEqual(t, len(exp), 2)
 	var first fsm.EventResult
@@ -308,7 +309,7 @@ func TestDriverRetriesFailedProposals(t *testing.T) {
 	x.run(x.drv.Load())
 	require.Eventually(t, func() bool {
 		got, _ := x.request(q.ID)
-		return got.Counters["finding_device"] >= 3
+		return got.Counters[counterSearches] >= 3
 	}, waitFor, tick)
 }
 
@@ -325,9 +326,9 @@ func TestDriverStopsOnCancel(t *testing.T) {
 	n := x.count()
 	after := x.create("any", "nowhere", 50*time.Millisecond)
 	require.Never(t, func() bool { return x.count() != n }, 400*time.Millisecond, tick, "proposals after Run returned")
-	require.Equal(t, "finding_device", x.state(searching.ID))
-	require.Equal(t, "pending", x.state(expiring.ID), "its expiry passed with no driver")
-	require.Equal(t, "finding_device", x.state(after.ID))
+	require.Equal(t, StateFindingDevice, x.state(searching.ID))
+	require.Equal(t, StatePending, x.state(expiring.ID), "its expiry passed with no driver")
+	require.Equal(t, StateFindingDevice, x.state(after.ID))
 }
 
 // A new Run — a new term of leadership — rebuilds the timers from the
@@ -342,7 +343,7 @@ func TestDriverRebuildsTimersOnStart(t *testing.T) {
 	stop()
 
 	expired := x.create("any", "any", 50*time.Millisecond)
-	require.Equal(t, "pending", expired.State)
+	require.Equal(t, StatePending, State(expired.State))
 	require.Eventually(t, func() bool { return time.Now().After(expired.Expires) }, waitFor, tick)
 
 	// The same driver, as a node that leads again; then a fresh one, as
@@ -352,7 +353,7 @@ func TestDriverRebuildsTimersOnStart(t *testing.T) {
 		started := time.Now()
 		stop := x.run(next)
 		if i == 0 {
-			require.Eventually(t, func() bool { return x.state(expired.ID) == "closed" }, waitFor, tick)
+			require.Eventually(t, func() bool { return x.state(expired.ID) == StateClosed }, waitFor, tick)
 			require.Less(t, time.Since(started), 2*time.Second, "an overdue expiry is proposed at once")
 		}
 		base := len(x.proposed(fsm.CmdRequestTimeout))
@@ -360,7 +361,7 @@ func TestDriverRebuildsTimersOnStart(t *testing.T) {
 			"run %d: searches resume", i)
 		stop()
 	}
-	require.Equal(t, "finding_device", x.state(searching.ID))
+	require.Equal(t, StateFindingDevice, x.state(searching.ID))
 }
 
 // Compaction is proposed only when some request qualifies: closed or
@@ -377,7 +378,7 @@ func TestDriverCompaction(t *testing.T) {
 		"nothing qualifies")
 
 	old := x.create("any", "nowhere", 20*time.Millisecond)
-	x.mustApply(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: old.ID, Event: "close"})
+	x.mustApply(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: old.ID, Event: string(EventClose)})
 	require.Eventually(t, func() bool { _, ok := x.request(old.ID); return !ok }, waitFor, tick)
 
 	compacts := x.proposed(fsm.CmdRequestCompact)

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/lifeguard"
 )
 
 // Request lifecycles through fsm.Apply.
@@ -22,24 +23,24 @@ func TestEndToEndB2G(t *testing.T) {
 	require.Equal(t, even1, dev, "least recently used, then by name")
 	r.install(dev, "b2g")
 
-	r.requireRequest(q.ID, "ready", dev)
+	r.requireRequest(q.ID, StateReady, dev)
 	d := r.device(dev)
-	require.Equal(t, "ready", d.State)
+	require.Equal(t, lifeguard.StateReady, lifeguard.State(d.State))
 	require.Equal(t, "b2g", d.Image)
 	require.Equal(t, q.BootConfig, d.BootConfig, "the device carries the request's boot config")
 	require.Empty(t, d.NextImage)
 	require.Equal(t, q.ID, d.RequestID, "a ready request keeps its device")
 
-	var entered []string
+	var entered []lifeguard.State
 	for _, n := range r.notes[mark:] {
 		for _, tr := range n.Transitions {
 			if tr.Device == dev {
-				entered = append(entered, tr.State)
+				entered = append(entered, lifeguard.State(tr.State))
 			}
 		}
 	}
-	require.Equal(t, []string{"start_pxe_boot", "pxe_power_cycling", "pxe_booting", "mobile_init_started",
-		"b2g_downloading", "b2g_extracting", "sut_verifying", "sut_sdcard_verifying", "operation_complete", "ready"}, entered)
+	require.Equal(t, []lifeguard.State{lifeguard.StateStartPXEBoot, lifeguard.StatePXEPowerCycling, lifeguard.StatePXEBooting, lifeguard.StateMobileInitStarted,
+		lifeguard.StateB2GDownloading, lifeguard.StateB2GExtracting, lifeguard.StateSUTVerifying, lifeguard.StateSUTSDCardVerifying, lifeguard.StateOperationComplete, lifeguard.StateReady}, entered)
 	logs := r.requestLogs(mark, q.ID)
 	requireLogged(t, logs, "device "+dev+" finished: complete")
 	require.Equal(t, "entering state ready", logs[len(logs)-1])
@@ -56,23 +57,23 @@ func TestReturn(t *testing.T) {
 		r := newRig(t)
 		r.ready(even1)
 		q := r.createB2G("any", "any")
-		r.deviceEvent(even1, "power_cycle_ok", true)
+		r.deviceEvent(even1, lifeguard.EventPowerCycleOK, true)
 		before := r.device(even1)
 
 		mark := r.mark()
 		res := r.closeRequest(q.ID)
 		require.False(t, res.Ignored)
-		require.Equal(t, "closed", res.State)
-		r.requireRequest(q.ID, "closed", "")
+		require.Equal(t, StateClosed, res.State)
+		r.requireRequest(q.ID, StateClosed, "")
 		d := r.device(even1)
 		require.Zero(t, d.RequestID, "the claim is gone")
 		require.Equal(t, before.State, d.State, "the device is not told")
 		require.Equal(t, before.Generation, d.Generation, "the device is not told")
 		require.Equal(t, "b2g", d.NextImage, "the install goes on")
 		requireLogged(t, r.requestLogs(mark, q.ID), "released device "+even1)
-		requireLogged(t, r.requestLogs(mark, q.ID), "pxe_booting")
+		requireLogged(t, r.requestLogs(mark, q.ID), string(lifeguard.StatePXEBooting))
 		requireLogged(t, r.deviceLogs(mark, even1), "released by request 1 (closed)")
-		requireLogged(t, r.deviceLogs(mark, even1), "pxe_booting")
+		requireLogged(t, r.deviceLogs(mark, even1), string(lifeguard.StatePXEBooting))
 		require.True(t, r.request(q.ID).StateDeadline.IsZero(), "closed has no timer")
 
 		// The device finishes its install and stays ready with nobody.
@@ -81,40 +82,40 @@ func TestReturn(t *testing.T) {
 			r.deviceEvent(even1, s.event, hardwareResults[s.event])
 		}
 		d = r.device(even1)
-		require.Equal(t, "ready", d.State)
+		require.Equal(t, lifeguard.StateReady, lifeguard.State(d.State))
 		require.Equal(t, "b2g", d.Image)
 		require.Zero(t, d.RequestID)
 		require.Empty(t, r.requestLogs(mark, q.ID), "the closed request hears nothing more")
-		r.requireRequest(q.ID, "closed", "")
+		r.requireRequest(q.ID, StateClosed, "")
 
 		// A second return changes nothing.
 		res = r.closeRequest(q.ID)
 		require.True(t, res.Ignored)
-		require.Equal(t, "closed", res.State)
+		require.Equal(t, StateClosed, res.State)
 	})
 	t.Run("when ready", func(t *testing.T) {
 		r := newRig(t)
 		r.ready(even1)
 		q := r.createB2G("any", "any")
 		r.install(even1, "b2g")
-		r.requireRequest(q.ID, "ready", even1)
+		r.requireRequest(q.ID, StateReady, even1)
 		before := r.device(even1)
 		r.closeRequest(q.ID)
-		r.requireRequest(q.ID, "closed", "")
+		r.requireRequest(q.ID, StateClosed, "")
 		d := r.device(even1)
-		require.Equal(t, "ready", d.State, "not rebooted")
+		require.Equal(t, lifeguard.StateReady, lifeguard.State(d.State), "not rebooted")
 		require.Equal(t, before.Generation, d.Generation, "not rebooted")
 		require.Zero(t, d.RequestID)
 		// The device can be claimed at once.
 		next := r.createB2G("any", "any")
-		r.requireRequest(next.ID, "pending", even1)
+		r.requireRequest(next.ID, StatePending, even1)
 	})
 	t.Run("while finding a device", func(t *testing.T) {
 		r := newRig(t)
 		q := r.createB2G("any", "any")
-		r.requireRequest(q.ID, "finding_device", "")
+		r.requireRequest(q.ID, StateFindingDevice, "")
 		r.closeRequest(q.ID)
-		r.requireRequest(q.ID, "closed", "")
+		r.requireRequest(q.ID, StateClosed, "")
 		require.True(t, r.request(q.ID).StateDeadline.IsZero())
 	})
 }
@@ -125,24 +126,24 @@ func TestRenew(t *testing.T) {
 	setups := []struct {
 		name  string
 		setup func(r *rig) int64
-		want  string
+		want  State
 	}{
-		{"finding_device", func(r *rig) int64 { return r.createB2G("any", "nowhere").ID }, "finding_device"},
-		{"pending", func(r *rig) int64 { return r.createB2G("any", "any").ID }, "pending"},
+		{"finding_device", func(r *rig) int64 { return r.createB2G("any", "nowhere").ID }, StateFindingDevice},
+		{"pending", func(r *rig) int64 { return r.createB2G("any", "any").ID }, StatePending},
 		{"ready", func(r *rig) int64 {
 			q := r.createB2G("any", "any")
 			r.install(q.Device, "b2g")
 			return q.ID
-		}, "ready"},
+		}, StateReady},
 		{"closed", func(r *rig) int64 {
 			q := r.createB2G("any", "any")
 			r.closeRequest(q.ID)
 			return q.ID
-		}, "closed"},
+		}, StateClosed},
 		{"failed", func(r *rig) int64 {
-			r.force(odd1, "new", "failed_pxe_booting")
+			r.force(odd1, lifeguard.StateNew, lifeguard.StateFailedPXEBooting)
 			return r.createB2G(odd1, "any").ID
-		}, "failed_bad_device"},
+		}, StateFailedBadDevice},
 	}
 	for _, tc := range setups {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,7 +151,7 @@ func TestRenew(t *testing.T) {
 			r.ready(even1)
 			id := tc.setup(r)
 			before := r.request(id)
-			require.Equal(t, tc.want, before.State)
+			require.Equal(t, tc.want, State(before.State))
 
 			mark := r.mark()
 			want := r.at.Add(time.Second + 2*time.Hour) // the renew's time + 7200 s
@@ -158,7 +159,7 @@ func TestRenew(t *testing.T) {
 			require.NoError(t, res.Error())
 			after := r.request(id)
 			require.Equal(t, want, after.Expires)
-			require.Equal(t, tc.want, after.State, "a renewal does not change the state")
+			require.Equal(t, tc.want, State(after.State), "a renewal does not change the state")
 			require.Equal(t, before.Generation, after.Generation)
 			require.Equal(t, before.Device, after.Device)
 			requireLogged(t, r.requestLogs(mark, id), "renewed until")
@@ -195,12 +196,12 @@ func TestExpiry(t *testing.T) {
 	c.Expires = r.at.Add(time.Minute)
 	q, err := r.tryCreateCmd(c)
 	require.NoError(t, err)
-	r.requireRequest(q.ID, "pending", even1)
+	r.requireRequest(q.ID, StatePending, even1)
 
 	res := r.expire(q.ID)
 	require.True(t, res.Ignored, "expire before expires")
 	require.Equal(t, "not expired", res.Reason)
-	r.requireRequest(q.ID, "pending", even1)
+	r.requireRequest(q.ID, StatePending, even1)
 
 	// Renewed after the leader proposed: still not expired.
 	r.at = q.Expires.Add(-2 * time.Second)
@@ -210,21 +211,21 @@ func TestExpiry(t *testing.T) {
 	require.True(t, r.expire(q.ID).Ignored, "expire of a renewed request")
 
 	// Past expires: closed and released; the device goes on imaging.
-	r.deviceEvent(even1, "power_cycle_ok", true)
+	r.deviceEvent(even1, lifeguard.EventPowerCycleOK, true)
 	r.at = q.Expires.Add(time.Hour)
 	mark := r.mark()
 	res = r.expire(q.ID)
 	require.False(t, res.Ignored)
-	require.Equal(t, "closed", res.State)
-	r.requireRequest(q.ID, "closed", "")
+	require.Equal(t, StateClosed, res.State)
+	r.requireRequest(q.ID, StateClosed, "")
 	require.Zero(t, r.device(even1).RequestID)
-	require.Equal(t, "pxe_booting", r.device(even1).State)
+	require.Equal(t, lifeguard.StatePXEBooting, lifeguard.State(r.device(even1).State))
 	requireLogged(t, r.requestLogs(mark, q.ID), "released device "+even1)
 	requireLogged(t, r.deviceLogs(mark, even1), "released by request 1 (closed)")
 	for _, s := range imagingSteps("b2g")[1:] {
 		r.deviceEvent(even1, s.event, hardwareResults[s.event])
 	}
-	require.Equal(t, "ready", r.device(even1).State)
+	require.Equal(t, lifeguard.StateReady, lifeguard.State(r.device(even1).State))
 	require.Zero(t, r.device(even1).RequestID)
 
 	// Expiring again is ignored.
@@ -233,11 +234,11 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestExpiryInEveryOpenState(t *testing.T) {
-	for _, state := range []string{"finding_device", "pending", "ready"} {
-		t.Run(state, func(t *testing.T) {
+	for _, state := range []State{StateFindingDevice, StatePending, StateReady} {
+		t.Run(string(state), func(t *testing.T) {
 			r := newRig(t)
 			env := "any"
-			if state == "finding_device" {
+			if state == StateFindingDevice {
 				env = "nowhere"
 			}
 			r.ready(even1)
@@ -245,13 +246,13 @@ func TestExpiryInEveryOpenState(t *testing.T) {
 			c.Expires = r.at.Add(time.Minute)
 			q, err := r.tryCreateCmd(c)
 			require.NoError(t, err)
-			if state == "ready" {
+			if state == StateReady {
 				r.install(even1, "b2g")
 			}
-			require.Equal(t, state, r.request(q.ID).State)
+			require.Equal(t, state, r.requestState(q.ID))
 			r.at = q.Expires
-			require.Equal(t, "closed", r.expire(q.ID).State)
-			r.requireRequest(q.ID, "closed", "")
+			require.Equal(t, StateClosed, r.expire(q.ID).State)
+			r.requireRequest(q.ID, StateClosed, "")
 		})
 	}
 }
@@ -262,16 +263,16 @@ func TestSpecificBusyDevice(t *testing.T) {
 	r := newRig(t)
 	r.ready(even1, even2)
 	holder := r.createB2G(even1, "any")
-	r.requireRequest(holder.ID, "pending", even1)
+	r.requireRequest(holder.ID, StatePending, even1)
 
 	q := r.createB2G(even1, "any")
-	r.requireRequest(q.ID, "finding_device", "")
-	require.Equal(t, 1, r.request(q.ID).Counters["finding_device"])
+	r.requireRequest(q.ID, StateFindingDevice, "")
+	require.Equal(t, 1, r.request(q.ID).Counters[counterSearches])
 	res := r.timeout(q.ID)
-	require.Equal(t, "failed_device_busy", res.State, "second search")
-	r.requireRequest(q.ID, "failed_device_busy", "")
+	require.Equal(t, StateFailedDeviceBusy, res.State, "second search")
+	r.requireRequest(q.ID, StateFailedDeviceBusy, "")
 	require.True(t, r.request(q.ID).StateDeadline.IsZero(), "failed states have no timer")
-	r.requireRequest(holder.ID, "pending", even1)
+	r.requireRequest(holder.ID, StatePending, even1)
 	require.Equal(t, holder.ID, r.device(even1).RequestID)
 	require.Zero(t, r.device(even2).RequestID, "a named request never takes another device")
 }
@@ -283,9 +284,9 @@ func TestSpecificDeviceFreedBeforeSecondSearch(t *testing.T) {
 	holder := r.createB2G(even1, "any")
 	q := r.createB2G(even1, "any")
 	r.closeRequest(holder.ID)
-	r.force(even1, "pxe_power_cycling", "ready")
+	r.force(even1, lifeguard.StatePXEPowerCycling, lifeguard.StateReady)
 	r.timeout(q.ID)
-	r.requireRequest(q.ID, "pending", even1)
+	r.requireRequest(q.ID, StatePending, even1)
 }
 
 // A named device in a failed_* state fails the request at the
@@ -293,26 +294,26 @@ func TestSpecificDeviceFreedBeforeSecondSearch(t *testing.T) {
 // usual two searches.
 func TestSpecificDeviceNotReady(t *testing.T) {
 	tests := []struct {
-		deviceState string
-		wantFirst   string
-		wantSecond  string
+		deviceState lifeguard.State
+		wantFirst   State
+		wantSecond  State
 	}{
-		{"failed_pxe_booting", "failed_bad_device", ""},
-		{"failed_power_cycling", "failed_bad_device", ""},
-		{"locked_out", "finding_device", "failed_device_busy"},
-		{"maintenance_mode", "finding_device", "failed_device_busy"},
+		{lifeguard.StateFailedPXEBooting, StateFailedBadDevice, ""},
+		{lifeguard.StateFailedPowerCycling, StateFailedBadDevice, ""},
+		{lifeguard.StateLockedOut, StateFindingDevice, StateFailedDeviceBusy},
+		{lifeguard.StateMaintenanceMode, StateFindingDevice, StateFailedDeviceBusy},
 	}
 	for _, tc := range tests {
-		t.Run(tc.deviceState, func(t *testing.T) {
+		t.Run(string(tc.deviceState), func(t *testing.T) {
 			r := newRig(t)
-			r.force(even1, "new", tc.deviceState)
+			r.force(even1, lifeguard.StateNew, tc.deviceState)
 			q := r.createB2G(even1, "any")
 			r.requireRequest(q.ID, tc.wantFirst, "")
 			if tc.wantSecond != "" {
 				r.timeout(q.ID)
 				r.requireRequest(q.ID, tc.wantSecond, "")
 			}
-			require.Equal(t, tc.deviceState, r.device(even1).State, "the device is not touched")
+			require.Equal(t, tc.deviceState, r.deviceState(even1), "the device is not touched")
 		})
 	}
 }
@@ -323,16 +324,16 @@ func TestNoDeviceFound(t *testing.T) {
 	r := newRig(t)
 	r.ready(pandas...)
 	q := r.createB2G("any", "nowhere")
-	r.requireRequest(q.ID, "finding_device", "")
+	r.requireRequest(q.ID, StateFindingDevice, "")
 	first := r.request(q.ID)
 	require.Equal(t, 10*time.Second, first.StateDeadline.Sub(first.StateEntered), "searches are 10 s apart")
 	r.timeouts(q.ID, 58)
-	r.requireRequest(q.ID, "finding_device", "")
-	require.Equal(t, 59, r.request(q.ID).Counters["finding_device"])
+	r.requireRequest(q.ID, StateFindingDevice, "")
+	require.Equal(t, 59, r.request(q.ID).Counters[counterSearches])
 	res := r.timeout(q.ID)
-	require.Equal(t, "failed_device_not_found", res.State, "60th search")
+	require.Equal(t, StateFailedDeviceNotFound, res.State, "60th search")
 	got := r.request(q.ID)
-	require.Equal(t, 60, got.Counters["finding_device"])
+	require.Equal(t, 60, got.Counters[counterSearches])
 	require.True(t, got.StateDeadline.IsZero())
 	require.Empty(t, got.Device)
 }
@@ -346,10 +347,10 @@ func TestClaimedDeviceTakenOver(t *testing.T) {
 		name string
 		do   func(r *rig)
 	}{
-		{"locked_out", func(r *rig) { r.force(even1, "pxe_power_cycling", "locked_out") }},
-		{"troubleshooting", func(r *rig) { r.force(even1, "pxe_power_cycling", "troubleshooting") }},
-		{"maintenance_mode", func(r *rig) { r.force(even1, "pxe_power_cycling", "maintenance_mode") }},
-		{"ready without a result", func(r *rig) { r.force(even1, "pxe_power_cycling", "ready") }},
+		{"locked_out", func(r *rig) { r.force(even1, lifeguard.StatePXEPowerCycling, lifeguard.StateLockedOut) }},
+		{"troubleshooting", func(r *rig) { r.force(even1, lifeguard.StatePXEPowerCycling, lifeguard.StateTroubleshooting) }},
+		{"maintenance_mode", func(r *rig) { r.force(even1, lifeguard.StatePXEPowerCycling, lifeguard.StateMaintenanceMode) }},
+		{"ready without a result", func(r *rig) { r.force(even1, lifeguard.StatePXEPowerCycling, lifeguard.StateReady) }},
 		{"gone", func(r *rig) {
 			inv := rigInventory()
 			inv.Devices = inv.Devices[1:] // drop even1
@@ -362,33 +363,33 @@ func TestClaimedDeviceTakenOver(t *testing.T) {
 			r := newRig(t)
 			r.ready(even1, even2)
 			q := r.createB2G("any", "even")
-			r.requireRequest(q.ID, "pending", even1)
+			r.requireRequest(q.ID, StatePending, even1)
 			tc.do(r)
 			// Nothing happens until the poll.
-			require.Equal(t, "pending", r.request(q.ID).State)
+			require.Equal(t, StatePending, State(r.request(q.ID).State))
 
 			mark := r.mark()
 			r.timeout(q.ID)
-			r.requireRequest(q.ID, "pending", even2)
+			r.requireRequest(q.ID, StatePending, even2)
 			requireLogged(t, r.requestLogs(mark, q.ID), "not imaging")
 			requireLogged(t, r.requestLogs(mark, q.ID), "entering state finding_device")
-			require.Equal(t, "pxe_power_cycling", r.device(even2).State)
+			require.Equal(t, lifeguard.StatePXEPowerCycling, lifeguard.State(r.device(even2).State))
 			r.f.Read(func(s *fsm.State) {
 				if d, ok := s.Devices[even1]; ok {
 					require.Zero(t, d.RequestID, "the taken-over device is released")
 				}
 			})
 			r.install(even2, "b2g")
-			r.requireRequest(q.ID, "ready", even2)
+			r.requireRequest(q.ID, StateReady, even2)
 		})
 		t.Run(tc.name+"/specific", func(t *testing.T) {
 			r := newRig(t)
 			r.ready(even1, even2)
 			q := r.createB2G(even1, "any")
-			r.requireRequest(q.ID, "pending", even1)
+			r.requireRequest(q.ID, StatePending, even1)
 			tc.do(r)
 			r.timeout(q.ID)
-			r.requireRequest(q.ID, "failed_bad_device", "")
+			r.requireRequest(q.ID, StateFailedBadDevice, "")
 		})
 	}
 }
@@ -399,17 +400,17 @@ func TestPendingResultEvents(t *testing.T) {
 		r := newRig(t)
 		r.ready(even1)
 		q := r.createB2G("any", "any")
-		res := r.requestEvent(q.ID, "lifeguard_finished", "complete")
-		require.Equal(t, "ready", res.State)
-		r.requireRequest(q.ID, "ready", even1)
+		res := r.requestEvent(q.ID, EventLifeguardFinished, lifeguard.ResultComplete)
+		require.Equal(t, StateReady, res.State)
+		r.requireRequest(q.ID, StateReady, even1)
 	})
 	t.Run("bad device, any", func(t *testing.T) {
 		r := newRig(t)
 		r.ready(even1, even2)
 		q := r.createB2G("any", "any")
-		r.requireRequest(q.ID, "pending", even1)
-		r.requestEvent(q.ID, "lifeguard_finished", "failed-bad-device")
-		r.requireRequest(q.ID, "pending", even2)
+		r.requireRequest(q.ID, StatePending, even1)
+		r.requestEvent(q.ID, EventLifeguardFinished, lifeguard.ResultFailedBadDevice)
+		r.requireRequest(q.ID, StatePending, even2)
 		require.Zero(t, r.device(even1).RequestID, "the claim moved")
 		require.Equal(t, q.ID, r.device(even2).RequestID)
 	})
@@ -417,20 +418,20 @@ func TestPendingResultEvents(t *testing.T) {
 		r := newRig(t)
 		r.ready(even1, even2)
 		q := r.createB2G(even1, "any")
-		res := r.requestEvent(q.ID, "lifeguard_finished", "failed-bad-device")
-		require.Equal(t, "failed_bad_device", res.State)
-		r.requireRequest(q.ID, "failed_bad_device", "")
+		res := r.requestEvent(q.ID, EventLifeguardFinished, lifeguard.ResultFailedBadDevice)
+		require.Equal(t, StateFailedBadDevice, res.State)
+		r.requireRequest(q.ID, StateFailedBadDevice, "")
 		require.Zero(t, r.device(even1).RequestID)
 	})
 	t.Run("bad image twice", func(t *testing.T) {
 		r := newRig(t)
 		r.ready(even1, even2)
 		q := r.createB2G("any", "any")
-		r.requestEvent(q.ID, "lifeguard_finished", "failed-bad-image")
-		r.requireRequest(q.ID, "pending", even2)
-		res := r.requestEvent(q.ID, "lifeguard_finished", "failed-bad-image")
-		require.Equal(t, "failed_bad_image", res.State)
-		r.requireRequest(q.ID, "failed_bad_image", "")
+		r.requestEvent(q.ID, EventLifeguardFinished, lifeguard.ResultFailedBadImage)
+		r.requireRequest(q.ID, StatePending, even2)
+		res := r.requestEvent(q.ID, EventLifeguardFinished, lifeguard.ResultFailedBadImage)
+		require.Equal(t, StateFailedBadImage, res.State)
+		r.requireRequest(q.ID, StateFailedBadImage, "")
 		require.Zero(t, r.device(even2).RequestID)
 		require.Equal(t, 2, r.request(q.ID).Counters["bad-images"])
 	})
@@ -439,8 +440,8 @@ func TestPendingResultEvents(t *testing.T) {
 		r.ready(even1, even2)
 		q := r.createB2G("any", "any")
 		mark := r.mark()
-		r.requestEvent(q.ID, "lifeguard_finished", "on-fire")
-		r.requireRequest(q.ID, "pending", even2)
+		r.requestEvent(q.ID, EventLifeguardFinished, "on-fire")
+		r.requireRequest(q.ID, StatePending, even2)
 		requireLogged(t, r.requestLogs(mark, q.ID), `unknown imaging result "on-fire"`)
 	})
 	t.Run("not pending", func(t *testing.T) {
@@ -448,9 +449,9 @@ func TestPendingResultEvents(t *testing.T) {
 		r.ready(even1)
 		q := r.createB2G("any", "any")
 		r.install(even1, "b2g")
-		res := r.requestEvent(q.ID, "lifeguard_finished", "failed-bad-device")
+		res := r.requestEvent(q.ID, EventLifeguardFinished, lifeguard.ResultFailedBadDevice)
 		require.True(t, res.Ignored)
-		r.requireRequest(q.ID, "ready", even1)
+		r.requireRequest(q.ID, StateReady, even1)
 	})
 	t.Run("unknown event", func(t *testing.T) {
 		r := newRig(t)
@@ -458,8 +459,8 @@ func TestPendingResultEvents(t *testing.T) {
 		q := r.createB2G("any", "any")
 		res := r.requestEvent(q.ID, "bogus", "")
 		require.True(t, res.Ignored)
-		r.requireRequest(q.ID, "pending", even1)
-		require.ErrorIs(t, r.apply(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: 77, Event: "close"}).Error(), fsm.ErrUnknownRequest)
+		r.requireRequest(q.ID, StatePending, even1)
+		require.ErrorIs(t, r.apply(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: 77, Event: string(EventClose)}).Error(), fsm.ErrUnknownRequest)
 	})
 }
 
@@ -469,24 +470,24 @@ func TestDeviceFailureMovesRequestInSameCommand(t *testing.T) {
 	r := newRig(t)
 	r.ready(even1, even2)
 	q := r.createB2G("any", "any")
-	r.deviceEvent(even1, "power_cycle_ok", true)
-	r.deviceEvent(even1, "mobile_init_started", false)
-	r.deviceEvent(even1, "b2g_downloading", false)
+	r.deviceEvent(even1, lifeguard.EventPowerCycleOK, true)
+	r.deviceEvent(even1, lifeguard.EventMobileInitStarted, false)
+	r.deviceEvent(even1, lifeguard.EventB2GDownloading, false)
 	// b2g_downloading's fourth timeout retires the device.
 	for range 3 {
-		require.Equal(t, "pxe_power_cycling", r.deviceTimeout(even1).State)
-		r.deviceEvent(even1, "power_cycle_ok", true)
-		r.deviceEvent(even1, "mobile_init_started", false)
-		r.deviceEvent(even1, "b2g_downloading", false)
+		require.Equal(t, lifeguard.StatePXEPowerCycling, r.deviceTimeout(even1).State)
+		r.deviceEvent(even1, lifeguard.EventPowerCycleOK, true)
+		r.deviceEvent(even1, lifeguard.EventMobileInitStarted, false)
+		r.deviceEvent(even1, lifeguard.EventB2GDownloading, false)
 	}
 	mark := r.mark()
 	r.deviceTimeout(even1)
 	require.Len(t, r.notes[mark:], 1)
-	r.requireRequest(q.ID, "pending", even2)
+	r.requireRequest(q.ID, StatePending, even2)
 	requireLogged(t, r.requestLogs(mark, q.ID), "device "+even1+" finished: failed-bad-device")
 	d := r.device(even1)
 	require.Zero(t, d.RequestID)
-	require.NotEqual(t, "ready", d.State, "the failed device self-tests")
+	require.NotEqual(t, lifeguard.StateReady, lifeguard.State(d.State), "the failed device self-tests")
 }
 
 // A device that cannot even start (no relay_info) fails inside the claim:
@@ -498,38 +499,39 @@ func TestDeviceFailsDuringClaim(t *testing.T) {
 	require.NoError(t, r.apply(fsm.CmdInventorySync, &fsm.InventorySync{Inventory: inv, ShipIt: true}).Error())
 	r.ready(even1, even2)
 	q := r.createB2G("any", "even")
-	r.requireRequest(q.ID, "pending", even2)
-	require.Equal(t, "failed_power_cycling", r.device(even1).State)
+	r.requireRequest(q.ID, StatePending, even2)
+	require.Equal(t, lifeguard.StateFailedPowerCycling, lifeguard.State(r.device(even1).State))
 	require.Zero(t, r.device(even1).RequestID)
-	require.Equal(t, 2, r.request(q.ID).Counters["finding_device"])
+	require.Equal(t, 2, r.request(q.ID).Counters[counterSearches])
 }
 
 // setImagingResult stores a result on the request's claim without the
 // lifeguard_finished event, as when the original's notification POST was
 // lost but the link row was updated. Nothing else runs concurrently, so
 // writing through Read is safe here.
-func (r *rig) setImagingResult(id int64, result string) {
-	r.f.Read(func(s *fsm.State) { s.Requests[id].ImagingResult = result })
+func (r *rig) setImagingResult(id int64, result lifeguard.Result) {
+	r.f.Read(func(s *fsm.State) { s.Requests[id].ImagingResult = string(result) })
 }
 
 // The pending poll picks up a result whose event was missed.
 func TestPendingPollsResult(t *testing.T) {
 	tests := []struct {
-		dev, result string
-		want        string
-		wantDevice  string
+		dev        string
+		result     lifeguard.Result
+		want       State
+		wantDevice string
 	}{
-		{"any", "complete", "ready", even1},
-		{"any", "failed-bad-device", "pending", even2},
-		{even1, "failed-bad-device", "failed_bad_device", ""},
-		{"any", "failed-bad-image", "pending", even2},
+		{"any", lifeguard.ResultComplete, StateReady, even1},
+		{"any", lifeguard.ResultFailedBadDevice, StatePending, even2},
+		{even1, lifeguard.ResultFailedBadDevice, StateFailedBadDevice, ""},
+		{"any", lifeguard.ResultFailedBadImage, StatePending, even2},
 	}
 	for _, tc := range tests {
-		t.Run(tc.dev+"/"+tc.result, func(t *testing.T) {
+		t.Run(tc.dev+"/"+string(tc.result), func(t *testing.T) {
 			r := newRig(t)
 			r.ready(even1, even2)
 			q := r.createB2G(tc.dev, "any")
-			r.requireRequest(q.ID, "pending", even1)
+			r.requireRequest(q.ID, StatePending, even1)
 			r.setImagingResult(q.ID, tc.result)
 			r.timeout(q.ID)
 			r.requireRequest(q.ID, tc.want, tc.wantDevice)
@@ -547,47 +549,47 @@ func TestSilentLifeguard(t *testing.T) {
 		first := r.request(q.ID)
 		require.Equal(t, 60*time.Second, first.StateDeadline.Sub(first.StateEntered), "polls are 60 s apart")
 		r.timeouts(q.ID, 19)
-		r.requireRequest(q.ID, "pending", even1)
+		r.requireRequest(q.ID, StatePending, even1)
 		r.timeout(q.ID)
-		r.requireRequest(q.ID, "finding_device", "")
-		require.Equal(t, 20, r.request(q.ID).Counters["pending"])
+		r.requireRequest(q.ID, StateFindingDevice, "")
+		require.Equal(t, 20, r.request(q.ID).Counters[counterPolls])
 		require.Zero(t, r.device(even1).RequestID)
-		require.Equal(t, "pxe_power_cycling", r.device(even1).State, "the device is left as it is")
+		require.Equal(t, lifeguard.StatePXEPowerCycling, lifeguard.State(r.device(even1).State), "the device is left as it is")
 
 		// The pending counter is a lifetime budget (as the original):
 		// the next device gets one poll.
 		r.ready(even2)
 		r.timeout(q.ID)
-		r.requireRequest(q.ID, "pending", even2)
+		r.requireRequest(q.ID, StatePending, even2)
 		r.timeout(q.ID)
-		r.requireRequest(q.ID, "finding_device", "")
+		r.requireRequest(q.ID, StateFindingDevice, "")
 	})
 	t.Run("specific", func(t *testing.T) {
 		r := newRig(t)
 		r.ready(even1)
 		q := r.createB2G(even1, "any")
 		r.timeouts(q.ID, 50)
-		r.requireRequest(q.ID, "pending", even1)
+		r.requireRequest(q.ID, StatePending, even1)
 		r.at = r.request(q.ID).Expires
-		require.Equal(t, "closed", r.expire(q.ID).State)
+		require.Equal(t, StateClosed, r.expire(q.ID).State)
 	})
 }
 
 // Failed requests ignore close and expire.
 func TestFailedRequestsIgnoreCloseAndExpire(t *testing.T) {
 	r := newRig(t)
-	r.force(even1, "new", "failed_pxe_booting")
+	r.force(even1, lifeguard.StateNew, lifeguard.StateFailedPXEBooting)
 	q := r.createB2G(even1, "any")
-	r.requireRequest(q.ID, "failed_bad_device", "")
+	r.requireRequest(q.ID, StateFailedBadDevice, "")
 	before := r.request(q.ID)
 
 	res := r.closeRequest(q.ID)
 	require.True(t, res.Ignored)
-	require.Equal(t, "failed_bad_device", res.State)
+	require.Equal(t, StateFailedBadDevice, res.State)
 	r.at = q.Expires.Add(time.Hour)
 	res = r.expire(q.ID)
 	require.True(t, res.Ignored)
 	after := r.request(q.ID)
-	require.Equal(t, "failed_bad_device", after.State)
+	require.Equal(t, StateFailedBadDevice, State(after.State))
 	require.Equal(t, before.Generation, after.Generation)
 }

@@ -1,7 +1,7 @@
 package requests
 
 import (
-	"strings"
+	"time"
 
 	"github.com/mozpool/mozpool/fsm"
 )
@@ -11,16 +11,39 @@ type Machine struct{}
 
 var _ fsm.RequestMachine = Machine{}
 
+// Initial is the state of a new request.
+func (Machine) Initial() (string, time.Duration) {
+	s, _ := spec(StateNew)
+	return string(StateNew), s.Timeout
+}
+
+// Start sends a new request looking for a device.
+func (m Machine) Start(tx *fsm.RequestTx) error {
+	return m.Event(tx, string(EventFindDevice), fsm.RequestEventArgs{})
+}
+
+// Expire closes a request whose time is up.
+func (m Machine) Expire(tx *fsm.RequestTx) error {
+	return m.Event(tx, string(EventExpire), fsm.RequestEventArgs{})
+}
+
+// DeviceFinished hands the request the result of its device's operation.
+func (m Machine) DeviceFinished(tx *fsm.RequestTx, result string) {
+	if err := m.Event(tx, string(EventLifeguardFinished), fsm.RequestEventArgs{ImagingResult: result}); err != nil {
+		tx.Log("statemachine", "ignored %s (%s) in state %s", EventLifeguardFinished, result, tx.State())
+	}
+}
+
 // Known reports whether state is in the table.
-func (Machine) Known(state string) bool { _, ok := spec(state); return ok }
+func (Machine) Known(state string) bool { _, ok := spec(State(state)); return ok }
 
 // Open reports whether a request in state may hold a device and expire.
-func (Machine) Open(state string) bool { s, _ := spec(state); return s.Open }
+func (Machine) Open(state string) bool { return State(state).Open() }
 
 // Event handles event in the request's current state.
 func (Machine) Event(m *fsm.RequestTx, event string, args fsm.RequestEventArgs) error {
-	s, _ := spec(m.State())
-	if t, ok := s.Events[event]; ok {
+	s, _ := spec(State(m.State()))
+	if t, ok := s.Events[Event(event)]; ok {
 		return t(m, args)
 	}
 	return fsm.ErrIgnored
@@ -28,12 +51,12 @@ func (Machine) Event(m *fsm.RequestTx, event string, args fsm.RequestEventArgs) 
 
 // Timeout handles the passing of the current state's deadline.
 func (Machine) Timeout(m *fsm.RequestTx) {
-	s, _ := spec(m.State())
+	s, _ := spec(State(m.State()))
 	if s.OnTimeout == nil {
 		return
 	}
 	s.OnTimeout(m)
 }
 
-// IsFailed reports whether a request state is a failure.
-func IsFailed(state string) bool { return strings.HasPrefix(state, "failed_") }
+// IsFailed reports whether a request state (as fsm stores it) is a failure.
+func IsFailed(state string) bool { return State(state).Failed() }

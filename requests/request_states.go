@@ -1,10 +1,10 @@
 package requests
 
 import (
-	"strings"
 	"time"
 
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/lifeguard"
 )
 
 // noTimeout marks a state without a deadline.
@@ -30,73 +30,80 @@ type stateSpec struct {
 	Timeout   time.Duration
 	OnEntry   func(m *fsm.RequestTx)
 	OnTimeout func(m *fsm.RequestTx)
-	Events    map[string]transition
+	Events    map[Event]transition
 	// Open states may hold a device and expire.
 	Open bool
 }
 
-var requestStates map[string]stateSpec
+// Counter names (the request's lifetime counts).
+const (
+	counterSearches  = string(StateFindingDevice)
+	counterPolls     = string(StatePending)
+	counterBadImages = "bad-images"
+)
+
+var requestStates map[State]stateSpec
 
 func init() { requestStates = stateTable() }
 
 // closable are the events every open state accepts: a return or an expiry
 // closes the request.
-func closable(events map[string]transition) map[string]transition {
+func closable(events map[Event]transition) map[Event]transition {
 	if events == nil {
-		events = map[string]transition{}
+		events = map[Event]transition{}
 	}
-	events["close"] = on("closed")
-	events["expire"] = on("closed")
+	events[EventClose] = on(StateClosed)
+	events[EventExpire] = on(StateClosed)
 	return events
 }
 
-func stateTable() map[string]stateSpec {
-	return map[string]stateSpec{
-		"new": {Timeout: noTimeout, Open: true,
-			Events: closable(map[string]transition{"find_device": on("finding_device")})},
+func stateTable() map[State]stateSpec {
+	return map[State]stateSpec{
+		StateNew: {Timeout: noTimeout, Open: true,
+			Events: closable(map[Event]transition{EventFindDevice: on(StateFindingDevice)})},
 		// finding_device: search on entry, again every 10 s.
-		"finding_device": {Timeout: 10 * time.Second, Open: true, OnEntry: findDevice,
-			OnTimeout: gotoState("finding_device"), Events: closable(nil)},
+		StateFindingDevice: {Timeout: 10 * time.Second, Open: true, OnEntry: findDevice,
+			OnTimeout: gotoState(StateFindingDevice), Events: closable(nil)},
 		// pending: the device is being imaged; poll the result every 60 s
 		// in case the notification was missed.
-		"pending": {Timeout: 60 * time.Second, Open: true, OnEntry: pendingEntry, OnTimeout: pendingTimeout,
-			Events: closable(map[string]transition{"lifeguard_finished": func(m *fsm.RequestTx, a fsm.RequestEventArgs) error {
+		StatePending: {Timeout: 60 * time.Second, Open: true, OnEntry: pendingEntry, OnTimeout: pendingTimeout,
+			Events: closable(map[Event]transition{EventLifeguardFinished: func(m *fsm.RequestTx, a fsm.RequestEventArgs) error {
 				handleResult(m, a.ImagingResult)
 				return nil
 			}})},
-		"ready":  {Timeout: noTimeout, Open: true, Events: closable(nil)},
-		"closed": {Timeout: noTimeout, OnEntry: release},
+		StateReady:  {Timeout: noTimeout, Open: true, Events: closable(nil)},
+		StateClosed: {Timeout: noTimeout, OnEntry: release},
 		// expired: a legacy state (≤ 3.0.1) that stored requests may hold.
-		"expired":                 {Timeout: noTimeout, OnEntry: release, Events: closable(nil)},
-		"failed_device_not_found": {Timeout: noTimeout, OnEntry: release},
-		"failed_bad_image":        {Timeout: noTimeout, OnEntry: release},
-		"failed_bad_device":       {Timeout: noTimeout, OnEntry: release},
-		"failed_device_busy":      {Timeout: noTimeout, OnEntry: release},
+		StateExpired:              {Timeout: noTimeout, OnEntry: release, Events: closable(nil)},
+		StateFailedDeviceNotFound: {Timeout: noTimeout, OnEntry: release},
+		StateFailedBadImage:       {Timeout: noTimeout, OnEntry: release},
+		StateFailedBadDevice:      {Timeout: noTimeout, OnEntry: release},
+		StateFailedDeviceBusy:     {Timeout: noTimeout, OnEntry: release},
 	}
 }
 
-func spec(state string) (stateSpec, bool) {
+func spec(state State) (stateSpec, bool) {
 	s, ok := requestStates[state]
 	return s, ok
 }
 
-func enter(m *fsm.RequestTx, state string) {
-	s, _ := spec(state)
+func enter(m *fsm.RequestTx, state State) {
+	s, ok := spec(state)
 	timeout := s.Timeout
-	if _, ok := requestStates[state]; !ok {
+	if !ok {
 		timeout = noTimeout
 	}
-	m.Goto(state, timeout)
+	m.Goto(string(state), timeout)
 	if s.OnEntry != nil {
 		s.OnEntry(m)
 	}
 }
 
-func on(state string) transition {
+func on(state State) transition {
 	return func(m *fsm.RequestTx, _ fsm.RequestEventArgs) error { enter(m, state); return nil }
 }
 
-func gotoState(state string) func(m *fsm.RequestTx) {
+func gotoState(state State) func(m *fsm.RequestTx) {
 	return func(m *fsm.RequestTx) { enter(m, state) }
 }
 
@@ -105,21 +112,21 @@ func release(m *fsm.RequestTx) { m.Release() }
 // findDevice is the device search, with the claim and the
 // contact of lifeguard in the same Apply.
 func findDevice(m *fsm.RequestTx) {
-	count := m.Inc("finding_device")
+	count := m.Inc(counterSearches)
 	m.Release()
-	if m.ClaimAndContact() {
-		enter(m, "pending")
+	if claimAndContact(m) {
+		enter(m, StatePending)
 		return
 	}
 	switch {
 	case m.Any():
 		if count >= findAnyLimit {
-			enter(m, "failed_device_not_found")
+			enter(m, StateFailedDeviceNotFound)
 		}
 	case count >= findSpecificLimit:
-		enter(m, "failed_device_busy")
-	case strings.HasPrefix(m.RequestedDeviceState(), "failed_"):
-		enter(m, "failed_bad_device")
+		enter(m, StateFailedDeviceBusy)
+	case lifeguard.IsFailed(m.RequestedDeviceState()):
+		enter(m, StateFailedBadDevice)
 	}
 }
 
@@ -132,32 +139,35 @@ func pendingEntry(m *fsm.RequestTx) {
 }
 
 // stalled are device states from which an operation will not finish by
-// itself: the device was taken over by an operator.
-var stalled = map[string]bool{"locked_out": true, "troubleshooting": true, "maintenance_mode": true, "ready": true, "": true}
+// itself: the device was taken over by an operator ("": it is gone).
+var stalled = map[lifeguard.State]bool{
+	lifeguard.StateLockedOut: true, lifeguard.StateTroubleshooting: true,
+	lifeguard.StateMaintenanceMode: true, lifeguard.StateReady: true, "": true,
+}
 
 func pendingTimeout(m *fsm.RequestTx) {
 	if r := m.Request().ImagingResult; r != "" {
 		handleResult(m, r)
 		return
 	}
-	if ds := m.DeviceState(); stalled[ds] {
+	if ds := m.DeviceState(); stalled[lifeguard.State(ds)] {
 		m.Log("mozpool", "device %s is %s, not imaging", m.Request().Device, orNone(ds))
 		if m.Any() {
-			enter(m, "finding_device")
+			enter(m, StateFindingDevice)
 		} else {
-			enter(m, "failed_bad_device")
+			enter(m, StateFailedBadDevice)
 		}
 		return
 	}
 	if !m.Any() {
-		enter(m, "pending")
+		enter(m, StatePending)
 		return
 	}
-	if m.Inc("pending") < pendingLimit {
-		enter(m, "pending")
+	if m.Inc(counterPolls) < pendingLimit {
+		enter(m, StatePending)
 		return
 	}
-	enter(m, "finding_device")
+	enter(m, StateFindingDevice)
 }
 
 func orNone(s string) string {
@@ -169,23 +179,23 @@ func orNone(s string) string {
 
 // handleResult moves the request on the device's imaging result.
 func handleResult(m *fsm.RequestTx, result string) {
-	switch result {
-	case "complete":
-		enter(m, "ready")
-	case "failed-bad-image":
-		if m.Inc("bad-images") < badImageLimit {
-			enter(m, "finding_device")
+	switch lifeguard.Result(result) {
+	case lifeguard.ResultComplete:
+		enter(m, StateReady)
+	case lifeguard.ResultFailedBadImage:
+		if m.Inc(counterBadImages) < badImageLimit {
+			enter(m, StateFindingDevice)
 		} else {
-			enter(m, "failed_bad_image")
+			enter(m, StateFailedBadImage)
 		}
-	case "failed-bad-device":
+	case lifeguard.ResultFailedBadDevice:
 		if m.Any() {
-			enter(m, "finding_device")
+			enter(m, StateFindingDevice)
 		} else {
-			enter(m, "failed_bad_device")
+			enter(m, StateFailedBadDevice)
 		}
 	default:
 		m.Log("mozpool", "unknown imaging result %q", result)
-		enter(m, "finding_device")
+		enter(m, StateFindingDevice)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -191,20 +192,26 @@ func (r *rig) createB2G(dev, env string) fsm.Request {
 	return r.create(dev, "b2g", env, b2gConfig)
 }
 
-// ready forces fresh devices from "new" to ready.
+// ready forces fresh devices from new to ready.
 func (r *rig) ready(devs ...string) {
 	r.t.Helper()
 	for _, d := range devs {
-		r.force(d, "new", "ready")
+		r.force(d, lifeguard.StateNew, lifeguard.StateReady)
 	}
 }
 
 // force is a forced device state change that must succeed.
-func (r *rig) force(dev, from, to string) {
+func (r *rig) force(dev string, from, to lifeguard.State) {
 	r.t.Helper()
-	res := r.apply(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: dev, From: from, To: to})
+	res := r.apply(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: dev, From: string(from), To: string(to)})
 	require.NoError(r.t, res.Error(), "state-change %s: %s → %s", dev, from, to)
-	require.Equal(r.t, to, r.device(dev).State)
+	require.Equal(r.t, to, r.deviceState(dev))
+}
+
+// deviceState is a device's state.
+func (r *rig) deviceState(name string) lifeguard.State {
+	r.t.Helper()
+	return lifeguard.State(r.device(name).State)
 }
 
 // device returns a copy of a device record.
@@ -244,11 +251,17 @@ func (r *rig) exists(id int64) bool {
 	return ok
 }
 
+// requestState is a request's state.
+func (r *rig) requestState(id int64) State {
+	r.t.Helper()
+	return State(r.request(id).State)
+}
+
 // requireRequest checks a request's state and the device it holds.
-func (r *rig) requireRequest(id int64, state, device string) {
+func (r *rig) requireRequest(id int64, state State, device string) {
 	r.t.Helper()
 	q := r.request(id)
-	require.Equal(r.t, state, q.State, "request %d state", id)
+	require.Equal(r.t, state, State(q.State), "request %d state", id)
 	require.Equal(r.t, device, q.Device, "request %d device", id)
 }
 
@@ -260,30 +273,42 @@ func (r *rig) eventResult(res fsm.Result) fsm.EventResult {
 	return out
 }
 
+// outcome is an fsm.EventResult with the state typed by its machine's
+// State (requests' or lifeguard's).
+type outcome[S ~string] struct {
+	State   S
+	Ignored bool
+	Reason  string
+}
+
+func outcomeOf[S ~string](e fsm.EventResult) outcome[S] {
+	return outcome[S]{State: S(e.State), Ignored: e.Ignored, Reason: e.Reason}
+}
+
 // requestEvent delivers an event to a request from outside.
-func (r *rig) requestEvent(id int64, event, result string) fsm.EventResult {
+func (r *rig) requestEvent(id int64, event Event, result lifeguard.Result) outcome[State] {
 	r.t.Helper()
-	return r.eventResult(r.apply(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: event,
-		Args: fsm.RequestEventArgs{ImagingResult: result}}))
+	return outcomeOf[State](r.eventResult(r.apply(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: string(event),
+		Args: fsm.RequestEventArgs{ImagingResult: string(result)}})))
 }
 
 // closeRequest is a return.
-func (r *rig) closeRequest(id int64) fsm.EventResult {
+func (r *rig) closeRequest(id int64) outcome[State] {
 	r.t.Helper()
-	return r.requestEvent(id, "close", "")
+	return r.requestEvent(id, EventClose, "")
 }
 
 // timeout proposes the timeout of the request's current state entry, as the
 // leader's driver would once the deadline has passed (the command time
 // moves past the deadline).
-func (r *rig) timeout(id int64) fsm.EventResult {
+func (r *rig) timeout(id int64) outcome[State] {
 	r.t.Helper()
 	q := r.request(id)
 	require.False(r.t, q.StateDeadline.IsZero(), "request %d in %s has no deadline", id, q.State)
 	if q.StateDeadline.After(r.at) {
 		r.at = q.StateDeadline
 	}
-	return r.eventResult(r.apply(fsm.CmdRequestTimeout, &fsm.RequestTimeout{ID: id, Generation: q.Generation}))
+	return outcomeOf[State](r.eventResult(r.apply(fsm.CmdRequestTimeout, &fsm.RequestTimeout{ID: id, Generation: q.Generation})))
 }
 
 // timeouts fires n timeouts of the request in a row.
@@ -295,57 +320,75 @@ func (r *rig) timeouts(id int64, n int) {
 }
 
 // expire proposes the request's expiry at the current command time.
-func (r *rig) expire(id int64) fsm.EventResult {
+func (r *rig) expire(id int64) outcome[State] {
 	r.t.Helper()
-	return r.eventResult(r.apply(fsm.CmdRequestExpire, &fsm.RequestExpire{ID: id}))
+	return outcomeOf[State](r.eventResult(r.apply(fsm.CmdRequestExpire, &fsm.RequestExpire{ID: id})))
 }
 
 // deviceEvent delivers a device event; a hardware result (hw) carries the
 // generation of the state entry it was started for.
-func (r *rig) deviceEvent(dev, event string, hw bool) fsm.EventResult {
+func (r *rig) deviceEvent(dev string, event lifeguard.Event, hw bool) outcome[lifeguard.State] {
 	r.t.Helper()
 	var gen uint64
 	if hw {
 		gen = r.device(dev).Generation
 	}
-	res := r.eventResult(r.apply(fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: dev, Event: event, Generation: gen, Source: "test"}))
+	res := r.eventResult(r.apply(fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: dev, Event: string(event), Generation: gen, Source: "test"}))
 	require.False(r.t, res.Ignored, "device %s ignored %s: %s", dev, event, res.Reason)
-	return res
+	return outcomeOf[lifeguard.State](res)
 }
 
 // deviceTimeout fires the timeout of the device's current state entry.
-func (r *rig) deviceTimeout(dev string) fsm.EventResult {
+func (r *rig) deviceTimeout(dev string) outcome[lifeguard.State] {
 	r.t.Helper()
 	d := r.device(dev)
 	if d.StateDeadline.After(r.at) {
 		r.at = d.StateDeadline
 	}
-	return r.eventResult(r.apply(fsm.CmdDeviceTimeout, &fsm.DeviceTimeout{Device: dev, Generation: d.Generation}))
+	return outcomeOf[lifeguard.State](r.eventResult(r.apply(fsm.CmdDeviceTimeout, &fsm.DeviceTimeout{Device: dev, Generation: d.Generation})))
+}
+
+// imagingStep is a device event and the state after it.
+type imagingStep struct {
+	event lifeguard.Event
+	want  lifeguard.State
 }
 
 // imagingSteps are the device's steps from pxe_power_cycling to ready for
 // an install flow ("b2g" or "android"), with the state after each.
-func imagingSteps(flow string) []struct{ event, want string } {
-	return []struct{ event, want string }{
-		{"power_cycle_ok", "pxe_booting"},
-		{"mobile_init_started", "mobile_init_started"},
-		{flow + "_downloading", flow + "_downloading"},
-		{flow + "_extracting", flow + "_extracting"},
-		{flow + "_rebooting", "sut_verifying"},
-		{"sut_verify_ok", "sut_sdcard_verifying"},
-		{"sut_sdcard_ok", "ready"},
-	}
+func imagingSteps(flow string) []imagingStep {
+	steps := map[string][]imagingStep{
+		"b2g": {
+			{lifeguard.EventB2GDownloading, lifeguard.StateB2GDownloading},
+			{lifeguard.EventB2GExtracting, lifeguard.StateB2GExtracting},
+			{lifeguard.EventB2GRebooting, lifeguard.StateSUTVerifying},
+		},
+		"android": {
+			{lifeguard.EventAndroidDownloading, lifeguard.StateAndroidDownloading},
+			{lifeguard.EventAndroidExtracting, lifeguard.StateAndroidExtracting},
+			{lifeguard.EventAndroidRebooting, lifeguard.StateSUTVerifying},
+		},
+	}[flow]
+	return slices.Concat([]imagingStep{
+		{lifeguard.EventPowerCycleOK, lifeguard.StatePXEBooting},
+		{lifeguard.EventMobileInitStarted, lifeguard.StateMobileInitStarted},
+	}, steps, []imagingStep{
+		{lifeguard.EventSUTVerifyOK, lifeguard.StateSUTSDCardVerifying},
+		{lifeguard.EventSUTSDCardOK, lifeguard.StateReady},
+	})
 }
 
 // hardwareResults are the events the imaging server sends (tagged with a
 // generation); the others come from the board.
-var hardwareResults = map[string]bool{"power_cycle_ok": true, "ping_ok": true, "sut_verify_ok": true, "sut_sdcard_ok": true}
+var hardwareResults = map[lifeguard.Event]bool{
+	lifeguard.EventPowerCycleOK: true, lifeguard.EventPingOK: true, lifeguard.EventSUTVerifyOK: true, lifeguard.EventSUTSDCardOK: true,
+}
 
 // install drives dev, which must be in pxe_power_cycling, through an
 // install flow to ready, checking every state on the way.
 func (r *rig) install(dev, flow string) {
 	r.t.Helper()
-	require.Equal(r.t, "pxe_power_cycling", r.device(dev).State, "device %s before installing", dev)
+	require.Equal(r.t, lifeguard.StatePXEPowerCycling, r.deviceState(dev), "device %s before installing", dev)
 	for _, s := range imagingSteps(flow) {
 		res := r.deviceEvent(dev, s.event, hardwareResults[s.event])
 		require.Equal(r.t, s.want, res.State, "device %s: Handle(%s) = %s, want %s", dev, s.event, res.State, s.want)
@@ -356,10 +399,10 @@ func (r *rig) install(dev, flow string) {
 // power cycle to ready.
 func (r *rig) reboot(dev string) {
 	r.t.Helper()
-	require.Equal(r.t, "pc_power_cycling", r.device(dev).State, "device %s before rebooting", dev)
-	require.Equal(r.t, "pc_rebooting", r.deviceEvent(dev, "power_cycle_ok", true).State)
-	require.Equal(r.t, "pc_pinging", r.deviceTimeout(dev).State)
-	require.Equal(r.t, "ready", r.deviceEvent(dev, "ping_ok", true).State)
+	require.Equal(r.t, lifeguard.StatePCPowerCycling, r.deviceState(dev), "device %s before rebooting", dev)
+	require.Equal(r.t, lifeguard.StatePCRebooting, r.deviceEvent(dev, lifeguard.EventPowerCycleOK, true).State)
+	require.Equal(r.t, lifeguard.StatePCPinging, r.deviceTimeout(dev).State)
+	require.Equal(r.t, lifeguard.StateReady, r.deviceEvent(dev, lifeguard.EventPingOK, true).State)
 }
 
 // mark remembers where the notifications are, for logs.

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/lifeguard"
 )
 
 // The request table itself, and what the FSM keeps of requests: stale
@@ -16,23 +17,24 @@ import (
 // accept nothing and have no timer; states with a timer handle it.
 func TestRequestStateTable(t *testing.T) {
 	m := Machine{}
-	apiStates := []string{"ready", "closed", "failed_device_not_found", "failed_bad_image", "failed_bad_device", "failed_device_busy"}
+	apiStates := []State{StateReady, StateClosed, StateFailedDeviceNotFound, StateFailedBadImage, StateFailedBadDevice, StateFailedDeviceBusy}
 	for _, s := range apiStates {
-		require.True(t, m.Known(s), "state %s is API and must exist", s)
+		require.True(t, m.Known(string(s)), "state %s is API and must exist", s)
 	}
 	for name, s := range requestStates {
-		t.Run(name, func(t *testing.T) {
+		t.Run(string(name), func(t *testing.T) {
 			if s.Timeout >= 0 {
 				require.NotNil(t, s.OnTimeout, "Timeout(%s) has no handler", name)
 			}
-			if IsFailed(name) || name == "closed" {
+			if name.Failed() || name == StateClosed {
+				require.True(t, IsFailed(string(name)) || name == StateClosed)
 				require.False(t, s.Open, "%s must not be open", name)
 				require.Empty(t, s.Events, "%s must accept no event", name)
 				require.Equal(t, noTimeout, s.Timeout, "%s must have no timer", name)
 				require.NotNil(t, s.OnEntry, "%s must release the device on entry", name)
 				return
 			}
-			for _, ev := range []string{"close", "expire"} {
+			for _, ev := range []Event{EventClose, EventExpire} {
 				require.Contains(t, s.Events, ev, "%s must accept %s", name, ev)
 			}
 		})
@@ -58,9 +60,9 @@ func TestStaleTimersDiscarded(t *testing.T) {
 	require.Equal(t, cur.Generation, after.Generation, "a stale timeout changes nothing")
 	require.Equal(t, cur.Counters, after.Counters, "a stale timeout does not search")
 
-	res = r.eventResult(r.apply(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: q.ID, Event: "close", Generation: old.Generation}))
+	res = r.eventResult(r.apply(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: q.ID, Event: string(EventClose), Generation: old.Generation}))
 	require.True(t, res.Ignored, "stale event")
-	r.requireRequest(q.ID, "finding_device", "")
+	r.requireRequest(q.ID, StateFindingDevice, "")
 
 	r.closeRequest(q.ID)
 	closed := r.request(q.ID)
@@ -84,13 +86,13 @@ func TestCompaction(t *testing.T) {
 	}
 	oldClosed := withExpiry("any", "nowhere", time.Hour)
 	r.closeRequest(oldClosed.ID)
-	r.force(odd1, "new", "failed_pxe_booting")
+	r.force(odd1, lifeguard.StateNew, lifeguard.StateFailedPXEBooting)
 	oldFailed := withExpiry(odd1, "any", time.Hour)
-	r.requireRequest(oldFailed.ID, "failed_bad_device", "")
+	r.requireRequest(oldFailed.ID, StateFailedBadDevice, "")
 	recentClosed := withExpiry("any", "nowhere", 5*24*time.Hour)
 	r.closeRequest(recentClosed.ID)
 	oldOpen := withExpiry("any", "any", time.Hour) // holds even1
-	r.requireRequest(oldOpen.ID, "pending", even1)
+	r.requireRequest(oldOpen.ID, StatePending, even1)
 
 	// Eight days later the leader compacts what expired before now - 7 d.
 	r.at = t0.Add(8 * 24 * time.Hour)
@@ -128,16 +130,16 @@ func TestSnapshotRestoreRequests(t *testing.T) {
 	r.timeouts(searching.ID, 2)
 	closed := r.createB2G("any", "any")
 	r.closeRequest(closed.ID)
-	r.force(odd3, "ready", "failed_pxe_booting")
+	r.force(odd3, lifeguard.StateReady, lifeguard.StateFailedPXEBooting)
 	failed := r.createB2G(odd3, "any")
-	r.requireRequest(failed.ID, "failed_bad_device", "")
-	r.setImagingResult(pending.ID, "failed-bad-image")
+	r.requireRequest(failed.ID, StateFailedBadDevice, "")
+	r.setImagingResult(pending.ID, lifeguard.ResultFailedBadImage)
 
 	restored := &rig{t: t, f: r.snapshot(), index: r.index, at: r.at}
 	requireSameState(t, r.f, restored.f)
-	restored.requireRequest(pending.ID, "pending", r.request(pending.ID).Device)
-	require.Equal(t, "failed-bad-image", restored.request(pending.ID).ImagingResult)
-	require.Equal(t, 3, restored.request(pending.ID).Counters["pending"])
+	restored.requireRequest(pending.ID, StatePending, r.request(pending.ID).Device)
+	require.Equal(t, lifeguard.ResultFailedBadImage, lifeguard.Result(restored.request(pending.ID).ImagingResult))
+	require.Equal(t, 3, restored.request(pending.ID).Counters[counterPolls])
 
 	// Both replicas go on from the same log.
 	for _, x := range []*rig{r, restored} {
@@ -177,11 +179,11 @@ func TestConcurrentCreatesNeverShareADevice(t *testing.T) {
 	waiting := 0
 	for _, id := range ids {
 		q := r.request(id)
-		switch q.State {
-		case "pending":
+		switch State(q.State) {
+		case StatePending:
 			require.NotContains(t, claimed, q.Device, "device %s claimed twice", q.Device)
 			claimed[q.Device] = id
-		case "finding_device":
+		case StateFindingDevice:
 			waiting++
 		default:
 			require.Failf(t, "unexpected state", "request %d is %s", id, q.State)
@@ -196,17 +198,17 @@ func TestConcurrentCreatesNeverShareADevice(t *testing.T) {
 		// The claimed devices finish, the requests are used and returned.
 		for _, id := range ids {
 			q := r.request(id)
-			if q.State != "pending" {
+			if State(q.State) != StatePending {
 				continue
 			}
 			r.install(q.Device, "b2g")
-			r.requireRequest(id, "ready", q.Device)
+			r.requireRequest(id, StateReady, q.Device)
 			served[id] = q.Device
 			r.closeRequest(id)
 		}
 		// The waiting ones search again and take the freed devices.
 		for _, id := range ids {
-			if r.request(id).State == "finding_device" {
+			if r.requestState(id) == StateFindingDevice {
 				r.timeout(id)
 			}
 		}
@@ -225,11 +227,11 @@ func TestFailedDeviceNotReclaimed(t *testing.T) {
 	r.ready(even1)
 	q := r.createB2G("any", "any")
 	// failed_sut_verifying reports failed-bad-device, then self-tests at once.
-	res := r.apply(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: even1, From: "pxe_power_cycling", To: "failed_sut_verifying"})
+	res := r.apply(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: even1, From: string(lifeguard.StatePXEPowerCycling), To: string(lifeguard.StateFailedSUTVerifying)})
 	require.NoError(t, res.Error())
-	r.requireRequest(q.ID, "finding_device", "")
+	r.requireRequest(q.ID, StateFindingDevice, "")
 	d := r.device(even1)
 	require.Zero(t, d.RequestID)
-	require.Equal(t, "pxe_power_cycling", d.State, "the device self-tests")
+	require.Equal(t, lifeguard.StatePXEPowerCycling, lifeguard.State(d.State), "the device self-tests")
 	require.Equal(t, "self-test", d.NextImage)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mozpool/mozpool/bmm/suttest"
+	"github.com/mozpool/mozpool/lifeguard"
 )
 
 var (
@@ -224,7 +225,7 @@ func (b *board) mobileInit(ctx context.Context, stage string) error {
 	}
 	b.logKernel(ctx)
 	b.syslog(ctx, appMobileInit, "fetching second stage "+stage+".sh")
-	b.post(ctx, "mobile_init_started")
+	b.post(ctx, lifeguard.EventMobileInitStarted)
 	return b.wait(ctx, cfg.Failures.MobileInit, cfg.Delays.MobileInit)
 }
 
@@ -267,7 +268,8 @@ func (b *board) imaging(ctx context.Context, image string, needBootConfig bool) 
 			return err
 		}
 		b.syslog(ctx, stage, s.line)
-		b.post(ctx, phase)
+		// The phase is named as the report lifeguard expects (b2g_downloading, …).
+		b.post(ctx, lifeguard.Event(phase))
 		if err := b.wait(ctx, s.p, s.d); err != nil {
 			return err
 		}
@@ -293,7 +295,7 @@ func (b *board) selfTest(ctx context.Context) error {
 		return err
 	}
 	b.syslog(ctx, appSelfTest, "running self-test: SD card, network")
-	b.post(ctx, "self_test_running")
+	b.post(ctx, lifeguard.EventSelfTestRunning)
 	if err := b.wait(ctx, 0, cfg.Delays.SelfTest); err != nil {
 		return err
 	}
@@ -303,14 +305,14 @@ func (b *board) selfTest(ctx context.Context) error {
 			return err
 		}
 		b.syslog(ctx, appSelfTest, "self-test passed")
-		b.post(ctx, "self_test_ok")
+		b.post(ctx, lifeguard.EventSelfTestOK)
 		return b.hang(ctx, PhaseSelfTestOK, true)
 	case u < cfg.Failures.SelfTestOK+cfg.Failures.SelfTestFailed:
 		if err := b.enter(ctx, PhaseSelfTestBad, true, false); err != nil {
 			return err
 		}
 		b.syslog(ctx, appSelfTest, "self-test failed: SD card check failed")
-		b.post(ctx, "failed_self_test")
+		b.post(ctx, lifeguard.EventFailedSelfTest)
 		return b.hang(ctx, PhaseSelfTestBad, true)
 	default:
 		return b.hang(ctx, PhaseHung, true)
@@ -329,7 +331,7 @@ func (b *board) maintenance(ctx context.Context) error {
 		return err
 	}
 	b.syslog(ctx, appMaint, "maintenance mode: live image up, waiting")
-	b.post(ctx, "maint_mode")
+	b.post(ctx, lifeguard.EventMaintMode)
 	if err := b.wait(ctx, 0, cfg.Delays.Maintenance); err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/pin/tftp/v3"
+
+	"github.com/mozpool/mozpool/lifeguard"
 )
 
 var (
@@ -137,9 +139,9 @@ type EventPost struct {
 // post sends an event to the board's imaging server, as the live image's
 // scripts do (GET /api/device/<name>/event/<event>/), and records it. A
 // failed post is logged and recorded; it does not stop the second stage.
-func (b *board) post(ctx context.Context, event string) {
-	ep := EventPost{Event: event, At: time.Now()}
-	status, _, err := b.get(ctx, "/api/device/"+url.PathEscape(b.name)+"/event/"+url.PathEscape(event)+"/")
+func (b *board) post(ctx context.Context, event lifeguard.Event) {
+	ep := EventPost{Event: string(event), At: time.Now()}
+	status, _, err := b.get(ctx, "/api/device/"+url.PathEscape(b.name)+"/event/"+url.PathEscape(string(event))+"/")
 	ep.Status = status
 	switch {
 	case err != nil:

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/lifeguard"
 )
 
 // TestLabInventory checks that the sample lab inventory loads with the same
@@ -16,7 +17,7 @@ func TestLabInventory(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, inv.Devices, 30)
 
-	f := fsm.New(fsm.Config{})
+	f := fsm.New(fsm.Config{Devices: lifeguard.Machine{}})
 	b, err := fsm.Encode(fsm.CmdInventorySync, &fsm.InventorySync{
 		Header:    fsm.Header{At: time.Unix(0, 0).UTC()},
 		Inventory: inv,
@@ -33,7 +34,7 @@ func TestLabInventory(t *testing.T) {
 	f.Read(func(s *fsm.State) {
 		require.Len(t, s.Devices, 30)
 		for name, d := range s.Devices {
-			require.Equal(t, "new", d.State, "device %s", name)
+			require.Equal(t, string(lifeguard.StateNew), d.State, "device %s", name)
 		}
 		require.Len(t, s.Servers, 3)
 		require.Len(t, s.RelayBoards, 3)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/client"
+	"github.com/mozpool/mozpool/requests"
 )
 
 // Defaults of the request command.
@@ -201,7 +202,12 @@ func (p *progress) done() {
 // finalState reports whether a request state is final: ready (success) or
 // closed and the failed_* states (failure).
 func finalState(state string) bool {
-	return state == "ready" || state == "closed" || state == "expired" || strings.HasPrefix(state, "failed_")
+	switch s := requests.State(state); s {
+	case requests.StateReady, requests.StateClosed, requests.StateExpired:
+		return true
+	default:
+		return s.Failed()
+	}
 }
 
 // waitRequest polls the request until it is ready (nil) or ends (an error
@@ -222,7 +228,7 @@ func (e *env) waitRequest(ctx context.Context, c *client.Client, id int64, inter
 		}
 		if err == nil && finalState(st.State) {
 			p.done()
-			if st.State == "ready" {
+			if requests.State(st.State) == requests.StateReady {
 				if e.json {
 					req, err := c.Request(ctx, id)
 					if err != nil {
