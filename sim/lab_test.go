@@ -322,7 +322,11 @@ func TestDiscoveryIsRefreshed(t *testing.T) {
 	inv := testInventory(testSubnet(), 1)
 	api.setPXE(inv.Devices[0].MAC, pxeMaintenance)
 	api.hide(true)
-	l := startLab(t, testConfig(t, inv, api))
+	cfg := testConfig(t, inv, api)
+	// Refreshed often, so that the Eventually below sees the server soon
+	// after it appears; a refresh that times out is simply retried.
+	cfg.Discovery = 200 * time.Millisecond
+	l := startLab(t, cfg)
 	waitPhase(t, l, "dev1", "running_android")
 	require.Zero(t, board(t, l, "dev1").TFTPFetches, "no imaging server known: no TFTP")
 
