@@ -197,7 +197,7 @@ func TestTCPDown(t *testing.T) {
 // a host that is off does): the only probe may take an Interval of an hour,
 // yet Ping calls the host down, (false, nil), at the Timeout.
 func TestTCPSilent(t *testing.T) {
-	p, err := New(Config{Mode: ModeTCP, Attempts: 1, Interval: time.Hour, Timeout: 200 * time.Millisecond, Logger: testlog.New(t)})
+	p, err := New(Config{Mode: ModeTCP, Attempts: 1, Interval: time.Hour, Timeout: time.Second, Logger: testlog.New(t)})
 	require.NoError(t, err)
 	dials, _ := probes(p, func(ctx context.Context) error {
 		<-ctx.Done()
