@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,10 +44,25 @@ const (
 	pxeMaintenance = "append mobile-imaging-url=http://127.0.0.1/mobile-imaging/maintenance-second-stage.sh\n"
 )
 
-// testSubnet returns a random 127.X.Y prefix so that parallel tests (and
-// test packages) give their boards distinct addresses.
+// subnets is how many 127.X.Y prefixes testSubnet hands out: X in 10..249.
+const subnets = 240 * 256
+
+// subnetBase is where this test binary starts handing out prefixes, and
+// subnetNext counts the ones handed out.
+var (
+	subnetBase = rand.IntN(subnets)
+	subnetNext atomic.Int64
+)
+
+// testSubnet returns a 127.X.Y prefix for one test's boards, so that
+// parallel tests give their boards distinct addresses. Within this test
+// binary a prefix is never handed out twice (random draws could repeat,
+// and two labs on one prefix cannot both bind their boards); the random
+// start keeps other test binaries that pick 127.X.Y prefixes (e2e's) out of
+// the way.
 func testSubnet() string {
-	return fmt.Sprintf("127.%d.%d", 10+rand.IntN(240), rand.IntN(256))
+	i := (subnetBase + int(subnetNext.Add(1))) % subnets
+	return fmt.Sprintf("127.%d.%d", 10+i/256, i%256)
 }
 
 // testInventory describes n boards dev1..devN on subnet, each on its own
@@ -148,7 +164,9 @@ func startTFTP(t *testing.T, dir string) string {
 		_, err = rf.ReadFrom(f)
 		return err
 	}, nil)
-	s.SetTimeout(200 * time.Millisecond)
+	// A generous retransmission timeout: on a loaded machine a short one
+	// makes the server give up on a board that is merely slow to ACK.
+	s.SetTimeout(2 * time.Second)
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
 	done := make(chan struct{})
@@ -251,16 +269,21 @@ func (a *fakeAPI) failEvent(ev string, status int) {
 }
 
 // testConfig is a fast lab: every delay a thousandth, no failures, a
-// self-test that always passes, no relay recovery pause.
+// self-test that always passes, no relay recovery pause. The network
+// timeouts are not shortened: a board's first boot network-boots only if
+// Start's one discovery of the imaging servers succeeded, and a TFTP fetch
+// that times out boots the SD card instead; on a loaded machine a short
+// timeout would turn either into a different boot than the test expects.
+// (Config.Discovery is also the HTTP timeout of discovery.)
 func testConfig(t *testing.T, inv fsm.Inventory, api *fakeAPI) sim.Config {
 	cfg := sim.DefaultConfig()
 	cfg.Inventory = inv
 	cfg.API = []string{api.srv.URL}
-	cfg.Discovery = 50 * time.Millisecond
+	cfg.Discovery = 2 * time.Second
 	cfg.TimeScale = 0.001
 	cfg.Failures = sim.Failures{SelfTestOK: 1}
 	cfg.RelayRecovery = 0
-	cfg.TFTPTimeout = 200 * time.Millisecond
+	cfg.TFTPTimeout = 2 * time.Second
 	cfg.TFTPRetries = 2
 	cfg.HTTPTimeout = 5 * time.Second
 	cfg.SDImage = "android"
@@ -330,9 +353,11 @@ func waitEvents(t *testing.T, api *fakeAPI, dev string, want ...string) {
 		testWait, testPoll, "%s never posted %v", dev, want)
 }
 
-// answers reports whether a TCP connection to addr succeeds.
+// answers reports whether a TCP connection to addr succeeds. Loopback
+// refuses a connection to an address nobody listens on at once, so the
+// generous timeout only keeps a slow machine from turning "yes" into "no".
 func answers(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	c, err := net.DialTimeout("tcp", addr, testWait)
 	if err != nil {
 		return false
 	}
@@ -343,10 +368,10 @@ func answers(addr string) bool {
 // testroot asks the SUT agent at addr for its device root.
 func testroot(t *testing.T, addr string) string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	c, err := net.DialTimeout("tcp", addr, testWait)
 	require.NoError(t, err)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
+	c.SetDeadline(time.Now().Add(testWait))
 	r := bufio.NewReader(c)
 	readPrompt := func() string {
 		s, err := r.ReadString(0)

@@ -32,18 +32,17 @@ func TestB2GImagingOverTFTP(t *testing.T) {
 	// A b2g PXE file and a power cycle through the real relay client.
 	api.setPXE(inv.Devices[0].MAC, pxeB2G)
 	api.setBootConfig("dev1", `{"b2gbase": "https://example.com/b2g"}`)
-	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
 	require.NoError(t, relayClient(t).PowerCycle(ctx, relayOf(t, l, "dev1")))
 
+	// Imaging takes 7+1+60+90+3 s of simulated time: that it ends within
+	// testWait proves TimeScale (a thousandth) shortens it.
 	want := []string{"mobile_init_started", "b2g_downloading", "b2g_extracting", "b2g_rebooting"}
 	require.Eventually(t, func() bool {
 		s := board(t, l, "dev1")
 		return s.Phase == "running_b2g" && len(api.eventsOf("dev1")) == len(want)
-	}, testWait, testPoll)
-	// 7+1+60+90+3 s of simulated time at a thousandth.
-	require.Less(t, time.Since(start), 5*time.Second, "TimeScale makes imaging fast")
+	}, testWait, testPoll, "imaging did not end within %s", testWait)
 	require.Equal(t, want, api.eventsOf("dev1"), "events the API received")
 	for _, remote := range api.remotesOf("dev1") {
 		require.Equal(t, ip, remote, "events come from the board's own address")
@@ -322,7 +321,11 @@ func TestDiscoveryIsRefreshed(t *testing.T) {
 	inv := testInventory(testSubnet(), 1)
 	api.setPXE(inv.Devices[0].MAC, pxeMaintenance)
 	api.hide(true)
-	l := startLab(t, testConfig(t, inv, api))
+	cfg := testConfig(t, inv, api)
+	// Refreshed often, so that the Eventually below sees the server soon
+	// after it appears; a refresh that times out is simply retried.
+	cfg.Discovery = 200 * time.Millisecond
+	l := startLab(t, cfg)
 	waitPhase(t, l, "dev1", "running_android")
 	require.Zero(t, board(t, l, "dev1").TFTPFetches, "no imaging server known: no TFTP")
 

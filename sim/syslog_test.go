@@ -99,11 +99,16 @@ func TestBoardSyslog(t *testing.T) {
 		require.Equal(t, netip.MustParseAddr(subnet+".1"), l.From, "dev1 sends from its own address: %s: %s", l.App, l.Message)
 		require.WithinDuration(t, time.Now(), l.At, time.Minute)
 	}
-	// A phase's lines are sent before the event that reports it.
+	// A phase's lines are sent before the event that reports it. The
+	// board records a post when the answer comes, after the API has seen
+	// it: wait for the board's own record.
 	waitEvents(t, api, "dev1", "mobile_init_started", "self_test_running", "self_test_ok")
-	posts := board(t, l, "dev1").Events
+	var posts []sim.EventPost
+	require.Eventually(t, func() bool {
+		posts = board(t, l, "dev1").Events
+		return len(posts) > 0 && posts[len(posts)-1].Event == "self_test_ok"
+	}, testWait, testPoll, "dev1 never recorded posting self_test_ok")
 	passed := lines[slices.IndexFunc(lines, func(l syslogLine) bool { return l.Message == "self-test passed" })]
-	require.Equal(t, "self_test_ok", posts[len(posts)-1].Event)
 	require.False(t, passed.At.After(posts[len(posts)-1].At), "self-test passed at %s, self_test_ok posted at %s", passed.At, posts[len(posts)-1].At)
 
 	waitPhase(t, l, "dev2", "running_android")

@@ -171,8 +171,10 @@ func TestRelayBoardRecovery(t *testing.T) {
 	second := dial(t, b)
 	_, err := second.Write([]byte{0xFE, 0x21})
 	require.NoError(t, err)
-	require.NoError(t, first.Close())
+	// Taken before the close: the board may see it and start its pause
+	// before Close returns.
 	closed := time.Now()
+	require.NoError(t, first.Close())
 
 	buf := make([]byte, 8)
 	n, err := second.Read(buf)
@@ -196,8 +198,8 @@ func TestRelayBoardDefaultRecovery(t *testing.T) {
 
 	first := dial(t, b)
 	require.Equal(t, []byte{0x55}, exchange(t, first, 0xFE, 0x21))
+	closed := time.Now() // before the close, which starts the pause
 	require.NoError(t, first.Close())
-	closed := time.Now()
 	require.Equal(t, []byte{0x55}, exchange(t, dial(t, b), 0xFE, 0x21))
 	require.GreaterOrEqual(t, time.Since(closed), bmmtest.DefaultRecovery)
 }
@@ -205,8 +207,10 @@ func TestRelayBoardDefaultRecovery(t *testing.T) {
 func TestRelayBoardByteDelay(t *testing.T) {
 	const delay = 50 * time.Millisecond
 	b := newBoard(t, bmmtest.RelayBoardOptions{ByteDelay: delay})
-	conn := dial(t, b)
+	// Taken before the dial: the board starts the first byte's pause as
+	// soon as it accepts, which may be before dial returns.
 	start := time.Now()
+	conn := dial(t, b)
 	require.Equal(t, []byte{0x55}, exchange(t, conn, 0xFE, 0x21))
 	require.GreaterOrEqual(t, time.Since(start), 2*delay, "two bytes, each delayed")
 }

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/internal/testlog"
@@ -63,7 +67,12 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func tcpPinger(t *testing.T) *Pinger {
+// testWait bounds how long a test waits for a Ping that should end soon.
+// The slow alternatives the tests tell apart take a minute or more, so no
+// machine is too slow for it.
+const testWait = 20 * time.Second
+
+func tcpPinger(t testing.TB) *Pinger {
 	t.Helper()
 	p, err := New(Config{Mode: ModeTCP, Logger: testlog.New(t)})
 	require.NoError(t, err)
@@ -72,7 +81,7 @@ func tcpPinger(t *testing.T) *Pinger {
 
 // listen returns a loopback listener that accepts and closes connections
 // until the test ends.
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -91,13 +100,58 @@ func listen(t *testing.T) net.Listener {
 }
 
 // closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
+func closedPort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	return addr
+}
+
+// probes makes p count its TCP connection attempts, and signal each on the
+// returned channel (without blocking, so a signal is dropped while one is
+// pending). control, if not nil, runs in each attempt's socket setup, before
+// the connect, with the attempt's context.
+func probes(p *Pinger, control func(ctx context.Context) error) (*atomic.Int32, <-chan struct{}) {
+	var n atomic.Int32
+	probed := make(chan struct{}, 1)
+	p.dialer.ControlContext = func(ctx context.Context, _, _ string, _ syscall.RawConn) error {
+		n.Add(1)
+		select {
+		case probed <- struct{}{}:
+		default:
+		}
+		if control != nil {
+			return control(ctx)
+		}
+		return nil
+	}
+	return &n, probed
+}
+
+// pingWithin runs p.Ping(ctx, host) and returns its result, failing the
+// test, with why, if Ping has not returned within testWait.
+func pingWithin(t *testing.T, p *Pinger, ctx context.Context, host, why string) (bool, error) {
+	t.Helper()
+	type result struct {
+		up  bool
+		err error
+	}
+	done := make(chan result, 1)
+	// Exits when Ping returns; if that is after testWait, the test has
+	// already failed.
+	go func() {
+		up, err := p.Ping(ctx, host)
+		done <- result{up, err}
+	}()
+	select {
+	case r := <-done:
+		return r.up, r.err
+	case <-time.After(testWait):
+		t.Fatalf("Ping(%s) still running after %s: %s", host, testWait, why)
+		return false, nil
+	}
 }
 
 func TestTCPUp(t *testing.T) {
@@ -116,43 +170,130 @@ func TestTCPUp(t *testing.T) {
 	require.True(t, up, "Ping(127.0.0.1) on port %d = false, want true", port)
 }
 
+// TestTCPDown proves that a refused host is down, (false, nil), only after
+// every one of the default Attempts probes, each the default Interval after
+// the one before; and that Ping returns after the last refusal instead of
+// waiting out Config.Timeout, here a minute.
 func TestTCPDown(t *testing.T) {
 	addr := closedPort(t)
+	p, err := New(Config{Mode: ModeTCP, Timeout: time.Minute, Logger: testlog.New(t)})
+	require.NoError(t, err)
+	dials, _ := probes(p, nil)
+
 	start := time.Now()
-	up, err := tcpPinger(t).Ping(context.Background(), addr)
+	up, err := pingWithin(t, p, context.Background(), addr, "a refused host waited out the minute-long Timeout")
 	elapsed := time.Since(start)
 	require.NoError(t, err)
 	require.False(t, up, "Ping(%s) = true, want false", addr)
-	require.Less(t, elapsed, 1500*time.Millisecond, "a down host took too long")
-	// All five attempts were made, 200 ms apart.
-	require.GreaterOrEqual(t, elapsed, 800*time.Millisecond, "gave up before the last attempt")
+	require.EqualValues(t, DefaultConfig().Attempts, dials.Load(), "probes made before giving up")
+	// A lower bound: the refusals came at once, yet Ping waited for each
+	// probe's slot.
+	gaps := time.Duration(DefaultConfig().Attempts-1) * DefaultConfig().Interval
+	require.GreaterOrEqual(t, elapsed, gaps, "probes were not Interval apart")
 }
 
+// TestTCPSilent proves that Config.Timeout bounds a Ping of a host that
+// never answers (its connection attempt hangs until cancelled, as a SYN to
+// a host that is off does): the only probe may take an Interval of an hour,
+// yet Ping calls the host down, (false, nil), at the Timeout.
+func TestTCPSilent(t *testing.T) {
+	p, err := New(Config{Mode: ModeTCP, Attempts: 1, Interval: time.Hour, Timeout: time.Second, Logger: testlog.New(t)})
+	require.NoError(t, err)
+	dials, _ := probes(p, func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
+
+	up, err := pingWithin(t, p, context.Background(), closedPort(t), "Timeout did not cut the hanging probe")
+	require.NoError(t, err)
+	require.False(t, up)
+	require.EqualValues(t, 1, dials.Load(), "probes made")
+}
+
+// lineWriter calls f for every log line that contains s.
+type lineWriter struct {
+	s string
+	f func()
+}
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), w.s) {
+		w.f()
+	}
+	return len(p), nil
+}
+
+// TestPingContext proves that Ping honours its ctx, reporting ctx's error
+// rather than calling the host down: a cancelled ctx fails at once, a
+// cancel during the last probe or during the wait between two probes ends
+// the Ping with context.Canceled, and a caller deadline shorter than
+// Config.Timeout ends it with context.DeadlineExceeded. Probes hang until
+// cancelled or are an hour apart, so a Ping that ignored its ctx would not
+// return within testWait.
 func TestPingContext(t *testing.T) {
 	addr := closedPort(t)
-	p := tcpPinger(t)
+	cfg := Config{Mode: ModeTCP, Attempts: 2, Interval: time.Hour, Timeout: 2 * time.Hour, Logger: testlog.New(t)}
+	p, err := New(cfg)
+	require.NoError(t, err)
+	dials, _ := probes(p, nil)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	up, err := p.Ping(ctx, addr)
 	require.False(t, up)
 	require.ErrorIs(t, err, context.Canceled)
+	require.Zero(t, dials.Load(), "a cancelled ctx sends no probe")
 
-	ctx, cancel = context.WithCancel(context.Background())
-	time.AfterFunc(100*time.Millisecond, cancel)
-	start := time.Now()
-	up, err = p.Ping(ctx, addr)
-	require.False(t, up)
-	require.ErrorIs(t, err, context.Canceled)
-	require.Less(t, time.Since(start), 500*time.Millisecond, "Ping ignored cancellation")
+	t.Run("cancel during the last probe", func(t *testing.T) {
+		cfg := cfg
+		cfg.Attempts = 1
+		p, err := New(cfg)
+		require.NoError(t, err)
+		// The only probe hangs, as one to a silent host does, until
+		// cancelled; the cancel is not a host that is down.
+		dials, probed := probes(p, func(ctx context.Context) error {
+			<-ctx.Done()
+			return ctx.Err()
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		// Exits once the probe has started, or when the test ends.
+		go func() {
+			select {
+			case <-probed:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		up, err := pingWithin(t, p, ctx, addr, "Ping ignored a cancel during its last probe")
+		require.False(t, up)
+		require.ErrorIs(t, err, context.Canceled)
+		require.EqualValues(t, 1, dials.Load(), "probes made")
+	})
 
-	// A caller deadline shorter than Config.Timeout ends the Ping too.
-	ctx, cancel = context.WithTimeout(context.Background(), 150*time.Millisecond)
-	defer cancel()
-	start = time.Now()
-	_, err = p.Ping(ctx, addr)
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Less(t, time.Since(start), 500*time.Millisecond)
+	t.Run("cancel between probes", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		// Cancelled as the first probe's refusal is logged, just before
+		// Ping waits for the second probe's slot.
+		cfg := cfg
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: lineWriter{s: "tcp probe failed", f: cancel}})
+		p, err := New(cfg)
+		require.NoError(t, err)
+		dials, _ := probes(p, nil)
+		up, err := pingWithin(t, p, ctx, addr,
+			`Ping ignored a cancel while waiting for the next probe (or no longer logs "tcp probe failed" before the wait, which is what cancels it here)`)
+		require.False(t, up)
+		require.ErrorIs(t, err, context.Canceled)
+		require.EqualValues(t, 1, dials.Load(), "probes made")
+	})
+
+	t.Run("caller deadline", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, err := pingWithin(t, p, ctx, addr, "Ping ignored the caller's deadline")
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	})
 }
 
 func TestEmptyHost(t *testing.T) {
@@ -162,14 +303,15 @@ func TestEmptyHost(t *testing.T) {
 	}
 }
 
-// icmpPinger returns an ICMP Pinger, or skips the test if this environment
-// does not allow the kind of ICMP socket asked for.
-func icmpPinger(t *testing.T, privileged bool) *Pinger {
+// icmpPinger returns an ICMP Pinger for cfg, or skips the test if this
+// environment does not allow the kind of ICMP socket cfg asks for.
+func icmpPinger(t testing.TB, cfg Config) *Pinger {
 	t.Helper()
-	p, err := New(Config{Mode: ModeICMP, Privileged: privileged, Logger: testlog.New(t)})
+	cfg.Mode = ModeICMP
+	p, err := New(cfg)
 	if errors.Is(err, ErrICMPNotPermitted) {
 		// The refusal must say what to fix.
-		if privileged {
+		if cfg.Privileged {
 			require.Contains(t, err.Error(), "CAP_NET_RAW")
 		} else {
 			require.Contains(t, err.Error(), "net.ipv4.ping_group_range")
@@ -187,14 +329,12 @@ func TestICMP(t *testing.T) {
 			name = "privileged"
 		}
 		t.Run(name, func(t *testing.T) {
-			p := icmpPinger(t, privileged)
+			p := icmpPinger(t, Config{Privileged: privileged, Logger: testlog.New(t)})
 			ctx := context.Background()
 
-			start := time.Now()
 			up, err := p.Ping(ctx, "127.0.0.1")
 			require.NoError(t, err)
 			require.True(t, up, "Ping(127.0.0.1) = false, want true")
-			require.Less(t, time.Since(start), 500*time.Millisecond, "Ping did not stop at the first reply")
 
 			up, err = p.Ping(ctx, "localhost")
 			require.NoError(t, err)
@@ -209,6 +349,62 @@ func TestICMP(t *testing.T) {
 			cancel()
 			_, err = p.Ping(cctx, "127.0.0.1")
 			require.ErrorIs(t, err, context.Canceled)
+
+			// Ping stops at the first reply: with the second echo request
+			// an hour after the first, a Ping that went on would not
+			// return within testWait.
+			slow := icmpPinger(t, Config{Privileged: privileged, Attempts: 2, Interval: time.Hour, Timeout: 2 * time.Hour, Logger: testlog.New(t)})
+			up, err = pingWithin(t, slow, ctx, "127.0.0.1", "Ping did not stop at the first reply")
+			require.NoError(t, err)
+			require.True(t, up, "Ping(127.0.0.1) = false, want true")
+		})
+	}
+}
+
+// BenchmarkTCPUp reports the cost of a TCP Ping of a listening loopback
+// host: one connect and close.
+func BenchmarkTCPUp(b *testing.B) {
+	addr := listen(b).Addr().String()
+	p, err := New(Config{Mode: ModeTCP})
+	require.NoError(b, err)
+	ctx := context.Background()
+	for b.Loop() {
+		if up, err := p.Ping(ctx, addr); !up || err != nil {
+			b.Fatalf("Ping(%s) = %v, %v", addr, up, err)
+		}
+	}
+}
+
+// BenchmarkTCPDown reports how long a TCP Ping with the default Config
+// takes to call a refusing host down: Attempts probes, Interval apart.
+func BenchmarkTCPDown(b *testing.B) {
+	addr := closedPort(b)
+	p, err := New(Config{Mode: ModeTCP})
+	require.NoError(b, err)
+	ctx := context.Background()
+	for b.Loop() {
+		if up, err := p.Ping(ctx, addr); up || err != nil {
+			b.Fatalf("Ping(%s) = %v, %v", addr, up, err)
+		}
+	}
+}
+
+// BenchmarkICMP reports the round trip of an ICMP Ping of 127.0.0.1, with
+// unprivileged or raw sockets, whichever this environment allows.
+func BenchmarkICMP(b *testing.B) {
+	for _, privileged := range []bool{false, true} {
+		name := "unprivileged"
+		if privileged {
+			name = "privileged"
+		}
+		b.Run(name, func(b *testing.B) {
+			p := icmpPinger(b, Config{Privileged: privileged})
+			ctx := context.Background()
+			for b.Loop() {
+				if up, err := p.Ping(ctx, "127.0.0.1"); !up || err != nil {
+					b.Fatalf("Ping(127.0.0.1) = %v, %v", up, err)
+				}
+			}
 		})
 	}
 }

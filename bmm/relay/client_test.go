@@ -302,37 +302,62 @@ func TestSetPowerAndStatus(t *testing.T) {
 	require.Equal(t, []string{"get bank4 relay8", "set bank4 relay8 on", "get bank4 relay8", "set bank4 relay8 off", "get bank4 relay8"}, b.CommandTexts())
 }
 
+// testWait bounds how long a test waits for an operation that should end
+// soon; the slow alternatives the tests tell apart take a minute or more.
+const testWait = 20 * time.Second
+
+// within runs op and returns its error, failing the test, with why, if op
+// has not returned within testWait.
+func within(t *testing.T, why string, op func() error) error {
+	t.Helper()
+	errc := make(chan error, 1)
+	// Exits when op returns; if that is after testWait, the test has
+	// already failed.
+	go func() { errc <- op() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(testWait):
+		t.Fatalf("still running after %s: %s", testWait, why)
+		return nil
+	}
+}
+
 // The comms test passes against a working board and fails
-// within its deadline against a refusing or a slow one.
+// against a refusing, a slow or a failing one, each with its own error,
+// within its deadline. The slow board takes an hour over each byte, so
+// TestComms must give up at CommsTimeout with ErrTimeout rather than wait
+// for it; the others have a CommsTimeout of a minute, so they must fail at
+// once rather than at the deadline. Either way the call must return within
+// testWait.
 func TestTestComms(t *testing.T) {
-	const deadline = 300 * time.Millisecond
 	cases := []struct {
-		name    string
-		opts    bmmtest.RelayBoardOptions
-		wantErr error
+		name     string
+		opts     bmmtest.RelayBoardOptions
+		deadline time.Duration
+		wantErr  error
 	}{
-		{name: "working board", opts: bmmtest.RelayBoardOptions{}},
-		{name: "refusing board", opts: bmmtest.RelayBoardOptions{Refuse: true}, wantErr: ErrRefused},
-		{name: "slow board", opts: bmmtest.RelayBoardOptions{ByteDelay: 2 * deadline}, wantErr: ErrTimeout},
-		{name: "failing board", opts: bmmtest.RelayBoardOptions{FailFirst: 1}, wantErr: ErrBadReply},
+		{name: "working board", opts: bmmtest.RelayBoardOptions{}, deadline: time.Minute},
+		{name: "refusing board", opts: bmmtest.RelayBoardOptions{Refuse: true}, deadline: time.Minute, wantErr: ErrRefused},
+		{name: "slow board", opts: bmmtest.RelayBoardOptions{ByteDelay: time.Hour}, deadline: 300 * time.Millisecond, wantErr: ErrTimeout},
+		{name: "failing board", opts: bmmtest.RelayBoardOptions{FailFirst: 1}, deadline: time.Minute, wantErr: ErrBadReply},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBoard(t, tc.opts)
 			cfg := testConfig(t)
-			cfg.CommsTimeout = deadline
+			cfg.CommsTimeout = tc.deadline
 			c := newClient(t, cfg)
 
-			start := time.Now()
-			err := c.TestComms(context.Background(), b.Host(), b.Port())
-			took := time.Since(start)
+			err := within(t, "TestComms did not give up within its deadline", func() error {
+				return c.TestComms(context.Background(), b.Host(), b.Port())
+			})
 			if tc.wantErr == nil {
 				require.NoError(t, err)
 				require.Equal(t, []string{"test"}, b.CommandTexts())
 				return
 			}
 			require.ErrorIs(t, err, tc.wantErr)
-			require.Less(t, took, deadline+time.Second, "gave up within the deadline")
 		})
 	}
 }
@@ -364,13 +389,16 @@ func TestCallerCancelDuringOperation(t *testing.T) {
 	}
 }
 
+// TestOpTimeoutDuringPowerCycleWait proves that OpTimeout, counted from the
+// start of the operation, also bounds the wait with the device off. The
+// board pauses 100 ms before each byte it reads, so the first set and get
+// take at least 600 ms, and the 1.9 s off time cannot end before the 2 s
+// OpTimeout has passed; 1.4 s are left for the set and get themselves.
 func TestOpTimeoutDuringPowerCycleWait(t *testing.T) {
-	// Each byte costs 30 ms, so the first set and get take 180 ms of the
-	// 250 ms and the 200 ms off time cannot fit in what is left.
-	b := newBoard(t, bmmtest.RelayBoardOptions{ByteDelay: 30 * time.Millisecond})
+	b := newBoard(t, bmmtest.RelayBoardOptions{ByteDelay: 100 * time.Millisecond})
 	cfg := testConfig(t)
-	cfg.OffTime = 200 * time.Millisecond
-	cfg.OpTimeout = 250 * time.Millisecond
+	cfg.OffTime = 1900 * time.Millisecond
+	cfg.OpTimeout = 2 * time.Second
 	c := newClient(t, cfg)
 	err := c.PowerCycle(context.Background(), relayOn(b, 1, 1))
 	require.ErrorIs(t, err, ErrTimeout)
@@ -503,11 +531,13 @@ func TestConcurrentPowerCyclesAreSerialised(t *testing.T) {
 // The deadline starts when an operation leaves the queue: behind a long
 // queue, an operation whose own timeout is shorter than its wait still
 // succeeds. (Mozpool started the clock before the wait, so the last ones
-// would have timed out.)
+// would have timed out.) The last of six operations waits out five
+// recovery pauses, 2 s, longer than its 1 s OpTimeout; each operation has
+// that second for its own exchange.
 func TestDeadlineStartsAtDequeue(t *testing.T) {
 	const (
-		recovery  = 150 * time.Millisecond
-		opTimeout = 250 * time.Millisecond
+		recovery  = 400 * time.Millisecond
+		opTimeout = time.Second
 		n         = 6
 	)
 	b := newBoard(t, bmmtest.RelayBoardOptions{})
@@ -566,18 +596,23 @@ func TestCancelWhileQueued(t *testing.T) {
 func TestRecoveryKeepsBoardReservedAfterFailure(t *testing.T) {
 	// A refused connection still reserves the board; the next operation
 	// waits out the recovery pause.
+	// The dialer's record is taken before the pause starts and after it
+	// ends, so the gap it shows is at least the pause.
 	b := newBoard(t, bmmtest.RelayBoardOptions{Refuse: true})
 	const recovery = 100 * time.Millisecond
+	rd := &recordingDialer{}
 	cfg := testConfig(t)
+	cfg.Dialer = rd
 	cfg.Recovery = recovery
 	c := newClient(t, cfg)
 	ri := relayOn(b, 1, 1)
 
 	require.ErrorIs(t, c.SetPower(context.Background(), ri, false), ErrRefused)
-	failed := time.Now()
 	require.NoError(t, b.SetRefuse(false))
 	require.NoError(t, c.SetPower(context.Background(), ri, false))
-	require.GreaterOrEqual(t, time.Since(failed), recovery)
+	_, spans := rd.snapshot()
+	require.Len(t, spans, 2)
+	require.GreaterOrEqual(t, spans[1].opened.Sub(spans[0].closed), recovery, "the second connection waited out the pause")
 	require.Eventually(t, func() bool { return !c.q.held(ri.Addr()) }, 5*time.Second, 5*time.Millisecond,
 		"released after the pause with nobody waiting")
 }
@@ -590,4 +625,23 @@ func TestRefusedIsNotTimeout(t *testing.T) {
 	require.NotErrorIs(t, err, ErrTimeout)
 	var opErr *net.OpError
 	require.True(t, errors.As(err, &opErr), "the net error is kept: %v", err)
+}
+
+// BenchmarkStatus reports the round trip of a Status against the fake board
+// on loopback, with no recovery pause: connect, one command, one reply.
+func BenchmarkStatus(b *testing.B) {
+	board, err := bmmtest.NewRelayBoard(bmmtest.RelayBoardOptions{Recovery: -1})
+	require.NoError(b, err)
+	b.Cleanup(func() { board.Close() })
+	cfg := DefaultConfig()
+	cfg.Recovery = 0
+	c, err := New(cfg)
+	require.NoError(b, err)
+	ri := relayOn(board, 1, 1)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := c.Status(ctx, ri); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
