@@ -36,11 +36,6 @@ const (
 	// board each); boardsPerRack boards hang off each relay board.
 	racks         = 3
 	boardsPerRack = 4
-	// pingPort and sutPort are where the boards answer, in the nodes'
-	// configuration and the simulator's alike. Each board has its own
-	// address, so fixed ports cannot clash between boards.
-	pingPort = 20700
-	sutPort  = 20701
 	// relayRecovery is the simulated relay boards' pause after each
 	// connection: shorter than the nodes' own (20 ms at this scale), so
 	// that a node never finds a board still recovering.
@@ -158,7 +153,9 @@ func skipShort(t *testing.T) {
 // cluster. Both stop when the test ends, the lab first.
 func startLab(t *testing.T, opts labOptions) *lab {
 	t.Helper()
-	c := daemontest.New(t, racks, daemontest.Options{TimeScale: timeScale, PingPort: pingPort, SUTPort: sutPort})
+	// The boards' ping and SUT ports are picked by daemontest (free ports
+	// held for the test), and told to the simulator below.
+	c := daemontest.New(t, racks, daemontest.Options{TimeScale: timeScale})
 	// Every node proposes the time scale once it knows a leader; devices
 	// must not enter their first states before it applies.
 	for _, n := range c.Nodes {
@@ -183,7 +180,7 @@ func startLab(t *testing.T, opts labOptions) *lab {
 		cfg.Failures.SelfTestOK = 1
 	}
 	cfg.BrokenFraction = 0
-	cfg.PingPort, cfg.SUTPort = pingPort, sutPort
+	cfg.PingPort, cfg.SUTPort = c.PingPort(), c.SUTPort()
 	cfg.RelayRecovery = relayRecovery
 	cfg.HTTPTimeout = 5 * time.Second
 	cfg.Logger = testlog.New(t).Named("sim")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +105,7 @@ func TestSyslog(t *testing.T) {
 		{"statemachine", "entering state sut_verifying"},
 	}
 	l.waitTimeLine(t, dev, mark, imaging...)
-	l.waitLogLine(t, dev, mark, "device", "kernel: mmcblk0: p1 p2", "sutagent: SUTAgent listening on 20701")
+	l.waitLogLine(t, dev, mark, "device", "kernel: mmcblk0: p1 p2", "sutagent: SUTAgent listening on "+strconv.Itoa(l.cluster.SUTPort()))
 }
 
 // waitTimeLine waits until dev's log after mark holds want in this order

@@ -28,14 +28,16 @@ const boards = 1000
 // until the boards have finished their first self-test.
 func startLab(b *testing.B) *daemontest.Cluster {
 	const scale = 0.05
-	c := daemontest.New(b, 3, daemontest.Options{TimeScale: scale, PingPort: 20710, SUTPort: 20711})
+	// Free ping and SUT ports (daemontest's), random loopback networks.
+	c := daemontest.New(b, 3, daemontest.Options{TimeScale: scale})
+	nets := daemontest.LoopbackNets(2)
 	inv, err := sim.GenerateInventory(sim.GenerateOptions{
 		Servers:         []string{daemontest.NodeName(1), daemontest.NodeName(2), daemontest.NodeName(3)},
-		BoardsPerServer: boards / 3, BoardNet: 7, RelayNet: 8, RelayPort: 0,
+		BoardsPerServer: boards / 3, BoardNet: nets[0], RelayNet: nets[1], RelayPort: 0,
 	})
 	require.NoError(b, err)
 	cfg := sim.DefaultConfig()
-	cfg.Inventory, cfg.TimeScale, cfg.PingPort, cfg.SUTPort = inv, scale, 20710, 20711
+	cfg.Inventory, cfg.TimeScale, cfg.PingPort, cfg.SUTPort = inv, scale, c.PingPort(), c.SUTPort()
 	cfg.RelayRecovery, cfg.Failures = 10*time.Millisecond, sim.Failures{SelfTestOK: 1}
 	cfg.Logger = testlog.New(b)
 	for _, n := range c.Nodes {

@@ -17,14 +17,10 @@ import (
 	"github.com/mozpool/mozpool/sim"
 )
 
-// The simulated lab's addresses and ports, unused by the other end-to-end
-// tests so that they may run at the same time.
+// The simulated lab's time scale and size. Its addresses and ports are
+// picked by each run (startLab), so that runs may share a machine.
 const (
 	timeScale       = 0.05
-	pingPort        = 20720
-	sutPort         = 20721
-	boardNet        = 11
-	relayNet        = 12
 	boardsPerServer = 4
 )
 
@@ -41,7 +37,8 @@ func skipShort(t testing.TB) {
 // boards whose self-tests pass, and waits until every board is ready.
 func startLab(t *testing.T) *daemontest.Cluster {
 	t.Helper()
-	c := daemontest.New(t, 3, daemontest.Options{TimeScale: timeScale, PingPort: pingPort, SUTPort: sutPort})
+	// Free ping and SUT ports (daemontest's), random loopback networks.
+	c := daemontest.New(t, 3, daemontest.Options{TimeScale: timeScale})
 	// Devices must not enter their first states before the time scale
 	// applies.
 	for _, n := range c.Nodes {
@@ -51,13 +48,14 @@ func startLab(t *testing.T) *daemontest.Cluster {
 			return s == timeScale
 		}, 10*time.Second, 20*time.Millisecond, "%s never applied the time scale", n.Name)
 	}
+	nets := daemontest.LoopbackNets(2)
 	inv, err := sim.GenerateInventory(sim.GenerateOptions{
 		Servers:         []string{daemontest.NodeName(1), daemontest.NodeName(2), daemontest.NodeName(3)},
-		BoardsPerServer: boardsPerServer, BoardNet: boardNet, RelayNet: relayNet, RelayPort: 0,
+		BoardsPerServer: boardsPerServer, BoardNet: nets[0], RelayNet: nets[1], RelayPort: 0,
 	})
 	require.NoError(t, err)
 	cfg := sim.DefaultConfig()
-	cfg.Inventory, cfg.TimeScale, cfg.PingPort, cfg.SUTPort = inv, timeScale, pingPort, sutPort
+	cfg.Inventory, cfg.TimeScale, cfg.PingPort, cfg.SUTPort = inv, timeScale, c.PingPort(), c.SUTPort()
 	cfg.RelayRecovery, cfg.Failures, cfg.BrokenFraction = 10*time.Millisecond, sim.Failures{SelfTestOK: 1}, 0
 	cfg.Logger = testlog.New(t).Named("sim")
 	for _, n := range c.Nodes {
