@@ -19,6 +19,7 @@ import (
 	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
+	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/sim"
 )
 
@@ -56,14 +57,14 @@ func startLab(b *testing.B) *daemontest.Cluster {
 	c.LoadInventory(lab.Inventory())
 	start := time.Now()
 	require.Eventually(b, func() bool {
-		states := map[string]int{}
+		states := map[lifeguard.State]int{}
 		c.Nodes[0].FSM.Read(func(s *fsm.State) {
 			for _, d := range s.Devices {
-				states[d.State]++
+				states[lifeguard.State(d.State)]++
 			}
 		})
 		b.Logf("%s: %v", time.Since(start).Round(time.Second), states)
-		return states["ready"] >= boards*9/10
+		return states[lifeguard.StateReady] >= boards*9/10
 	}, 5*time.Minute, 5*time.Second, "boards did not finish their self-tests")
 	return c
 }

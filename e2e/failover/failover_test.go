@@ -21,6 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/daemon/daemontest"
+	"github.com/mozpool/mozpool/lifeguard"
+	"github.com/mozpool/mozpool/requests"
 	"github.com/mozpool/mozpool/sim"
 )
 
@@ -56,15 +58,15 @@ func getJSON(url string, v any) error {
 }
 
 type deviceRow struct {
-	Name      string `json:"name"`
-	State     string `json:"state"`
-	RequestID *int64 `json:"request_id"`
+	Name      string          `json:"name"`
+	State     lifeguard.State `json:"state"`
+	RequestID *int64          `json:"request_id"`
 }
 
 type requestRow struct {
-	ID             int64  `json:"id"`
-	State          string `json:"state"`
-	AssignedDevice string `json:"assigned_device"`
+	ID             int64          `json:"id"`
+	State          requests.State `json:"state"`
+	AssignedDevice string         `json:"assigned_device"`
 }
 
 // checkClaims fails if two requests hold one device, or a device's
@@ -135,7 +137,7 @@ func TestLeaderKilledWhileRequestsInFlight(t *testing.T) {
 		}
 		ready := 0
 		for _, d := range devs.Devices {
-			if d.State == "ready" {
+			if d.State == lifeguard.StateReady {
 				ready++
 			}
 		}
@@ -225,8 +227,8 @@ func TestLeaderKilledWhileRequestsInFlight(t *testing.T) {
 		for id := range ids {
 			r, found := byID[id]
 			require.True(t, found, "acknowledged request %d lost", id)
-			require.NotContains(t, r.State, "failed", "request %d failed", id)
-			if r.State != "ready" {
+			require.False(t, r.State.Failed(), "request %d failed: %s", id, r.State)
+			if r.State != requests.StateReady {
 				return false
 			}
 		}

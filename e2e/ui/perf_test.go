@@ -11,6 +11,7 @@ import (
 
 	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/sim"
 )
 
@@ -40,7 +41,7 @@ func quietLab10k(tb testing.TB) (*daemontest.Node, int) {
 			settled := 0
 			nd.FSM.Read(func(st *fsm.State) {
 				for _, d := range st.Devices {
-					if d.State == "failed_power_cycling" {
+					if lifeguard.State(d.State) == lifeguard.StateFailedPowerCycling {
 						settled++
 					}
 				}
