@@ -7,9 +7,11 @@ package daemontest
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,12 +160,31 @@ func (c *Cluster) startNode(name, dir, raftAddr, gossipAddr string, bootstrap bo
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	if raftAddr == "" {
+	if raftAddr != "" {
+		n, err := c.tryStartNode(name, dir, raftAddr, gossipAddr, bootstrap)
+		require.NoError(t, err)
+		return n
+	}
+	// Raft needs its address before it starts (a restart reuses it), so
+	// a free port is found by listening on :0 and closing; another
+	// listener may take it before Raft binds it. Then try another.
+	for attempt := 1; ; attempt++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
 		raftAddr = ln.Addr().String()
 		ln.Close()
+		n, err := c.tryStartNode(name, dir, raftAddr, gossipAddr, bootstrap)
+		if errors.Is(err, syscall.EADDRINUSE) && attempt < 3 {
+			t.Logf("%s: %v; trying another Raft port", name, err)
+			continue
+		}
+		require.NoError(t, err)
+		return n
 	}
+}
+
+func (c *Cluster) tryStartNode(name, dir, raftAddr, gossipAddr string, bootstrap bool) (*Node, error) {
+	t := c.t
 	cfg := daemon.DefaultConfig()
 	cfg.DataDir, cfg.Name, cfg.Rack = dir, name, "rack-"+name
 	cfg.HTTPBind, cfg.RaftBind, cfg.GossipBind, cfg.TFTPAddr = "127.0.0.1:0", raftAddr, gossipAddr, "127.0.0.1:0"
@@ -173,11 +194,13 @@ func (c *Cluster) startNode(name, dir, raftAddr, gossipAddr string, bootstrap bo
 	cfg.PingMode, cfg.TimeScale = "tcp", c.opts.TimeScale
 	cfg.PingPort, cfg.SUTPort = c.opts.PingPort, c.opts.SUTPort
 	d, err := daemon.Start(cfg)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{Name: name, Dir: dir, URL: d.URL, Daemon: d, Cluster: d.Node, FSM: d.FSM, Logs: d.Logs,
 		raft: raftAddr, gossip: d.Node.Self().GossipAddr}
 	t.Cleanup(n.Stop)
-	return n
+	return n, nil
 }
 
 // Stop shuts the node down gracefully (idempotent).
