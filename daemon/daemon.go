@@ -149,7 +149,9 @@ func Start(cfg Config) (d *Daemon, err error) {
 		return nil, err
 	}
 	d = &Daemon{cfg: cfg, logger: cfg.Logger, serveCh: make(chan error, 1)}
-	// On failure, undo what was started.
+	// On failure, undo what was started. The steps use self, not d: a
+	// failed return has set d to nil by the time they run.
+	self := d
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -165,7 +167,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if d.Logs, err = logstore.Open(lcfg); err != nil {
 		return nil, fmt.Errorf("open log store: %w", err)
 	}
-	undo = append(undo, func() { d.Logs.Close() })
+	undo = append(undo, func() { self.Logs.Close() })
 
 	// 2. The replicated state with the device and request state machines;
 	// log lines go to the store, device changes to the executor (once it
@@ -209,7 +211,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if d.ln, err = net.Listen("tcp", cfg.HTTPBind); err != nil {
 		return nil, fmt.Errorf("listen http: %w", err)
 	}
-	undo = append(undo, func() { d.ln.Close() })
+	undo = append(undo, func() { self.ln.Close() })
 	d.URL = strings.TrimRight(cfg.HTTPAdvertise, "/")
 	if d.URL == "" {
 		d.URL = "http://" + d.ln.Addr().String()
@@ -235,7 +237,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("tftp: %w", err)
 		}
-		undo = append(undo, func() { d.TFTPServer.Shutdown(context.Background()) })
+		undo = append(undo, func() { self.TFTPServer.Shutdown(context.Background()) })
 		tftpAdvertise = advertised(d.TFTPServer.Addr().String(), serverIP)
 	}
 
@@ -252,7 +254,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("syslog: %w", err)
 		}
-		undo = append(undo, func() { d.Syslog.Shutdown(context.Background()) })
+		undo = append(undo, func() { self.Syslog.Shutdown(context.Background()) })
 		syslogAdvertise = advertised(d.Syslog.Addr().String(), serverIP)
 	}
 
@@ -269,7 +271,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 		return nil, err
 	}
 	node.Store(d.Node)
-	undo = append(undo, func() { d.Node.Shutdown(context.Background()) })
+	undo = append(undo, func() { self.Node.Shutdown(context.Background()) })
 
 	// 7. The hardware layer for this rack, and lifeguard driving it.
 	if d.Hardware, err = newHardware(cfg, d.FSM, d.Node, d.PXE); err != nil {

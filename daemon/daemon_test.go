@@ -3,8 +3,10 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,4 +72,29 @@ func TestStart_AdvertisesSyslogAndTFTP(t *testing.T) {
 		})
 		return srv.SyslogAddr == syslogAddr && srv.TFTPAddr == tftpAddr
 	}, 10*time.Second, 20*time.Millisecond, "the server table has the advertised addresses")
+}
+
+// TestStart_FailureUndoes: a start that fails after the HTTP, TFTP and
+// syslog listeners are up (here, the Raft address is taken) returns the
+// error and closes them, rather than panicking in its undo steps.
+func TestStart_FailureUndoes(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Name, cfg.Rack = t.TempDir(), "mobile-imaging-001", "rack1"
+	cfg.HTTPBind, cfg.RaftBind, cfg.GossipBind = "127.0.0.1:0", taken.Addr().String(), "127.0.0.1:0"
+	cfg.TFTPAddr, cfg.SyslogAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Bootstrap, cfg.RaftTimeout, cfg.PingMode = true, 300*time.Millisecond, "tcp"
+	cfg.Logger = testlog.New(t)
+	d, err := Start(cfg)
+	require.ErrorIs(t, err, syscall.EADDRINUSE)
+	require.Nil(t, d)
+	// The log store was closed: another start may open it.
+	cfg.RaftBind = "127.0.0.1:0"
+	d, err = Start(cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d.Shutdown(ctx)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/daemon/daemontest"
+	"github.com/mozpool/mozpool/lifeguard"
 )
 
 // ping asks node for dev's ping route and returns its success field
@@ -36,8 +37,8 @@ func isFalse(b *bool) bool { return b != nil && !*b }
 func testBMMRoutes(t *testing.T, l *lab, dev string) {
 	via := l.nonOwner(t, dev)
 	// Keep lifeguard's hands off the board.
-	require.Equal(t, http.StatusOK, stateChange(t, via, dev, "ready", "locked_out"))
-	l.waitState(t, dev, "locked_out", 10*time.Second)
+	require.Equal(t, http.StatusOK, stateChange(t, via, dev, lifeguard.StateReady, lifeguard.StateLockedOut))
+	l.waitState(t, dev, lifeguard.StateLockedOut, 10*time.Second)
 
 	before := l.sim.Board(dev)
 	cmds0 := len(l.relayCommands(t, dev))
@@ -59,8 +60,8 @@ func testBMMRoutes(t *testing.T, l *lab, dev string) {
 	// second stage started.
 	require.Eventually(t, func() bool {
 		b := l.sim.Board(dev)
-		return b.TFTPFetches > before.TFTPFetches && posted(b, "mobile_init_started", start)
-	}, 20*time.Second, poll, "the board net-booted and posted mobile_init_started")
+		return b.TFTPFetches > before.TFTPFetches && posted(b, lifeguard.EventMobileInitStarted, start)
+	}, 20*time.Second, poll, "the board net-booted and posted %s", lifeguard.EventMobileInitStarted)
 
 	// bootconfig/ serves the boot config verbatim, from any node.
 	for _, n := range l.cluster.Live() {
@@ -84,7 +85,7 @@ func testBMMRoutes(t *testing.T, l *lab, dev string) {
 			logHas(log, "bmm", "power off succeeded")
 	}, 10*time.Second, poll, "the BMM actions are logged")
 	require.Empty(t, enteredStates(l.logAfter(t, dev, mark)), "lifeguard's state did not move")
-	require.Equal(t, "locked_out", l.state(dev))
+	require.Equal(t, lifeguard.StateLockedOut, l.state(dev))
 
 	// The relay board's comms test, from a node that does not own it.
 	status, body = do(t, http.MethodGet, via.URL+"/api/relay/"+relayBoardName(l.rackOf(t, dev))+"/test/", nil)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/sim"
 )
 
@@ -26,29 +27,30 @@ func TestInjectedFailures(t *testing.T) {
 // downloading is re-PXE-booted on each b2g_downloading timeout; the 4th
 // timeout retires it to failed_b2g_downloading, which self-tests.
 func testDownloadFails(t *testing.T, l *lab, dev string) {
-	l.waitState(t, dev, "ready", selfTestTimeout)
+	l.waitState(t, dev, lifeguard.StateReady, selfTestTimeout)
 	mark := l.logMark(t, dev)
-	require.Equal(t, http.StatusOK, event(t, l.nonOwner(t, dev), dev, "please_image", imageArgs("b2g", b2gBootConfig)))
+	require.Equal(t, http.StatusOK, event(t, l.nonOwner(t, dev), dev, lifeguard.EventPleaseImage, imageArgs("b2g", b2gBootConfig)))
 
-	var want []string
+	var want []lifeguard.State
 	for range 4 {
-		want = append(want, "pxe_power_cycling", "pxe_booting", "mobile_init_started", "b2g_downloading")
+		want = append(want, lifeguard.StatePXEPowerCycling, lifeguard.StatePXEBooting,
+			lifeguard.StateMobileInitStarted, lifeguard.StateB2GDownloading)
 	}
-	want = append(want, "failed_b2g_downloading")
+	want = append(want, lifeguard.StateFailedB2GDownloading)
 	want = append(want, selfTestPath...)
 	log := l.waitFlow(t, dev, mark, 2*flowTimeout, want...)
-	require.True(t, logHas(log, "statemachine", "device has failed: failed_b2g_downloading"))
+	require.True(t, logHas(log, "statemachine", failedLine(lifeguard.StateFailedB2GDownloading)))
 
 	downloads := 0
 	for _, s := range enteredStates(log) {
-		if s == "failed_b2g_downloading" {
+		if s == lifeguard.StateFailedB2GDownloading {
 			break
 		}
-		if s == "b2g_downloading" {
+		if s == lifeguard.StateB2GDownloading {
 			downloads++
 		}
 	}
-	require.Equal(t, 4, downloads, "b2g_downloading entered 4 times before failing: %v", enteredStates(log))
+	require.Equal(t, 4, downloads, "%s entered 4 times before failing: %v", lifeguard.StateB2GDownloading, enteredStates(log))
 	b := l.sim.Board(dev)
 	require.GreaterOrEqual(t, b.Failures, 4, "the board crashed in each download")
 	require.Empty(t, l.image(t, dev), "the self-test cleared the image")
@@ -58,15 +60,17 @@ func testDownloadFails(t *testing.T, l *lab, dev string) {
 // at once into failed_power_cycling, which does not self-test.
 func testNoRelayInfo(t *testing.T, l *lab, dev string) {
 	// Its first self-test already fails that way.
-	l.waitState(t, dev, "failed_power_cycling", selfTestTimeout)
+	l.waitState(t, dev, lifeguard.StateFailedPowerCycling, selfTestTimeout)
 
 	via := l.nonOwner(t, dev)
 	mark := l.logMark(t, dev)
-	require.Equal(t, http.StatusOK, stateChange(t, via, dev, "failed_power_cycling", "troubleshooting"))
-	require.Equal(t, http.StatusOK, event(t, via, dev, "please_power_cycle", nil))
-	log := l.waitFlow(t, dev, mark, flowTimeout, "troubleshooting", "pc_power_cycling", "failed_power_cycling")
+	require.Equal(t, http.StatusOK, stateChange(t, via, dev, lifeguard.StateFailedPowerCycling, lifeguard.StateTroubleshooting))
+	require.Equal(t, http.StatusOK, event(t, via, dev, lifeguard.EventPleasePowerCycle, nil))
+	log := l.waitFlow(t, dev, mark, flowTimeout,
+		lifeguard.StateTroubleshooting, lifeguard.StatePCPowerCycling, lifeguard.StateFailedPowerCycling)
 	require.True(t, logHas(log, "statemachine", "no relay_info"))
-	require.True(t, logHas(log, "statemachine", "device has failed: failed_power_cycling"))
-	require.Never(t, func() bool { return l.leftState(dev, "failed_power_cycling") }, quiet, poll, "failed_power_cycling is left")
-	require.NotContains(t, enteredStates(l.logAfter(t, dev, mark)), "start_self_test", "no automatic self-test")
+	require.True(t, logHas(log, "statemachine", failedLine(lifeguard.StateFailedPowerCycling)))
+	require.Never(t, func() bool { return l.leftState(dev, lifeguard.StateFailedPowerCycling) },
+		quiet, poll, "%s is left", lifeguard.StateFailedPowerCycling)
+	require.NotContains(t, enteredStates(l.logAfter(t, dev, mark)), lifeguard.StateStartSelfTest, "no automatic self-test")
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/api"
+	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/sim"
 )
 
@@ -24,12 +25,15 @@ const b2gBootConfig = `{"b2gbase":"http://x"}`
 
 // selfTestPath is what a self-test with a self-test PXE config goes
 // through (docs/design.md#the-device-machine).
-var selfTestPath = []string{"start_self_test", "pxe_power_cycling", "pxe_booting", "mobile_init_started", "self_test_running", "ready"}
+var selfTestPath = []lifeguard.State{
+	lifeguard.StateStartSelfTest, lifeguard.StatePXEPowerCycling, lifeguard.StatePXEBooting,
+	lifeguard.StateMobileInitStarted, lifeguard.StateSelfTestRunning, lifeguard.StateReady,
+}
 
 // posted reports whether board posted ev at or after since.
-func posted(b sim.BoardState, ev string, since time.Time) bool {
+func posted(b sim.BoardState, ev lifeguard.Event, since time.Time) bool {
 	for _, p := range b.Events {
-		if p.Event == ev && !p.At.Before(since) {
+		if lifeguard.Event(p.Event) == ev && !p.At.Before(since) {
 			return true
 		}
 	}
@@ -40,7 +44,7 @@ func posted(b sim.BoardState, ev string, since time.Time) bool {
 // boot and all become ready.
 func testInitialSelfTest(t *testing.T, l *lab) {
 	for _, dev := range l.boards() {
-		l.waitState(t, dev, "ready", selfTestTimeout)
+		l.waitState(t, dev, lifeguard.StateReady, selfTestTimeout)
 	}
 	for _, dev := range l.boards() {
 		// The log store files lines a moment after the state changes.
@@ -56,8 +60,8 @@ func testInitialSelfTest(t *testing.T, l *lab) {
 		// TFTP and ran the self-test second stage.
 		b := l.sim.Board(dev)
 		require.GreaterOrEqual(t, b.TFTPFetches, 1, "%s fetched a PXE file", dev)
-		require.True(t, posted(b, "self_test_running", time.Time{}), "%s posted self_test_running", dev)
-		require.True(t, posted(b, "self_test_ok", time.Time{}), "%s posted self_test_ok", dev)
+		require.True(t, posted(b, lifeguard.EventSelfTestRunning, time.Time{}), "%s posted %s", dev, lifeguard.EventSelfTestRunning)
+		require.True(t, posted(b, lifeguard.EventSelfTestOK, time.Time{}), "%s posted %s", dev, lifeguard.EventSelfTestOK)
 		require.GreaterOrEqual(t, l.actuations(t, dev), 2, "%s was power-cycled through its relay", dev)
 		require.Empty(t, l.image(t, dev), "%s: a self-test clears the current image", dev)
 	}
@@ -68,11 +72,12 @@ func testInitialSelfTest(t *testing.T, l *lab) {
 func testB2GImage(t *testing.T, l *lab, dev string) {
 	mark := l.logMark(t, dev)
 	start := time.Now()
-	require.Equal(t, http.StatusOK, event(t, l.nonOwner(t, dev), dev, "please_image", imageArgs("b2g", b2gBootConfig)))
+	require.Equal(t, http.StatusOK, event(t, l.nonOwner(t, dev), dev, lifeguard.EventPleaseImage, imageArgs("b2g", b2gBootConfig)))
 	log := l.waitFlow(t, dev, mark, flowTimeout,
-		"start_pxe_boot", "pxe_power_cycling", "pxe_booting", "mobile_init_started",
-		"b2g_downloading", "b2g_extracting", "sut_verifying", "sut_sdcard_verifying",
-		"operation_complete", "ready")
+		lifeguard.StateStartPXEBoot, lifeguard.StatePXEPowerCycling, lifeguard.StatePXEBooting,
+		lifeguard.StateMobileInitStarted, lifeguard.StateB2GDownloading, lifeguard.StateB2GExtracting,
+		lifeguard.StateSUTVerifying, lifeguard.StateSUTSDCardVerifying, lifeguard.StateOperationComplete,
+		lifeguard.StateReady)
 	require.True(t, logHas(log, "statemachine", "imaging with b2g"))
 	l.waitLogLine(t, dev, mark, "bmm", "writing pxe config "+pxeB2G+" succeeded") // by the owner
 	l.waitLogLine(t, dev, mark, "sut", "SUT agent verification succeeded", "SD card check succeeded")
@@ -85,7 +90,9 @@ func testB2GImage(t *testing.T, l *lab, dev string) {
 	b := l.sim.Board(dev)
 	require.Equal(t, "b2g", b.SDImage)
 	require.Equal(t, "running_b2g", b.Phase)
-	for _, ev := range []string{"mobile_init_started", "b2g_downloading", "b2g_extracting", "b2g_rebooting"} {
+	for _, ev := range []lifeguard.Event{
+		lifeguard.EventMobileInitStarted, lifeguard.EventB2GDownloading, lifeguard.EventB2GExtracting, lifeguard.EventB2GRebooting,
+	} {
 		require.True(t, posted(b, ev, start), "%s posted %s", dev, ev)
 	}
 }
@@ -94,11 +101,12 @@ func testB2GImage(t *testing.T, l *lab, dev string) {
 // never finished (its android second stage hung after the first event).
 func testAndroidImage(t *testing.T, l *lab, dev string) {
 	mark := l.logMark(t, dev)
-	require.Equal(t, http.StatusOK, event(t, l.nonOwner(t, dev), dev, "please_image", imageArgs("android", "")))
+	require.Equal(t, http.StatusOK, event(t, l.nonOwner(t, dev), dev, lifeguard.EventPleaseImage, imageArgs("android", "")))
 	l.waitFlow(t, dev, mark, flowTimeout,
-		"start_pxe_boot", "pxe_power_cycling", "pxe_booting", "mobile_init_started",
-		"android_downloading", "android_extracting", "sut_verifying", "sut_sdcard_verifying",
-		"operation_complete", "ready")
+		lifeguard.StateStartPXEBoot, lifeguard.StatePXEPowerCycling, lifeguard.StatePXEBooting,
+		lifeguard.StateMobileInitStarted, lifeguard.StateAndroidDownloading, lifeguard.StateAndroidExtracting,
+		lifeguard.StateSUTVerifying, lifeguard.StateSUTSDCardVerifying, lifeguard.StateOperationComplete,
+		lifeguard.StateReady)
 	l.waitLogLine(t, dev, mark, "bmm", "writing pxe config "+pxeAndroid+" succeeded")
 	require.Eventually(t, func() bool { return ptrString(l.details(dev).Image) == "android" },
 		5*time.Second, poll, "details show image android")
@@ -112,9 +120,10 @@ func testReboot(t *testing.T, l *lab, dev string) {
 	mark := l.logMark(t, dev)
 	a0 := l.actuations(t, dev)
 	fetches := l.sim.Board(dev).TFTPFetches
-	require.Equal(t, http.StatusOK, event(t, l.nonOwner(t, dev), dev, "please_power_cycle", nil))
+	require.Equal(t, http.StatusOK, event(t, l.nonOwner(t, dev), dev, lifeguard.EventPleasePowerCycle, nil))
 	l.waitFlow(t, dev, mark, flowTimeout,
-		"pc_power_cycling", "pc_rebooting", "pc_pinging", "operation_complete", "ready")
+		lifeguard.StatePCPowerCycling, lifeguard.StatePCRebooting, lifeguard.StatePCPinging,
+		lifeguard.StateOperationComplete, lifeguard.StateReady)
 	l.waitLogLine(t, dev, mark, "bmm", "clearing pxe config succeeded", "power-cycling via", "power cycle succeeded", ": ok")
 	require.GreaterOrEqual(t, l.actuations(t, dev), a0+2, "the relay turned the board off and on")
 	b := l.sim.Board(dev)
@@ -127,24 +136,25 @@ func testReboot(t *testing.T, l *lab, dev string) {
 func testMaintenance(t *testing.T, l *lab, dev string) {
 	via := l.nonOwner(t, dev)
 	mark := l.logMark(t, dev)
-	require.Equal(t, http.StatusOK, event(t, via, dev, "please_start_maintenance", nil))
+	require.Equal(t, http.StatusOK, event(t, via, dev, lifeguard.EventPleaseStartMaintenance, nil))
 	l.waitFlow(t, dev, mark, flowTimeout,
-		"start_maintenance", "pxe_power_cycling", "pxe_booting", "mobile_init_started", "maintenance_mode")
+		lifeguard.StateStartMaintenance, lifeguard.StatePXEPowerCycling, lifeguard.StatePXEBooting,
+		lifeguard.StateMobileInitStarted, lifeguard.StateMaintenanceMode)
 	require.Equal(t, sim.PhaseMaintenance, l.sim.Board(dev).Phase)
 
 	mark = l.logMark(t, dev)
 	a0 := l.actuations(t, dev)
-	require.Equal(t, http.StatusOK, event(t, via, dev, "please_image", imageArgs("b2g", b2gBootConfig)))
-	require.Equal(t, http.StatusOK, event(t, via, dev, "please_power_cycle", nil))
-	require.Equal(t, "maintenance_mode", l.state(dev))
+	require.Equal(t, http.StatusOK, event(t, via, dev, lifeguard.EventPleaseImage, imageArgs("b2g", b2gBootConfig)))
+	require.Equal(t, http.StatusOK, event(t, via, dev, lifeguard.EventPleasePowerCycle, nil))
+	require.Equal(t, lifeguard.StateMaintenanceMode, l.state(dev))
 	require.Eventually(t, func() bool {
 		log := l.logSince(dev, mark)
-		return logHas(log, "statemachine", "ignored event please_image in state maintenance_mode") &&
-			logHas(log, "statemachine", "ignored event please_power_cycle in state maintenance_mode")
+		return logHas(log, "statemachine", ignoredLine(lifeguard.EventPleaseImage, lifeguard.StateMaintenanceMode)) &&
+			logHas(log, "statemachine", ignoredLine(lifeguard.EventPleasePowerCycle, lifeguard.StateMaintenanceMode))
 	}, 5*time.Second, poll, "the ignored events are logged")
 	require.Empty(t, enteredStates(l.logAfter(t, dev, mark)), "the ignored events changed nothing")
 	require.Equal(t, a0, l.actuations(t, dev), "the ignored events did not touch the relay")
 
-	require.Equal(t, http.StatusOK, event(t, via, dev, "please_self_test", nil))
+	require.Equal(t, http.StatusOK, event(t, via, dev, lifeguard.EventPleaseSelfTest, nil))
 	l.waitFlow(t, dev, mark, selfTestTimeout, selfTestPath...)
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/lifeguard"
 )
 
 // knownBugRestartReplaysActions: when a node restarts, its lifeguard
@@ -29,12 +31,12 @@ func testKillRackOwner(t *testing.T, l *lab, working, frozen string) {
 	idle := map[string]int{} // the other boards of rack 2 -> relay actuations
 	for s := 1; s <= boardsPerRack; s++ {
 		if dev := boardName(2, s); dev != frozen {
-			l.waitState(t, dev, "ready", selfTestTimeout)
+			l.waitState(t, dev, lifeguard.StateReady, selfTestTimeout)
 			idle[dev] = l.actuations(t, dev)
 		}
 	}
-	l.waitState(t, working, "ready", selfTestTimeout)
-	l.waitState(t, frozen, "ready", selfTestTimeout)
+	l.waitState(t, working, lifeguard.StateReady, selfTestTimeout)
+	l.waitState(t, frozen, lifeguard.StateReady, selfTestTimeout)
 
 	owner := l.ownerOf(t, frozen)
 	owner.Kill()
@@ -44,27 +46,30 @@ func testKillRackOwner(t *testing.T, l *lab, working, frozen string) {
 	// state is replicated, but only the dead owner could act on it.
 	markF := l.logMark(t, frozen)
 	a0 := l.actuations(t, frozen)
-	require.Equal(t, http.StatusOK, event(t, c.Nodes[0], frozen, "please_power_cycle", nil))
-	l.waitState(t, frozen, "pc_power_cycling", 10*time.Second)
+	require.Equal(t, http.StatusOK, event(t, c.Nodes[0], frozen, lifeguard.EventPleasePowerCycle, nil))
+	l.waitState(t, frozen, lifeguard.StatePCPowerCycling, 10*time.Second)
 
 	markW := l.logMark(t, working)
-	require.Equal(t, http.StatusOK, event(t, c.Nodes[2], working, "please_image", imageArgs("b2g", b2gBootConfig)))
+	require.Equal(t, http.StatusOK, event(t, c.Nodes[2], working, lifeguard.EventPleaseImage, imageArgs("b2g", b2gBootConfig)))
 
 	// Several pc_power_cycling timeouts pass with no timeout applied and
 	// no relay command, while rack 1 keeps working.
-	require.Never(t, func() bool { return l.leftState(frozen, "pc_power_cycling") || l.actuations(t, frozen) != a0 },
-		2*quiet, poll, "a board of the dead node's rack moved")
+	require.Never(t, func() bool {
+		return l.leftState(frozen, lifeguard.StatePCPowerCycling) || l.actuations(t, frozen) != a0
+	}, 2*quiet, poll, "a board of the dead node's rack moved")
 	l.waitFlow(t, working, markW, flowTimeout,
-		"pxe_power_cycling", "pxe_booting", "mobile_init_started", "b2g_downloading", "b2g_extracting",
-		"sut_verifying", "sut_sdcard_verifying", "operation_complete", "ready")
-	l.waitState(t, frozen, "pc_power_cycling", time.Second)
+		lifeguard.StatePXEPowerCycling, lifeguard.StatePXEBooting, lifeguard.StateMobileInitStarted,
+		lifeguard.StateB2GDownloading, lifeguard.StateB2GExtracting, lifeguard.StateSUTVerifying,
+		lifeguard.StateSUTSDCardVerifying, lifeguard.StateOperationComplete, lifeguard.StateReady)
+	l.waitState(t, frozen, lifeguard.StatePCPowerCycling, time.Second)
 	require.Equal(t, a0, l.actuations(t, frozen))
 
 	// The owner comes back and picks the board up where the log left it.
 	c.Restart(owner)
 	c.WaitLeader()
 	l.waitFlow(t, frozen, markF, flowTimeout,
-		"pc_power_cycling", "pc_rebooting", "pc_pinging", "operation_complete", "ready")
+		lifeguard.StatePCPowerCycling, lifeguard.StatePCRebooting, lifeguard.StatePCPinging,
+		lifeguard.StateOperationComplete, lifeguard.StateReady)
 	require.GreaterOrEqual(t, l.actuations(t, frozen), a0+2, "the restarted owner power-cycled the board")
 
 	t.Run("IdleBoardsUntouched", func(t *testing.T) {

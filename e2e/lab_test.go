@@ -20,6 +20,8 @@ import (
 	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
+	"github.com/mozpool/mozpool/lifeguard"
+	"github.com/mozpool/mozpool/requests"
 	"github.com/mozpool/mozpool/sim"
 )
 
@@ -36,11 +38,6 @@ const (
 	// board each); boardsPerRack boards hang off each relay board.
 	racks         = 3
 	boardsPerRack = 4
-	// pingPort and sutPort are where the boards answer, in the nodes'
-	// configuration and the simulator's alike. Each board has its own
-	// address, so fixed ports cannot clash between boards.
-	pingPort = 20700
-	sutPort  = 20701
 	// relayRecovery is the simulated relay boards' pause after each
 	// connection: shorter than the nodes' own (20 ms at this scale), so
 	// that a node never finds a board still recovering.
@@ -158,7 +155,9 @@ func skipShort(t *testing.T) {
 // cluster. Both stop when the test ends, the lab first.
 func startLab(t *testing.T, opts labOptions) *lab {
 	t.Helper()
-	c := daemontest.New(t, racks, daemontest.Options{TimeScale: timeScale, PingPort: pingPort, SUTPort: sutPort})
+	// The boards' ping and SUT ports are picked by daemontest (free ports
+	// held for the test), and told to the simulator below.
+	c := daemontest.New(t, racks, daemontest.Options{TimeScale: timeScale})
 	// Every node proposes the time scale once it knows a leader; devices
 	// must not enter their first states before it applies.
 	for _, n := range c.Nodes {
@@ -183,7 +182,7 @@ func startLab(t *testing.T, opts labOptions) *lab {
 		cfg.Failures.SelfTestOK = 1
 	}
 	cfg.BrokenFraction = 0
-	cfg.PingPort, cfg.SUTPort = pingPort, sutPort
+	cfg.PingPort, cfg.SUTPort = c.PingPort(), c.SUTPort()
 	cfg.RelayRecovery = relayRecovery
 	cfg.HTTPTimeout = 5 * time.Second
 	cfg.Logger = testlog.New(t).Named("sim")
@@ -296,41 +295,41 @@ func (l *lab) nonOwner(t *testing.T, dev string) *daemontest.Node {
 
 // stateOn returns dev's lifeguard state as node n's API reports it, or ""
 // if n could not answer.
-func stateOn(n *daemontest.Node, dev string) string {
+func stateOn(n *daemontest.Node, dev string) lifeguard.State {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s, err := n.Client().DeviceState(ctx, dev)
 	if err != nil {
 		return ""
 	}
-	return s
+	return lifeguard.State(s)
 }
 
 // state returns dev's lifeguard state as some live node reports it (a
 // different one on each call), or "" if that node could not answer. A
 // node may lag behind the others by a few log entries.
-func (l *lab) state(dev string) string { return stateOn(l.node(), dev) }
+func (l *lab) state(dev string) lifeguard.State { return stateOn(l.node(), dev) }
 
 // leftState reports whether a node sees dev in a state other than state
 // (a node that does not answer sees nothing). Use it once every node has
 // seen dev in state (waitState), so that a lagging node is not taken for
 // a move.
-func (l *lab) leftState(dev, state string) bool {
+func (l *lab) leftState(dev string, state lifeguard.State) bool {
 	s := l.state(dev)
 	return s != "" && s != state
 }
 
 // waitState waits until every live node reports dev in state.
-func (l *lab) waitState(t *testing.T, dev, state string, timeout time.Duration) {
+func (l *lab) waitState(t *testing.T, dev string, state lifeguard.State, timeout time.Duration) {
 	t.Helper()
 	var seen []string
 	require.Eventually(t, func() bool {
 		seen = seen[:0]
 		for _, n := range l.cluster.Live() {
-			seen = append(seen, n.Name+": "+stateOn(n, dev))
+			seen = append(seen, n.Name+": "+string(stateOn(n, dev)))
 		}
 		for _, s := range seen {
-			if !strings.HasSuffix(s, ": "+state) {
+			if !strings.HasSuffix(s, ": "+string(state)) {
 				return false
 			}
 		}
@@ -420,22 +419,43 @@ func after(log []api.LogEntry, mark int64) []api.LogEntry {
 	return out
 }
 
+// The state machines' log lines that the tests look for (fsm and
+// lifeguard write them).
 const enteringPrefix = "entering state "
 
-// enteredStates lists the states a log shows the device entering, in
+// enteringLine is the log line of a machine entering state.
+func enteringLine[S ~string](state S) string { return enteringPrefix + string(state) }
+
+// ignoredLine is the log line of an event that the machine ignores in
+// state.
+func ignoredLine[E, S ~string](ev E, state S) string {
+	return fmt.Sprintf("ignored event %s in state %s", ev, state)
+}
+
+// failedLine is the log line of a device that enters a failed state.
+func failedLine(state lifeguard.State) string { return "device has failed: " + string(state) }
+
+// enteredStates lists the states a device's log shows it entering, in
 // order.
-func enteredStates(log []api.LogEntry) []string {
-	var out []string
+func enteredStates(log []api.LogEntry) []lifeguard.State { return entered[lifeguard.State](log) }
+
+// requestStates lists the states a request's log shows it entering, in
+// order.
+func requestStates(log []api.LogEntry) []requests.State { return entered[requests.State](log) }
+
+// entered lists the states of machine S that log shows entered, in order.
+func entered[S ~string](log []api.LogEntry) []S {
+	var out []S
 	for _, e := range log {
 		if e.Source == "statemachine" && strings.HasPrefix(e.Message, enteringPrefix) {
-			out = append(out, strings.TrimPrefix(e.Message, enteringPrefix))
+			out = append(out, S(strings.TrimPrefix(e.Message, enteringPrefix)))
 		}
 	}
 	return out
 }
 
 // inOrder reports whether want is a subsequence of got.
-func inOrder(got []string, want ...string) bool {
+func inOrder[S comparable](got []S, want ...S) bool {
 	i := 0
 	for _, s := range got {
 		if i < len(want) && s == want[i] {
@@ -447,7 +467,7 @@ func inOrder(got []string, want ...string) bool {
 
 // requireStatesInOrder checks that the log shows the device entering
 // states in this order (other states may come between them).
-func requireStatesInOrder(t *testing.T, log []api.LogEntry, states ...string) {
+func requireStatesInOrder(t *testing.T, log []api.LogEntry, states ...lifeguard.State) {
 	t.Helper()
 	got := enteredStates(log)
 	require.True(t, inOrder(got, states...), "states entered %v, want %v in this order", got, states)
@@ -456,11 +476,11 @@ func requireStatesInOrder(t *testing.T, log []api.LogEntry, states ...string) {
 // waitFlow waits until dev's log after mark shows states entered in this
 // order and dev is in the last of them on every node, then returns that
 // log.
-func (l *lab) waitFlow(t *testing.T, dev string, mark int64, timeout time.Duration, states ...string) []api.LogEntry {
+func (l *lab) waitFlow(t *testing.T, dev string, mark int64, timeout time.Duration, states ...lifeguard.State) []api.LogEntry {
 	t.Helper()
 	final := states[len(states)-1]
 	var log []api.LogEntry
-	var now string
+	var now lifeguard.State
 	require.Eventually(t, func() bool {
 		// The state and the log from the same node, so that they agree.
 		log = l.logSince(dev, mark)
@@ -540,25 +560,25 @@ func do(t *testing.T, method, url string, body any) (int, []byte) {
 
 // event sends a lifeguard event to dev through node (POST, with body as
 // the event's arguments when not nil) and returns the status.
-func event(t *testing.T, n *daemontest.Node, dev, ev string, body any) int {
+func event(t *testing.T, n *daemontest.Node, dev string, ev lifeguard.Event, body any) int {
 	t.Helper()
-	status, b := do(t, http.MethodPost, n.URL+"/api/device/"+dev+"/event/"+ev+"/", body)
+	status, b := do(t, http.MethodPost, n.URL+"/api/device/"+dev+"/event/"+string(ev)+"/", body)
 	if status != http.StatusOK {
 		t.Logf("event %s to %s via %s: %d %s", ev, dev, n.Name, status, b)
 	}
 	return status
 }
 
-// imageArgs are please_image's arguments.
+// imageArgs are the arguments of lifeguard.EventPleaseImage.
 func imageArgs(image, bootConfig string) map[string]string {
 	return map[string]string{"image": image, "boot_config": bootConfig}
 }
 
 // stateChange forces dev from one state to another through node and
 // returns the status.
-func stateChange(t *testing.T, n *daemontest.Node, dev, from, to string) int {
+func stateChange(t *testing.T, n *daemontest.Node, dev string, from, to lifeguard.State) int {
 	t.Helper()
-	status, _ := do(t, http.MethodPost, n.URL+"/api/device/"+dev+"/state-change/"+from+"/to/"+to+"/", nil)
+	status, _ := do(t, http.MethodPost, n.URL+"/api/device/"+dev+"/state-change/"+string(from)+"/to/"+string(to)+"/", nil)
 	return status
 }
 

@@ -18,6 +18,8 @@ import (
 
 	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/daemon/daemontest"
+	"github.com/mozpool/mozpool/lifeguard"
+	"github.com/mozpool/mozpool/requests"
 )
 
 // b2gBase is the b2gbase boot-config value the request tests send.
@@ -74,11 +76,17 @@ func returnRequest(t *testing.T, n *daemontest.Node, id int64) int {
 	return status
 }
 
+// claimedLine is the request's log line when it claims dev and sends it
+// ev (please_image, or please_power_cycle to reuse its image).
+func claimedLine(dev string, ev lifeguard.Event) string {
+	return fmt.Sprintf("claimed device %s and sent it %s", dev, ev)
+}
+
 // requestEvent sends a request event through node n with method (POST
 // with body as its arguments, or GET) and returns the status and body.
-func requestEvent(t *testing.T, n *daemontest.Node, method string, id int64, ev string, body any) (int, []byte) {
+func requestEvent(t *testing.T, n *daemontest.Node, method string, id int64, ev requests.Event, body any) (int, []byte) {
 	t.Helper()
-	return do(t, method, n.URL+requestPath(id, "event/"+ev), body)
+	return do(t, method, n.URL+requestPath(id, "event/"+string(ev)), body)
 }
 
 // requestOn returns request id's details as node n shows them.
@@ -139,30 +147,30 @@ func (l *lab) waitRequest(t *testing.T, id int64, timeout time.Duration, what st
 }
 
 // waitRequestState waits until every live node shows request id in state.
-func (l *lab) waitRequestState(t *testing.T, id int64, state string, timeout time.Duration) api.RequestSummary {
+func (l *lab) waitRequestState(t *testing.T, id int64, state requests.State, timeout time.Duration) api.RequestSummary {
 	t.Helper()
-	return l.waitRequest(t, id, timeout, "state "+state, func(r api.RequestSummary) bool { return r.State == state })
+	return l.waitRequest(t, id, timeout, "state "+string(state), func(r api.RequestSummary) bool { return requests.State(r.State) == state })
 }
 
 // waitHolding waits until every live node shows request id in state with
 // dev assigned ("" for none).
-func (l *lab) waitHolding(t *testing.T, id int64, state, dev string, timeout time.Duration) {
+func (l *lab) waitHolding(t *testing.T, id int64, state requests.State, dev string, timeout time.Duration) {
 	t.Helper()
 	l.waitRequest(t, id, timeout, fmt.Sprintf("state %s holding %q", state, dev), func(r api.RequestSummary) bool {
-		return r.State == state && r.AssignedDevice == dev
+		return requests.State(r.State) == state && r.AssignedDevice == dev
 	})
 }
 
 // requestStateOn returns request id's state as node n's status route
 // reports it ("" if n did not answer).
-func requestStateOn(n *daemontest.Node, id int64) string {
+func requestStateOn(n *daemontest.Node, id int64) requests.State {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	st, err := n.Client().RequestStatus(ctx, id)
 	if err != nil {
 		return ""
 	}
-	return st.State
+	return requests.State(st.State)
 }
 
 // requestLog returns request id's whole log from logNode, oldest first.
@@ -192,9 +200,9 @@ func (l *lab) waitRequestLog(t *testing.T, id int64, source, text string) {
 }
 
 // requestEntered lists the states request id's log shows it entering.
-func (l *lab) requestEntered(t *testing.T, id int64) []string {
+func (l *lab) requestEntered(t *testing.T, id int64) []requests.State {
 	t.Helper()
-	return enteredStates(l.requestLog(t, id))
+	return requestStates(l.requestLog(t, id))
 }
 
 // holderOn returns the id of the request holding dev as node n's device
@@ -239,9 +247,9 @@ func (l *lab) setEnvironment(t *testing.T, dev, env string) {
 // force moves dev from whatever state it is in to state, as an operator
 // does from the web UI: a conditional change from the state it shows,
 // repeated if the device moved in between.
-func (l *lab) force(t *testing.T, dev, state string) {
+func (l *lab) force(t *testing.T, dev string, state lifeguard.State) {
 	t.Helper()
-	var from string
+	var from lifeguard.State
 	var status int
 	require.Eventually(t, func() bool {
 		// The leader has the newest state: a conflict there is a real move.
@@ -252,7 +260,7 @@ func (l *lab) force(t *testing.T, dev, state string) {
 		status = stateChange(t, n, dev, from, state)
 		return status == http.StatusOK
 	}, 10*time.Second, poll, "force %s to %s: last tried from %q, answered %d", dev, state,
-		lazy(func() string { return from }), lazy(func() string { return strconv.Itoa(status) }))
+		lazy(func() string { return string(from) }), lazy(func() string { return strconv.Itoa(status) }))
 	l.waitState(t, dev, state, 10*time.Second)
 }
 
@@ -344,10 +352,10 @@ func (l *lab) pxeFileExists(t *testing.T, dev string) bool {
 }
 
 // postedAt returns when board posted ev at or after since (zero if not).
-func postedAt(t *testing.T, l *lab, dev, ev string, since time.Time) time.Time {
+func postedAt(t *testing.T, l *lab, dev string, ev lifeguard.Event, since time.Time) time.Time {
 	t.Helper()
 	for _, p := range l.sim.Board(dev).Events {
-		if p.Event == ev && !p.At.Before(since) {
+		if lifeguard.Event(p.Event) == ev && !p.At.Before(since) {
 			return p.At
 		}
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/mozpool/mozpool/client"
 	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/lifeguard"
+	"github.com/mozpool/mozpool/requests"
 )
 
 // Request timers are time-scaled like lifeguard's: a search every 10 s
@@ -30,7 +32,7 @@ var (
 
 // hung is a state the device table does not know: a device forced into it
 // has no timeout and reports nothing, as a lifeguard that went silent.
-const hung = "hung"
+const hung lifeguard.State = "hung"
 
 // TestRequests proves the Mozpool request machine
 // (docs/design.md#the-request-machine) end to end, over HTTP against a
@@ -59,7 +61,7 @@ func TestRequests(t *testing.T) {
 
 	t.Run("BoardsReady", func(t *testing.T) {
 		for _, dev := range l.boards() {
-			l.waitState(t, dev, "ready", selfTestTimeout)
+			l.waitState(t, dev, lifeguard.StateReady, selfTestTimeout)
 		}
 	})
 	if t.Failed() {
@@ -97,8 +99,11 @@ func otherThan(x, a, b string) string {
 }
 
 // b2gFlow is what a b2g imaging shows in the device's log.
-var b2gFlow = []string{"pxe_power_cycling", "pxe_booting", "mobile_init_started", "b2g_downloading",
-	"b2g_extracting", "sut_verifying", "sut_sdcard_verifying", "operation_complete", "ready"}
+var b2gFlow = []lifeguard.State{
+	lifeguard.StatePXEPowerCycling, lifeguard.StatePXEBooting, lifeguard.StateMobileInitStarted,
+	lifeguard.StateB2GDownloading, lifeguard.StateB2GExtracting, lifeguard.StateSUTVerifying,
+	lifeguard.StateSUTSDCardVerifying, lifeguard.StateOperationComplete, lifeguard.StateReady,
+}
 
 // testRequestLifecycle goes through a follower's API: the
 // validation of a creation, then one b2g request for any board of its
@@ -169,7 +174,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	require.Equal(t, "e2e", q.Assignee)
 	require.JSONEq(t, `{"b2gbase": "`+b2gBase+`"}`, q.BootConfig)
 	requireExpiresIn(t, q.Expires, time.Hour)
-	require.Equal(t, "pending", requestStateOn(f, q.ID), "claimed and contacted in one command")
+	require.Equal(t, requests.StatePending, requestStateOn(f, q.ID), "claimed and contacted in one command")
 
 	// While it is imaging, bootconfig/ serves the request's boot
 	// config, from every node.
@@ -233,20 +238,20 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	require.Equal(t, dev, open[q.ID].AssignedDevice)
 	require.NotEmpty(t, open[q.ID].DeviceState, "the assigned device's state")
 	require.Contains(t, open, qKeys.ID)
-	require.Equal(t, "finding_device", open[qKeys.ID].State)
+	require.Equal(t, string(requests.StateFindingDevice), open[qKeys.ID].State)
 	require.Empty(t, open[qKeys.ID].DeviceState, "no device, no device state")
 	all := list(true)
 	require.Contains(t, all, q60.ID)
-	require.Equal(t, "closed", all[q60.ID].State)
+	require.Equal(t, string(requests.StateClosed), all[q60.ID].State)
 	require.Empty(t, all[q60.ID].AssignedDevice)
 	require.Empty(t, all[q60.ID].DeviceState)
 
 	// The request is ready once the board is imaged and verified.
-	l.waitRequestState(t, q.ID, "ready", flowTimeout)
+	l.waitRequestState(t, q.ID, requests.StateReady, flowTimeout)
 	log := l.waitFlow(t, dev, mark, flowTimeout, b2gFlow...)
 	require.True(t, logHas(log, "mozpool", fmt.Sprintf("claimed by request %d", q.ID)), "the device's log names the request")
-	l.waitRequestLog(t, q.ID, "mozpool", "claimed device "+dev+" and sent it please_image")
-	l.waitRequestLog(t, q.ID, "lifeguard", "device "+dev+" finished: complete")
+	l.waitRequestLog(t, q.ID, "mozpool", claimedLine(dev, lifeguard.EventPleaseImage))
+	l.waitRequestLog(t, q.ID, "lifeguard", fmt.Sprintf("device %s finished: %s", dev, lifeguard.ResultComplete))
 	require.Eventually(t, func() bool {
 		d := l.details(dev)
 		return ptrString(d.Image) == "b2g" && d.BootConfig != nil && *d.BootConfig == q.BootConfig &&
@@ -259,9 +264,9 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	seen := stopPXE()
 	after := l.sim.Board(dev)
 	require.Greater(t, after.TFTPFetches, before.TFTPFetches, "the board fetched its PXE file over TFTP")
-	initAt := postedAt(t, l, dev, "mobile_init_started", start)
-	require.False(t, initAt.IsZero(), "the board posted mobile_init_started")
-	require.False(t, postedAt(t, l, dev, "b2g_downloading", start).IsZero(), "the board ran the b2g second stage")
+	initAt := postedAt(t, l, dev, lifeguard.EventMobileInitStarted, start)
+	require.False(t, initAt.IsZero(), "the board posted %s", lifeguard.EventMobileInitStarted)
+	require.False(t, postedAt(t, l, dev, lifeguard.EventB2GDownloading, start).IsZero(), "the board ran the b2g second stage")
 	require.False(t, l.pxeFileExists(t, dev), "the PXE file is removed")
 	if seen.Seen.IsZero() {
 		// The file lives a few hundred milliseconds at this scale; the
@@ -290,22 +295,22 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	status, raw = do(t, http.MethodPost, other.URL+strings.TrimSuffix(requestPath(q.ID, "renew"), "/"), map[string]int{"duration": 7300})
 	require.Equal(t, http.StatusNoContent, status, "%s", raw)
 	requireExpiresIn(t, requestOn(t, other, q.ID).Expires, 7300*time.Second)
-	require.Equal(t, "ready", requestStateOn(other, q.ID), "a renewal changes only expires")
+	require.Equal(t, requests.StateReady, requestStateOn(other, q.ID), "a renewal changes only expires")
 
 	// Return closes the request and releases the board, which stays
 	// ready: it is not rebooted. A second return is a 204 too.
 	a0 := l.actuations(t, dev)
 	mark = l.logMark(t, dev)
 	require.Equal(t, http.StatusNoContent, returnRequest(t, f, q.ID))
-	require.Equal(t, "closed", requestStateOn(f, q.ID))
-	l.waitRequestState(t, q.ID, "closed", 10*time.Second)
+	require.Equal(t, requests.StateClosed, requestStateOn(f, q.ID))
+	l.waitRequestState(t, q.ID, requests.StateClosed, 10*time.Second)
 	l.waitHolder(t, dev, 0, 10*time.Second)
-	require.Never(t, func() bool { return l.leftState(dev, "ready") || l.actuations(t, dev) != a0 },
+	require.Never(t, func() bool { return l.leftState(dev, lifeguard.StateReady) || l.actuations(t, dev) != a0 },
 		quiet, poll, "the returned board moved or its relay was used")
 	require.Empty(t, enteredStates(l.logAfter(t, dev, mark)))
-	require.True(t, logHas(l.logAfter(t, dev, mark), "mozpool", fmt.Sprintf("released by request %d (closed)", q.ID)))
+	require.True(t, logHas(l.logAfter(t, dev, mark), "mozpool", fmt.Sprintf("released by request %d (%s)", q.ID, requests.StateClosed)))
 	require.Equal(t, http.StatusNoContent, returnRequest(t, other, q.ID))
-	require.Equal(t, "closed", requestStateOn(other, q.ID))
+	require.Equal(t, requests.StateClosed, requestStateOn(other, q.ID))
 }
 
 // testRequestExpiry: expiry is wall-clock time. A request
@@ -321,23 +326,23 @@ func testRequestExpiry(t *testing.T, l *lab, dev string) {
 	require.Equal(t, dev, q.AssignedDevice)
 	requireExpiresIn(t, q.Expires, time.Second)
 
-	l.waitRequestState(t, q.ID, "closed", 10*time.Second)
+	l.waitRequestState(t, q.ID, requests.StateClosed, 10*time.Second)
 	l.waitHolder(t, dev, 0, 5*time.Second)
 	log := l.waitFlow(t, dev, mark, flowTimeout, b2gFlow...)
-	require.True(t, logHas(log, "mozpool", fmt.Sprintf("released by request %d (closed) in state", q.ID)) &&
+	require.True(t, logHas(log, "mozpool", fmt.Sprintf("released by request %d (%s) in state", q.ID, requests.StateClosed)) &&
 		logHas(log, "mozpool", "the device goes on without a request"), "the device's log tells of the release mid-operation")
 	rlog := l.requestLog(t, q.ID)
 	require.True(t, logHas(rlog, "mozpool", "released device "+dev+" in state") &&
 		logHas(rlog, "mozpool", "the device goes on without a request"), "the request's log tells of the release mid-operation")
 	require.False(t, logHas(rlog, "lifeguard", "finished"), "the finished board told no request")
-	require.NotContains(t, enteredStates(rlog), "ready")
-	require.Equal(t, "closed", requestStateOn(n, q.ID))
+	require.NotContains(t, requestStates(rlog), requests.StateReady)
+	require.Equal(t, requests.StateClosed, requestStateOn(n, q.ID))
 	l.waitHolder(t, dev, 0, 5*time.Second)
 	require.Equal(t, "b2g", l.image(t, dev), "the board finished its imaging")
 
 	q2 := l.createRequest(t, n, "any", requestBody("b2g", "expiry-nobody", 1))
 	require.Empty(t, q2.AssignedDevice)
-	l.waitRequestState(t, q2.ID, "closed", 10*time.Second)
+	l.waitRequestState(t, q2.ID, requests.StateClosed, 10*time.Second)
 }
 
 // testRequestReuse: a board that already carries a
@@ -353,8 +358,8 @@ func testRequestReuse(t *testing.T, l *lab, a, b string) {
 	x := q.AssignedDevice
 	require.Contains(t, []string{a, b}, x)
 	y := otherThan(x, a, b)
-	l.waitRequestLog(t, q.ID, "mozpool", "claimed device "+x+" and sent it please_image")
-	l.waitRequestState(t, q.ID, "ready", flowTimeout)
+	l.waitRequestLog(t, q.ID, "mozpool", claimedLine(x, lifeguard.EventPleaseImage))
+	l.waitRequestState(t, q.ID, requests.StateReady, flowTimeout)
 	require.Equal(t, http.StatusNoContent, returnRequest(t, l.node(), q.ID))
 	l.waitHolder(t, x, 0, 10*time.Second)
 	require.Equal(t, "android", l.image(t, x))
@@ -366,10 +371,11 @@ func testRequestReuse(t *testing.T, l *lab, a, b string) {
 		fetches := l.sim.Board(x).TFTPFetches
 		q := l.createRequest(t, l.node(), "any", requestBody("android", env, 3600))
 		require.Equal(t, x, q.AssignedDevice, "round %d: the board with the image wins over %s, used less recently", round, y)
-		l.waitRequestLog(t, q.ID, "mozpool", "claimed device "+x+" and sent it please_power_cycle")
-		l.waitRequestState(t, q.ID, "ready", flowTimeout)
-		log := l.waitFlow(t, x, mark, flowTimeout, "pc_power_cycling", "pc_rebooting", "pc_pinging", "operation_complete", "ready")
-		require.NotContains(t, enteredStates(log), "pxe_power_cycling")
+		l.waitRequestLog(t, q.ID, "mozpool", claimedLine(x, lifeguard.EventPleasePowerCycle))
+		l.waitRequestState(t, q.ID, requests.StateReady, flowTimeout)
+		log := l.waitFlow(t, x, mark, flowTimeout, lifeguard.StatePCPowerCycling, lifeguard.StatePCRebooting,
+			lifeguard.StatePCPinging, lifeguard.StateOperationComplete, lifeguard.StateReady)
+		require.NotContains(t, enteredStates(log), lifeguard.StatePXEPowerCycling)
 		require.Equal(t, fetches, l.sim.Board(x).TFTPFetches, "round %d: no PXE file: the board booted its SD card", round)
 		require.Equal(t, http.StatusNoContent, returnRequest(t, l.node(), q.ID))
 		l.waitHolder(t, x, 0, 10*time.Second)
@@ -388,7 +394,7 @@ func testRequestReuse(t *testing.T, l *lab, a, b string) {
 	require.False(t, logHas(l.logAfter(t, x, first), "bmm", "writing pxe config"), "no PXE file was written")
 	require.Equal(t, "android", l.sim.Board(x).SDImage)
 	require.Equal(t, yActs, l.actuations(t, y), "%s was left alone", y)
-	require.Equal(t, "ready", l.state(y))
+	require.Equal(t, lifeguard.StateReady, l.state(y))
 }
 
 // testRequestEnvironment: a request for an environment only
@@ -421,9 +427,9 @@ func testRequestEnvironment(t *testing.T, l *lab, odd, even string) {
 		r, ok := l.requestRow(q2.ID)
 		return ok && r.AssignedDevice != ""
 	}, 5*searchEvery, poll, "an odd request took a board of another environment")
-	require.Equal(t, "finding_device", requestStateOn(n, q2.ID))
+	require.Equal(t, requests.StateFindingDevice, requestStateOn(n, q2.ID))
 	l.waitHolder(t, even, 0, time.Second)
-	require.Equal(t, "ready", l.state(even), "the even board was there for the taking")
+	require.Equal(t, lifeguard.StateReady, l.state(even), "the even board was there for the taking")
 
 	q3 := l.createRequest(t, n, "any", requestBody("b2g", "even", 3600))
 	require.Equal(t, even, q3.AssignedDevice)
@@ -437,16 +443,16 @@ func testRequestSpecificDevice(t *testing.T, l *lab, dev string) {
 	n := l.node()
 
 	// A named board in a failed state.
-	require.Equal(t, http.StatusOK, stateChange(t, n, dev, "ready", "failed_self_test"))
+	require.Equal(t, http.StatusOK, stateChange(t, n, dev, lifeguard.StateReady, lifeguard.StateFailedSelfTest))
 	bad := l.createRequest(t, n, dev, requestBody("b2g", "any", 3600))
 	require.Equal(t, dev, bad.RequestedDevice)
 	require.Empty(t, bad.AssignedDevice)
-	require.Equal(t, "failed_bad_device", requestStateOn(n, bad.ID), "failed at the first search")
+	require.Equal(t, requests.StateFailedBadDevice, requestStateOn(n, bad.ID), "failed at the first search")
 	// Return is a 204 and changes nothing.
 	require.Equal(t, http.StatusNoContent, returnRequest(t, n, bad.ID))
-	require.Equal(t, "failed_bad_device", requestStateOn(n, bad.ID))
-	require.Equal(t, http.StatusOK, stateChange(t, n, dev, "failed_self_test", "ready"))
-	l.waitState(t, dev, "ready", 10*time.Second)
+	require.Equal(t, requests.StateFailedBadDevice, requestStateOn(n, bad.ID))
+	require.Equal(t, http.StatusOK, stateChange(t, n, dev, lifeguard.StateFailedSelfTest, lifeguard.StateReady))
+	l.waitState(t, dev, lifeguard.StateReady, 10*time.Second)
 
 	// The board is held; a second request for it finds it taken at
 	// its first search and fails at its second, and the first keeps it.
@@ -454,11 +460,11 @@ func testRequestSpecificDevice(t *testing.T, l *lab, dev string) {
 	require.Equal(t, dev, held.AssignedDevice)
 	busy := l.createRequest(t, n, dev, requestBody("b2g", "any", 2))
 	require.Empty(t, busy.AssignedDevice)
-	require.Equal(t, "finding_device", requestStateOn(n, busy.ID))
+	require.Equal(t, requests.StateFindingDevice, requestStateOn(n, busy.ID))
 	// A named board goes silent mid-imaging (before it can
 	// finish); the request waits for it poll after poll.
 	l.force(t, dev, hung)
-	l.waitRequestState(t, busy.ID, "failed_device_busy", 10*time.Second)
+	l.waitRequestState(t, busy.ID, requests.StateFailedDeviceBusy, 10*time.Second)
 	require.Equal(t, http.StatusNoContent, returnRequest(t, n, busy.ID))
 
 	// Meanwhile the busy request's expiry passes and, like the
@@ -466,14 +472,15 @@ func testRequestSpecificDevice(t *testing.T, l *lab, dev string) {
 	require.Never(t, func() bool {
 		h, ok1 := l.requestRow(held.ID)
 		b, ok2 := l.requestRow(busy.ID)
-		return ok1 && ok2 && (h.State != "pending" || h.AssignedDevice != dev || b.State != "failed_device_busy")
+		return ok1 && ok2 && (requests.State(h.State) != requests.StatePending || h.AssignedDevice != dev ||
+			requests.State(b.State) != requests.StateFailedDeviceBusy)
 	}, 5*pendingPoll, poll, "the held request left pending or the failed one moved")
 	require.True(t, time.Now().UTC().After(parseWireTime(t, busy.Expires)), "the failed request has expired")
-	require.Equal(t, "failed_device_busy", requestStateOn(n, busy.ID))
+	require.Equal(t, requests.StateFailedDeviceBusy, requestStateOn(n, busy.ID))
 	l.waitHolder(t, dev, held.ID, time.Second)
 	rlog := l.requestLog(t, held.ID)
 	require.False(t, logHas(rlog, "mozpool", "not imaging"))
-	require.Equal(t, []string{"finding_device", "pending"}, enteredStates(rlog))
+	require.Equal(t, []requests.State{requests.StateFindingDevice, requests.StatePending}, requestStates(rlog))
 }
 
 // testRequestTakenOver: an operator locks out the claimed
@@ -488,16 +495,16 @@ func testRequestTakenOver(t *testing.T, l *lab, a, b string) {
 	require.Contains(t, []string{a, b}, x)
 	y := otherThan(x, a, b)
 
-	l.force(t, x, "locked_out")
-	l.waitHolding(t, q.ID, "pending", y, 10*pendingPoll)
+	l.force(t, x, lifeguard.StateLockedOut)
+	l.waitHolding(t, q.ID, requests.StatePending, y, 10*pendingPoll)
 	l.waitHolder(t, x, 0, 5*time.Second)
 	l.waitHolder(t, y, q.ID, 5*time.Second)
-	l.waitRequestLog(t, q.ID, "mozpool", "device "+x+" is locked_out, not imaging")
-	l.waitRequestLog(t, q.ID, "mozpool", "claimed device "+y+" and sent it please_image")
-	require.True(t, inOrder(l.requestEntered(t, q.ID), "pending", "finding_device", "pending"))
+	l.waitRequestLog(t, q.ID, "mozpool", fmt.Sprintf("device %s is %s, not imaging", x, lifeguard.StateLockedOut))
+	l.waitRequestLog(t, q.ID, "mozpool", claimedLine(y, lifeguard.EventPleaseImage))
+	require.True(t, inOrder(l.requestEntered(t, q.ID), requests.StatePending, requests.StateFindingDevice, requests.StatePending))
 
-	l.waitRequestState(t, q.ID, "ready", flowTimeout)
-	require.Equal(t, "locked_out", l.state(x), "the locked-out board stays locked out")
+	l.waitRequestState(t, q.ID, requests.StateReady, flowTimeout)
+	require.Equal(t, lifeguard.StateLockedOut, l.state(x), "the locked-out board stays locked out")
 }
 
 // testRequestPendingResults: imaging results delivered by
@@ -507,9 +514,9 @@ func testRequestPendingResults(t *testing.T, l *lab, a, b string) {
 	l.setEnvironment(t, a, env)
 	l.setEnvironment(t, b, env)
 	n := l.node()
-	result := func(id int64, r string) {
+	result := func(id int64, r lifeguard.Result) {
 		t.Helper()
-		status, body := requestEvent(t, n, http.MethodPost, id, "lifeguard_finished", map[string]string{"imaging_result": r})
+		status, body := requestEvent(t, n, http.MethodPost, id, requests.EventLifeguardFinished, map[string]string{"imaging_result": string(r)})
 		require.Equal(t, http.StatusOK, status, "%s", body)
 		require.JSONEq(t, `{}`, string(body))
 	}
@@ -519,47 +526,47 @@ func testRequestPendingResults(t *testing.T, l *lab, a, b string) {
 	c := q.AssignedDevice
 	require.Contains(t, []string{a, b}, c)
 	d := otherThan(c, a, b)
-	result(q.ID, "failed-bad-device")
-	require.Equal(t, "pending", requestStateOn(n, q.ID))
-	l.waitHolding(t, q.ID, "pending", d, 5*time.Second)
+	result(q.ID, lifeguard.ResultFailedBadDevice)
+	require.Equal(t, requests.StatePending, requestStateOn(n, q.ID))
+	l.waitHolding(t, q.ID, requests.StatePending, d, 5*time.Second)
 	l.waitHolder(t, c, 0, 5*time.Second)
 
 	// complete: ready (whatever the board is doing).
-	result(q.ID, "complete")
-	require.Equal(t, "ready", requestStateOn(n, q.ID))
+	result(q.ID, lifeguard.ResultComplete)
+	require.Equal(t, requests.StateReady, requestStateOn(n, q.ID))
 	l.waitHolder(t, d, q.ID, 5*time.Second)
 	// A GET delivers an event without arguments; ready ignores
 	// lifeguard_finished, and nobody knows xyz: both are 200 {}.
-	for _, ev := range []string{"lifeguard_finished", "xyz"} {
+	for _, ev := range []requests.Event{requests.EventLifeguardFinished, "xyz"} {
 		status, body := requestEvent(t, n, http.MethodGet, q.ID, ev, nil)
 		require.Equal(t, http.StatusOK, status, "%s: %s", ev, body)
 		require.JSONEq(t, `{}`, string(body))
-		l.waitRequestLog(t, q.ID, "statemachine", "ignored event "+ev+" in state ready")
+		l.waitRequestLog(t, q.ID, "statemachine", ignoredLine(ev, requests.StateReady))
 	}
-	require.Equal(t, "ready", requestStateOn(n, q.ID))
+	require.Equal(t, requests.StateReady, requestStateOn(n, q.ID))
 	require.Equal(t, http.StatusNoContent, returnRequest(t, n, q.ID))
 
 	// failed-bad-device on a named board fails the request.
-	l.waitState(t, c, "ready", flowTimeout)
+	l.waitState(t, c, lifeguard.StateReady, flowTimeout)
 	q2 := l.createRequest(t, n, c, requestBody("b2g", "any", 3600))
 	require.Equal(t, c, q2.AssignedDevice)
-	result(q2.ID, "failed-bad-device")
-	require.Equal(t, "failed_bad_device", requestStateOn(n, q2.ID))
+	result(q2.ID, lifeguard.ResultFailedBadDevice)
+	require.Equal(t, requests.StateFailedBadDevice, requestStateOn(n, q2.ID))
 	l.waitHolder(t, c, 0, 5*time.Second)
 
 	// failed-bad-image on two boards fails the request (both ready, so
 	// that the second search finds the other one).
 	for _, dev := range []string{c, d} {
-		l.waitState(t, dev, "ready", flowTimeout)
+		l.waitState(t, dev, lifeguard.StateReady, flowTimeout)
 		l.waitHolder(t, dev, 0, 5*time.Second)
 	}
 	q3 := l.createRequest(t, n, "any", requestBody("b2g", env, 3600))
 	require.Equal(t, d, q3.AssignedDevice, "%s is used less recently than %s", d, c)
-	result(q3.ID, "failed-bad-image")
-	require.Equal(t, "pending", requestStateOn(n, q3.ID))
-	l.waitHolding(t, q3.ID, "pending", c, 5*time.Second)
-	result(q3.ID, "failed-bad-image")
-	require.Equal(t, "failed_bad_image", requestStateOn(n, q3.ID))
+	result(q3.ID, lifeguard.ResultFailedBadImage)
+	require.Equal(t, requests.StatePending, requestStateOn(n, q3.ID))
+	l.waitHolding(t, q3.ID, requests.StatePending, c, 5*time.Second)
+	result(q3.ID, lifeguard.ResultFailedBadImage)
+	require.Equal(t, requests.StateFailedBadImage, requestStateOn(n, q3.ID))
 	l.waitHolder(t, c, 0, 5*time.Second)
 	l.waitHolder(t, d, 0, 5*time.Second)
 }
@@ -577,10 +584,11 @@ func testRequestSilentLifeguard(t *testing.T, l *lab, dev string) {
 
 	budget := 20 * pendingPoll
 	l.waitRequest(t, q.ID, budget+30*time.Second, "searching again", func(r api.RequestSummary) bool {
-		return r.AssignedDevice == "" && (r.State == "finding_device" || r.State == "failed_device_not_found")
+		s := requests.State(r.State)
+		return r.AssignedDevice == "" && (s == requests.StateFindingDevice || s == requests.StateFailedDeviceNotFound)
 	})
 	require.GreaterOrEqual(t, time.Since(start), budget-50*time.Millisecond, "it waited out 20 polls")
-	require.True(t, inOrder(l.requestEntered(t, q.ID), "pending", "finding_device"))
+	require.True(t, inOrder(l.requestEntered(t, q.ID), requests.StatePending, requests.StateFindingDevice))
 	require.False(t, logHas(l.requestLog(t, q.ID), "mozpool", "not imaging"), "it gave up on silence, not on a takeover")
 	l.waitHolder(t, dev, 0, 5*time.Second)
 	require.Equal(t, hung, l.state(dev), "the board is left as it is")
@@ -593,10 +601,10 @@ func testRequestNoDevice(t *testing.T, l *lab) {
 	start := time.Now()
 	q := l.createRequest(t, n, "any", requestBody("b2g", "nobody-has-it", 3600))
 	require.Empty(t, q.AssignedDevice)
-	require.Equal(t, "finding_device", requestStateOn(n, q.ID))
-	l.waitRequestState(t, q.ID, "failed_device_not_found", 60*time.Second)
+	require.Equal(t, requests.StateFindingDevice, requestStateOn(n, q.ID))
+	l.waitRequestState(t, q.ID, requests.StateFailedDeviceNotFound, 60*time.Second)
 	require.GreaterOrEqual(t, time.Since(start), 59*searchEvery-50*time.Millisecond, "60 searches, 10 s apart (scaled)")
-	require.Equal(t, []string{"finding_device", "failed_device_not_found"}, l.requestEntered(t, q.ID))
+	require.Equal(t, []requests.State{requests.StateFindingDevice, requests.StateFailedDeviceNotFound}, l.requestEntered(t, q.ID))
 }
 
 // holdWatch checks, every 50 ms through a different node each time, that
@@ -654,7 +662,7 @@ func (w *holdWatch) check(n *daemontest.Node) {
 		if r.AssignedDevice == "" {
 			continue
 		}
-		if r.State == "closed" || strings.HasPrefix(r.State, "failed_") {
+		if s := requests.State(r.State); s == requests.StateClosed || s.Failed() {
 			w.violate("%s: request %d is %s but holds %s", n.Name, r.ID, r.State, r.AssignedDevice)
 		}
 		if other, ok := held[r.AssignedDevice]; ok {
@@ -702,20 +710,20 @@ func testConcurrentRequests(t *testing.T, l *lab, free ...string) {
 	}
 	for _, dev := range l.boards() {
 		if isFree[dev] {
-			l.waitState(t, dev, "ready", flowTimeout)
+			l.waitState(t, dev, lifeguard.StateReady, flowTimeout)
 			l.waitHolder(t, dev, 0, 10*time.Second)
 		} else {
-			l.force(t, dev, "locked_out")
+			l.force(t, dev, lifeguard.StateLockedOut)
 		}
 	}
 
 	w := l.watchHolds(isFree)
 	defer w.stop()
-	const requests = 20
-	ids := make([]int64, requests)
-	errs := make([]error, requests)
+	const count = 20
+	ids := make([]int64, count)
+	errs := make([]error, count)
 	var wg sync.WaitGroup
-	for i := range requests {
+	for i := range count {
 		n := l.cluster.Nodes[i%len(l.cluster.Nodes)]
 		wg.Add(1)
 		// Exits when its POST is answered (or times out).
@@ -738,7 +746,7 @@ func testConcurrentRequests(t *testing.T, l *lab, free ...string) {
 		id := ids[i]
 		t.Cleanup(func() { returnRequest(t, l.node(), id) })
 	}
-	require.Len(t, mine, requests, "20 distinct requests")
+	require.Len(t, mine, count, "20 distinct requests")
 
 	rowsOf := func() []api.RequestSummary {
 		var out []api.RequestSummary
@@ -765,25 +773,25 @@ func testConcurrentRequests(t *testing.T, l *lab, free ...string) {
 	// They are imaged; returning them frees the boards for requests that
 	// are still searching (each searches 60 times, 12 s at this scale).
 	for id := range holders {
-		l.waitRequestState(t, id, "ready", flowTimeout)
+		l.waitRequestState(t, id, requests.StateReady, flowTimeout)
 	}
 	i := 0
 	for id := range holders {
 		require.Equal(t, http.StatusNoContent, returnRequest(t, l.cluster.Nodes[i%len(l.cluster.Nodes)], id))
 		i++
 	}
-	settled := func(states ...string) func() bool {
+	settled := func(states ...requests.State) func() bool {
 		return func() bool {
 			rows := rowsOf()
 			for _, r := range rows {
-				if !slices.Contains(states, r.State) && !strings.HasPrefix(r.State, "failed_") {
+				if s := requests.State(r.State); !slices.Contains(states, s) && !s.Failed() {
 					return false
 				}
 			}
-			return len(rows) == requests
+			return len(rows) == count
 		}
 	}
-	require.Eventually(t, settled("ready", "closed"), 2*flowTimeout, poll, "every request is ready, closed or failed")
+	require.Eventually(t, settled(requests.StateReady, requests.StateClosed), 2*flowTimeout, poll, "every request is ready, closed or failed")
 	states := map[string]int{}
 	for _, r := range rowsOf() {
 		states[r.State]++
@@ -792,7 +800,7 @@ func testConcurrentRequests(t *testing.T, l *lab, free ...string) {
 	for _, id := range ids {
 		require.Equal(t, http.StatusNoContent, returnRequest(t, l.node(), id))
 	}
-	require.Eventually(t, settled("closed"), 10*time.Second, poll, "every request is closed or failed")
+	require.Eventually(t, settled(requests.StateClosed), 10*time.Second, poll, "every request is closed or failed")
 	for _, dev := range free {
 		l.waitHolder(t, dev, 0, 10*time.Second)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/api"
+	"github.com/mozpool/mozpool/lifeguard"
 )
 
 // logLine names a device log entry by its source and the start of its
@@ -71,7 +73,7 @@ func TestSyslog(t *testing.T) {
 	}
 
 	// The first self-test: a network boot into the self-test image.
-	l.waitState(t, dev, "ready", selfTestTimeout)
+	l.waitState(t, dev, lifeguard.StateReady, selfTestTimeout)
 	// (The board's u-boot may start before the state machine has taken
 	// the power cycle's result, so the time line starts with the PXE
 	// file.)
@@ -79,32 +81,32 @@ func TestSyslog(t *testing.T) {
 		{"device", "u-boot: booting via PXE: selftest-second-stage"},
 		{"device", "kernel: Linux version 3.2.0"},
 		{"device", "mobile-init: fetching second stage selftest-second-stage.sh"},
-		{"statemachine", "entering state mobile_init_started"},
-		{"statemachine", "entering state self_test_running"},
+		{"statemachine", enteringLine(lifeguard.StateMobileInitStarted)},
+		{"statemachine", enteringLine(lifeguard.StateSelfTestRunning)},
 		{"device", "self-test: self-test passed"},
-		{"statemachine", "entering state ready"},
+		{"statemachine", enteringLine(lifeguard.StateReady)},
 	}
 	l.waitTimeLine(t, dev, 0, selfTest...)
 
 	// A b2g imaging: each step's line comes just before the event that
 	// moves the state machine on.
 	mark := l.logMark(t, dev)
-	require.Equal(t, http.StatusOK, event(t, l.nonOwner(t, dev), dev, "please_image", imageArgs("b2g", b2gBootConfig)))
-	l.waitState(t, dev, "ready", flowTimeout)
+	require.Equal(t, http.StatusOK, event(t, l.nonOwner(t, dev), dev, lifeguard.EventPleaseImage, imageArgs("b2g", b2gBootConfig)))
+	l.waitState(t, dev, lifeguard.StateReady, flowTimeout)
 	imaging := []logLine{
 		{"device", "u-boot: booting via PXE: b2g-second-stage"},
 		{"device", "kernel: Linux version 3.2.0"},
 		{"device", "mobile-init: fetching second stage b2g-second-stage.sh"},
-		{"statemachine", "entering state mobile_init_started"},
+		{"statemachine", enteringLine(lifeguard.StateMobileInitStarted)},
 		{"device", "b2g-second-stage: downloading http://x"},
-		{"statemachine", "entering state b2g_downloading"},
+		{"statemachine", enteringLine(lifeguard.StateB2GDownloading)},
 		{"device", "b2g-second-stage: extracting"},
-		{"statemachine", "entering state b2g_extracting"},
+		{"statemachine", enteringLine(lifeguard.StateB2GExtracting)},
 		{"device", "b2g-second-stage: rebooting"},
-		{"statemachine", "entering state sut_verifying"},
+		{"statemachine", enteringLine(lifeguard.StateSUTVerifying)},
 	}
 	l.waitTimeLine(t, dev, mark, imaging...)
-	l.waitLogLine(t, dev, mark, "device", "kernel: mmcblk0: p1 p2", "sutagent: SUTAgent listening on 20701")
+	l.waitLogLine(t, dev, mark, "device", "kernel: mmcblk0: p1 p2", "sutagent: SUTAgent listening on "+strconv.Itoa(l.cluster.SUTPort()))
 }
 
 // waitTimeLine waits until dev's log after mark holds want in this order

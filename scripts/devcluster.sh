@@ -19,8 +19,10 @@
 # fetch their PXE files from it and log to it.
 # Environment: MOZPOOL_INVENTORY (default lab/lab.json), MOZPOOL_TIME_SCALE
 # (default 1; `make run` uses 0.1) for nodes and simulator, MOZPOOL_SIM_ARGS
-# (extra mozpool-sim flags), MOZPOOL_DEVCLUSTER_DIR (default .devcluster),
-# GO (default go).
+# (extra mozpool-sim flags), MOZPOOL_PING_PORT and MOZPOOL_SUT_PORT (the
+# boards' ping and SUT agent ports, for nodes and simulator alike; default
+# the programs' own, 20700 and 20701), MOZPOOL_DEVCLUSTER_DIR (default
+# .devcluster), GO (default go).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +33,13 @@ GO=${GO:-go}
 # The time scale given to `up` is kept for `start`, so restarting a node
 # does not reset the cluster's scale.
 scale=${MOZPOOL_TIME_SCALE:-$(cat "$dir/scale" 2>/dev/null || echo 1)}
+# Likewise the boards' ports (empty: the programs' defaults).
+ping_port=${MOZPOOL_PING_PORT:-$(cat "$dir/ping-port" 2>/dev/null || true)}
+sut_port=${MOZPOOL_SUT_PORT:-$(cat "$dir/sut-port" 2>/dev/null || true)}
+# board_ports: the flags that tell mozpoold and mozpool-sim alike.
+board_ports=()
+if [ -n "$ping_port" ]; then board_ports+=(-ping-port "$ping_port"); fi
+if [ -n "$sut_port" ]; then board_ports+=(-sut-port "$sut_port"); fi
 
 die() { echo "devcluster: $*" >&2; exit 1; }
 
@@ -87,7 +96,7 @@ start_node() {
 	rm -f "$ndir/data/node.json"
 	"$bin/mozpoold" -data "$ndir/data" -name "$(node_name "$i")" -rack "rack$i" \
 		-http "$http" -raft "$raft" -gossip "$gossip" -tftp "$tftp" -syslog "$syslog" \
-		-ping-mode tcp \
+		-ping-mode tcp ${board_ports[@]+"${board_ports[@]}"} \
 		-time-scale "$scale" -token "$(token)" "${args[@]}" \
 		>>"$ndir/log" 2>&1 &
 	echo $! >"$ndir/pid"
@@ -123,6 +132,8 @@ cmd_up() {
 	mkdir -p "$dir"
 	echo "$n" >"$dir/size"
 	echo "$scale" >"$dir/scale"
+	echo "$ping_port" >"$dir/ping-port"
+	echo "$sut_port" >"$dir/sut-port"
 	head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/token"
 	build
 	start_node 1
@@ -148,7 +159,8 @@ start_sim() {
 	recovery=$(awk -v s="$scale" 'BEGIN { ms = 1000 * s; if (ms < 20) ms = 20; printf "%dms", ms }')
 	# shellcheck disable=SC2086
 	"$bin/mozpool-sim" -inventory "$inventory" -api "$(paste -sd, "$dir/nodes")" \
-		-write-inventory "$dir/inventory.json" -time-scale "$scale" -relay-recovery "$recovery" ${MOZPOOL_SIM_ARGS:-} \
+		-write-inventory "$dir/inventory.json" -time-scale "$scale" -relay-recovery "$recovery" \
+		${board_ports[@]+"${board_ports[@]}"} ${MOZPOOL_SIM_ARGS:-} \
 		>"$dir/sim.out" 2>"$dir/sim.log" &
 	echo $! >"$dir/sim.pid"
 	wait_for test -s "$dir/inventory.json" || die "the simulator did not start; see $dir/sim.log"

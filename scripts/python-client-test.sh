@@ -77,13 +77,29 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# 3. A lab of 3 racks × 2 boards on loopback networks of its own (second
-# octets picked from the process id), so that it cannot clash with another
-# simulated lab on this machine; relay ports are picked by the simulator.
+# 3. A lab of 3 racks × 2 boards with addresses and ports of its own, so
+# that it does not clash with another simulated lab on this machine (a
+# `make run`, whose lab is on 127.1 and 127.2 with ports 20700, 20701 and
+# 2101; another run of this script; go test): loopback networks 127.N drawn
+# at random from 10..249, ping and SUT ports that the kernel calls free
+# (both asked for at once, so they differ), relay ports picked by the
+# simulator. Nodes and boards are told the ports through devcluster.sh; the
+# simulator refuses to start if a board's address and port are taken.
 # No injected failures: the test is about the API, not about recovery.
-net=$((100 + $$ % 60))
+net=$((10 + RANDOM % 240))
+relay_net=$((10 + (net - 10 + 1 + RANDOM % 239) % 240))
+read -r ping_port sut_port < <("$python" -c '
+import socket
+s = [socket.socket() for _ in range(2)]
+for x in s:
+    x.bind(("127.0.0.1", 0))
+print(*(x.getsockname()[1] for x in s))
+')
+[ -n "${sut_port:-}" ] || die "could not pick free ports"
+export MOZPOOL_PING_PORT=$ping_port MOZPOOL_SUT_PORT=$sut_port
+say "boards on 127.$net.0.0/16 (relays 127.$relay_net), ping port $ping_port, SUT port $sut_port"
 (cd "$root" && "$GO" build -o "$tmp/bin/" ./cmd/mozpool-sim)
-"$tmp/bin/mozpool-sim" generate -boards 2 -board-net "$net" -relay-net $((net + 60)) -relay-port 0 >"$tmp/lab.json"
+"$tmp/bin/mozpool-sim" generate -boards 2 -board-net "$net" -relay-net "$relay_net" -relay-port 0 >"$tmp/lab.json"
 export MOZPOOL_INVENTORY=$tmp/lab.json
 export MOZPOOL_SIM_ARGS="-broken 0 -fail-booting 0 -fail-mobile-init 0 -fail-downloading 0 -fail-extracting 0
 	-fail-rebooting 0 -fail-running 0 -self-test-ok 1 -relay-recovery 10ms"

@@ -42,6 +42,9 @@
 // "Ping" is TCP: a board that answers ping has a listener on
 // <ip>:Config.PingPort, for bmm/ping's TCP mode. Mozpool's fake ignored
 // power for ping and never finished android imaging; this one does not.
+// Two labs may share a machine when their boards' addresses or ports
+// differ; Start fails with ErrAddrInUse when a board's address and port
+// are taken.
 //
 // The lab learns each imaging server's HTTP, TFTP and syslog addresses from
 // /api/cluster/status/ of the first Config.API node that answers, at Start

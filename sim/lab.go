@@ -29,6 +29,11 @@ var (
 	ErrStarted = errors.New("lab already started")
 	// ErrShutdown is returned by Start after Shutdown.
 	ErrShutdown = errors.New("lab is shut down")
+	// ErrAddrInUse is returned by Start when a board's ping or SUT agent
+	// address is taken, most likely by another lab on the same loopback
+	// addresses and ports: such a board could never answer, and the other
+	// lab's board would answer for it.
+	ErrAddrInUse = errors.New("board address in use")
 )
 
 // Lab is a simulated device lab: relay boards and the boards they power.
@@ -120,7 +125,9 @@ func New(cfg Config) (*Lab, error) {
 	return l, nil
 }
 
-// Start binds every relay board, learns the imaging servers' addresses
+// Start checks that every board's ping and SUT agent addresses are free
+// (ErrAddrInUse when one is not; nothing is started then), binds every
+// relay board, learns the imaging servers' addresses
 // (one attempt; failures are logged and retried every Config.Discovery),
 // then starts the discovery goroutine and one goroutine per board. Every
 // relay starts off, so every board starts powered and boots. ctx bounds
@@ -137,6 +144,14 @@ func (l *Lab) Start(ctx context.Context) error {
 	}
 	l.started = true
 	l.mu.Unlock()
+
+	// 0. Every board's ports are free, or nothing starts.
+	if err := l.checkBoardAddrs(); err != nil {
+		l.mu.Lock()
+		l.started = false // nothing was bound: Start may be tried again
+		l.mu.Unlock()
+		return err
+	}
 
 	// 1. Relay boards, so that their ports are known.
 	recovery := l.cfg.RelayRecovery
@@ -195,6 +210,26 @@ func (l *Lab) Start(ctx context.Context) error {
 	}
 	l.logger.Info("lab started", "boards", len(l.boards), "relay_boards", len(l.relays),
 		"broken", l.brokenCount(), "time_scale", l.cfg.TimeScale, "seed", l.cfg.Seed)
+	return nil
+}
+
+// checkBoardAddrs listens on every board's ping and SUT agent address
+// once, and closes the listeners at once: a board listens on them only
+// while it answers, so an address taken now would leave it silent for
+// good, and another lab's board on the same address and port would
+// answer the pings and SUT agent checks meant for it.
+func (l *Lab) checkBoardAddrs() error {
+	for _, b := range l.boards {
+		for _, port := range []int{l.cfg.PingPort, l.cfg.SUTPort} {
+			addr := net.JoinHostPort(b.ip.String(), strconv.Itoa(port))
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("%w: board %s cannot listen on %s (another simulated lab on the same addresses and ports?): %v",
+					ErrAddrInUse, b.name, addr, err)
+			}
+			ln.Close()
+		}
+	}
 	return nil
 }
 

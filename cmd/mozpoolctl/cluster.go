@@ -74,7 +74,7 @@ func lastContact(ms *int64) string {
 	return (time.Duration(*ms) * time.Millisecond).String()
 }
 
-// countsLine renders {"free": 20, "new": 3} as "23 (free 20, new 3)".
+// countsLine renders {"new": 3, "ready": 20} as "23 (new 3, ready 20)".
 func countsLine(m map[string]int) string {
 	total := 0
 	parts := make([]string, 0, len(m))

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/api"
+	"github.com/mozpool/mozpool/lifeguard"
 )
 
 func TestUsage(t *testing.T) {
@@ -91,6 +92,7 @@ func int64p(v int64) *int64 { return &v }
 
 func testStatus() api.ClusterStatus {
 	leader := api.Identity{ID: "n1", Name: "mobile-imaging-001", Rack: "rack1", RaftAddr: "10.0.0.1:8300", HTTPAddr: "http://10.0.0.1:8010"}
+	ready, newState := string(lifeguard.StateReady), string(lifeguard.StateNew)
 	return api.ClusterStatus{
 		Status: api.Status{
 			Node: leader, State: "Leader", Leader: &leader,
@@ -102,8 +104,8 @@ func testStatus() api.ClusterStatus {
 			},
 			FailureTolerance: 1,
 		},
-		DevicesByState: map[string]int{"free": 25, "new": 5},
-		DevicesByRack:  map[string]map[string]int{"rack1": {"free": 10}, "rack2": {"free": 10}, "rack3": {"free": 5, "new": 5}},
+		DevicesByState: map[string]int{ready: 25, newState: 5},
+		DevicesByRack:  map[string]map[string]int{"rack1": {ready: 10}, "rack2": {ready: 10}, "rack3": {ready: 5, newState: 5}},
 	}
 }
 
@@ -127,8 +129,8 @@ func TestStatus(t *testing.T) {
 			require.Contains(t, r.stdout, "commit index:       120\n")
 			require.Contains(t, r.stdout, "applied index:      119\n")
 			require.Contains(t, r.stdout, "failure tolerance:  1\n")
-			require.Contains(t, r.stdout, "devices:            30 (free 25, new 5)\n")
-			require.Contains(t, r.stdout, "  rack3:            10 (free 5, new 5)\n")
+			require.Contains(t, r.stdout, "devices:            30 (new 5, ready 25)\n")
+			require.Contains(t, r.stdout, "  rack3:            10 (new 5, ready 5)\n")
 		})
 	}
 
@@ -493,9 +495,9 @@ func TestDevice(t *testing.T) {
 	comments := "flaky sd card"
 	devs := []api.Device{
 		{ID: 1, Name: "panda-0001", FQDN: "panda-0001.lab", InventoryID: 1, MAC: "00163e000001", ImagingServer: "mobile-imaging-001",
-			RelayInfo: "relay-1.lab:bank1:relay1", State: "free", Environment: &prod},
+			RelayInfo: "relay-1.lab:bank1:relay1", State: string(lifeguard.StateReady), Environment: &prod},
 		{ID: 2, Name: "panda-0002", FQDN: "panda-0002.lab", InventoryID: 2, MAC: "00163e000002", ImagingServer: "mobile-imaging-001",
-			RelayInfo: "relay-1.lab:bank1:relay2", State: "self_test", Comments: &comments, RequestID: int64p(7)},
+			RelayInfo: "relay-1.lab:bank1:relay2", State: string(lifeguard.StateSelfTestRunning), Comments: &comments, RequestID: int64p(7)},
 	}
 	f.on("GET /api/device/list/", ok(map[string][]string{"devices": {"panda-0001", "panda-0002"}}))
 	f.on("GET /api/device/list/?details=1", ok(map[string][]api.Device{"devices": devs}))
@@ -517,9 +519,9 @@ func TestDevice(t *testing.T) {
 	r = runCLI(t, f, "device", "list", "--details")
 	require.Equal(t, exitOK, r.code)
 	require.Equal(t, ""+
-		"NAME        STATE      IMAGE  ENVIRONMENT  IMAGING SERVER      RELAY                     REQUEST  COMMENTS\n"+
-		"panda-0001  free       -      prod         mobile-imaging-001  relay-1.lab:bank1:relay1  -        -\n"+
-		"panda-0002  self_test  -      -            mobile-imaging-001  relay-1.lab:bank1:relay2  7        flaky sd card\n", r.stdout)
+		"NAME        STATE              IMAGE  ENVIRONMENT  IMAGING SERVER      RELAY                     REQUEST  COMMENTS\n"+
+		"panda-0001  ready              -      prod         mobile-imaging-001  relay-1.lab:bank1:relay1  -        -\n"+
+		"panda-0002  self_test_running  -      -            mobile-imaging-001  relay-1.lab:bank1:relay2  7        flaky sd card\n", r.stdout)
 
 	r = runCLI(t, f, "--json", "device", "list", "--details")
 	require.Equal(t, exitOK, r.code)
@@ -532,7 +534,7 @@ func TestDevice(t *testing.T) {
 	r = runCLI(t, f, "device", "show", "panda-0002")
 	require.Equal(t, exitOK, r.code)
 	require.Contains(t, r.stdout, "name:              panda-0002\n")
-	require.Contains(t, r.stdout, "state:             self_test (generation 4)\n")
+	require.Contains(t, r.stdout, "state:             self_test_running (generation 4)\n")
 	require.Contains(t, r.stdout, "hardware type:     panda/ES Rev B2\n")
 	require.Contains(t, r.stdout, "comments:          flaky sd card\n")
 

@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/api"
+	"github.com/mozpool/mozpool/lifeguard"
+	"github.com/mozpool/mozpool/requests"
 )
 
 func testRequest(device string) api.Request {
@@ -22,6 +24,9 @@ func testRequest(device string) api.Request {
 		AssignedDevice: device, URL: "http://10.0.0.1:8010/api/request/17/",
 	}
 }
+
+// entering is the state machine's log line of a request entering state.
+func entering(state requests.State) string { return "entering state " + string(state) }
 
 func testLog(msgs ...string) []api.LogEntry {
 	out := []api.LogEntry{}
@@ -78,13 +83,13 @@ func TestRequestCreate(t *testing.T) {
 // waitScript makes the fake API walk a request through states: the n-th
 // status poll answers states[min(n, len-1)]; the device is assigned from
 // the second poll on.
-func waitScript(t *testing.T, f *fakeAPI, states []string, devStates []string, log []api.LogEntry) {
+func waitScript(t *testing.T, f *fakeAPI, states []requests.State, devStates []lifeguard.State, log []api.LogEntry) {
 	t.Helper()
 	var polls atomic.Int32
 	f.on("POST /api/device/any/request/", ok(map[string]any{"request": testRequest("")}))
 	f.handle("GET /api/request/17/status/", func([]byte) reply {
 		n := int(polls.Add(1)) - 1
-		return ok(api.StatusReply{State: states[min(n, len(states)-1)], Log: log})
+		return ok(api.StatusReply{State: string(states[min(n, len(states)-1)]), Log: log})
 	})
 	f.handle("GET /api/request/17/details/", func([]byte) reply {
 		if polls.Load() < 2 {
@@ -94,16 +99,16 @@ func waitScript(t *testing.T, f *fakeAPI, states []string, devStates []string, l
 	})
 	f.handle("GET /api/device/panda-0003/state/", func([]byte) reply {
 		n := int(polls.Load()) - 2
-		return ok(map[string]string{"state": devStates[max(0, min(n, len(devStates)-1))]})
+		return ok(map[string]string{"state": string(devStates[max(0, min(n, len(devStates)-1))])})
 	})
 }
 
 func TestRequestWaitReady(t *testing.T) {
 	f := newFakeAPI(t)
 	waitScript(t, f,
-		[]string{"finding_device", "pending", "pending", "pending", "ready"},
-		[]string{"pxe_power_cycling", "b2g_downloading", "b2g_downloading", "ready"},
-		testLog("entering state new"))
+		[]requests.State{requests.StateFindingDevice, requests.StatePending, requests.StatePending, requests.StatePending, requests.StateReady},
+		[]lifeguard.State{lifeguard.StatePXEPowerCycling, lifeguard.StateB2GDownloading, lifeguard.StateB2GDownloading, lifeguard.StateReady},
+		testLog(entering(requests.StateNew)))
 
 	r := runCLI(t, f, "request", "any", "--image", "b2g", "--boot-config", "b2gbase=x", "--wait", "--interval", "1ms")
 	require.Equal(t, exitOK, r.code)
@@ -128,23 +133,23 @@ func TestRequestWaitReady(t *testing.T) {
 }
 
 func TestRequestWaitFailure(t *testing.T) {
-	for _, final := range []string{"failed_device_not_found", "closed"} {
-		t.Run(final, func(t *testing.T) {
+	for _, final := range []requests.State{requests.StateFailedDeviceNotFound, requests.StateClosed} {
+		t.Run(string(final), func(t *testing.T) {
 			f := newFakeAPI(t)
-			msgs := []string{"entering state new"}
+			msgs := []string{entering(requests.StateNew)}
 			for i := 0; i < 12; i++ {
 				msgs = append(msgs, "no device found")
 			}
-			msgs = append(msgs, "entering state "+final)
-			waitScript(t, f, []string{"finding_device", final}, []string{"ready"}, testLog(msgs...))
+			msgs = append(msgs, entering(final))
+			waitScript(t, f, []requests.State{requests.StateFindingDevice, final}, []lifeguard.State{lifeguard.StateReady}, testLog(msgs...))
 
 			r := runCLI(t, f, "request", "any", "--image", "b2g", "--wait", "--interval", "1ms")
 			require.Equal(t, exitFailure, r.code)
 			require.Contains(t, r.stdout, "request 17: finding_device, no device yet")
-			require.Contains(t, r.stderr, "request 17 ended in "+final+"; its last log lines:\n")
-			require.Contains(t, r.stderr, "statemachine  entering state "+final+"\n")
+			require.Contains(t, r.stderr, "request 17 ended in "+string(final)+"; its last log lines:\n")
+			require.Contains(t, r.stderr, "statemachine  "+entering(final)+"\n")
 			require.Equal(t, defaultLogLines, strings.Count(r.stderr, "  statemachine  "), "the last 10 lines")
-			require.True(t, strings.HasSuffix(r.stderr, "mozpoolctl: request 17 ended in "+final+"\n"), r.stderr)
+			require.True(t, strings.HasSuffix(r.stderr, "mozpoolctl: request 17 ended in "+string(final)+"\n"), r.stderr)
 		})
 	}
 }
@@ -157,10 +162,10 @@ func TestRequestWaitThroughElection(t *testing.T) {
 		if polls.Add(1) < 3 {
 			return apiError(http.StatusServiceUnavailable, "no cluster leader")
 		}
-		return ok(api.StatusReply{State: "ready", Log: []api.LogEntry{}})
+		return ok(api.StatusReply{State: string(requests.StateReady), Log: []api.LogEntry{}})
 	})
 	f.on("GET /api/request/17/details/", ok(testRequest("panda-0003")))
-	f.on("GET /api/device/panda-0003/state/", ok(map[string]string{"state": "ready"}))
+	f.on("GET /api/device/panda-0003/state/", ok(map[string]string{"state": string(lifeguard.StateReady)}))
 
 	r := runCLI(t, f, "--json", "request", "any", "--image", "b2g", "--wait", "--interval", "1ms")
 	require.Equal(t, exitOK, r.code)
@@ -183,9 +188,9 @@ func TestRequestWaitServerError(t *testing.T) {
 func TestProgressOnTerminal(t *testing.T) {
 	var buf bytes.Buffer
 	p := newProgress(&buf, true)
-	p.show(17, "finding_device", "", "", 1500*time.Millisecond)
-	p.show(17, "pending", "panda-0003", "b2g_downloading", 3*time.Second)
-	p.show(17, "ready", "panda-0003", "ready", 4*time.Second)
+	p.show(17, string(requests.StateFindingDevice), "", "", 1500*time.Millisecond)
+	p.show(17, string(requests.StatePending), "panda-0003", string(lifeguard.StateB2GDownloading), 3*time.Second)
+	p.show(17, string(requests.StateReady), "panda-0003", string(lifeguard.StateReady), 4*time.Second)
 	p.done()
 	p.done()
 	first := "request 17: finding_device, no device yet, 2s"
@@ -197,9 +202,10 @@ func TestProgressOnTerminal(t *testing.T) {
 func TestProgressRepeatsNothingOffTerminal(t *testing.T) {
 	var buf bytes.Buffer
 	p := newProgress(&buf, false)
-	p.show(17, "pending", "panda-0003", "b2g_downloading", time.Second)
-	p.show(17, "pending", "panda-0003", "b2g_downloading", 2*time.Second)
-	p.show(17, "pending", "panda-0003", "b2g_extracting", 3*time.Second)
+	pending := string(requests.StatePending)
+	p.show(17, pending, "panda-0003", string(lifeguard.StateB2GDownloading), time.Second)
+	p.show(17, pending, "panda-0003", string(lifeguard.StateB2GDownloading), 2*time.Second)
+	p.show(17, pending, "panda-0003", string(lifeguard.StateB2GExtracting), 3*time.Second)
 	p.done()
 	require.Equal(t, "request 17: pending, device panda-0003 (b2g_downloading), 1s\n"+
 		"request 17: pending, device panda-0003 (b2g_extracting), 3s\n", buf.String())
@@ -239,13 +245,13 @@ func TestRequestRenewReturn(t *testing.T) {
 func TestRequestList(t *testing.T) {
 	f := newFakeAPI(t)
 	open := []api.RequestSummary{
-		{ID: 17, ImagingServer: "mobile-imaging-001", Assignee: "ci@builder", State: "ready", Expires: "2024-01-01T01:00:00",
-			RequestedDevice: "any", Environment: "any", AssignedDevice: "panda-0003", DeviceState: "ready"},
-		{ID: 18, ImagingServer: "mobile-imaging-002", Assignee: "bob@laptop", State: "finding_device", Expires: "2024-01-01T02:00:00",
+		{ID: 17, ImagingServer: "mobile-imaging-001", Assignee: "ci@builder", State: string(requests.StateReady), Expires: "2024-01-01T01:00:00",
+			RequestedDevice: "any", Environment: "any", AssignedDevice: "panda-0003", DeviceState: string(lifeguard.StateReady)},
+		{ID: 18, ImagingServer: "mobile-imaging-002", Assignee: "bob@laptop", State: string(requests.StateFindingDevice), Expires: "2024-01-01T02:00:00",
 			RequestedDevice: "any", Environment: "any"},
 	}
 	f.on("GET /api/request/list/", ok(map[string]any{"requests": open}))
-	closed := append(open, api.RequestSummary{ID: 5, State: "closed", Expires: "2023-12-31T00:00:00", Image: "android"})
+	closed := append(open, api.RequestSummary{ID: 5, State: string(requests.StateClosed), Expires: "2023-12-31T00:00:00", Image: "android"})
 	f.on("GET /api/request/list/?include_closed=1", ok(map[string]any{"requests": closed}))
 	f.on("GET /api/request/17/details/", ok(testRequest("panda-0003")))
 	r18 := testRequest("")
@@ -256,14 +262,14 @@ func TestRequestList(t *testing.T) {
 	require.Equal(t, exitOK, r.code)
 	lines := strings.Split(r.stdout, "\n")
 	require.Equal(t, []string{"ID", "STATE", "DEVICE", "DEVICE", "STATE", "ASSIGNEE", "IMAGE", "EXPIRES"}, strings.Fields(lines[0]))
-	require.Equal(t, []string{"17", "ready", "panda-0003", "ready", "ci@builder", "b2g", "2024-01-01T01:00:00"}, strings.Fields(lines[1]))
-	require.Equal(t, []string{"18", "finding_device", "-", "-", "bob@laptop", "android", "2024-01-01T02:00:00"}, strings.Fields(lines[2]))
+	require.Equal(t, []string{"17", string(requests.StateReady), "panda-0003", string(lifeguard.StateReady), "ci@builder", "b2g", "2024-01-01T01:00:00"}, strings.Fields(lines[1]))
+	require.Equal(t, []string{"18", string(requests.StateFindingDevice), "-", "-", "bob@laptop", "android", "2024-01-01T02:00:00"}, strings.Fields(lines[2]))
 	require.Equal(t, strings.Index(lines[0], "IMAGE"), strings.Index(lines[1], "b2g"))
 
 	r = runCLI(t, f, "request", "list", "--all")
 	require.Equal(t, exitOK, r.code)
 	require.Contains(t, r.stdout, "\n5 ")
-	require.Equal(t, []string{"5", "closed", "-", "-", "-", "android", "2023-12-31T00:00:00"}, strings.Fields(strings.Split(r.stdout, "\n")[3]))
+	require.Equal(t, []string{"5", string(requests.StateClosed), "-", "-", "-", "android", "2023-12-31T00:00:00"}, strings.Fields(strings.Split(r.stdout, "\n")[3]))
 
 	r = runCLI(t, f, "--json", "request", "list")
 	require.Equal(t, exitOK, r.code)
@@ -275,8 +281,8 @@ func TestRequestList(t *testing.T) {
 func TestRequestShow(t *testing.T) {
 	f := newFakeAPI(t)
 	f.on("GET /api/request/17/details/", ok(testRequest("panda-0003")))
-	f.on("GET /api/request/17/status/", ok(api.StatusReply{State: "ready",
-		Log: testLog("entering state new", "entering state finding_device", "entering state pending", "entering state ready")}))
+	f.on("GET /api/request/17/status/", ok(api.StatusReply{State: string(requests.StateReady),
+		Log: testLog(entering(requests.StateNew), entering(requests.StateFindingDevice), entering(requests.StatePending), entering(requests.StateReady))}))
 
 	r := runCLI(t, f, "request", "show", "17", "--lines", "2")
 	require.Equal(t, exitOK, r.code)
@@ -299,7 +305,7 @@ log:
 	require.Equal(t, exitOK, r.code)
 	var got map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got))
-	require.Equal(t, "ready", got["state"])
+	require.Equal(t, string(requests.StateReady), got["state"])
 	require.Equal(t, "panda-0003", got["assigned_device"])
 	require.Len(t, got["log"], 4)
 }

@@ -7,8 +7,11 @@ package daemontest
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
 	"net"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,7 +51,9 @@ type Options struct {
 	// TimeScale is proposed as the cluster's time scale (0: real time).
 	TimeScale float64
 	// PingPort and SUTPort are the boards' ports (the simulator's); ping
-	// runs in TCP mode. Defaults 20700 and 20701.
+	// runs in TCP mode. Zero, the default, picks a port with FreePort;
+	// Cluster.PingPort and SUTPort return the ports in use, for the
+	// simulator's configuration.
 	PingPort, SUTPort int
 }
 
@@ -59,15 +64,64 @@ type Cluster struct {
 	Nodes []*Node
 }
 
+// PingPort is the boards' ping port the nodes use (TCP mode).
+func (c *Cluster) PingPort() int { return c.opts.PingPort }
+
+// SUTPort is the boards' SUT agent port the nodes use.
+func (c *Cluster) SUTPort() int { return c.opts.SUTPort }
+
+// FreePort returns a TCP port that stays reserved until the test ends: it
+// listens on 127.0.0.1:0 and keeps that listener open meanwhile. No other
+// listener on 127.0.0.1 or on every address (another test run's FreePort,
+// any program's :0) gets the port while it is held, yet simulated boards
+// may listen on it at their own addresses (127.N.x.y): a listener on one
+// loopback address does not block the same port on another. Use it for
+// the boards' ping and SUT ports (and anything else the test binds by
+// number): two test runs whose boards answer on different ports cannot
+// answer each other's pings, whatever addresses their boards have.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	tb.Cleanup(func() { ln.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// LoopbackNets returns n distinct second octets N for simulated labs'
+// loopback networks (boards at 127.N.x.y, as sim.GenerateOptions.BoardNet
+// and RelayNet take them), drawn at random from 10..249: 127.0 holds
+// 127.0.0.1, and 127.1 and 127.2 are the sample lab's (lab/lab.json, which
+// `make run` simulates). Concurrent test runs thus seldom give their boards
+// the same addresses; when they do, their FreePort ports keep them apart,
+// and sim.Lab.Start fails with sim.ErrAddrInUse rather than leave a board
+// unable to answer.
+func LoopbackNets(n int) []int {
+	if n > 240 {
+		panic("daemontest: at most 240 loopback networks")
+	}
+	nets := rand.Perm(240)[:n:n]
+	for i := range nets {
+		nets[i] += 10
+	}
+	return nets
+}
+
 // New starts size nodes named mobile-imaging-001…: the first bootstraps, the
 // others join through it over HTTP. Each runs its TFTP server on loopback
-// and pings in TCP mode. It returns once every node knows the leader.
+// and pings in TCP mode, on the boards' ports of opts (each picked with
+// FreePort when zero). It returns once every node knows the leader.
 // Nodes are stopped when the test ends.
 func New(t testing.TB, size int, opts ...Options) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
 	if len(opts) > 0 {
 		c.opts = opts[0]
+	}
+	if c.opts.PingPort == 0 {
+		c.opts.PingPort = FreePort(t)
+	}
+	if c.opts.SUTPort == 0 {
+		c.opts.SUTPort = FreePort(t)
 	}
 	first := c.StartNode(NodeName(1), "", "", true)
 	c.Nodes = append(c.Nodes, first)
@@ -106,12 +160,31 @@ func (c *Cluster) startNode(name, dir, raftAddr, gossipAddr string, bootstrap bo
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	if raftAddr == "" {
+	if raftAddr != "" {
+		n, err := c.tryStartNode(name, dir, raftAddr, gossipAddr, bootstrap)
+		require.NoError(t, err)
+		return n
+	}
+	// Raft needs its address before it starts (a restart reuses it), so
+	// a free port is found by listening on :0 and closing; another
+	// listener may take it before Raft binds it. Then try another.
+	for attempt := 1; ; attempt++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
 		raftAddr = ln.Addr().String()
 		ln.Close()
+		n, err := c.tryStartNode(name, dir, raftAddr, gossipAddr, bootstrap)
+		if errors.Is(err, syscall.EADDRINUSE) && attempt < 3 {
+			t.Logf("%s: %v; trying another Raft port", name, err)
+			continue
+		}
+		require.NoError(t, err)
+		return n
 	}
+}
+
+func (c *Cluster) tryStartNode(name, dir, raftAddr, gossipAddr string, bootstrap bool) (*Node, error) {
+	t := c.t
 	cfg := daemon.DefaultConfig()
 	cfg.DataDir, cfg.Name, cfg.Rack = dir, name, "rack-"+name
 	cfg.HTTPBind, cfg.RaftBind, cfg.GossipBind, cfg.TFTPAddr = "127.0.0.1:0", raftAddr, gossipAddr, "127.0.0.1:0"
@@ -119,18 +192,15 @@ func (c *Cluster) startNode(name, dir, raftAddr, gossipAddr string, bootstrap bo
 	cfg.Bootstrap, cfg.Token, cfg.Logger = bootstrap, Token, testlog.New(t).Named(name)
 	cfg.RaftTimeout = 500 * time.Millisecond
 	cfg.PingMode, cfg.TimeScale = "tcp", c.opts.TimeScale
-	if c.opts.PingPort != 0 {
-		cfg.PingPort = c.opts.PingPort
-	}
-	if c.opts.SUTPort != 0 {
-		cfg.SUTPort = c.opts.SUTPort
-	}
+	cfg.PingPort, cfg.SUTPort = c.opts.PingPort, c.opts.SUTPort
 	d, err := daemon.Start(cfg)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{Name: name, Dir: dir, URL: d.URL, Daemon: d, Cluster: d.Node, FSM: d.FSM, Logs: d.Logs,
 		raft: raftAddr, gossip: d.Node.Self().GossipAddr}
 	t.Cleanup(n.Stop)
-	return n
+	return n, nil
 }
 
 // Stop shuts the node down gracefully (idempotent).

@@ -19,6 +19,7 @@ import (
 	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
+	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/sim"
 )
 
@@ -28,14 +29,16 @@ const boards = 1000
 // until the boards have finished their first self-test.
 func startLab(b *testing.B) *daemontest.Cluster {
 	const scale = 0.05
-	c := daemontest.New(b, 3, daemontest.Options{TimeScale: scale, PingPort: 20710, SUTPort: 20711})
+	// Free ping and SUT ports (daemontest's), random loopback networks.
+	c := daemontest.New(b, 3, daemontest.Options{TimeScale: scale})
+	nets := daemontest.LoopbackNets(2)
 	inv, err := sim.GenerateInventory(sim.GenerateOptions{
 		Servers:         []string{daemontest.NodeName(1), daemontest.NodeName(2), daemontest.NodeName(3)},
-		BoardsPerServer: boards / 3, BoardNet: 7, RelayNet: 8, RelayPort: 0,
+		BoardsPerServer: boards / 3, BoardNet: nets[0], RelayNet: nets[1], RelayPort: 0,
 	})
 	require.NoError(b, err)
 	cfg := sim.DefaultConfig()
-	cfg.Inventory, cfg.TimeScale, cfg.PingPort, cfg.SUTPort = inv, scale, 20710, 20711
+	cfg.Inventory, cfg.TimeScale, cfg.PingPort, cfg.SUTPort = inv, scale, c.PingPort(), c.SUTPort()
 	cfg.RelayRecovery, cfg.Failures = 10*time.Millisecond, sim.Failures{SelfTestOK: 1}
 	cfg.Logger = testlog.New(b)
 	for _, n := range c.Nodes {
@@ -54,14 +57,14 @@ func startLab(b *testing.B) *daemontest.Cluster {
 	c.LoadInventory(lab.Inventory())
 	start := time.Now()
 	require.Eventually(b, func() bool {
-		states := map[string]int{}
+		states := map[lifeguard.State]int{}
 		c.Nodes[0].FSM.Read(func(s *fsm.State) {
 			for _, d := range s.Devices {
-				states[d.State]++
+				states[lifeguard.State(d.State)]++
 			}
 		})
 		b.Logf("%s: %v", time.Since(start).Round(time.Second), states)
-		return states["ready"] >= boards*9/10
+		return states[lifeguard.StateReady] >= boards*9/10
 	}, 5*time.Minute, 5*time.Second, "boards did not finish their self-tests")
 	return c
 }

@@ -20,6 +20,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mozpool/mozpool/daemon/daemontest"
+	"github.com/mozpool/mozpool/lifeguard"
+	"github.com/mozpool/mozpool/requests"
 	"github.com/mozpool/mozpool/sim"
 )
 
@@ -55,15 +58,15 @@ func getJSON(url string, v any) error {
 }
 
 type deviceRow struct {
-	Name      string `json:"name"`
-	State     string `json:"state"`
-	RequestID *int64 `json:"request_id"`
+	Name      string          `json:"name"`
+	State     lifeguard.State `json:"state"`
+	RequestID *int64          `json:"request_id"`
 }
 
 type requestRow struct {
-	ID             int64  `json:"id"`
-	State          string `json:"state"`
-	AssignedDevice string `json:"assigned_device"`
+	ID             int64          `json:"id"`
+	State          requests.State `json:"state"`
+	AssignedDevice string         `json:"assigned_device"`
 }
 
 // checkClaims fails if two requests hold one device, or a device's
@@ -101,9 +104,14 @@ func TestLeaderKilledWhileRequestsInFlight(t *testing.T) {
 	root, err := filepath.Abs("../..")
 	require.NoError(t, err)
 	dir := t.TempDir()
+	// The boards' addresses and ports are this run's own: random loopback
+	// networks, free ping and SUT ports (held by this process while the
+	// cluster's processes use them), relay ports picked by the simulator.
+	nets := daemontest.LoopbackNets(2)
+	pingPort, sutPort := daemontest.FreePort(t), daemontest.FreePort(t)
 	inv, err := sim.GenerateInventory(sim.GenerateOptions{
-		Servers:         []string{"mobile-imaging-001", "mobile-imaging-002", "mobile-imaging-003"},
-		BoardsPerServer: 22, BoardNet: 5, RelayNet: 6, RelayPort: 2101,
+		Servers:         []string{daemontest.NodeName(1), daemontest.NodeName(2), daemontest.NodeName(3)},
+		BoardsPerServer: 22, BoardNet: nets[0], RelayNet: nets[1], RelayPort: 0,
 	})
 	require.NoError(t, err)
 	invPath := filepath.Join(dir, "lab.json")
@@ -111,6 +119,7 @@ func TestLeaderKilledWhileRequestsInFlight(t *testing.T) {
 	require.NoError(t, os.WriteFile(invPath, b, 0o644))
 	dc := &devcluster{t: t, root: root, env: append(os.Environ(),
 		"MOZPOOL_DEVCLUSTER_DIR="+filepath.Join(dir, "dc"), "MOZPOOL_INVENTORY="+invPath, "MOZPOOL_TIME_SCALE=0.05",
+		fmt.Sprintf("MOZPOOL_PING_PORT=%d", pingPort), fmt.Sprintf("MOZPOOL_SUT_PORT=%d", sutPort),
 		// No injected failures: this test is about the cluster.
 		"MOZPOOL_SIM_ARGS=-relay-recovery 20ms -fail-booting 0 -fail-mobile-init 0 -fail-downloading 0 -fail-extracting 0 -fail-rebooting 0 -fail-running 0 -self-test-ok 1")}
 	t.Cleanup(func() { dc.run("down") })
@@ -128,7 +137,7 @@ func TestLeaderKilledWhileRequestsInFlight(t *testing.T) {
 		}
 		ready := 0
 		for _, d := range devs.Devices {
-			if d.State == "ready" {
+			if d.State == lifeguard.StateReady {
 				ready++
 			}
 		}
@@ -218,8 +227,8 @@ func TestLeaderKilledWhileRequestsInFlight(t *testing.T) {
 		for id := range ids {
 			r, found := byID[id]
 			require.True(t, found, "acknowledged request %d lost", id)
-			require.NotContains(t, r.State, "failed", "request %d failed", id)
-			if r.State != "ready" {
+			require.False(t, r.State.Failed(), "request %d failed: %s", id, r.State)
+			if r.State != requests.StateReady {
 				return false
 			}
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/sim"
 )
 
@@ -19,10 +20,11 @@ import (
 // follower to load the page from and the number of devices.
 func quietLab10k(tb testing.TB) (*daemontest.Node, int) {
 	tb.Helper()
-	c := daemontest.New(tb, 3, daemontest.Options{PingPort: 20730, SUTPort: 20731})
+	c := daemontest.New(tb, 3) // boards' ports: free ones, though no board answers
+	nets := daemontest.LoopbackNets(2)
 	inv, err := sim.GenerateInventory(sim.GenerateOptions{
 		Servers:         []string{daemontest.NodeName(1), daemontest.NodeName(2), daemontest.NodeName(3)},
-		BoardsPerServer: 3334, BoardNet: 13, RelayNet: 14, RelayPort: 2101,
+		BoardsPerServer: 3334, BoardNet: nets[0], RelayNet: nets[1],
 	})
 	require.NoError(tb, err)
 	// Without relay_info a device cannot be power-cycled: each goes from
@@ -39,7 +41,7 @@ func quietLab10k(tb testing.TB) (*daemontest.Node, int) {
 			settled := 0
 			nd.FSM.Read(func(st *fsm.State) {
 				for _, d := range st.Devices {
-					if d.State == "failed_power_cycling" {
+					if lifeguard.State(d.State) == lifeguard.StateFailedPowerCycling {
 						settled++
 					}
 				}

@@ -14,17 +14,15 @@ import (
 	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
+	"github.com/mozpool/mozpool/lifeguard"
+	"github.com/mozpool/mozpool/requests"
 	"github.com/mozpool/mozpool/sim"
 )
 
-// The simulated lab's addresses and ports, unused by the other end-to-end
-// tests so that they may run at the same time.
+// The simulated lab's time scale and size. Its addresses and ports are
+// picked by each run (startLab), so that runs may share a machine.
 const (
 	timeScale       = 0.05
-	pingPort        = 20720
-	sutPort         = 20721
-	boardNet        = 11
-	relayNet        = 12
 	boardsPerServer = 4
 )
 
@@ -41,7 +39,8 @@ func skipShort(t testing.TB) {
 // boards whose self-tests pass, and waits until every board is ready.
 func startLab(t *testing.T) *daemontest.Cluster {
 	t.Helper()
-	c := daemontest.New(t, 3, daemontest.Options{TimeScale: timeScale, PingPort: pingPort, SUTPort: sutPort})
+	// Free ping and SUT ports (daemontest's), random loopback networks.
+	c := daemontest.New(t, 3, daemontest.Options{TimeScale: timeScale})
 	// Devices must not enter their first states before the time scale
 	// applies.
 	for _, n := range c.Nodes {
@@ -51,13 +50,14 @@ func startLab(t *testing.T) *daemontest.Cluster {
 			return s == timeScale
 		}, 10*time.Second, 20*time.Millisecond, "%s never applied the time scale", n.Name)
 	}
+	nets := daemontest.LoopbackNets(2)
 	inv, err := sim.GenerateInventory(sim.GenerateOptions{
 		Servers:         []string{daemontest.NodeName(1), daemontest.NodeName(2), daemontest.NodeName(3)},
-		BoardsPerServer: boardsPerServer, BoardNet: boardNet, RelayNet: relayNet, RelayPort: 0,
+		BoardsPerServer: boardsPerServer, BoardNet: nets[0], RelayNet: nets[1], RelayPort: 0,
 	})
 	require.NoError(t, err)
 	cfg := sim.DefaultConfig()
-	cfg.Inventory, cfg.TimeScale, cfg.PingPort, cfg.SUTPort = inv, timeScale, pingPort, sutPort
+	cfg.Inventory, cfg.TimeScale, cfg.PingPort, cfg.SUTPort = inv, timeScale, c.PingPort(), c.SUTPort()
 	cfg.RelayRecovery, cfg.Failures, cfg.BrokenFraction = 10*time.Millisecond, sim.Failures{SelfTestOK: 1}, 0
 	cfg.Logger = testlog.New(t).Named("sim")
 	for _, n := range c.Nodes {
@@ -75,24 +75,28 @@ func startLab(t *testing.T) *daemontest.Cluster {
 	require.NoError(t, lab.Start(ctx))
 	c.LoadInventory(lab.Inventory())
 	require.Eventually(t, func() bool {
-		return len(devicesIn(c, "ready")) == 3*boardsPerServer
+		return len(devicesIn(c, lifeguard.StateReady)) == 3*boardsPerServer
 	}, 3*time.Minute, 200*time.Millisecond, "boards did not finish their first self-tests")
 	return c
 }
 
 // devicesIn lists the devices in state without a request, as the first
 // node sees them.
-func devicesIn(c *daemontest.Cluster, state string) []string {
+func devicesIn(c *daemontest.Cluster, state lifeguard.State) []string {
 	var out []string
 	c.Nodes[0].FSM.Read(func(st *fsm.State) {
 		for name, d := range st.Devices {
-			if d.State == state && d.RequestID == 0 {
+			if lifeguard.State(d.State) == state && d.RequestID == 0 {
 				out = append(out, name)
 			}
 		}
 	})
 	return out
 }
+
+// entering is the state machines' log line of a device or request
+// entering state.
+func entering[S ~string](state S) string { return "entering state " + string(state) }
 
 // TestUI drives every page of the UI served by a follower (so every write
 // is forwarded to the leader and every hardware call proxied to the owner)
@@ -157,8 +161,9 @@ func TestUI(t *testing.T) {
 			chromedp.SendKeys(`#page-requests form [name=b2gbase]`, "http://builds.lab/b2g/"),
 			chromedp.SendKeys(`#page-requests form [name=assignee]`, "ui-test"),
 			chromedp.Click(`#page-requests form button[type=submit]`))
-		b.waitFor(90*time.Second, `[...document.querySelectorAll('#page-requests .vt-row:not([hidden])')].some(r =>
-			r.querySelector('.c-assignee').textContent === 'ui-test' && r.querySelector('.c-state').textContent === 'ready')`, "the request to be ready on screen")
+		b.waitFor(90*time.Second, fmt.Sprintf(`[...document.querySelectorAll('#page-requests .vt-row:not([hidden])')].some(r =>
+			r.querySelector('.c-assignee').textContent === 'ui-test' && r.querySelector('.c-state').textContent === %q)`, requests.StateReady),
+			"the request to be ready on screen")
 		require.Contains(t, eval[string](b, `document.querySelector('.jobs-indicator').textContent`), "no jobs queued")
 		b.screenshot("requests")
 
@@ -169,7 +174,7 @@ func TestUI(t *testing.T) {
 
 		// Its log, then merged with its device's log on one time line.
 		b.do(10*time.Second, chromedp.Click(rowSel("requests", id)+" .c-links a"))
-		b.waitFor(20*time.Second, `h.logTime('entering state ready') !== ''`, "the request's log")
+		b.waitFor(20*time.Second, fmt.Sprintf(`h.logTime(%q) !== ''`, entering(requests.StateReady)), "the request's log")
 		b.do(10*time.Second, chromedp.Click(`#page-log .subject button.link`))
 		b.waitFor(20*time.Second, fmt.Sprintf(`location.hash === '#/log?request=%s&device=%s'
 			&& h.logLines().length > 0 && [...document.querySelectorAll('#page-log .vt-row:not([hidden]) .c-subject')].some(c => c.textContent === %q)`, id, dev, dev),
@@ -187,41 +192,44 @@ func TestUI(t *testing.T) {
 		eval[bool](b, `h.click('#page-requests', 'Close 1 request')`)
 		b.waitFor(20*time.Second, fmt.Sprintf(`!h.row('requests', %q)`, id), "the closed request to leave the open ones")
 		b.do(10*time.Second, chromedp.Click(`#page-requests .page-head input[type=checkbox]`))
-		b.waitFor(20*time.Second, fmt.Sprintf(`h.cell('requests', %q, 'state') === 'closed'`, id), "the closed request, closed requests included")
+		b.waitFor(20*time.Second, fmt.Sprintf(`h.cell('requests', %q, 'state') === %q`, id, requests.StateClosed),
+			"the closed request, closed requests included")
 	})
 
 	t.Run("a state is forced from the Devices page", func(t *testing.T) {
 		defer b.use(t)()
-		ready := devicesIn(c, "ready")
+		ready := devicesIn(c, lifeguard.StateReady)
 		require.GreaterOrEqual(t, len(ready), 3)
 		dev, moved := ready[0], ready[1]
-		goTo("devices", fmt.Sprintf(`h.cell('devices', %q, 'state') === 'ready'`, dev))
+		goTo("devices", fmt.Sprintf(`h.cell('devices', %q, 'state') === %q`, dev, lifeguard.StateReady))
 		// Select it through the search box, then force it.
 		b.do(10*time.Second, chromedp.SendKeys(`#page-devices input[type=search]`, dev))
 		b.waitFor(5*time.Second, `document.querySelectorAll('#page-devices .vt-row:not([hidden])').length === 1`, "the search")
 		b.do(10*time.Second, chromedp.Click(rowSel("devices", dev)+" .c-name"))
 		eval[bool](b, `[...document.querySelectorAll('#page-devices .tab')].find(t => t.textContent === 'Force state').click() ?? true`)
-		eval[bool](b, `h.set('#page-devices input[list=lifeguard-states]', 'locked_out')`)
+		eval[bool](b, fmt.Sprintf(`h.set('#page-devices input[list=lifeguard-states]', %q)`, lifeguard.StateLockedOut))
 		eval[bool](b, `h.click('#page-devices', 'Force 1 device')`)
-		b.waitFor(20*time.Second, fmt.Sprintf(`h.cell('devices', %q, 'state') === 'locked_out'`, dev), "locked_out on screen")
+		b.waitFor(20*time.Second, fmt.Sprintf(`h.cell('devices', %q, 'state') === %q`, dev, lifeguard.StateLockedOut),
+			"locked_out on screen")
 		state, err := node.Client().DeviceState(context.Background(), dev)
 		require.NoError(t, err)
-		require.Equal(t, "locked_out", state)
+		require.Equal(t, lifeguard.StateLockedOut, lifeguard.State(state))
 
 		// The displayed state is the expected one: a device that moved
 		// meanwhile is refused with 409, and the queue says so. The page's
 		// own fetch moves it, then the button is pressed in the same task,
 		// before any poll can show the new state.
 		eval[bool](b, fmt.Sprintf(`h.set('#page-devices input[type=search]', %q)`, moved))
-		b.waitFor(5*time.Second, fmt.Sprintf(`h.cell('devices', %q, 'state') === 'ready'`, moved), "the second device")
+		b.waitFor(5*time.Second, fmt.Sprintf(`h.cell('devices', %q, 'state') === %q`, moved, lifeguard.StateReady), "the second device")
 		b.do(10*time.Second, chromedp.Click(`#page-devices .vt-clear`), chromedp.Click(rowSel("devices", moved)+" .c-name"))
-		eval[bool](b, fmt.Sprintf(`fetch('../api/device/%s/state-change/ready/to/troubleshooting/', {method: 'POST'})
-			.then(r => r.ok && h.click('#page-devices', 'Force 1 device'))`, moved))
+		eval[bool](b, fmt.Sprintf(`fetch('../api/device/%s/state-change/%s/to/%s/', {method: 'POST'})
+			.then(r => r.ok && h.click('#page-devices', 'Force 1 device'))`, moved, lifeguard.StateReady, lifeguard.StateTroubleshooting))
 		b.waitFor(20*time.Second, `!!document.querySelector('.jobs-panel:not([hidden]) .job-failed')`, "the failed job in the open queue")
 		msg := eval[string](b, `document.querySelector('.jobs-panel .job-failed').textContent`)
 		require.Contains(t, msg, "409", "the queue shows the conflict")
 		require.Contains(t, eval[string](b, `document.querySelector('.jobs-indicator').textContent`), "1 failed")
-		b.waitFor(10*time.Second, fmt.Sprintf(`h.cell('devices', %q, 'state') === 'troubleshooting'`, moved), "the real state on screen")
+		b.waitFor(10*time.Second, fmt.Sprintf(`h.cell('devices', %q, 'state') === %q`, moved, lifeguard.StateTroubleshooting),
+			"the real state on screen")
 		b.screenshot("jobs")
 		b.do(10*time.Second, chromedp.Click(`.jobs-panel .icon`))
 		eval[bool](b, `h.set('#page-devices input[type=search]', '')`)
@@ -235,19 +243,19 @@ func TestUI(t *testing.T) {
 		var dev string
 		c.Nodes[0].FSM.Read(func(st *fsm.State) {
 			for name, d := range st.Devices {
-				if d.State == "ready" && d.RequestID == 0 && d.Image == "" {
+				if lifeguard.State(d.State) == lifeguard.StateReady && d.RequestID == 0 && d.Image == "" {
 					dev = name
 				}
 			}
 		})
 		require.NotEmpty(t, dev, "no ready board that was never imaged")
 		// Start the imaging from the Devices page.
-		goTo("devices", fmt.Sprintf(`h.cell('devices', %q, 'state') === 'ready'`, dev))
+		goTo("devices", fmt.Sprintf(`h.cell('devices', %q, 'state') === %q`, dev, lifeguard.StateReady))
 		eval[bool](b, fmt.Sprintf(`h.set('#page-devices input[type=search]', %q)`, dev))
 		b.waitFor(5*time.Second, `document.querySelectorAll('#page-devices .vt-row:not([hidden])').length === 1`, "the search")
 		b.do(10*time.Second, chromedp.Click(`#page-devices .vt-clear`), chromedp.Click(rowSel("devices", dev)+" .c-name"))
 		eval[bool](b, `[...document.querySelectorAll('#page-devices .tab')].find(t => t.textContent === 'Please…').click() ?? true`)
-		eval[bool](b, `h.set('#page-devices .panel select[aria-label=event]', 'please_image')`)
+		eval[bool](b, fmt.Sprintf(`h.set('#page-devices .panel select[aria-label=event]', %q)`, lifeguard.EventPleaseImage))
 		eval[bool](b, `h.set('#page-devices .panel select[aria-label=image]', 'b2g')`)
 		eval[bool](b, `h.set('#page-devices .panel [name=b2gbase]', 'http://builds.lab/b2g/')`)
 		eval[bool](b, `h.click('#page-devices', 'Send to 1 device')`)
@@ -260,8 +268,10 @@ func TestUI(t *testing.T) {
 		lines := "parseInt(document.querySelector('#page-log .vt-count').textContent.replace(/,/g, ''))"
 		before := eval[int](b, lines)
 		// Follow keeps the newest lines in view, where they are looked for.
-		b.waitFor(90*time.Second, fmt.Sprintf(`h.logAfter(%q, 'entering state b2g_downloading')`, start), "b2g_downloading to arrive in the log")
-		b.waitFor(90*time.Second, fmt.Sprintf(`h.logAfter(%q, 'entering state ready')`, start), "the end of the imaging in the log")
+		b.waitFor(90*time.Second, fmt.Sprintf(`h.logAfter(%q, %q)`, start, entering(lifeguard.StateB2GDownloading)),
+			"b2g_downloading to arrive in the log")
+		b.waitFor(90*time.Second, fmt.Sprintf(`h.logAfter(%q, %q)`, start, entering(lifeguard.StateReady)),
+			"the end of the imaging in the log")
 		after := eval[int](b, lines)
 		require.Greater(t, after, before, "new lines appeared")
 		require.True(t, eval[bool](b, `window.__loaded === true`), "the page reloaded")
@@ -282,7 +292,7 @@ func TestUI(t *testing.T) {
 	t.Run("hardware page", func(t *testing.T) {
 		defer b.use(t)()
 		goTo("hardware", `document.querySelectorAll('#page-hardware .vt-row:not([hidden])').length === 12`)
-		dev := devicesIn(c, "ready")[0]
+		dev := devicesIn(c, lifeguard.StateReady)[0]
 		b.do(10*time.Second, chromedp.Click(rowSel("hardware", dev)+" .c-mac"))
 		// Ping runs on the board's imaging server, proxied by this node.
 		eval[bool](b, `h.click('#page-hardware', 'Ping')`)
