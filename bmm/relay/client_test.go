@@ -13,6 +13,7 @@ import (
 
 	"github.com/mozpool/mozpool/bmm/bmmtest"
 	"github.com/mozpool/mozpool/internal/testlog"
+	"github.com/mozpool/mozpool/internal/testwait"
 )
 
 // testConfig returns a Config with short timeouts and no recovery pause;
@@ -310,17 +311,7 @@ const testWait = 20 * time.Second
 // has not returned within testWait.
 func within(t *testing.T, why string, op func() error) error {
 	t.Helper()
-	errc := make(chan error, 1)
-	// Exits when op returns; if that is after testWait, the test has
-	// already failed.
-	go func() { errc <- op() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-time.After(testWait):
-		t.Fatalf("still running after %s: %s", testWait, why)
-		return nil
-	}
+	return testwait.Within(t, testWait, why, op)
 }
 
 // The comms test passes against a working board and fails

@@ -16,6 +16,7 @@ import (
 	"github.com/mozpool/mozpool/bmm/sut"
 	"github.com/mozpool/mozpool/bmm/suttest"
 	"github.com/mozpool/mozpool/internal/testlog"
+	"github.com/mozpool/mozpool/internal/testwait"
 )
 
 // testWait is the CommandTimeout of checks that should succeed, and bounds
@@ -40,21 +41,11 @@ func testClient(t *testing.T, timeout time.Duration) *sut.Client {
 	return c
 }
 
-// within runs check and returns its error, failing the test, with why, if
-// check has not returned within testWait.
-func within(t *testing.T, why string, check func() error) error {
+// within runs op and returns its error, failing the test, with why, if op
+// has not returned within testWait.
+func within(t *testing.T, why string, op func() error) error {
 	t.Helper()
-	errc := make(chan error, 1)
-	// Exits when check returns; if that is after testWait, the test has
-	// already failed.
-	go func() { errc <- check() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-time.After(testWait):
-		t.Fatalf("still running after %s: %s", testWait, why)
-		return nil
-	}
+	return testwait.Within(t, testWait, why, op)
 }
 
 func TestVerify(t *testing.T) {
