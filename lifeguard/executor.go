@@ -75,14 +75,15 @@ func (c *ExecutorConfig) Validate() error {
 }
 
 // Executor performs the entry actions and drives the timers of the devices
-// this node owns. It runs two reconcile loops (internal/reconcile) keyed by
-// device name: one starts the entry action of each new state entry, the
-// other proposes the timeout of each entry whose deadline has passed. They
-// are separate so that slow hardware actions never hold back timeouts.
+// this node owns. It runs two reconcile loops (internal/reconcile): the
+// action loop looks at each changed device and runs the entry action of
+// each new state entry; the timer loop, keyed by device name, proposes the
+// timeout of each entry whose deadline has passed. They are separate so
+// that slow hardware actions never hold back timeouts.
 type Executor struct {
 	cfg     ExecutorConfig
 	logger  hclog.Logger
-	actions *reconcile.Loop[string]
+	actions *reconcile.Loop[actionKey]
 	timers  *reconcile.Loop[string]
 
 	mu sync.Mutex
@@ -91,6 +92,17 @@ type Executor struct {
 	// proposed. A device is forgotten when it is no longer owned.
 	acted map[string]uint64
 	fired map[string]stateEntry
+}
+
+// actionKey is a key of the action loop: a device to look at, or (entry)
+// one state entry of it, whose action is to run. Entries are keys of their
+// own so that the action of a new entry never waits for that of an older
+// one, which runs until its own deadline (at least MinActionTime): the
+// older one's result is dropped, as its generation has passed.
+type actionKey struct {
+	device string
+	gen    uint64
+	entry  bool
 }
 
 // stateEntry is one entry of a device into a state, with its deadline.
@@ -114,8 +126,9 @@ func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 		fired:  map[string]stateEntry{},
 	}
 	var err error
-	e.actions, err = reconcile.New(reconcile.Config[string]{Reconcile: e.reconcileAction,
-		Keys: func() []string { return ownedAndTracked(e, e.acted) }, Workers: cfg.Concurrency, Resync: cfg.ResyncInterval})
+	e.actions, err = reconcile.New(reconcile.Config[actionKey]{Reconcile: e.reconcileAction,
+		Keys: func() []actionKey { return devicesOnly(ownedAndTracked(e, e.acted)) }, Workers: cfg.Concurrency,
+		Resync: cfg.ResyncInterval})
 	if err != nil {
 		return nil, err
 	}
@@ -133,8 +146,17 @@ func (e *Executor) Notify(n fsm.Notification) {
 	if len(n.Devices) == 0 {
 		return
 	}
-	e.actions.Mark(n.Devices...)
+	e.actions.Mark(devicesOnly(n.Devices)...)
 	e.timers.Mark(n.Devices...)
+}
+
+// devicesOnly returns the action loop's keys for looking at devices.
+func devicesOnly(names []string) []actionKey {
+	keys := make([]actionKey, len(names))
+	for i, name := range names {
+		keys[i] = actionKey{device: name}
+	}
+	return keys
 }
 
 // ownedAndTracked lists the devices a loop examines when it starts and at
@@ -225,30 +247,45 @@ func (e *Executor) view(name string) view {
 	return v
 }
 
-// reconcileAction runs the entry action of the device's current state
-// entry, once per entry, and proposes its result. It runs on a worker of
-// the action loop and returns when the action and its proposal are done.
-func (e *Executor) reconcileAction(ctx context.Context, name string) time.Time {
-	v := e.view(name)
+// reconcileAction runs on a worker of the action loop. For a device, it
+// marks the entry key of the device's current state entry, once per entry
+// (an owned device seen for the first time counts as a new entry). For an
+// entry, it runs the entry's action, unless the entry has passed while it
+// was queued, and proposes its result.
+func (e *Executor) reconcileAction(ctx context.Context, k actionKey) time.Time {
+	v := e.view(k.device)
+	if k.entry {
+		if v.owned && v.gen == k.gen {
+			e.act(ctx, v)
+		}
+		return time.Time{}
+	}
 	e.mu.Lock()
 	if !v.owned {
-		delete(e.acted, name)
+		delete(e.acted, v.name)
 		e.mu.Unlock()
 		return time.Time{}
 	}
-	if gen, ok := e.acted[name]; ok && gen == v.gen {
+	if gen, ok := e.acted[v.name]; ok && gen == v.gen {
 		e.mu.Unlock()
-		return time.Time{} // started already
+		return time.Time{} // seen already
 	}
-	e.acted[name] = v.gen
+	e.acted[v.name] = v.gen
 	e.mu.Unlock()
+	if ActionFor(v.state) != ActionNone {
+		e.actions.Mark(actionKey{device: v.name, gen: v.gen, entry: true})
+	}
+	return time.Time{}
+}
 
+// act runs the entry action of v's state and proposes its result. Its
+// context ends with the state's deadline (at least MinActionTime) or when
+// ctx ends.
+func (e *Executor) act(ctx context.Context, v view) {
 	a := ActionFor(v.state)
 	if a == ActionNone {
-		return time.Time{}
+		return
 	}
-	// The action's context ends with the state's deadline (at least
-	// MinActionTime) or when Run's ctx ends.
 	actx, cancel := context.WithTimeout(ctx, max(time.Until(v.deadline), e.cfg.MinActionTime))
 	defer cancel()
 	event, err := e.perform(actx, v, a)
@@ -260,7 +297,6 @@ func (e *Executor) reconcileAction(ctx context.Context, name string) time.Time {
 			Device: v.name, Event: event, Generation: v.gen, Source: "bmm",
 		})
 	}
-	return time.Time{}
 }
 
 // reconcileTimer proposes the timeout of the device's current state entry

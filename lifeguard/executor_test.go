@@ -293,3 +293,44 @@ func TestExecutor_NothingAfterRunReturns(t *testing.T) {
 			"iteration %d: the executor acted after Run returned", i)
 	}
 }
+
+// holdHW holds the first power cycle of one board until released.
+type holdHW struct {
+	*fakeHW
+	device  string
+	cycles  atomic.Int32
+	release chan struct{}
+}
+
+func (h *holdHW) PowerCycle(ctx context.Context, d string) error {
+	if d == h.device && h.cycles.Add(1) == 1 {
+		<-h.release
+	}
+	return h.fakeHW.PowerCycle(ctx, d)
+}
+
+// The action of a new state entry does not wait for that of an older entry
+// of the same board, which may run until its own deadline or longer.
+func TestExecutor_NewEntryDoesNotWaitForOldAction(t *testing.T) {
+	r := newExecRig(t, rigServer)
+	for _, d := range []string{pandaB, pandaNoRelay, "panda-0003"} {
+		r.force(t, d, "locked_out")
+	}
+	r.force(t, pandaA, "ready")
+	hw := &holdHW{fakeHW: r.hw, device: pandaA, release: make(chan struct{})}
+	cfg := r.exec.cfg
+	cfg.Hardware = hw
+	exec, err := NewExecutor(cfg)
+	require.NoError(t, err)
+	r.exec = exec
+	r.start(t)
+	t.Cleanup(func() { close(hw.release) }) // runs before the executor stops
+
+	// The first cycle hangs; pc_power_cycling times out (60 ms scaled) and
+	// is entered again, and that entry cycles the board.
+	res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: "please_power_cycle"})
+	require.NoError(t, res.Error())
+	require.Eventually(t, func() bool { return hw.cycles.Load() >= 2 }, 5*time.Second, time.Millisecond,
+		"the second entry's power cycle waited for the first")
+	require.Eventually(t, func() bool { return r.state(pandaA) == "ready" }, 10*time.Second, 5*time.Millisecond)
+}
