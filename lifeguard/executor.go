@@ -87,9 +87,10 @@ type Executor struct {
 	timers  *reconcile.Loop[string]
 
 	mu sync.Mutex
-	// acted is, per owned device, the generation whose entry action has
-	// been started; fired the state entry whose timeout has been
-	// proposed. A device is forgotten when it is no longer owned.
+	// acted is, per owned device, the generation last looked at (whose
+	// entry action, if any, has been queued); fired the state entry whose
+	// timeout has been proposed. A device is forgotten when it is no
+	// longer owned.
 	acted map[string]uint64
 	fired map[string]stateEntry
 }
