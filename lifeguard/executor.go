@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/internal/reconcile"
 	"github.com/mozpool/mozpool/internal/retry"
 )
 
@@ -35,7 +36,8 @@ type ExecutorConfig struct {
 	Hardware Hardware
 	// Propose proposes a command through the cluster. Required.
 	Propose func(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error)
-	// Concurrency bounds the hardware actions running at once. Default 32.
+	// Concurrency bounds the hardware actions running at once, and
+	// separately the timeout proposals. Default 32.
 	Concurrency int
 	// MinActionTime is the least time an action gets even when its state's
 	// (scaled) deadline is nearer. Default 2 s.
@@ -73,27 +75,41 @@ func (c *ExecutorConfig) Validate() error {
 }
 
 // Executor performs the entry actions and drives the timers of the devices
-// this node owns.
+// this node owns. It runs two reconcile loops (internal/reconcile): the
+// action loop looks at each changed device and runs the entry action of
+// each new state entry; the timer loop, keyed by device name, proposes the
+// timeout of each entry whose deadline has passed. They are separate so
+// that slow hardware actions never hold back timeouts.
 type Executor struct {
-	cfg    ExecutorConfig
-	logger hclog.Logger
-	sem    chan struct{}
+	cfg     ExecutorConfig
+	logger  hclog.Logger
+	actions *reconcile.Loop[actionKey]
+	timers  *reconcile.Loop[string]
 
-	mu      sync.Mutex
-	dirty   map[string]bool
-	all     bool // re-examine every device
-	devices map[string]*tracked
-	wake    chan struct{}
-
-	ctx context.Context // set by Run; parent of every action and timer
-	wg  sync.WaitGroup
+	mu sync.Mutex
+	// acted is, per owned device, the generation last looked at (whose
+	// entry action, if any, has been queued); fired the state entry whose
+	// timeout has been proposed. A device is forgotten when it is no
+	// longer owned.
+	acted map[string]uint64
+	fired map[string]stateEntry
 }
 
-// tracked is what the executor knows of one owned device.
-type tracked struct {
+// actionKey is a key of the action loop: a device to look at, or (entry)
+// one state entry of it, whose action is to run. Entries are keys of their
+// own so that the action of a new entry never waits for that of an older
+// one, which runs until its own deadline (at least MinActionTime): the
+// older one's result is dropped, as its generation has passed.
+type actionKey struct {
+	device string
+	gen    uint64
+	entry  bool
+}
+
+// stateEntry is one entry of a device into a state, with its deadline.
+type stateEntry struct {
 	gen      uint64
 	deadline time.Time
-	timer    *time.Timer
 }
 
 // NewExecutor returns an Executor; Run starts it.
@@ -104,74 +120,87 @@ func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Executor{
-		cfg:     cfg,
-		logger:  cfg.Logger.Named("lifeguard"),
-		sem:     make(chan struct{}, cfg.Concurrency),
-		dirty:   map[string]bool{},
-		all:     true,
-		devices: map[string]*tracked{},
-		wake:    make(chan struct{}, 1),
-	}, nil
+	e := &Executor{
+		cfg:    cfg,
+		logger: cfg.Logger.Named("lifeguard"),
+		acted:  map[string]uint64{},
+		fired:  map[string]stateEntry{},
+	}
+	var err error
+	e.actions, err = reconcile.New(reconcile.Config[actionKey]{Reconcile: e.reconcileAction,
+		Keys: func() []actionKey { return devicesOnly(ownedAndTracked(e, e.acted)) }, Workers: cfg.Concurrency,
+		Resync: cfg.ResyncInterval})
+	if err != nil {
+		return nil, err
+	}
+	e.timers, err = reconcile.New(reconcile.Config[string]{Reconcile: e.reconcileTimer,
+		Keys: func() []string { return ownedAndTracked(e, e.fired) }, Workers: cfg.Concurrency, Resync: cfg.ResyncInterval})
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 // Notify tells the executor which devices an Apply changed. It never
-// blocks: it marks them and wakes Run. Call it from fsm.Config.Notify.
+// blocks: it marks them in both loops. Call it from fsm.Config.Notify.
 func (e *Executor) Notify(n fsm.Notification) {
 	if len(n.Devices) == 0 {
 		return
 	}
+	e.actions.Mark(devicesOnly(n.Devices)...)
+	e.timers.Mark(n.Devices...)
+}
+
+// devicesOnly returns the action loop's keys for looking at devices.
+func devicesOnly(names []string) []actionKey {
+	keys := make([]actionKey, len(names))
+	for i, name := range names {
+		keys[i] = actionKey{device: name}
+	}
+	return keys
+}
+
+// ownedAndTracked lists the devices a loop examines when it starts and at
+// each resync: those this node owns, and those tracked in m (which may have
+// changed owner or gone).
+func ownedAndTracked[V any](e *Executor, m map[string]V) []string {
+	var out []string
+	e.cfg.FSM.Read(func(s *fsm.State) {
+		for name, d := range s.Devices {
+			if d.ImagingServer == e.cfg.Server {
+				out = append(out, name)
+			}
+		}
+	})
 	e.mu.Lock()
-	for _, d := range n.Devices {
-		e.dirty[d] = true
+	for name := range m {
+		out = append(out, name)
 	}
 	e.mu.Unlock()
-	e.poke()
+	return out
 }
 
-func (e *Executor) poke() {
-	select {
-	case e.wake <- struct{}{}:
-	default:
-	}
-}
-
-// Run examines every owned device (so a restarted node rebuilds its timers
-// and resumes pending actions from the replicated state), then reacts to
-// notifications until ctx ends. It stops every timer and waits for running
-// actions before returning.
+// Run waits until the local state has caught up, then examines every owned
+// device (so a restarted node rebuilds its timers and resumes pending
+// actions from the replicated state) and reacts to notifications, timers
+// and resyncs until ctx ends. It returns once every action and proposal it
+// started has returned.
 func (e *Executor) Run(ctx context.Context) error {
-	e.ctx = ctx
 	if !e.waitCaughtUp(ctx) {
 		return nil
 	}
-	resync := time.NewTicker(e.cfg.ResyncInterval)
-	defer resync.Stop()
-	for {
-		e.reconcileDirty()
-		select {
-		case <-ctx.Done():
-			e.mu.Lock()
-			for _, t := range e.devices {
-				if t.timer != nil {
-					t.timer.Stop()
-				}
-			}
-			e.mu.Unlock()
-			e.wg.Wait()
-			return nil
-		case <-e.wake:
-		case <-resync.C:
-			e.mu.Lock()
-			e.all = true
-			e.mu.Unlock()
-		}
-	}
+	var wg sync.WaitGroup
+	var timersErr error
+	wg.Add(1)
+	// Exits when ctx ends and the timer loop's workers have returned.
+	go func() { defer wg.Done(); timersErr = e.timers.Run(ctx) }()
+	err := e.actions.Run(ctx)
+	wg.Wait()
+	return errors.Join(err, timersErr)
 }
 
 // waitCaughtUp waits until the local state has caught up with the cluster
-// (if the config can tell), then marks every device for examination. It
-// returns false if ctx ends first.
+// (if the config can tell). It returns false if ctx ends first.
 func (e *Executor) waitCaughtUp(ctx context.Context) bool {
 	if e.cfg.CaughtUp == nil || e.cfg.CaughtUp() {
 		return true
@@ -186,9 +215,6 @@ func (e *Executor) waitCaughtUp(ctx context.Context) bool {
 		case <-t.C:
 		}
 	}
-	e.mu.Lock()
-	e.all = true
-	e.mu.Unlock()
 	e.logger.Info("caught up; acting on this server's devices")
 	return true
 }
@@ -204,168 +230,124 @@ type view struct {
 	pxeConfig   string // for the next image
 }
 
-func (e *Executor) reconcileDirty() {
-	e.mu.Lock()
-	names := make([]string, 0, len(e.dirty))
-	for n := range e.dirty {
-		names = append(names, n)
-	}
-	all := e.all
-	e.dirty, e.all = map[string]bool{}, false
-	e.mu.Unlock()
-
-	var views []view
+// view reads one device (owned is false if it is gone).
+func (e *Executor) view(name string) view {
+	v := view{name: name}
 	e.cfg.FSM.Read(func(s *fsm.State) {
-		read := func(name string) {
-			d, ok := s.Devices[name]
-			if !ok {
-				views = append(views, view{name: name})
-				return
-			}
-			v := view{name: name, state: d.State, gen: d.Generation, deadline: d.StateDeadline,
-				owned: d.ImagingServer == e.cfg.Server, claimed: d.RequestID != 0}
-			if img, ok := s.Images[d.Image]; ok {
-				v.imageSUT = img.HasSUTAgent
-			}
-			v.pxeConfig = s.PXEConfigFor(d.NextImage, d.HardwareType)
-			views = append(views, v)
-		}
-		if all {
-			for name := range s.Devices {
-				read(name)
-			}
-			// Devices tracked but gone from the state.
-			e.mu.Lock()
-			for name := range e.devices {
-				if _, ok := s.Devices[name]; !ok {
-					views = append(views, view{name: name})
-				}
-			}
-			e.mu.Unlock()
+		d, ok := s.Devices[name]
+		if !ok {
 			return
 		}
-		for _, name := range names {
-			read(name)
+		v.state, v.gen, v.deadline = d.State, d.Generation, d.StateDeadline
+		v.owned, v.claimed = d.ImagingServer == e.cfg.Server, d.RequestID != 0
+		if img, ok := s.Images[d.Image]; ok {
+			v.imageSUT = img.HasSUTAgent
 		}
+		v.pxeConfig = s.PXEConfigFor(d.NextImage, d.HardwareType)
 	})
-	for _, v := range views {
-		e.reconcile(v)
-	}
+	return v
 }
 
-// reconcile starts what a new state entry needs: its timer and its action.
-func (e *Executor) reconcile(v view) {
+// reconcileAction runs on a worker of the action loop. For a device, it
+// marks the entry key of the device's current state entry, once per entry
+// (an owned device seen for the first time counts as a new entry). For an
+// entry, it runs the entry's action, unless the entry has passed while it
+// was queued, and proposes its result.
+func (e *Executor) reconcileAction(ctx context.Context, k actionKey) time.Time {
+	v := e.view(k.device)
+	if k.entry {
+		if v.owned && v.gen == k.gen {
+			e.act(ctx, v)
+		}
+		return time.Time{}
+	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	t, known := e.devices[v.name]
 	if !v.owned {
-		if known {
-			if t.timer != nil {
-				t.timer.Stop()
-			}
-			delete(e.devices, v.name)
-		}
+		delete(e.acted, v.name)
+		e.mu.Unlock()
+		return time.Time{}
+	}
+	if gen, ok := e.acted[v.name]; ok && gen == v.gen {
+		e.mu.Unlock()
+		return time.Time{} // seen already
+	}
+	e.acted[v.name] = v.gen
+	e.mu.Unlock()
+	if ActionFor(v.state) != ActionNone {
+		e.actions.Mark(actionKey{device: v.name, gen: v.gen, entry: true})
+	}
+	return time.Time{}
+}
+
+// act runs the entry action of v's state and proposes its result. Its
+// context ends with the state's deadline (at least MinActionTime) or when
+// ctx ends.
+func (e *Executor) act(ctx context.Context, v view) {
+	a := ActionFor(v.state)
+	if a == ActionNone {
 		return
 	}
-	if !known {
-		t = &tracked{}
-		e.devices[v.name] = t
+	actx, cancel := context.WithTimeout(ctx, max(time.Until(v.deadline), e.cfg.MinActionTime))
+	defer cancel()
+	event, err := e.perform(actx, v, a)
+	if err != nil {
+		e.logger.Debug("action failed", "device", v.name, "state", v.state, "action", a.String(), "error", err)
 	}
-	if known && t.gen == v.gen && t.deadline.Equal(v.deadline) {
-		return
-	}
-	newEntry := !known || t.gen != v.gen
-	t.gen, t.deadline = v.gen, v.deadline
-	e.armTimerLocked(v.name, t)
-	if newEntry {
-		if a := ActionFor(v.state); a != ActionNone {
-			e.startAction(v, a)
-		}
+	if event != "" {
+		e.propose(ctx, v.name, v.gen, fsm.CmdDeviceEvent, &fsm.DeviceEvent{
+			Device: v.name, Event: string(event), Generation: v.gen, Source: "bmm",
+		})
 	}
 }
 
-// armTimerLocked (re)arms the device's timer for its deadline; a deadline
-// already past fires at once.
-func (e *Executor) armTimerLocked(name string, t *tracked) {
-	if t.timer != nil {
-		t.timer.Stop()
-		t.timer = nil
-	}
-	if t.deadline.IsZero() {
-		return
-	}
-	gen := t.gen
-	t.timer = time.AfterFunc(time.Until(t.deadline), func() { e.fire(name, gen) })
-}
-
-// current reports whether gen is still the device's tracked generation.
-func (e *Executor) current(name string, gen uint64) bool {
+// reconcileTimer proposes the timeout of the device's current state entry
+// once its deadline has passed (once per entry and deadline), and otherwise
+// returns the deadline, at which the timer loop runs it again.
+func (e *Executor) reconcileTimer(ctx context.Context, name string) time.Time {
+	v := e.view(name)
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	t, ok := e.devices[name]
-	return ok && t.gen == gen
+	if !v.owned {
+		delete(e.fired, name)
+		e.mu.Unlock()
+		return time.Time{}
+	}
+	if f, ok := e.fired[name]; v.deadline.IsZero() || ok && f.gen == v.gen && f.deadline.Equal(v.deadline) {
+		e.mu.Unlock()
+		return time.Time{} // no timer, or fired already
+	}
+	if time.Now().Before(v.deadline) {
+		e.mu.Unlock()
+		return v.deadline
+	}
+	e.fired[name] = stateEntry{v.gen, v.deadline}
+	e.mu.Unlock()
+	e.propose(ctx, name, v.gen, fsm.CmdDeviceTimeout, &fsm.DeviceTimeout{Device: name, Generation: v.gen})
+	return time.Time{}
 }
 
-// fire proposes the timeout of one state entry, retrying while the cluster
-// has no leader and the entry is still current.
-func (e *Executor) fire(name string, gen uint64) {
-	if e.ctx.Err() != nil {
-		return
-	}
-	e.wg.Add(1)
-	defer e.wg.Done()
-	e.propose(name, gen, fsm.CmdDeviceTimeout, &fsm.DeviceTimeout{Device: name, Generation: gen})
+// current reports whether gen is still the generation of the device, and
+// this node still owns it.
+func (e *Executor) current(name string, gen uint64) bool {
+	ok := false
+	e.cfg.FSM.Read(func(s *fsm.State) {
+		d, found := s.Devices[name]
+		ok = found && d.Generation == gen && d.ImagingServer == e.cfg.Server
+	})
+	return ok
 }
 
 // propose sends a generation-tagged command until it is committed, the
-// entry is no longer current, or the executor stops.
-func (e *Executor) propose(name string, gen uint64, t fsm.CommandType, cmd fsm.Command) {
+// entry is no longer current, or ctx ends.
+func (e *Executor) propose(ctx context.Context, name string, gen uint64, t fsm.CommandType, cmd fsm.Command) {
 	current := func() bool { return e.current(name, gen) }
 	onFail := func(err error) {
 		e.logger.Warn("proposal failed; retrying", "device", name, "command", t.String(), "error", err)
 	}
-	if res, ok := retry.Propose(e.ctx, e.cfg.Propose, t, cmd, current, onFail); ok {
+	if res, ok := retry.Propose(ctx, e.cfg.Propose, t, cmd, current, onFail); ok {
 		if err := res.Error(); err != nil {
 			e.logger.Warn("proposal refused", "device", name, "command", t.String(), "error", err)
 		}
 	}
-}
-
-// startAction runs the entry action of a state entry in the background.
-func (e *Executor) startAction(v view, a Action) {
-	if e.ctx == nil || e.ctx.Err() != nil {
-		return
-	}
-	e.wg.Add(1)
-	// Exits when the action returns; its context ends with the state's
-	// deadline (at least MinActionTime) or when Run's ctx ends.
-	go func() {
-		defer e.wg.Done()
-		select {
-		case e.sem <- struct{}{}:
-		case <-e.ctx.Done():
-			return
-		}
-		defer func() { <-e.sem }()
-		if !e.current(v.name, v.gen) {
-			return // superseded while queued
-		}
-		limit := time.Until(v.deadline)
-		if v.deadline.IsZero() || limit < e.cfg.MinActionTime {
-			limit = max(limit, e.cfg.MinActionTime)
-		}
-		ctx, cancel := context.WithTimeout(e.ctx, limit)
-		defer cancel()
-		event, err := e.perform(ctx, v, a)
-		if err != nil {
-			e.logger.Debug("action failed", "device", v.name, "state", v.state, "action", a.String(), "error", err)
-		}
-		if event != "" {
-			e.propose(v.name, v.gen, fsm.CmdDeviceEvent, &fsm.DeviceEvent{
-				Device: v.name, Event: string(event), Generation: v.gen, Source: "bmm",
-			})
-		}
-	}()
 }
 
 // perform runs one action and returns the event to propose ("" for none).

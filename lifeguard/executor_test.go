@@ -2,6 +2,7 @@ package lifeguard
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -215,4 +216,141 @@ func TestExecutor_NoHealthCheckWhileClaimed(t *testing.T) {
 	var held int64
 	r.f.Read(func(s *fsm.State) { held = s.Devices[pandaA].RequestID })
 	require.NotZero(t, held)
+}
+
+// lateHW fails the test's check if the executor touches the hardware after
+// stopped is set; its pings of odd-numbered boards hang until the action's
+// context ends, so that actions are in flight when Run is stopped.
+type lateHW struct {
+	*fakeHW
+	stopped *atomic.Bool
+	late    *atomic.Int32
+}
+
+func (h lateHW) check() {
+	if h.stopped.Load() {
+		h.late.Add(1)
+	}
+}
+
+func (h lateHW) PowerCycle(ctx context.Context, d string) error {
+	h.check()
+	return h.fakeHW.PowerCycle(ctx, d)
+}
+func (h lateHW) SetPXE(ctx context.Context, d, pc string) error {
+	h.check()
+	return h.fakeHW.SetPXE(ctx, d, pc)
+}
+func (h lateHW) ClearPXE(ctx context.Context, d string) error {
+	h.check()
+	return h.fakeHW.ClearPXE(ctx, d)
+}
+func (h lateHW) Ping(ctx context.Context, d string) (bool, error) {
+	h.check()
+	if d[len(d)-1]%2 == 1 {
+		<-ctx.Done()
+		return false, ctx.Err()
+	}
+	return h.fakeHW.Ping(ctx, d)
+}
+func (h lateHW) SUTVerify(ctx context.Context, d string) error {
+	h.check()
+	return h.fakeHW.SUTVerify(ctx, d)
+}
+func (h lateHW) CheckSDCard(ctx context.Context, d string) error {
+	h.check()
+	return h.fakeHW.CheckSDCard(ctx, d)
+}
+
+// Stopping the executor while timers fall due and actions run: Run returns
+// only when they have, and nothing touches the hardware or proposes after
+// that. (Timers used to start proposals from their own goroutines, with a
+// WaitGroup.Add that could follow Run's Wait; run this with -race.)
+func TestExecutor_NothingAfterRunReturns(t *testing.T) {
+	for i := range 3 {
+		r := newExecRig(t, rigServer)
+		inv := rigInventory()
+		for j := range 40 {
+			name := fmt.Sprintf("panda-%04d", 100+j)
+			inv.Devices = append(inv.Devices, fsm.InventoryDevice{
+				Name: name, FQDN: name + ".lab", InventoryID: int64(1000 + j), MAC: fmt.Sprintf("00:11:22:33:55:%02x", j),
+				ImagingServer: rigServer, RelayInfo: fmt.Sprintf("relay-2.lab:bank1:relay%d", j+1),
+				HardwareType: pandaType, HardwareModel: pandaModel,
+			})
+		}
+		res, _ := r.propose(context.Background(), fsm.CmdInventorySync, &fsm.InventorySync{Inventory: inv, ShipIt: true})
+		require.NoError(t, res.Error())
+		// Timeouts of 0.01 % (a ready board is checked every 60 ms).
+		res, _ = r.propose(context.Background(), fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: 0.0001})
+		require.NoError(t, res.Error())
+
+		var stopped atomic.Bool
+		var late, proposals atomic.Int32
+		cfg := r.exec.cfg
+		cfg.Hardware = lateHW{fakeHW: r.hw, stopped: &stopped, late: &late}
+		cfg.Propose = func(ctx context.Context, typ fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {
+			if stopped.Load() {
+				late.Add(1)
+			}
+			proposals.Add(1)
+			return r.propose(ctx, typ, cmd)
+		}
+		cfg.MinActionTime = 5 * time.Millisecond
+		exec, err := NewExecutor(cfg)
+		require.NoError(t, err)
+		r.exec = exec
+
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		// Exits when ctx is cancelled below.
+		go func() { done <- exec.Run(ctx) }()
+		want := int32(200 * (i + 1))
+		require.Eventually(t, func() bool { return proposals.Load() >= want }, 10*time.Second, time.Millisecond)
+		cancel()
+		require.NoError(t, <-done)
+		stopped.Store(true)
+		require.Never(t, func() bool { return late.Load() > 0 }, 100*time.Millisecond, time.Millisecond,
+			"iteration %d: the executor acted after Run returned", i)
+	}
+}
+
+// holdHW holds the first power cycle of one board until released.
+type holdHW struct {
+	*fakeHW
+	device  string
+	cycles  atomic.Int32
+	release chan struct{}
+}
+
+func (h *holdHW) PowerCycle(ctx context.Context, d string) error {
+	if d == h.device && h.cycles.Add(1) == 1 {
+		<-h.release
+	}
+	return h.fakeHW.PowerCycle(ctx, d)
+}
+
+// The action of a new state entry does not wait for that of an older entry
+// of the same board, which may run until its own deadline or longer.
+func TestExecutor_NewEntryDoesNotWaitForOldAction(t *testing.T) {
+	r := newExecRig(t, rigServer)
+	for _, d := range []string{pandaB, pandaNoRelay, "panda-0003"} {
+		r.force(t, d, "locked_out")
+	}
+	r.force(t, pandaA, "ready")
+	hw := &holdHW{fakeHW: r.hw, device: pandaA, release: make(chan struct{})}
+	cfg := r.exec.cfg
+	cfg.Hardware = hw
+	exec, err := NewExecutor(cfg)
+	require.NoError(t, err)
+	r.exec = exec
+	r.start(t)
+	t.Cleanup(func() { close(hw.release) }) // runs before the executor stops
+
+	// The first cycle hangs; pc_power_cycling times out (60 ms scaled) and
+	// is entered again, and that entry cycles the board.
+	res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: "please_power_cycle"})
+	require.NoError(t, res.Error())
+	require.Eventually(t, func() bool { return hw.cycles.Load() >= 2 }, 5*time.Second, time.Millisecond,
+		"the second entry's power cycle waited for the first")
+	require.Eventually(t, func() bool { return r.state(pandaA) == "ready" }, 10*time.Second, 5*time.Millisecond)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/internal/reconcile"
 	"github.com/mozpool/mozpool/internal/retry"
 )
 
@@ -25,13 +26,16 @@ type DriverConfig struct {
 	CompactInterval time.Duration
 	// ResyncInterval re-examines every request, a safety net. Default 10 s.
 	ResyncInterval time.Duration
+	// Concurrency bounds the timer proposals running at once. Default 32.
+	Concurrency int
 	// Logger is the parent logger. Default: null logger.
 	Logger hclog.Logger
 }
 
 // DefaultDriverConfig returns the defaults documented on DriverConfig.
 func DefaultDriverConfig() DriverConfig {
-	return DriverConfig{KeepClosed: 7 * 24 * time.Hour, CompactInterval: time.Hour, ResyncInterval: 10 * time.Second}
+	return DriverConfig{KeepClosed: 7 * 24 * time.Hour, CompactInterval: time.Hour, ResyncInterval: 10 * time.Second,
+		Concurrency: 32}
 }
 
 // Validate reports the first problem.
@@ -42,40 +46,33 @@ func (c *DriverConfig) Validate() error {
 	if c.KeepClosed <= 0 || c.CompactInterval <= 0 || c.ResyncInterval <= 0 {
 		return errors.New("requests: keep-closed, compact and resync intervals must be positive")
 	}
+	if c.Concurrency < 1 {
+		return errors.New("requests: concurrency must be at least 1")
+	}
 	return nil
 }
 
 // Driver fires request timers on the leader. Run is a cluster leader task:
-// it runs for one term of leadership.
+// it runs for one term of leadership. The timers are an internal/reconcile
+// loop keyed by request ID: a request's deadline in the loop is the nearer
+// of its state deadline and its expiry, and a worker proposes whichever of
+// them has passed.
 type Driver struct {
 	cfg    DriverConfig
 	logger hclog.Logger
+	loop   *reconcile.Loop[int64]
 
 	mu      sync.Mutex
 	running bool
-	ctx     context.Context
-	dirty   map[int64]bool
-	all     bool
-	timers  map[int64]*reqTimers
-	wake    chan struct{}
-	wg      sync.WaitGroup
+	// fired is, per open request, the state entry whose timeout this term
+	// has proposed.
+	fired map[int64]stateEntry
 }
 
-type reqTimers struct {
+// stateEntry is one entry of a request into a state, with its deadline.
+type stateEntry struct {
 	gen      uint64
 	deadline time.Time
-	expires  time.Time
-	state    *time.Timer
-	expiry   *time.Timer
-}
-
-func (t *reqTimers) stop() {
-	if t.state != nil {
-		t.state.Stop()
-	}
-	if t.expiry != nil {
-		t.expiry.Stop()
-	}
 }
 
 // NewDriver returns a Driver.
@@ -86,202 +83,130 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Driver{cfg: cfg, logger: cfg.Logger.Named("requests"), dirty: map[int64]bool{},
-		timers: map[int64]*reqTimers{}, wake: make(chan struct{}, 1)}, nil
+	d := &Driver{cfg: cfg, logger: cfg.Logger.Named("requests")}
+	var err error
+	d.loop, err = reconcile.New(reconcile.Config[int64]{Reconcile: d.reconcile, Keys: d.openRequests,
+		Workers: cfg.Concurrency, Resync: cfg.ResyncInterval})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // Notify marks the requests an Apply changed. It never blocks; call it from
 // fsm.Config.Notify on every node (it does nothing unless Run is running).
 func (d *Driver) Notify(n fsm.Notification) {
-	if len(n.Requests) == 0 {
-		return
-	}
-	d.mu.Lock()
-	if !d.running {
-		d.mu.Unlock()
-		return
-	}
-	for _, id := range n.Requests {
-		d.dirty[id] = true
-	}
-	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
+	d.loop.Mark(n.Requests...)
 }
 
 // Run drives request timers until ctx ends (the end of this node's term as
 // leader). It starts by examining every request, so a new leader rebuilds
-// all timers from the replicated state.
+// all timers from the replicated state, and returns once every proposal it
+// started has returned.
 func (d *Driver) Run(ctx context.Context) {
 	d.mu.Lock()
-	d.running, d.ctx, d.all = true, ctx, true
-	d.mu.Unlock()
-	d.logger.Info("request driver started")
-	resync := time.NewTicker(d.cfg.ResyncInterval)
-	defer resync.Stop()
-	compact := time.NewTicker(d.cfg.CompactInterval)
-	defer compact.Stop()
-	d.compact()
-	for {
-		d.reconcile()
-		select {
-		case <-ctx.Done():
-			d.mu.Lock()
-			d.running = false
-			for id, t := range d.timers {
-				t.stop()
-				delete(d.timers, id)
-			}
-			d.dirty = map[int64]bool{}
-			d.mu.Unlock()
-			d.wg.Wait()
-			d.logger.Info("request driver stopped")
-			return
-		case <-d.wake:
-		case <-resync.C:
-			d.mu.Lock()
-			d.all = true
-			d.mu.Unlock()
-		case <-compact.C:
-			d.compact()
-		}
+	if d.running {
+		d.mu.Unlock()
+		d.logger.Error("request driver already running")
+		return
 	}
+	d.running, d.fired = true, map[int64]stateEntry{}
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.running, d.fired = false, nil
+		d.mu.Unlock()
+	}()
+	d.logger.Info("request driver started")
+	var wg sync.WaitGroup
+	wg.Add(1)
+	// Exits when ctx ends.
+	go func() { defer wg.Done(); d.compactLoop(ctx) }()
+	if err := d.loop.Run(ctx); err != nil {
+		d.logger.Error("request timers did not run", "error", err)
+	}
+	wg.Wait()
+	d.logger.Info("request driver stopped")
+}
+
+// openRequests lists the open requests: the keys the loop examines when
+// it starts and at each resync (with those it holds a deadline for).
+func (d *Driver) openRequests() []int64 {
+	var out []int64
+	m := Machine{}
+	d.cfg.FSM.Read(func(s *fsm.State) {
+		for id, r := range s.Requests {
+			if m.Open(r.State) {
+				out = append(out, id)
+			}
+		}
+	})
+	return out
 }
 
 type reqView struct {
-	id       int64
-	exists   bool
-	open     bool
+	open     bool // exists and is open
 	gen      uint64
 	deadline time.Time
 	expires  time.Time
 }
 
-func (d *Driver) reconcile() {
-	d.mu.Lock()
-	ids := make([]int64, 0, len(d.dirty))
-	for id := range d.dirty {
-		ids = append(ids, id)
-	}
-	all := d.all
-	d.dirty, d.all = map[int64]bool{}, false
-	d.mu.Unlock()
-
-	var views []reqView
-	m := Machine{}
+func (d *Driver) view(id int64) reqView {
+	var v reqView
 	d.cfg.FSM.Read(func(s *fsm.State) {
-		read := func(id int64) {
-			r, ok := s.Requests[id]
-			if !ok {
-				views = append(views, reqView{id: id})
-				return
-			}
-			views = append(views, reqView{id: id, exists: true, open: m.Open(r.State), gen: r.Generation,
-				deadline: r.StateDeadline, expires: r.Expires})
-		}
-		if all {
-			for id := range s.Requests {
-				read(id)
-			}
-			d.mu.Lock()
-			for id := range d.timers {
-				if _, ok := s.Requests[id]; !ok {
-					views = append(views, reqView{id: id})
-				}
-			}
-			d.mu.Unlock()
-			return
-		}
-		for _, id := range ids {
-			read(id)
+		if r, ok := s.Requests[id]; ok {
+			v = reqView{open: Machine{}.Open(r.State), gen: r.Generation, deadline: r.StateDeadline, expires: r.Expires}
 		}
 	})
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.running {
-		return
-	}
-	for _, v := range views {
-		t, known := d.timers[v.id]
-		if !v.exists || !v.open {
-			if known {
-				t.stop()
-				delete(d.timers, v.id)
-			}
-			continue
-		}
-		if !known {
-			t = &reqTimers{}
-			d.timers[v.id] = t
-		}
-		if !known || t.gen != v.gen || !t.deadline.Equal(v.deadline) {
-			if t.state != nil {
-				t.state.Stop()
-				t.state = nil
-			}
-			t.gen, t.deadline = v.gen, v.deadline
-			if !v.deadline.IsZero() {
-				id, gen := v.id, v.gen
-				t.state = time.AfterFunc(time.Until(v.deadline), func() {
-					d.propose(id, func() bool { return d.currentGen(id, gen) }, fsm.CmdRequestTimeout, &fsm.RequestTimeout{ID: id, Generation: gen})
-				})
-			}
-		}
-		if !known || !t.expires.Equal(v.expires) {
-			if t.expiry != nil {
-				t.expiry.Stop()
-			}
-			t.expires = v.expires
-			id, exp := v.id, v.expires
-			t.expiry = time.AfterFunc(time.Until(exp), func() {
-				d.propose(id, func() bool { return d.currentExpiry(id, exp) }, fsm.CmdRequestExpire, &fsm.RequestExpire{ID: id})
-				d.expiryFired(id, exp)
-			})
-		}
-	}
+	return v
 }
 
-func (d *Driver) currentGen(id int64, gen uint64) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	t, ok := d.timers[id]
-	return d.running && ok && t.gen == gen
-}
-
-// expiryFired forgets an expiry timer that has fired, so that the next
-// reconcile of the request (a change, or the resync) arms it again if the
-// request is still open: Apply refuses an expiry stamped before expires
-// (the leader's clock was stepped back), and without this the request
+// reconcile proposes the expiry of an open request once it has passed,
+// and its state timeout once its deadline has (once per state entry and
+// deadline), and returns the nearer of the two still ahead. An expiry is
+// proposed at every reconcile of a request still open past it: Apply
+// refuses one stamped before expires (the leader's clock was stepped
+// back), and the next change or resync must try again, or the request
 // would keep its device until the next change of leader.
-func (d *Driver) expiryFired(id int64, exp time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if t, ok := d.timers[id]; ok && t.expires.Equal(exp) {
-		t.expires, t.expiry = time.Time{}, nil
+func (d *Driver) reconcile(ctx context.Context, id int64) time.Time {
+	v := d.view(id)
+	if !v.open {
+		d.mu.Lock()
+		delete(d.fired, id)
+		d.mu.Unlock()
+		return time.Time{}
 	}
-}
-
-func (d *Driver) currentExpiry(id int64, exp time.Time) bool {
+	var next time.Time
+	if time.Now().Before(v.expires) {
+		next = v.expires
+	} else {
+		current := func() bool { w := d.view(id); return w.open && w.expires.Equal(v.expires) }
+		d.propose(ctx, id, current, fsm.CmdRequestExpire, &fsm.RequestExpire{ID: id})
+	}
+	if v.deadline.IsZero() {
+		return next
+	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	t, ok := d.timers[id]
-	return d.running && ok && t.expires.Equal(exp)
+	f, ok := d.fired[id]
+	fired := ok && f.gen == v.gen && f.deadline.Equal(v.deadline)
+	due := !fired && !time.Now().Before(v.deadline)
+	if due {
+		d.fired[id] = stateEntry{v.gen, v.deadline}
+	}
+	d.mu.Unlock()
+	switch {
+	case due:
+		current := func() bool { w := d.view(id); return w.open && w.gen == v.gen }
+		d.propose(ctx, id, current, fsm.CmdRequestTimeout, &fsm.RequestTimeout{ID: id, Generation: v.gen})
+	case !fired && (next.IsZero() || v.deadline.Before(next)):
+		next = v.deadline
+	}
+	return next
 }
 
 // propose sends a timer's command, retrying while it is still current and
 // this node still runs the driver.
-func (d *Driver) propose(id int64, current func() bool, t fsm.CommandType, cmd fsm.Command) {
-	d.mu.Lock()
-	ctx := d.ctx
-	if !d.running || ctx.Err() != nil {
-		d.mu.Unlock()
-		return
-	}
-	d.wg.Add(1)
-	d.mu.Unlock()
-	defer d.wg.Done()
+func (d *Driver) propose(ctx context.Context, id int64, current func() bool, t fsm.CommandType, cmd fsm.Command) {
 	onFail := func(err error) {
 		d.logger.Warn("request timer proposal failed; retrying", "request", id, "command", t.String(), "error", err)
 	}
@@ -292,9 +217,24 @@ func (d *Driver) propose(id int64, current func() bool, t fsm.CommandType, cmd f
 	}
 }
 
+// compactLoop compacts at once and then every CompactInterval until ctx
+// ends.
+func (d *Driver) compactLoop(ctx context.Context) {
+	t := time.NewTicker(d.cfg.CompactInterval)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		d.compact(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // compact deletes requests closed or failed more than KeepClosed after
 // their expiry, if there are any.
-func (d *Driver) compact() {
+func (d *Driver) compact(ctx context.Context) {
 	before := time.Now().UTC().Add(-d.cfg.KeepClosed)
 	m := Machine{}
 	any := false
@@ -309,7 +249,7 @@ func (d *Driver) compact() {
 	if !any {
 		return
 	}
-	ctx, cancel := context.WithTimeout(d.ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	res, err := d.cfg.Propose(ctx, fsm.CmdRequestCompact, &fsm.RequestCompact{Before: before})
 	if err == nil {

@@ -404,6 +404,7 @@ func TestDriverConfigValidate(t *testing.T) {
 		{"keep closed", func(c *DriverConfig) { c.KeepClosed = 0 }},
 		{"compact interval", func(c *DriverConfig) { c.CompactInterval = -time.Second }},
 		{"resync interval", func(c *DriverConfig) { c.ResyncInterval = 0 }},
+		{"concurrency", func(c *DriverConfig) { c.Concurrency = 0 }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
