@@ -76,7 +76,8 @@ type Config struct {
 	// that files this rack's boards' messages in their device logs.
 	SyslogAddr string
 	// TimeScale, if > 0, is proposed as the cluster's time scale; below 1
-	// it also shortens the relay's off time and recovery pause.
+	// it also shortens the relay's off time and recovery pause, and device
+	// timeouts are never scaled below MinScaledDeviceTimeout.
 	TimeScale float64
 	// Logger is the root logger. Default: a null logger.
 	Logger hclog.Logger
@@ -457,22 +458,34 @@ func (d *Daemon) join(ctx context.Context) {
 
 // setTimeScale proposes the cluster's time scale once a leader is known,
 // unless it already has that value.
+// MinScaledDeviceTimeout is the floor of device timeouts under a time scale
+// below 1 (see fsm.State.MinDeviceTimeout): a 10 s state at scale 0.02
+// would otherwise last 200 ms, less than a commit and a board's post take
+// on a busy machine, and boards would fail states they were passing.
+const MinScaledDeviceTimeout = time.Second
+
 func (d *Daemon) setTimeScale(ctx context.Context) {
+	want := fsm.SetTimeScale{TimeScale: d.cfg.TimeScale}
+	if d.cfg.TimeScale < 1 {
+		want.MinDeviceTimeout = MinScaledDeviceTimeout
+	}
 	for {
 		if err := d.Node.WaitForLeader(ctx); err != nil {
 			return
 		}
-		var cur float64
-		d.FSM.Read(func(s *fsm.State) { cur = s.TimeScale })
-		if cur == d.cfg.TimeScale {
+		var done bool
+		d.FSM.Read(func(s *fsm.State) {
+			done = s.TimeScale == want.TimeScale && s.MinDeviceTimeout == want.MinDeviceTimeout
+		})
+		if done {
 			return
 		}
-		res, err := d.Node.Apply(ctx, fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: d.cfg.TimeScale})
+		res, err := d.Node.Apply(ctx, fsm.CmdSetTimeScale, &want)
 		if err == nil {
 			err = res.Error()
 		}
 		if err == nil {
-			d.logger.Info("set the cluster time scale", "time_scale", d.cfg.TimeScale)
+			d.logger.Info("set the cluster time scale", "time_scale", want.TimeScale, "min_device_timeout", want.MinDeviceTimeout)
 			return
 		}
 		d.logger.Warn("setting the time scale failed; retrying", "error", err)

@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrNoMachine is returned for device events when the FSM was built without
@@ -115,6 +116,10 @@ func (tx *txn) applySetTimeScale(b []byte) (any, error) {
 	if c.TimeScale <= 0 || c.TimeScale > 1000 {
 		return nil, fmt.Errorf("%w: time scale %v must be in (0, 1000]", ErrInvalid, c.TimeScale)
 	}
+	if c.MinDeviceTimeout < 0 || c.MinDeviceTimeout > time.Hour {
+		return nil, fmt.Errorf("%w: minimum device timeout %v must be in [0, 1h]", ErrInvalid, c.MinDeviceTimeout)
+	}
 	tx.s.TimeScale = c.TimeScale
+	tx.s.MinDeviceTimeout = c.MinDeviceTimeout
 	return nil, nil
 }

@@ -316,6 +316,9 @@ type RequestCompact struct {
 type SetTimeScale struct {
 	Header
 	TimeScale float64 `json:"time_scale"`
+	// MinDeviceTimeout is the floor of scaled device timeouts (see
+	// State.MinDeviceTimeout); 0 for none, at most an hour.
+	MinDeviceTimeout time.Duration `json:"min_device_timeout,omitempty"`
 }
 
 // LogAppend files log lines for devices or requests without changing state.

@@ -353,7 +353,7 @@ func (tx *txn) mergeInventory(inv Inventory, shipIt bool) (*InventoryDiff, error
 			state, timeout := tx.initialDeviceState()
 			d = &Device{
 				ID: s.nextID("device"), Name: in.Name, InventoryID: in.InventoryID,
-				State: state, StateEntered: tx.at, StateDeadline: tx.deadline(timeout), Generation: 1,
+				State: state, StateEntered: tx.at, StateDeadline: tx.deviceDeadline(timeout), Generation: 1,
 			}
 			tx.logDevice(in.Name, "inventory", "registered from inventory (inventory id %d)", in.InventoryID)
 		} else if f := deviceFields(d, in, mac, hw); len(f) > 0 {

@@ -260,14 +260,57 @@ func TestSetTimeScale_Invalid(t *testing.T) {
 	r.f.Read(func(s *fsm.State) { require.Equal(t, 1000.0, s.TimeScale) })
 }
 
+// Under a time scale, a device state's timeout never shrinks below the
+// floor the time scale carries (nor below the timeout itself when that is
+// shorter); without a floor, scaling is exact.
+func TestDeviceDeadline_MinDeviceTimeout(t *testing.T) {
+	tests := []struct {
+		name  string
+		scale float64
+		floor time.Duration
+		state lifeguard.State // entered with please_image, then events
+		want  time.Duration
+	}{
+		{"no floor", 0.001, 0, lifeguard.StatePXEBooting, 180 * time.Millisecond},
+		{"floor lifts a short timeout", 0.001, time.Second, lifeguard.StatePXEBooting, time.Second},
+		{"above the floor", 0.01, time.Second, lifeguard.StatePXEBooting, 1800 * time.Millisecond},
+		{"a floor above the timeout keeps the timeout", 0.001, time.Hour, lifeguard.StatePXEBooting, 180 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newDevRig(t)
+			require.NoError(t, r.apply(fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: tc.scale, MinDeviceTimeout: tc.floor}).Error())
+			r.force(lgDev, lifeguard.StateNew, lifeguard.StateReady)
+			r.event(lgDev, lifeguard.EventPleaseImage, 0, lgImageArgs("b2g", `{"b2gbase":"x"}`))
+			got := r.event(lgDev, lifeguard.EventPowerCycleOK, 0, fsm.EventArgs{})
+			require.Equal(t, tc.state, got.State)
+			require.Equal(t, r.at.Add(tc.want), r.device(lgDev).StateDeadline)
+
+			// Timeout 0 stays "due at once" and no timeout stays none.
+			r.force(lgDev, lifeguard.StatePXEBooting, lifeguard.StateNew)
+			require.Equal(t, r.at, r.device(lgDev).StateDeadline, "deadline of new")
+			r.force(lgDev, lifeguard.StateNew, lifeguard.StateLockedOut)
+			require.True(t, r.device(lgDev).StateDeadline.IsZero(), "deadline of locked_out")
+		})
+	}
+	r := newDevRig(t)
+	for _, floor := range []time.Duration{-time.Second, time.Hour + 1} {
+		res := r.apply(fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: 0.5, MinDeviceTimeout: floor})
+		require.ErrorIs(t, res.Error(), fsm.ErrInvalid, "MinDeviceTimeout %v", floor)
+	}
+}
+
 // The time scale is part of the replicated state: a node restored from a
 // snapshot must compute the same deadlines as the others.
 func TestTimeScale_Snapshot(t *testing.T) {
 	r := newDevRig(t)
-	require.NoError(t, r.apply(fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: 0.01}).Error())
+	require.NoError(t, r.apply(fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: 0.01, MinDeviceTimeout: time.Second}).Error())
 	restored := fsm.New(fsm.Config{Logger: testlog.New(t), Devices: lifeguard.Machine{}})
 	require.NoError(t, restored.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, r.f)))))
-	restored.Read(func(s *fsm.State) { require.Equal(t, 0.01, s.TimeScale, "time scale after restore") })
+	restored.Read(func(s *fsm.State) {
+		require.Equal(t, 0.01, s.TimeScale, "time scale after restore")
+		require.Equal(t, time.Second, s.MinDeviceTimeout, "minimum device timeout after restore")
+	})
 
 	cmd := encode(t, fsm.CmdDeviceStateChange, fsm.DeviceStateChange{Header: fsm.Header{At: t0.Add(time.Hour)}, Device: lgDev, From: string(lifeguard.StateNew), To: string(lifeguard.StateReady)})
 	require.NoError(t, r.f.ApplyCommand(10, cmd).Error())

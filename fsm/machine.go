@@ -76,7 +76,7 @@ func (m *DeviceTx) Goto(state string, timeout time.Duration) {
 	d.State = state
 	d.StateEntered = m.tx.at
 	d.Generation++
-	d.StateDeadline = m.tx.deadline(timeout)
+	d.StateDeadline = m.tx.deviceDeadline(timeout)
 	m.tx.transitions = append(m.tx.transitions, Transition{Device: d.Name, State: state, Generation: d.Generation, Deadline: d.StateDeadline})
 	m.tx.touchDevice(d.Name)
 }
@@ -152,6 +152,20 @@ func (tx *txn) deadline(timeout time.Duration) time.Time {
 		return time.Time{}
 	}
 	return tx.at.Add(tx.s.scaled(timeout))
+}
+
+// deviceDeadline is deadline for a device state: the scaled timeout is
+// never shorter than State.MinDeviceTimeout, nor than the timeout itself
+// when that is shorter.
+func (tx *txn) deviceDeadline(timeout time.Duration) time.Time {
+	if timeout < 0 {
+		return time.Time{}
+	}
+	d := tx.s.scaled(timeout)
+	if floor := min(timeout, tx.s.MinDeviceTimeout); d < floor {
+		d = floor
+	}
+	return tx.at.Add(d)
 }
 
 // initialDeviceState is the state of a device new to the inventory, from

@@ -21,18 +21,19 @@ const snapshotVersion = 1
 type recordType uint8
 
 const (
-	recHeader         recordType = 1
-	recServer         recordType = 2
-	recHardwareType   recordType = 3
-	recImage          recordType = 4
-	recPXEConfig      recordType = 5
-	recImagePXEConfig recordType = 6
-	recDevice         recordType = 7
-	recRequest        recordType = 8
-	recRelayBoard     recordType = 9
-	recCounters       recordType = 10
-	recIdempotency    recordType = 11
-	recTimeScale      recordType = 12
+	recHeader           recordType = 1
+	recServer           recordType = 2
+	recHardwareType     recordType = 3
+	recImage            recordType = 4
+	recPXEConfig        recordType = 5
+	recImagePXEConfig   recordType = 6
+	recDevice           recordType = 7
+	recRequest          recordType = 8
+	recRelayBoard       recordType = 9
+	recCounters         recordType = 10
+	recIdempotency      recordType = 11
+	recTimeScale        recordType = 12
+	recMinDeviceTimeout recordType = 13
 )
 
 // ErrSnapshotVersion is returned by Restore for a snapshot it cannot read.
@@ -84,6 +85,9 @@ func encodeSnapshotAt(s *State, index uint64) ([]byte, error) {
 		// Deadlines depend on it: a restored node must scale as the
 		// others do.
 		put(recTimeScale, s.TimeScale)
+	}
+	if s.MinDeviceTimeout != 0 {
+		put(recMinDeviceTimeout, s.MinDeviceTimeout)
 	}
 	for _, e := range s.idemOrder {
 		put(recIdempotency, e)
@@ -229,6 +233,8 @@ func (s *State) restoreRecord(t recordType, b []byte) error {
 		return json.Unmarshal(b, &s.NextID)
 	case recTimeScale:
 		return json.Unmarshal(b, &s.TimeScale)
+	case recMinDeviceTimeout:
+		return json.Unmarshal(b, &s.MinDeviceTimeout)
 	case recIdempotency:
 		e := new(idemEntry)
 		if err := json.Unmarshal(b, e); err != nil {

@@ -187,6 +187,12 @@ type State struct {
 	// TimeScale multiplies every state timeout (0 or 1: real time). It is
 	// replicated so that every node computes the same deadlines.
 	TimeScale float64 `json:"time_scale,omitempty"`
+	// MinDeviceTimeout is the shortest a device state's timeout becomes
+	// under the time scale (a timeout shorter than it unscaled is kept as
+	// it is). What a board does within a state scales, but the round trips
+	// around it — a commit, the board's HTTP post — do not: compressed
+	// below them, a state times out on any busy machine. 0: no floor.
+	MinDeviceTimeout time.Duration `json:"min_device_timeout,omitempty"`
 
 	// idem maps idempotency keys to their first result; idemOrder and
 	// autoOrder hold client and node-generated keys oldest first.
