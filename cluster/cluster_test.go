@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,54 @@ type testNode struct {
 	fsm  *fsm.FSM
 	srv  *httptest.Server
 	n    *Node
+	// gate holds every HTTP request while shut, as a hung process would.
+	gate *hangGate
+}
+
+// hangGate holds HTTP requests while it is shut: the connection is accepted
+// (the kernel does that for a paused process) but nothing answers.
+type hangGate struct {
+	mu      sync.Mutex
+	shut    chan struct{} // non-nil while shut; closed to let requests on
+	waiting int
+}
+
+func (g *hangGate) wait() {
+	g.mu.Lock()
+	ch := g.shut
+	if ch != nil {
+		g.waiting++
+	}
+	g.mu.Unlock()
+	if ch != nil {
+		// Not the request's context: a hung process does not notice that
+		// the caller gave up.
+		<-ch
+	}
+}
+
+func (g *hangGate) hang() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shut == nil {
+		g.shut = make(chan struct{})
+	}
+}
+
+func (g *hangGate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shut != nil {
+		close(g.shut)
+		g.shut = nil
+	}
+}
+
+// held is how many requests the gate has held so far.
+func (g *hangGate) held() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.waiting
 }
 
 func testConfig(t *testing.T, tn *testNode, bootstrap bool) Config {
@@ -56,7 +105,8 @@ func testConfig(t *testing.T, tn *testNode, bootstrap bool) Config {
 
 // startNode starts a node in dir (a new one when dir is ""). The HTTP server
 // is started before the node so the node can advertise its URL.
-func startNode(t *testing.T, name, dir, raftAddr string, bootstrap bool) *testNode {
+// Each of opts adjusts the node's configuration before it starts.
+func startNode(t *testing.T, name, dir, raftAddr string, bootstrap bool, opts ...func(*Config)) *testNode {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -67,10 +117,17 @@ func startNode(t *testing.T, name, dir, raftAddr string, bootstrap bool) *testNo
 		raftAddr = ln.Addr().String()
 		ln.Close()
 	}
-	tn := &testNode{t: t, name: name, dir: dir, raft: raftAddr, fsm: fsm.New(fsm.Config{})}
+	tn := &testNode{t: t, name: name, dir: dir, raft: raftAddr, fsm: fsm.New(fsm.Config{}), gate: &hangGate{}}
 	var h http.Handler = http.NotFoundHandler()
-	tn.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	n, err := New(testConfig(t, tn, bootstrap))
+	tn.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tn.gate.wait()
+		h.ServeHTTP(w, r)
+	}))
+	cfg := testConfig(t, tn, bootstrap)
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n, err := New(cfg)
 	require.NoError(t, err)
 	tn.n = n
 	h = n.Handler()
@@ -125,12 +182,12 @@ func hasImage(f *fsm.FSM, name string) bool {
 	return ok
 }
 
-func startCluster(t *testing.T, size int) []*testNode {
+func startCluster(t *testing.T, size int, opts ...func(*Config)) []*testNode {
 	t.Helper()
-	nodes := []*testNode{startNode(t, "srv1", "", "", true)}
+	nodes := []*testNode{startNode(t, "srv1", "", "", true, opts...)}
 	waitLeader(t, nodes[0])
 	for i := 2; i <= size; i++ {
-		tn := startNode(t, "srv"+string(rune('0'+i)), "", "", false)
+		tn := startNode(t, "srv"+string(rune('0'+i)), "", "", false, opts...)
 		res, err := nodes[0].n.Join(context.Background(), tn.n.Self())
 		require.NoError(t, err)
 		require.Equal(t, "added", res.Action)
@@ -295,6 +352,57 @@ func TestCluster_LeaderKilledNewLeaderTakesWrites(t *testing.T) {
 	require.Eventually(t, func() bool { return hasImage(back.fsm, "after") && hasImage(back.fsm, "before") }, 15*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool { return back.n.Health() == nil }, 10*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool { return !serverDown(newLeader.fsm, leader.name) }, 15*time.Second, 50*time.Millisecond, "back up")
+}
+
+// TestCluster_HungLeaderDoesNotStallForwardedWrites: the leader hangs (a
+// paused process: its HTTP server accepts connections and never answers,
+// its Raft goes silent) while a follower's forwarded write is waiting for
+// its answer. The follower gives the call up as soon as its Raft no longer
+// reports that leader and sends the write to the new one. The forward
+// timeout and the hold are a minute here, so without that the write could
+// not succeed within the test's 20 s.
+func TestCluster_HungLeaderDoesNotStallForwardedWrites(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 3, func(c *Config) {
+		c.ApplyTimeout = time.Minute
+		c.ForwardHold = time.Minute
+	})
+	leader := waitLeader(t, nodes...)
+	rest := followers(nodes, leader)
+	f := rest[0]
+	// Runs before the node's own cleanup: a stopped server waits for the
+	// requests it holds.
+	t.Cleanup(leader.gate.release)
+
+	leader.gate.hang()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	type outcome struct {
+		res fsm.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := f.n.Apply(ctx, fsm.CmdImageUpsert, imageCmd("through-hang"))
+		done <- outcome{res, err}
+	}()
+	// The write is in flight to the hung leader before its Raft goes silent.
+	require.Eventually(t, func() bool { return leader.gate.held() > 0 }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, leader.n.raft.Shutdown().Error())
+
+	var got outcome
+	select {
+	case got = <-done:
+	case <-ctx.Done():
+		t.Fatal("the forwarded write is still waiting for the hung leader")
+	}
+	require.NoError(t, got.err)
+	require.NoError(t, got.res.Error())
+	newLeader := waitLeader(t, rest...)
+	require.NotEqual(t, leader.n.ID(), newLeader.n.ID())
+	for _, tn := range rest {
+		require.Eventually(t, func() bool { return hasImage(tn.fsm, "through-hang") }, 5*time.Second, 10*time.Millisecond, tn.name)
+	}
 }
 
 func TestCluster_NoLeaderHoldsThenFails(t *testing.T) {
