@@ -405,6 +405,67 @@ func TestCluster_HungLeaderDoesNotStallForwardedWrites(t *testing.T) {
 	}
 }
 
+// TestCluster_DeposedLeaderDoesNotAcknowledge: a leader that lost its
+// quorum does not acknowledge a forwarded write it could not commit; it
+// answers 421, so the follower retries toward whoever leads next, and the
+// retry, under the same idempotency key, takes effect once whether or not
+// the entry the ex-leader appended survives into the next term.
+func TestCluster_DeposedLeaderDoesNotAcknowledge(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 3)
+	leader := waitLeader(t, nodes...)
+	rest := followers(nodes, leader)
+	for _, tn := range rest {
+		tn.kill()
+	}
+
+	desc := "d"
+	cmd := &fsm.PXEConfigUpsert{Header: fsm.Header{IdempotencyKey: "deposed-1", At: now()}, Name: "pxe1", Description: &desc, Create: true}
+	b, err := fsm.Encode(fsm.CmdPXEConfigUpsert, cmd)
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodPost, leader.srv.URL+pathApply, bytesReader(b))
+	require.NoError(t, err)
+	req.Header.Set(api.HeaderToken, testToken)
+	req.Header.Set(api.HeaderForwarded, "a-follower")
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode, "retry elsewhere, neither success nor failure")
+	require.False(t, leader.n.IsLeader())
+	require.False(t, hasPXEConfig(leader.fsm, "pxe1"))
+
+	var back []*testNode
+	for _, tn := range rest {
+		back = append(back, tn.restart())
+	}
+	all := append([]*testNode{leader}, back...)
+	l := waitLeader(t, all...)
+	res, err := l.n.Apply(context.Background(), fsm.CmdPXEConfigUpsert, cmd)
+	require.NoError(t, err)
+	require.NoError(t, res.Error(), "the retry under the same key must take effect once")
+	// Once more through the ex-leader, when it has found the new leader's
+	// address (restarted nodes come back on new HTTP and gossip ports).
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := leader.n.Apply(ctx, fsm.CmdPXEConfigUpsert, cmd)
+		if err != nil {
+			return false
+		}
+		require.NoError(t, res.Error(), "a retry under the same key must not create twice")
+		return true
+	}, 30*time.Second, 50*time.Millisecond)
+	for _, tn := range all {
+		require.Eventually(t, func() bool { return hasPXEConfig(tn.fsm, "pxe1") }, 10*time.Second, 10*time.Millisecond, tn.name)
+	}
+}
+
+func hasPXEConfig(f *fsm.FSM, name string) bool {
+	ok := false
+	f.Read(func(s *fsm.State) { _, ok = s.PXEConfigs[name] })
+	return ok
+}
+
 func TestCluster_NoLeaderHoldsThenFails(t *testing.T) {
 	skipShort(t)
 	nodes := startCluster(t, 3)
