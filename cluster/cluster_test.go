@@ -480,7 +480,9 @@ func TestCluster_NoLeaderHoldsThenFails(t *testing.T) {
 	_, err := survivor.n.Apply(context.Background(), fsm.CmdImageUpsert, imageCmd("lost"))
 	require.ErrorIs(t, err, ErrNoLeader)
 	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "the write should be held before giving up")
-	require.Error(t, survivor.n.Health())
+	// Raft notices the lost leader within one to two heartbeat timeouts of
+	// its last contact, which on a loaded machine can outlast the hold.
+	require.Eventually(t, func() bool { return survivor.n.Health() != nil }, 10*time.Second, 20*time.Millisecond)
 }
 
 func TestCluster_JoinRemoveReplace(t *testing.T) {
