@@ -68,7 +68,10 @@ type Config struct {
 	// couple of seconds).
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
-	// LeaderLeaseTimeout default 500 ms; must be ≤ HeartbeatTimeout.
+	// LeaderLeaseTimeout is how long the leader goes without contact with
+	// a quorum before it steps down (so a leader cut off, or resumed after
+	// a pause, stops taking writes it cannot commit). Default 500 ms; must
+	// be ≤ HeartbeatTimeout.
 	LeaderLeaseTimeout time.Duration
 	// CommitTimeout is how long the leader waits without new entries before
 	// it tells followers the commit index. Followers apply a committed
@@ -77,10 +80,13 @@ type Config struct {
 	// through a follower. Default 5 ms (raft's default is 50 ms); an idle
 	// leader then sends each follower one small RPC every 5–10 ms.
 	CommitTimeout time.Duration
-	// ApplyTimeout bounds enqueueing one command on the leader. Default 10 s.
+	// ApplyTimeout bounds enqueueing one command on the leader, and (plus
+	// 1 s) one forwarded call to it. Default 10 s. A forwarded call is
+	// given up sooner when this node's Raft reports another leader or none,
+	// one to two HeartbeatTimeouts after a hung leader went silent.
 	ApplyTimeout time.Duration
 	// ForwardHold is how long a write is held and retried while no leader
-	// is known. Default 7 s.
+	// is known or calls to it are given up. Default 7 s.
 	ForwardHold time.Duration
 	// MaxVoters is the most voters the cluster keeps; further servers join
 	// as non-voters. Default 5.

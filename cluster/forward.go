@@ -141,10 +141,24 @@ func (n *Node) onLeader(ctx context.Context, path string, body []byte, local fun
 	}
 }
 
-// forward sends one internal call to the leader.
+// errLeaderChanged cancels a forwarded call whose leader this node no
+// longer follows.
+var errLeaderChanged = errors.New("leader changed")
+
+// forward sends one internal call to the leader. The call is given up (and
+// retried by onLeader) as soon as this node's Raft reports another leader or
+// none: a leader that hangs (a paused process, a frozen VM) accepts the
+// connection and never answers, and Raft notices that within a heartbeat
+// timeout or two, long before ApplyTimeout. The retry carries the same
+// body, hence the same idempotency key, so a command the old leader did
+// commit is not applied twice.
 func (n *Node) forward(ctx context.Context, leader *Identity, path string, body []byte, out any) error {
+	parent := ctx
+	ctx, abandon := context.WithCancelCause(ctx)
+	defer abandon(nil)
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout+time.Second)
 	defer cancel()
+	go n.abandonOnLeaderChange(ctx, leader.ID, abandon)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(leader.HTTPAddr, "/")+path, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -153,17 +167,24 @@ func (n *Node) forward(ctx context.Context, leader *Identity, path string, body 
 	// A node that is not the leader answers a forwarded call with 421
 	// instead of forwarding it again.
 	req.Header.Set(api.HeaderForwarded, n.id)
-	resp, err := n.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-			return err
+	failed := func(err error) error {
+		if parent.Err() != nil {
+			return parent.Err()
+		}
+		if errors.Is(context.Cause(ctx), errLeaderChanged) {
+			n.logger.Debug("gave up a forwarded call: the leader changed", "path", path, "leader_id", leader.ID)
+			return fmt.Errorf("%w: forward to %s: %v", errRetry, leader.ID, errLeaderChanged)
 		}
 		return fmt.Errorf("%w: forward to %s: %v", errRetry, leader.ID, err)
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return failed(err)
 	}
 	defer resp.Body.Close()
 	rb, err := io.ReadAll(io.LimitReader(resp.Body, maxForwardBody))
 	if err != nil {
-		return fmt.Errorf("%w: forward to %s: %v", errRetry, leader.ID, err)
+		return failed(err)
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -187,6 +208,23 @@ func (n *Node) forward(ctx context.Context, leader *Identity, path string, body 
 		return fmt.Errorf("%w: %s", ErrBadBackup, e.Error)
 	}
 	return fmt.Errorf("cluster: leader %s answered %d: %s", leader.ID, resp.StatusCode, e.Error)
+}
+
+// abandonOnLeaderChange cancels a call to leaderID (through abandon) when
+// this node's Raft no longer reports that leader; it returns when ctx ends.
+func (n *Node) abandonOnLeaderChange(ctx context.Context, leaderID string, abandon context.CancelCauseFunc) {
+	for {
+		changed := n.leaderChanged() // before the check, so no change is missed
+		if _, id := n.raft.LeaderWithID(); string(id) != leaderID {
+			abandon(errLeaderChanged)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
 }
 
 // Authorized reports whether r carries the cluster token (always true when

@@ -37,6 +37,13 @@ type Node struct {
 	health    *peerHealth
 	client    *http.Client
 
+	// leaderMu guards leaderID, this node's last seen view of the leader,
+	// and leaderChg, closed (and replaced) when that view changes, so a
+	// forwarded call can give up on a leader this node no longer follows.
+	leaderMu  sync.Mutex
+	leaderID  string
+	leaderChg chan struct{}
+
 	shutdownCh   chan struct{}
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -82,6 +89,7 @@ func New(cfg Config) (*Node, error) {
 		id:         id,
 		health:     newPeerHealth(),
 		client:     &http.Client{Timeout: cfg.ApplyTimeout + 2*time.Second, Transport: forwardTransport()},
+		leaderChg:  make(chan struct{}),
 		shutdownCh: make(chan struct{}),
 	}
 	if err := n.openRaft(); err != nil {
@@ -101,8 +109,9 @@ func New(cfg Config) (*Node, error) {
 	n.ml.UpdateNode(time.Second) // publish metadata now that it is complete
 
 	// Each loop exits when Shutdown closes shutdownCh.
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.observe()
+	go n.watchLeader()
 	go n.register()
 	go n.rejoinGossip()
 	return n, nil
@@ -219,6 +228,46 @@ func (n *Node) Leader() *Identity {
 		return nil
 	}
 	return n.identityOf(string(id))
+}
+
+// watchLeader keeps leaderID current and signals every change of it: on
+// each of Raft's leader observations, and every quarter heartbeat timeout in
+// case an observation was dropped.
+func (n *Node) watchLeader() {
+	defer n.wg.Done()
+	ch := make(chan raft.Observation, 16)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(obs)
+	defer n.raft.DeregisterObserver(obs)
+	t := time.NewTicker(max(n.cfg.HeartbeatTimeout/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		_, id := n.raft.LeaderWithID()
+		n.leaderMu.Lock()
+		if string(id) != n.leaderID {
+			n.leaderID = string(id)
+			close(n.leaderChg)
+			n.leaderChg = make(chan struct{})
+		}
+		n.leaderMu.Unlock()
+		select {
+		case <-n.shutdownCh:
+			return
+		case <-ch:
+		case <-t.C:
+		}
+	}
+}
+
+// leaderChanged returns a channel that is closed at the next change of the
+// leader this node sees.
+func (n *Node) leaderChanged() <-chan struct{} {
+	n.leaderMu.Lock()
+	defer n.leaderMu.Unlock()
+	return n.leaderChg
 }
 
 // WaitForLeader blocks until a leader is known or ctx is done.
