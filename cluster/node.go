@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -36,6 +37,10 @@ type Node struct {
 	ml        *memberlist.Memberlist
 	health    *peerHealth
 	client    *http.Client
+
+	// serving latches once the node has caught up after its start; see
+	// Serving.
+	serving atomic.Bool
 
 	shutdownCh   chan struct{}
 	shutdownOnce sync.Once
@@ -101,10 +106,11 @@ func New(cfg Config) (*Node, error) {
 	n.ml.UpdateNode(time.Second) // publish metadata now that it is complete
 
 	// Each loop exits when Shutdown closes shutdownCh.
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.observe()
 	go n.register()
 	go n.rejoinGossip()
+	go n.watchServing()
 	return n, nil
 }
 
