@@ -24,7 +24,8 @@ const (
 //
 // Reads of the local state have the read check, writes validated against
 // it the validated check, other writes the ordered check (see
-// consistency.go); the top-level, cluster and operator routes, the UI and
+// consistency.go; knownDevice refuses an unknown device 503, not 404, until
+// the node serves); the top-level, cluster and operator routes, the UI and
 // the internal /_cluster/ endpoints have none, so an operator can always
 // see why a node does not serve.
 func (s *Server) routes() http.Handler {
@@ -52,14 +53,14 @@ func (s *Server) routes() http.Handler {
 	rt.json(get, "/api/device/:id/status/", s.getDeviceStatus, s.read)
 	rt.json(get, "/api/device/:id/log/", s.getDeviceLog, s.read)
 	rt.json(get, "/api/device/:id/details/", s.getDeviceDetails, s.read)
-	rt.json(post, "/api/device/:id/set-comments/", s.postDeviceComments, s.validated, s.knownDevice)
-	rt.json(post, "/api/device/:id/set-environment/", s.postDeviceEnvironment, s.validated, s.knownDevice)
+	rt.json(post, "/api/device/:id/set-comments/", s.postDeviceComments, s.ordered, s.knownDevice)
+	rt.json(post, "/api/device/:id/set-environment/", s.postDeviceEnvironment, s.ordered, s.knownDevice)
 	rt.json(get, "/api/environment/list/", s.getEnvironmentList, s.read)
 
 	// Lifeguard: device state machines (proposed from any node).
-	rt.json(get, "/api/device/:id/event/:event/", s.deviceEvent, s.validated, s.knownDevice)
-	rt.json(post, "/api/device/:id/event/:event/", s.deviceEvent, s.validated, s.knownDevice)
-	rt.json(post, "/api/device/:id/state-change/:old/to/:new/", s.stateChange, s.validated, s.knownDevice)
+	rt.json(get, "/api/device/:id/event/:event/", s.deviceEvent, s.ordered, s.knownDevice)
+	rt.json(post, "/api/device/:id/event/:event/", s.deviceEvent, s.ordered, s.knownDevice)
+	rt.json(post, "/api/device/:id/state-change/:old/to/:new/", s.stateChange, s.ordered, s.knownDevice)
 	rt.json(get, "/api/lifeguard/states/", s.getLifeguardStates)
 	rt.json(post, "/api/device/:id/register/", s.postRegister, s.ordered)
 
