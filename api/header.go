@@ -19,7 +19,23 @@ const (
 	// term of the snapshot a backup answer carries.
 	HeaderSnapshotIndex = "X-Mozpool-Snapshot-Index"
 	HeaderSnapshotTerm  = "X-Mozpool-Snapshot-Term"
+	// HeaderIndex carries, on every JSON answer of the API, the Raft index
+	// the answering node had applied when it answered: its answer reflects
+	// the state at least up to the write before it. A client remembers the
+	// highest it has seen and sends it back in HeaderMinIndex.
+	HeaderIndex = "X-Mozpool-Index"
+	// HeaderMinIndex asks a node to answer only once it has applied at
+	// least that index: it waits (a few seconds at most), then answers 503
+	// with Retry-After. A value that is not a decimal integer is a 400. The
+	// cluster and operator routes (/api/cluster/..., /api/version/) ignore
+	// it.
+	HeaderMinIndex = "X-Mozpool-Min-Index"
 )
+
+// QueryStale is the query parameter (any value, e.g. "?stale") with which a
+// read asks for the node's local state even while the node has not caught
+// up with the cluster since it started; without it such a node answers 503.
+const QueryStale = "stale"
 
 // MaxIdempotencyKeyLen bounds the Idempotency-Key header: every key is kept
 // in the replicated state for a day.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/mozpool/mozpool/api"
 )
@@ -36,7 +37,8 @@ func (c *Client) ClusterStatus(ctx context.Context) (api.ClusterStatus, error) {
 func (c *Client) Health(ctx context.Context) error {
 	// The health path is spelled without a trailing slash (load balancers
 	// probe it as is); a server that redirects it is followed.
-	return c.get(ctx, "/api/cluster/health", nil, nil)
+	// Not retried: a 503 is the answer.
+	return c.doRetry(ctx, http.MethodGet, "/api/cluster/health", nil, nil, nil, 0)
 }
 
 // Self returns the identity of the node the client talks to.

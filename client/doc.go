@@ -17,6 +17,15 @@
 //	var e *client.Error
 //	if errors.As(err, &e) && e.Status == http.StatusNotFound { … }
 //
+// Reads never go back in time: the client remembers the highest
+// X-Mozpool-Index it has seen and sends it as X-Mozpool-Min-Index, so a node
+// answers only once it has applied what the client saw or wrote. Clients of
+// different nodes share that memory with WithIndex (write through one node,
+// read through another); WithoutMinIndex turns it off and WithStale reads a
+// node's state as it is, even before it has caught up. A read answered 503
+// with Retry-After (a node catching up, an index not reached in time) is
+// retried a few times (WithRetries); a write is not.
+//
 // Writes that must survive a retry can carry an idempotency key through the
 // context (WithIdempotencyKey). The client itself starts no goroutines.
 package client

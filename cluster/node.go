@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,6 +44,10 @@ type Node struct {
 	leaderMu  sync.Mutex
 	leaderID  string
 	leaderChg chan struct{}
+
+	// serving latches once the node has caught up after its start; see
+	// Serving.
+	serving atomic.Bool
 
 	shutdownCh   chan struct{}
 	shutdownOnce sync.Once
@@ -109,11 +114,12 @@ func New(cfg Config) (*Node, error) {
 	n.ml.UpdateNode(time.Second) // publish metadata now that it is complete
 
 	// Each loop exits when Shutdown closes shutdownCh.
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.observe()
 	go n.watchLeader()
 	go n.register()
 	go n.rejoinGossip()
+	go n.watchServing()
 	return n, nil
 }
 

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -146,4 +147,62 @@ func (n *Node) Health() error {
 		}
 	}
 	return nil
+}
+
+// Serving reports whether this node has been caught up (see CaughtUp) at
+// least once since it started. It latches: once true it stays true for the
+// life of the Node, so a later brief lag (a burst of writes, a leader
+// election) does not turn reads away. Until then the node's state may be
+// older than what it served before a restart, and the API answers reads
+// with 503 (see docs/design.md#reads-never-go-back-in-time).
+func (n *Node) Serving() bool {
+	if n.serving.Load() {
+		return true
+	}
+	if n.CaughtUp() {
+		if n.serving.CompareAndSwap(false, true) {
+			n.logger.Info("caught up with the cluster: serving reads", "applied_index", n.AppliedIndex())
+		}
+		return true
+	}
+	return false
+}
+
+// servingPoll is how often watchServing checks whether the node has caught
+// up.
+const servingPoll = 20 * time.Millisecond
+
+// watchServing latches Serving as soon as the node has caught up, whether
+// or not anyone asks, then returns.
+func (n *Node) watchServing() {
+	defer n.wg.Done()
+	t := time.NewTicker(servingPoll)
+	defer t.Stop()
+	for !n.Serving() {
+		select {
+		case <-n.shutdownCh:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// WaitApplied blocks until this node's applied index (AppliedIndex, which
+// counts the entries that never reach the FSM too) is at least index, or
+// ctx ends, or the node shuts down.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	wait := time.Millisecond
+	for {
+		if n.cfg.FSM.AppliedIndex() >= index || n.AppliedIndex() >= index {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.shutdownCh:
+			return ErrShutdown
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 20*time.Millisecond)
+	}
 }

@@ -83,11 +83,18 @@ func (s *Server) boardOwner(ps httprouter.Params) (string, error) {
 func (rt routeTable) owned(method, path string, owner ownerFunc, h handlerFunc) {
 	s := rt.s
 	handle := func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		server, err := owner(ps)
-		if err != nil && s.cluster.Health() != nil {
-			// A node that is still catching up (just restarted) may not
-			// know the device yet: ask the client to retry, not 404.
-			err = fmt.Errorf("%w: %v", errCatchingUp, err)
+		// The owner is looked up in the local state: not before the node
+		// has caught up since its start (it might 404 a known device or
+		// send the call to a former owner).
+		var server string
+		err := s.validated(r, ps)
+		if err == nil {
+			server, err = owner(ps)
+			if err != nil && s.cluster.Health() != nil {
+				// A node that lags again may not know the device
+				// yet: ask the client to retry, not 404.
+				err = fmt.Errorf("%w: %v", errCatchingUp, err)
+			}
 		}
 		if err == nil {
 			var local bool
@@ -263,6 +270,10 @@ func (s *Server) getRelayTest(r *http.Request, ps httprouter.Params) (any, error
 // on-device second stage reads it), both with and without the trailing
 // slash, as the original.
 func (s *Server) getBootConfig(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	if err := s.read(r, ps); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	name := ps.ByName("id")
 	var cfg string
 	var ok bool
@@ -271,6 +282,7 @@ func (s *Server) getBootConfig(w http.ResponseWriter, r *http.Request, ps httpro
 			cfg, ok = d.NextBootConfig, true
 		}
 	})
+	w.Header().Set(api.HeaderIndex, strconv.FormatUint(s.cluster.AppliedIndex(), 10))
 	if !ok {
 		s.writeError(w, r, unknownDevice(name))
 		return

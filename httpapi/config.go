@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -35,14 +36,19 @@ type Config struct {
 	// Version is what GET /api/version/ reports. Default: "4.2.1", the
 	// Mozpool release whose API this one reproduces.
 	Version string
+	// MinIndexWait bounds how long a request that sends
+	// api.HeaderMinIndex waits for this node to apply that index before
+	// it is answered 503. Default: 5s.
+	MinIndexWait time.Duration
 }
 
 // DefaultConfig returns a Config with every optional field set to its
 // default. The caller fills in FSM, Cluster and Logs.
 func DefaultConfig() Config {
 	return Config{
-		Logger:  hclog.NewNullLogger(),
-		Version: "4.2.1",
+		Logger:       hclog.NewNullLogger(),
+		Version:      "4.2.1",
+		MinIndexWait: 5 * time.Second,
 	}
 }
 
@@ -57,6 +63,8 @@ func (c *Config) Validate() error {
 		return errors.New("httpapi: Logs is required")
 	case c.Version == "":
 		return errors.New("httpapi: Version must not be empty")
+	case c.MinIndexWait <= 0:
+		return errors.New("httpapi: MinIndexWait must be positive")
 	}
 	return nil
 }

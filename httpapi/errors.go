@@ -64,6 +64,8 @@ func statusFor(err error) int {
 	case errors.Is(err, errOwnerUnreachable):
 		return http.StatusBadGateway
 	case errors.Is(err, errCatchingUp),
+		errors.Is(err, errNotServing),
+		errors.Is(err, errIndexNotReached),
 		errors.Is(err, errNoHardware),
 		errors.Is(err, errNoOwnerNode),
 		errors.Is(err, bmm.ErrNoPXE),

@@ -58,6 +58,39 @@ type fakeCluster struct {
 	joined   []cluster.Identity
 	removed  []string
 	panicky  bool // Status panics
+	// notServing makes Serving false (the node has not caught up since
+	// its start).
+	notServing bool
+	// waiting, if set, receives the index of every WaitApplied call that
+	// has to wait.
+	waiting chan uint64
+}
+
+func (c *fakeCluster) Serving() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.notServing
+}
+
+func (c *fakeCluster) setServing(ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.notServing = !ok
+}
+
+func (c *fakeCluster) AppliedIndex() uint64 { return c.f.AppliedIndex() }
+
+func (c *fakeCluster) WaitApplied(ctx context.Context, index uint64) error {
+	c.mu.Lock()
+	waiting := c.waiting
+	c.mu.Unlock()
+	if waiting != nil && c.f.AppliedIndex() < index {
+		select {
+		case waiting <- index:
+		default:
+		}
+	}
+	return c.f.WaitApplied(ctx, index)
 }
 
 func (c *fakeCluster) Apply(_ context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {

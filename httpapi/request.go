@@ -93,12 +93,20 @@ func (s *Server) requireToken(r *http.Request, _ httprouter.Params) error {
 }
 
 // knownDevice is a check that 404s a device name the FSM does not know,
-// before the trailing-slash redirect, as the original's device wrapper did.
+// before the trailing-slash redirect, as the original's device wrapper did
+// (503 while the node has not caught up since its start).
 func (s *Server) knownDevice(_ *http.Request, ps httprouter.Params) error {
 	name := ps.ByName("id")
 	var ok bool
 	s.fsm.Read(func(st *fsm.State) { _, ok = st.Devices[name] })
 	if !ok {
+		// A node that has not caught up since its start may not have
+		// replayed the device yet: retry, not 404. A device it knows
+		// passes (the leader checks it again), so boards' events reach
+		// a node that is still catching up.
+		if err := s.serving(); err != nil {
+			return err
+		}
 		return unknownDevice(name)
 	}
 	return nil

@@ -263,6 +263,9 @@ func (s *Server) renewRequest(w http.ResponseWriter, r *http.Request, ps httprou
 	s.handle(func(r *http.Request, ps httprouter.Params) (any, error) {
 		// Writes do not look the request up here: a follower may not have
 		// applied its creation yet. The leader's Apply answers an unknown id.
+		if err := s.ordered(r, ps); err != nil {
+			return nil, err
+		}
 		id, err := requestID(ps)
 		if err != nil {
 			return nil, err
@@ -292,6 +295,9 @@ func (s *Server) renewRequest(w http.ResponseWriter, r *http.Request, ps httprou
 // or failed: the event is then ignored).
 func (s *Server) returnRequest(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	s.handle(func(r *http.Request, ps httprouter.Params) (any, error) {
+		if err := s.ordered(r, ps); err != nil {
+			return nil, err
+		}
 		id, err := requestID(ps) // not looked up here: see renewRequest
 		if err != nil {
 			return nil, err

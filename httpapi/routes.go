@@ -21,6 +21,13 @@ const (
 // List routes are therefore registered as "/api/device/:id/" with the
 // listOnly("id") check, which turns any name but "list" into a 404; the PXE
 // config list and the request list do the same.
+//
+// Reads of the local state have the read check, writes validated against
+// it the validated check, other writes the ordered check (see
+// consistency.go; knownDevice refuses an unknown device 503, not 404, until
+// the node serves); the top-level, cluster and operator routes, the UI and
+// the internal /_cluster/ endpoints have none, so an operator can always
+// see why a node does not serve.
 func (s *Server) routes() http.Handler {
 	r := httprouter.New()
 	// We register both spellings of every path ourselves: the original
@@ -41,21 +48,21 @@ func (s *Server) routes() http.Handler {
 	rt.mount(get, "/ui/*filepath", ui.Handler())
 
 	// Devices.
-	rt.json(get, "/api/device/:id/", s.getDeviceList, listOnly("id"))
-	rt.json(get, "/api/device/:id/state/", s.getDeviceState)
-	rt.json(get, "/api/device/:id/status/", s.getDeviceStatus)
-	rt.json(get, "/api/device/:id/log/", s.getDeviceLog)
-	rt.json(get, "/api/device/:id/details/", s.getDeviceDetails)
-	rt.json(post, "/api/device/:id/set-comments/", s.postDeviceComments, s.knownDevice)
-	rt.json(post, "/api/device/:id/set-environment/", s.postDeviceEnvironment, s.knownDevice)
-	rt.json(get, "/api/environment/list/", s.getEnvironmentList)
+	rt.json(get, "/api/device/:id/", s.getDeviceList, listOnly("id"), s.read)
+	rt.json(get, "/api/device/:id/state/", s.getDeviceState, s.read)
+	rt.json(get, "/api/device/:id/status/", s.getDeviceStatus, s.read)
+	rt.json(get, "/api/device/:id/log/", s.getDeviceLog, s.read)
+	rt.json(get, "/api/device/:id/details/", s.getDeviceDetails, s.read)
+	rt.json(post, "/api/device/:id/set-comments/", s.postDeviceComments, s.ordered, s.knownDevice)
+	rt.json(post, "/api/device/:id/set-environment/", s.postDeviceEnvironment, s.ordered, s.knownDevice)
+	rt.json(get, "/api/environment/list/", s.getEnvironmentList, s.read)
 
 	// Lifeguard: device state machines (proposed from any node).
-	rt.json(get, "/api/device/:id/event/:event/", s.deviceEvent, s.knownDevice)
-	rt.json(post, "/api/device/:id/event/:event/", s.deviceEvent, s.knownDevice)
-	rt.json(post, "/api/device/:id/state-change/:old/to/:new/", s.stateChange, s.knownDevice)
+	rt.json(get, "/api/device/:id/event/:event/", s.deviceEvent, s.ordered, s.knownDevice)
+	rt.json(post, "/api/device/:id/event/:event/", s.deviceEvent, s.ordered, s.knownDevice)
+	rt.json(post, "/api/device/:id/state-change/:old/to/:new/", s.stateChange, s.ordered, s.knownDevice)
 	rt.json(get, "/api/lifeguard/states/", s.getLifeguardStates)
-	rt.json(post, "/api/device/:id/register/", s.postRegister)
+	rt.json(post, "/api/device/:id/register/", s.postRegister, s.ordered)
 
 	// BMM: hardware operations run on the owning imaging server.
 	rt.owned(post, "/api/device/:id/power-cycle/", s.deviceOwner, s.postPowerCycle)
@@ -63,31 +70,31 @@ func (s *Server) routes() http.Handler {
 	rt.owned(post, "/api/device/:id/clear-pxe/", s.deviceOwner, s.postClearPXE)
 	rt.owned(get, "/api/device/:id/ping/", s.deviceOwner, s.getPing)
 	rt.owned(get, "/api/relay/:board/test/", s.boardOwner, s.getRelayTest)
-	rt.r.GET("/api/device/:id/bootconfig", s.getBootConfig) // verbatim, no 303
+	rt.r.GET("/api/device/:id/bootconfig", s.getBootConfig) // verbatim, no 303; gated itself
 	rt.r.GET("/api/device/:id/bootconfig/", s.getBootConfig)
 
 	// Requests (the Mozpool layer): any node serves every route.
-	rt.json(post, "/api/device/:id/request/", s.postRequest)
-	rt.json(get, "/api/request/:id/", s.getRequestList, listOnly("id"))
-	rt.json(get, "/api/request/:id/details/", s.getRequestDetails)
-	rt.json(get, "/api/request/:id/status/", s.getRequestStatus)
-	rt.json(get, "/api/request/:id/log/", s.getRequestLog)
+	rt.json(post, "/api/device/:id/request/", s.postRequest, s.validated)
+	rt.json(get, "/api/request/:id/", s.getRequestList, listOnly("id"), s.read)
+	rt.json(get, "/api/request/:id/details/", s.getRequestDetails, s.read)
+	rt.json(get, "/api/request/:id/status/", s.getRequestStatus, s.read)
+	rt.json(get, "/api/request/:id/log/", s.getRequestLog, s.read)
 	rt.r.POST("/api/request/:id/renew/", s.renewRequest) // no 303, as the original
 	rt.r.POST("/api/request/:id/renew", s.renewRequest)
 	rt.r.POST("/api/request/:id/return/", s.returnRequest)
 	rt.r.POST("/api/request/:id/return", s.returnRequest)
-	rt.json(get, "/api/request/:id/event/:event/", s.requestEvent)
-	rt.json(post, "/api/request/:id/event/:event/", s.requestEvent)
+	rt.json(get, "/api/request/:id/event/:event/", s.requestEvent, s.ordered)
+	rt.json(post, "/api/request/:id/event/:event/", s.requestEvent, s.ordered)
 
 	// Images and PXE configs.
-	rt.json(get, "/api/image/list/", s.getImageList)
-	rt.json(post, "/api/image/", s.postImage)
-	rt.json(get, "/api/bmm/pxe_config/:name/", s.getPXEConfigList, listOnly("name"))
-	rt.json(get, "/api/bmm/pxe_config/:name/details/", s.getPXEConfigDetails)
-	rt.json(post, "/api/bmm/pxe_config/", s.postPXEConfig)
-	rt.json(post, "/api/bmm/pxe_config/:name/update/", s.postPXEConfigUpdate)
-	rt.json(post, "/api/bmm/image_pxe_config/", s.postImagePXEConfig)
-	rt.json(post, "/api/inventory/sync/", s.postInventorySync, s.requireToken)
+	rt.json(get, "/api/image/list/", s.getImageList, s.read)
+	rt.json(post, "/api/image/", s.postImage, s.ordered)
+	rt.json(get, "/api/bmm/pxe_config/:name/", s.getPXEConfigList, listOnly("name"), s.read)
+	rt.json(get, "/api/bmm/pxe_config/:name/details/", s.getPXEConfigDetails, s.read)
+	rt.json(post, "/api/bmm/pxe_config/", s.postPXEConfig, s.ordered)
+	rt.json(post, "/api/bmm/pxe_config/:name/update/", s.postPXEConfigUpdate, s.ordered)
+	rt.json(post, "/api/bmm/image_pxe_config/", s.postImagePXEConfig, s.ordered)
+	rt.json(post, "/api/inventory/sync/", s.postInventorySync, s.requireToken, s.ordered)
 
 	// Cluster.
 	rt.json(get, "/api/cluster/status/", s.getClusterStatus)

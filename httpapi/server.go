@@ -35,6 +35,14 @@ type Cluster interface {
 	Status() cluster.Status
 	// Health is nil when a leader is known and this node is caught up.
 	Health() error
+	// Serving reports whether this node has caught up with the cluster
+	// since it started (it latches). Until then reads answer 503.
+	Serving() bool
+	// AppliedIndex is the index of the last log entry the local state
+	// reflects; it is sent in api.HeaderIndex.
+	AppliedIndex() uint64
+	// WaitApplied blocks until AppliedIndex is at least index or ctx ends.
+	WaitApplied(ctx context.Context, index uint64) error
 	// Join adds a node to the cluster.
 	Join(ctx context.Context, id cluster.Identity) (cluster.JoinResult, error)
 	// Remove takes a node out of the cluster.
@@ -63,6 +71,9 @@ type Server struct {
 	version string
 	hw      Hardware
 
+	// minIndexWait bounds how long a request waits for api.HeaderMinIndex.
+	minIndexWait time.Duration
+
 	// proxyTransport carries requests proxied to a device's owner.
 	proxyTransport http.RoundTripper
 
@@ -89,7 +100,9 @@ func New(cfg Config) (*Server, error) {
 		token:   cfg.Token,
 		version: cfg.Version,
 		hw:      cfg.Hardware,
-		now:     time.Now,
+
+		minIndexWait: cfg.MinIndexWait,
+		now:          time.Now,
 		proxyTransport: &http.Transport{
 			Proxy:                 nil,
 			ResponseHeaderTimeout: 35 * time.Second,
@@ -129,6 +142,9 @@ type reply struct {
 func (s *Server) handle(h handlerFunc) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		v, err := h(r, ps)
+		// Read after the handler: the answer reflects at most this index,
+		// so a client that asks for it next never sees an older state.
+		w.Header().Set(api.HeaderIndex, strconv.FormatUint(s.cluster.AppliedIndex(), 10))
 		if err != nil {
 			s.writeError(w, r, err)
 			return

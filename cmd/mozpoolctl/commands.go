@@ -81,12 +81,14 @@ func isGroup(word string) bool {
 }
 
 func printUsage(w io.Writer) {
-	fmt.Fprint(w, `usage: mozpoolctl [--server URL] [--token TOKEN] [--json] COMMAND [ARGS]
+	fmt.Fprint(w, `usage: mozpoolctl [--server URL] [--token TOKEN] [--json] [--stale] COMMAND [ARGS]
 
 Global flags:
   --server URL   node to talk to (default $MOZPOOL_SERVER, else `+defaultServer+`)
   --token TOKEN  cluster token for join, remove, inventory sync, backup and restore (default $MOZPOOL_TOKEN)
   --json         print raw JSON instead of tables
+  --stale        read the node's state as it is, even while it has not caught up
+                 with the cluster since it started (it answers 503 otherwise)
 
 Commands:
 `)

@@ -16,6 +16,11 @@ type env struct {
 	stdout, stderr io.Writer
 	server, token  string
 	json           bool
+	stale          bool
+	// index is the highest X-Mozpool-Index seen by the command's clients,
+	// sent back as X-Mozpool-Min-Index so that a command never reads a
+	// state older than one it has seen or written.
+	index client.Index
 
 	cmd *command
 	fs  *flag.FlagSet // the command's flags, for its usage text
@@ -42,6 +47,7 @@ func (e *env) globalFlags(name, server, token string) *flag.FlagSet {
 	fs.StringVar(&e.server, "server", server, "node `URL`")
 	fs.StringVar(&e.token, "token", token, "cluster `token`")
 	fs.BoolVar(&e.json, "json", false, "print raw JSON")
+	fs.BoolVar(&e.stale, "stale", false, "read the node's state as it is, even before it has caught up with the cluster")
 	return fs
 }
 
@@ -87,9 +93,14 @@ func (e *env) parse(fs *flag.FlagSet, args []string, names ...string) ([]string,
 	return pos, nil
 }
 
-// client returns an API client for --server.
+// client returns an API client for --server. The command's clients share
+// the index they have seen; --stale makes their reads ask for ?stale.
 func (e *env) client() *client.Client {
-	return client.New(e.server, client.WithToken(e.token))
+	opts := []client.Option{client.WithToken(e.token), client.WithIndex(&e.index)}
+	if e.stale {
+		opts = append(opts, client.WithStale())
+	}
+	return client.New(e.server, opts...)
 }
 
 // printJSON writes v as indented JSON to stdout.

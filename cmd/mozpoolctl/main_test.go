@@ -560,3 +560,18 @@ func TestDevice(t *testing.T) {
 	require.Contains(t, r.stderr, "mozpoolctl: set environment of panda-0009: ")
 	require.Contains(t, r.stderr, "(HTTP 404)")
 }
+
+// --stale asks the node for its state as it is (?stale), for an operator
+// looking at a node that has not caught up.
+func TestStaleFlag(t *testing.T) {
+	f := newFakeAPI(t)
+	f.on("GET /api/device/list/", ok(map[string][]string{"devices": {"panda-0001"}}))
+	r := runCLI(t, f, "--stale", "device", "list")
+	require.Equal(t, exitOK, r.code)
+	require.Equal(t, "panda-0001\n", r.stdout)
+	require.Equal(t, "stale=", f.lastCall().Query)
+
+	r = runCLI(t, f, "device", "list")
+	require.Equal(t, exitOK, r.code)
+	require.Equal(t, "", f.lastCall().Query)
+}
