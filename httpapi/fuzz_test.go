@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -241,4 +244,77 @@ func FuzzInventorySync(f *testing.F) {
 		`{"inventory": {"devices": [{"name": "dev9", "imaging_server": "nope"}]}, "ship_it": true}`,
 		`{"inventory": {"devices": [{"name": "d", "inventory_id": -1, "relay_info": "a:b:c"}]}}`,
 		`{"inventory": null}`, `{"inventory": []}`)
+}
+
+func FuzzClusterJoin(f *testing.F) {
+	fuzzPost(f, "/api/cluster/join/",
+		`{"id": "node2", "name": "server2", "rack": "rack2", "raft_addr": "127.0.0.1:7001", "http_addr": "http://127.0.0.1:8011"}`,
+		`{"id": "node2"}`, `{"id": 2, "raft_addr": ["x"]}`)
+}
+
+func FuzzClusterRemove(f *testing.F) {
+	fuzzPost(f, "/api/cluster/remove/", `{"id": "node2"}`, `{"id": "node9"}`, `{"id": ""}`, `{"id": 2}`)
+}
+
+// FuzzRestore posts arbitrary backups to the restore route (the fake
+// cluster validates and restores them into the real FSM, as a node does)
+// and, when one is accepted, requires that the restored state can be read
+// and written through the API without a server error.
+func FuzzRestore(f *testing.F) {
+	backup := sampleBackup(f)
+	f.Add(backup)
+	f.Add(backup[:len(backup)/2])
+	f.Add(backup[:1])
+	f.Add([]byte{})
+	f.Add([]byte("garbage"))
+	for _, from := range []string{`"state":"ready"`, `"dev1"`, `"id":1`, `"expires":"`, `"panda"`} {
+		if i := bytes.Index(backup, []byte(from)); i >= 0 {
+			odd := slices.Clone(backup)
+			odd[i+len(from)-2] ^= 1 // same length: the record lengths still hold
+			f.Add(odd)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e := newFuzzEnv(t)
+		r := e.post("/api/cluster/restore/", data, "X-Mozpool-Token", testToken)
+		checkAnswer(t, "restore", r)
+		if r.StatusCode != http.StatusOK {
+			return
+		}
+		for _, path := range []string{"/api/device/list/?details=1", "/api/request/list/?include_closed=1",
+			"/api/image/list/", "/api/bmm/pxe_config/list/", "/api/environment/list/", "/api/device/dev1/details/",
+			"/api/request/1/details/"} {
+			checkAnswer(t, "GET "+path, e.get(path))
+		}
+		// The boot config is served verbatim, not as JSON.
+		bc := e.get("/api/device/dev1/bootconfig/")
+		require.Less(t, bc.StatusCode, 500, "bootconfig: %q", bc.body)
+		checkAnswer(t, "request", e.post("/api/device/any/request/", `{"assignee": "me", "duration": 60, "image": "android"}`))
+		checkAnswer(t, "event", e.post("/api/device/dev1/event/please_self_test/", ""))
+		checkAnswer(t, "return", e.post("/api/request/1/return/", ""))
+	})
+}
+
+// sampleBackup is a snapshot of the sample inventory with a request.
+func sampleBackup(tb testing.TB) []byte {
+	f := fsm.New(fsm.Config{Devices: lifeguard.Machine{}, Requests: requests.Machine{}})
+	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i, c := range []struct {
+		typ fsm.CommandType
+		cmd fsm.Command
+	}{
+		{fsm.CmdInventorySync, &fsm.InventorySync{Header: fsm.Header{At: at}, Inventory: sampleInventory(), ShipIt: true}},
+		{fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Header: fsm.Header{At: at}, Device: "dev1", From: "new", To: "ready"}},
+		{fsm.CmdRequestCreate, &fsm.RequestCreate{Header: fsm.Header{At: at}, RequestedDevice: "any", Assignee: "me",
+			Expires: at.Add(time.Hour), Image: "android", BootConfig: "{}", Environment: "any", Server: "server1"}},
+	} {
+		b, err := fsm.Encode(c.typ, c.cmd)
+		require.NoError(tb, err)
+		require.NoError(tb, f.ApplyCommand(uint64(i+1), b).Error())
+	}
+	snap, err := f.Snapshot()
+	require.NoError(tb, err)
+	sink := &memSnapshotSink{}
+	require.NoError(tb, snap.Persist(sink))
+	return sink.Bytes()
 }
