@@ -54,7 +54,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s), then print the c
 			summary="$$summary$$(printf '%-14s %-24s %8s %8s' "$$dir" "$$t" "$$seeds" "$$found")\n"; \
 		done; \
 	done; \
-	printf '\ncorpus sizes (files): testdata/fuzz, then the cache %s\n%b' "$$cache" "$$summary"
+	printf '\ncorpus sizes in files (cache: %s)\n%-14s %-24s %8s %8s\n%b' "$$cache" package target testdata cache "$$summary"
 
 bench: ## replicated writes/s, request creations/s with 1,000 simulated boards, leader failover time
 	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench . -benchtime 3s ./daemon/daemontest/
