@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -252,5 +254,92 @@ func FuzzInventory(f *testing.F) {
 		var second fsm.InventoryDiff
 		require.NoError(t, again.Decode(&second))
 		require.Empty(t, second.Changes, "syncing the same inventory twice")
+	})
+}
+
+// fuzzWords are the names and values FuzzApplySequence builds its
+// commands from, so that a few bytes reach deep states: devices, states,
+// events, images, requests.
+var fuzzWords = strings.Fields(`panda-0001 panda-0002 panda-0003 panda-0004 any me android b2g self-test maintenance
+	panda ES-Rev-B2 mobile-imaging-001 mobile-imaging-002 node1 00:11:22:33:44:01 {} {"b2gbase":"x"}
+	new ready free locked_out maintenance_mode troubleshooting failed_pxe_booting pxe_power_cycling
+	self_test_running sut_verifying android_downloading operation_complete unknown_state
+	please_image please_self_test please_power_cycle please_start_maintenance ping_ok power_cycle_ok
+	power_cycle_failed sut_verify_ok sut_sdcard_ok mobile_init_started self_test_ok lifeguard_finished
+	close expire find_device device_not_found device_busy pending finding_device closed failed
+	panda-b2g-1 panda-android-1 device request syslog`)
+
+// FuzzApplySequence applies a program of up to 32 commands, each built from
+// seven bytes (type, three words, a request id or small number, a
+// generation, a flag), with the clock advancing a minute a step. After each
+// command: no panic, and a refused one left the state as it was; at the
+// end, a second replica that applied the same log is byte-identical.
+func FuzzApplySequence(f *testing.F) {
+	word := func(w string) byte { return byte(slices.Index(fuzzWords, w)) }
+	op := func(t fsm.CommandType, a, b, c string, n, u, flag byte) []byte {
+		return []byte{byte(t - 1), word(a), word(b), word(c), n, u, flag}
+	}
+	f.Add(slices.Concat(
+		op(fsm.CmdDeviceEvent, "panda-0001", "please_image", "b2g", 0, 0, 1),
+		op(fsm.CmdDeviceEvent, "panda-0001", "power_cycle_ok", "", 0, 0, 0),
+		op(fsm.CmdDeviceTimeout, "panda-0001", "", "", 0, 3, 0),
+		op(fsm.CmdDeviceEvent, "panda-0001", "mobile_init_started", "", 0, 0, 0),
+		op(fsm.CmdRequestEvent, "close", "", "", 1, 0, 0)))
+	f.Add(slices.Concat(
+		op(fsm.CmdRequestCreate, "panda-0002", "me", "android", 60, 0, 0),
+		op(fsm.CmdRequestTimeout, "", "", "", 2, 1, 0),
+		op(fsm.CmdRequestRenew, "", "", "", 2, 2, 0),
+		op(fsm.CmdDeviceStateChange, "panda-0002", "ready", "failed_pxe_booting", 0, 0, 0),
+		op(fsm.CmdRequestExpire, "", "", "", 2, 0, 0),
+		op(fsm.CmdRequestCompact, "", "", "", 120, 0, 0)))
+	f.Add(slices.Concat(
+		op(fsm.CmdInventorySync, "panda-0001", "00:11:22:33:44:01", "panda", 1, 0, 1),
+		op(fsm.CmdServerHealth, "mobile-imaging-001", "", "", 0, 0, 1),
+		op(fsm.CmdRequestCreate, "any", "me", "b2g", 60, 0, 0),
+		op(fsm.CmdServerRemove, "node1", "", "", 0, 0, 0),
+		op(fsm.CmdImageUpsert, "b2g", "", "", 0, 0, 0),
+		op(fsm.CmdDeviceRegister, "panda-0003", "00:11:22:33:44:01", "", 0, 0, 0)))
+	f.Add(slices.Concat(
+		op(fsm.CmdPXEConfigUpsert, "panda-b2g-1", "", "", 0, 1, 0),
+		op(fsm.CmdImagePXEConfigSet, "b2g", "panda", "", 0, 0, 1),
+		op(fsm.CmdDeviceEvent, "panda-0003", "please_image", "b2g", 0, 0, 1),
+		op(fsm.CmdSetTimeScale, "", "", "", 0, 0, 0),
+		op(fsm.CmdDeviceEvent, "panda-0004", "please_start_maintenance", "", 0, 0, 0)))
+	f.Fuzz(func(t *testing.T, prog []byte) {
+		a, c := fuzzFSM(t), fuzzFSM(t)
+		w := func(b byte) string {
+			if int(b) < len(fuzzWords) {
+				return fuzzWords[b]
+			}
+			return ""
+		}
+		at := t0.Add(time.Minute)
+		for i := 0; i+7 <= len(prog) && i < 7*32; i += 7 {
+			p := prog[i : i+7]
+			n := int64(p[4])
+			ct, cmd := fuzzCommand(p[0], w(p[1]), w(p[2]), w(p[3]), n*int64(time.Minute), uint64(p[5]), float64(p[4])/10, p[6]%2 == 1)
+			switch cmd := cmd.(type) { // ids, not durations
+			case *fsm.RequestEvent:
+				cmd.ID = n
+			case *fsm.RequestTimeout:
+				cmd.ID = n
+			case *fsm.RequestExpire:
+				cmd.ID = n
+			case *fsm.RequestRenew:
+				cmd.ID, cmd.Expires = n, at.Add(time.Duration(p[5])*time.Minute)
+			}
+			at = at.Add(time.Minute)
+			cmd.Head().At = at
+			b, err := fsm.Encode(ct, cmd)
+			require.NoError(t, err)
+			before := snapshotBytes(t, a)
+			index := uint64(100 + i)
+			res := a.ApplyCommand(index, b)
+			if res.Err != nil {
+				requireState(t, before, a, "step %d: refused %s %s (%s) changed the state", i/7, ct, b[1:], res.Err.Message)
+			}
+			require.Equal(t, res, c.ApplyCommand(index, b), "step %d: %s %s: results differ", i/7, ct, b[1:])
+		}
+		require.Equal(t, snapshotBytes(t, a), snapshotBytes(t, c), "replicas differ")
 	})
 }
