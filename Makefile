@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: help build run test test-ui test-python test-short bench bench-ui lint fmt tidy cover clean
+.PHONY: help build run test test-ui test-python test-short fuzz bench bench-ui lint fmt tidy cover clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,28 @@ test-python: ## drive a local 3-node cluster with the Python requests library, a
 
 test-short: ## skip the multi-node cluster tests
 	$(GO) test -short -count=1 $(PKGS)
+
+# Each fuzz target runs for FUZZTIME; go test alone runs only their seeds
+# (testdata/fuzz and the f.Add corpora). FUZZFLAGS passes more flags, e.g.
+# FUZZFLAGS=-parallel=1 for one fuzzing worker. New inputs the fuzzer finds
+# go to the Go cache's fuzz directory; a failing one is written to the
+# package's testdata/fuzz/<target>/, where it stays as a regression seed.
+FUZZTIME ?= 10s
+FUZZFLAGS ?=
+FUZZ_DIRS = $(shell grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u)
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 10s), then print the corpus sizes
+	@set -e; cache="$$($(GO) env GOCACHE)/fuzz"; mod="$$($(GO) list -m)"; summary=""; \
+	for dir in $(FUZZ_DIRS); do \
+		for t in $$($(GO) test -list 'Fuzz.*' $$dir/ | grep '^Fuzz'); do \
+			echo "== $$dir $$t"; \
+			MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$dir/; \
+			seeds=$$(find $$dir/testdata/fuzz/$$t -type f 2>/dev/null | wc -l); \
+			found=$$(find "$$cache/$$mod/$${dir#./}/$$t" -type f 2>/dev/null | wc -l); \
+			summary="$$summary$$(printf '%-14s %-24s %8s %8s' "$$dir" "$$t" "$$seeds" "$$found")\n"; \
+		done; \
+	done; \
+	printf '\ncorpus sizes in files (cache: %s)\n%-14s %-24s %8s %8s\n%b' "$$cache" package target testdata cache "$$summary"
 
 bench: ## replicated writes/s, request creations/s with 1,000 simulated boards, leader failover time
 	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench . -benchtime 3s ./daemon/daemontest/
