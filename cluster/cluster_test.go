@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -112,10 +111,10 @@ func startNode(t *testing.T, name, dir, raftAddr string, bootstrap bool, opts ..
 		dir = t.TempDir()
 	}
 	if raftAddr == "" {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		raftAddr = ln.Addr().String()
-		ln.Close()
+		// The transport binds a port of its own choosing, so no other
+		// test can take it between a probe and the bind; a restart
+		// reuses the address it got.
+		raftAddr = "127.0.0.1:0"
 	}
 	tn := &testNode{t: t, name: name, dir: dir, raft: raftAddr, fsm: fsm.New(fsm.Config{}), gate: &hangGate{}}
 	var h http.Handler = http.NotFoundHandler()
@@ -130,6 +129,7 @@ func startNode(t *testing.T, name, dir, raftAddr string, bootstrap bool, opts ..
 	n, err := New(cfg)
 	require.NoError(t, err)
 	tn.n = n
+	tn.raft = n.Self().RaftAddr
 	h = n.Handler()
 	t.Cleanup(func() { tn.stop() })
 	return tn

@@ -19,7 +19,7 @@ import (
 // TestLeader_BarrierRetried checks that a leader whose first barriers fail
 // (behind a slow disk, say) still starts its leader tasks in that term.
 func TestLeader_BarrierRetried(t *testing.T) {
-	tn := &testNode{t: t, name: "srv1", dir: t.TempDir(), raft: freeAddr(t), fsm: fsm.New(fsm.Config{})}
+	tn := &testNode{t: t, name: "srv1", dir: t.TempDir(), raft: "127.0.0.1:0", fsm: fsm.New(fsm.Config{})}
 	tn.srv = httptest.NewServer(http.NotFoundHandler())
 	cfg := testConfig(t, tn, true)
 	var barriers atomic.Int32
@@ -52,7 +52,9 @@ func TestCluster_RestartFromSnapshotCaughtUp(t *testing.T) {
 	skipShort(t)
 	// The node keeps every address across the restart, so that it has
 	// no reason to register itself anew (a command).
-	dir, raftAddr, gossipAddr, httpAddr := t.TempDir(), freeAddr(t), freeAddr(t), freeAddr(t)
+	// The first start binds ports of its own choosing; the restart
+	// reuses them.
+	dir, raftAddr, gossipAddr, httpAddr := t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	start := func(bootstrap bool) *testNode {
 		tn := &testNode{t: t, name: "srv1", dir: dir, raft: raftAddr, fsm: fsm.New(fsm.Config{})}
 		ln, err := net.Listen("tcp", httpAddr)
@@ -66,6 +68,7 @@ func TestCluster_RestartFromSnapshotCaughtUp(t *testing.T) {
 		tn.n, err = New(cfg)
 		require.NoError(t, err)
 		t.Cleanup(tn.stop)
+		httpAddr, raftAddr, gossipAddr = ln.Addr().String(), tn.n.Self().RaftAddr, tn.n.Self().GossipAddr
 		return tn
 	}
 	tn := start(true)
@@ -87,13 +90,4 @@ func TestCluster_RestartFromSnapshotCaughtUp(t *testing.T) {
 		"caught up (applied %d, commit %d)", tn.n.AppliedIndex(), tn.n.raft.CommitIndex())
 	require.Equal(t, applied, tn.fsm.AppliedIndex(), "no command was applied after the restart")
 	require.Equal(t, tn.n.raft.CommitIndex(), tn.n.AppliedIndex())
-}
-
-// freeAddr returns a loopback address with a port nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
 }
