@@ -7,11 +7,9 @@ package daemontest
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"net"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -160,27 +158,14 @@ func (c *Cluster) startNode(name, dir, raftAddr, gossipAddr string, bootstrap bo
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	if raftAddr != "" {
-		n, err := c.tryStartNode(name, dir, raftAddr, gossipAddr, bootstrap)
-		require.NoError(t, err)
-		return n
+	if raftAddr == "" {
+		// Raft binds a port of its own choosing, so no other test can
+		// take it between a probe and the bind; a restart reuses it.
+		raftAddr = "127.0.0.1:0"
 	}
-	// Raft needs its address before it starts (a restart reuses it), so
-	// a free port is found by listening on :0 and closing; another
-	// listener may take it before Raft binds it. Then try another.
-	for attempt := 1; ; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		raftAddr = ln.Addr().String()
-		ln.Close()
-		n, err := c.tryStartNode(name, dir, raftAddr, gossipAddr, bootstrap)
-		if errors.Is(err, syscall.EADDRINUSE) && attempt < 3 {
-			t.Logf("%s: %v; trying another Raft port", name, err)
-			continue
-		}
-		require.NoError(t, err)
-		return n
-	}
+	n, err := c.tryStartNode(name, dir, raftAddr, gossipAddr, bootstrap)
+	require.NoError(t, err)
+	return n
 }
 
 func (c *Cluster) tryStartNode(name, dir, raftAddr, gossipAddr string, bootstrap bool) (*Node, error) {
@@ -198,7 +183,7 @@ func (c *Cluster) tryStartNode(name, dir, raftAddr, gossipAddr string, bootstrap
 		return nil, err
 	}
 	n := &Node{Name: name, Dir: dir, URL: d.URL, Daemon: d, Cluster: d.Node, FSM: d.FSM, Logs: d.Logs,
-		raft: raftAddr, gossip: d.Node.Self().GossipAddr}
+		raft: d.Node.Self().RaftAddr, gossip: d.Node.Self().GossipAddr}
 	t.Cleanup(n.Stop)
 	return n, nil
 }
