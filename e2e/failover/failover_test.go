@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/requests"
@@ -44,9 +46,20 @@ func (dc *devcluster) run(args ...string) string {
 	return string(out)
 }
 
-func getJSON(url string, v any) error {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
+func getJSON(url string, v any) error { return getJSONAt(url, 0, v) }
+
+// getJSONAt is getJSON from a node that has applied at least minIndex (0:
+// any): an answer acknowledged by one node is then visible on another.
+func getJSONAt(url string, minIndex uint64, v any) error {
+	c := &http.Client{Timeout: 10 * time.Second}
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if minIndex > 0 {
+		req.Header.Set(api.HeaderMinIndex, strconv.FormatUint(minIndex, 10))
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}
@@ -71,10 +84,10 @@ type requestRow struct {
 
 // checkClaims fails if two requests hold one device, or a device's
 // request_id disagrees with the request holding it.
-func checkClaims(t *testing.T, url string) (map[int64]requestRow, bool) {
+func checkClaims(t *testing.T, url string, minIndex uint64) (map[int64]requestRow, bool) {
 	var devs struct{ Devices []deviceRow }
 	var reqs struct{ Requests []requestRow }
-	if getJSON(url+"/api/device/list/?details=1", &devs) != nil || getJSON(url+"/api/request/list/?include_closed=1", &reqs) != nil {
+	if getJSONAt(url+"/api/device/list/?details=1", minIndex, &devs) != nil || getJSONAt(url+"/api/request/list/?include_closed=1", minIndex, &reqs) != nil {
 		return nil, false
 	}
 	byID := map[int64]requestRow{}
@@ -161,6 +174,7 @@ func TestLeaderKilledWhileRequestsInFlight(t *testing.T) {
 	// once a few have been acknowledged.
 	var mu sync.Mutex
 	acked := map[int]int64{}
+	var ackIndex uint64 // the highest index an acknowledgement reflected
 	var wg sync.WaitGroup
 	ackedOne := make(chan struct{}, requestsInFlight)
 	hc := &http.Client{Timeout: 15 * time.Second}
@@ -180,8 +194,10 @@ func TestLeaderKilledWhileRequestsInFlight(t *testing.T) {
 					resp.Body.Close()
 					var out struct{ Request struct{ ID int64 } }
 					if resp.StatusCode == http.StatusOK && json.Unmarshal(b, &out) == nil && out.Request.ID > 0 {
+						idx, _ := strconv.ParseUint(resp.Header.Get(api.HeaderIndex), 10, 64)
 						mu.Lock()
 						acked[i] = out.Request.ID
+						ackIndex = max(ackIndex, idx)
 						mu.Unlock()
 						ackedOne <- struct{}{}
 						return
@@ -205,8 +221,11 @@ func TestLeaderKilledWhileRequestsInFlight(t *testing.T) {
 		ids[id] = true
 	}
 
+	// The survivor answers once it has applied every acknowledgement,
+	// wherever it was given: a follower learns of a commit a heartbeat
+	// later than the node that acknowledged it.
 	survivor := dc.nodes[(killed+1)%3]
-	byID, ok := checkClaims(t, survivor)
+	byID, ok := checkClaims(t, survivor, ackIndex)
 	require.True(t, ok)
 	for id := range ids {
 		_, found := byID[id]
@@ -220,7 +239,7 @@ func TestLeaderKilledWhileRequestsInFlight(t *testing.T) {
 	// Every acknowledged request keeps its claim, none is doubly claimed
 	// (checked on every poll), and all reach ready.
 	require.Eventually(t, func() bool {
-		byID, ok := checkClaims(t, survivor)
+		byID, ok := checkClaims(t, survivor, 0)
 		if !ok {
 			return false
 		}
@@ -237,7 +256,7 @@ func TestLeaderKilledWhileRequestsInFlight(t *testing.T) {
 
 	// The restarted node has caught up.
 	require.Eventually(t, func() bool {
-		byID, ok := checkClaims(t, dc.nodes[killed])
+		byID, ok := checkClaims(t, dc.nodes[killed], 0)
 		return ok && len(byID) == requestsInFlight
 	}, time.Minute, 500*time.Millisecond)
 }
