@@ -56,10 +56,12 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s), then print the c
 	done; \
 	printf '\ncorpus sizes in files (cache: %s)\n%-14s %-24s %8s %8s\n%b' "$$cache" package target testdata cache "$$summary"
 
-bench: ## replicated writes/s, request creations/s with 1,000 simulated boards, leader failover time
-	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench . -benchtime 3s ./daemon/daemontest/
+bench: ## replicated writes/s, request creations/s with 1,000 simulated boards, failover write gaps
+	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench ReplicatedWrites -benchtime 3s ./daemon/daemontest/
+	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench FailoverWriteGap -benchtime 20x ./daemon/daemontest/
 	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench . -benchtime 300x ./e2e/bench/
-	scripts/failover-bench.sh 10
+	scripts/failover-bench.sh 20 kill
+	scripts/failover-bench.sh 10 stop
 
 bench-ui: ## the Devices page with 10,000 devices in headless Chromium: first paint, search, rebuild (ms)
 	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench DevicesPage10k -benchtime 3x -timeout 15m ./e2e/ui/

@@ -115,10 +115,13 @@ func (n *Node) onLeader(ctx context.Context, path string, body []byte, local fun
 	var last error
 	for {
 		var err error
+		tried := ""
 		if n.raft.State() == raft.Leader {
 			err = local()
+			tried = n.id
 		} else if l := n.Leader(); l != nil && l.HTTPAddr != "" && l.ID != n.id {
 			err = n.forward(ctx, l, path, body, out)
+			tried = l.ID
 		} else {
 			err = fmt.Errorf("%w: no leader known", errRetry)
 		}
@@ -126,6 +129,11 @@ func (n *Node) onLeader(ctx context.Context, path string, body []byte, local fun
 			return err
 		}
 		last = err
+		if _, id := n.raft.LeaderWithID(); tried != "" && id != "" && string(id) != tried {
+			// Leadership moved while we tried (a hand-off, an election
+			// that has just ended): go to the new leader at once.
+			continue
+		}
 		if time.Now().Add(wait).After(deadline) {
 			n.logger.Warn("no leader within the hold window", "path", path, "last_error", last)
 			return ErrNoLeader

@@ -188,7 +188,17 @@ func (n *Node) openRaft() error {
 			return fmt.Errorf("cluster: raft advertise address: %w", err)
 		}
 	}
-	tr, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, adv, 3, 10*time.Second, cfg.Logger.Named("raft.transport"))
+	// MaxRPCsInFlight 1 turns pipelined replication off. With raft's
+	// default (2) the pipeline's channels are unbuffered, and a follower
+	// that answers an append with failure while the leader sends again can
+	// park the replication goroutine forever: that follower then gets
+	// heartbeats but no entries, and raft.Shutdown waits on the goroutine
+	// for ever (seen here when a leader handed off leadership under load).
+	// Synchronous replication still batches entries; raft's own
+	// measurements found pipelining of little benefit with batching.
+	tr, err := raft.NewTCPTransportWithConfig(cfg.RaftBind, adv, &raft.NetworkTransportConfig{
+		MaxPool: 3, Timeout: 10 * time.Second, MaxRPCsInFlight: 1, Logger: cfg.Logger.Named("raft.transport"),
+	})
 	if err != nil {
 		return fmt.Errorf("cluster: raft transport: %w", err)
 	}
@@ -316,14 +326,25 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return n.shutdownErr
 }
 
-func (n *Node) shutdown() error {
-	if n.IsLeader() && n.hasOtherVoters() {
-		if err := n.raft.LeadershipTransfer().Error(); err != nil {
-			n.logger.Warn("leadership transfer before shutdown failed", "error", err)
-		} else {
-			n.logger.Info("transferred leadership before shutdown")
-		}
+// HandOff transfers leadership to another voter when this node leads and
+// another voter exists; it does nothing otherwise. A server about to stop
+// calls it first, while it still serves forwarded calls (answering them
+// "not leader" so their senders retry toward the new leader at once), so
+// writers lose only the transfer itself rather than a heartbeat timeout.
+// Shutdown calls it too.
+func (n *Node) HandOff() {
+	if !n.IsLeader() || !n.hasOtherVoters() {
+		return
 	}
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		n.logger.Warn("leadership transfer before shutdown failed", "error", err)
+	} else {
+		n.logger.Info("transferred leadership before shutdown")
+	}
+}
+
+func (n *Node) shutdown() error {
+	n.HandOff()
 	close(n.shutdownCh)
 	if err := n.ml.Leave(time.Second); err != nil {
 		n.logger.Debug("gossip leave", "error", err)

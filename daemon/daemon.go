@@ -87,7 +87,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		HTTPBind: "127.0.0.1:8010", RaftBind: "127.0.0.1:8011", GossipBind: "127.0.0.1:8012",
-		RaftTimeout: time.Second, PingMode: "icmp", PingPort: 20700, SUTPort: 20701,
+		RaftTimeout: 300 * time.Millisecond, PingMode: "icmp", PingPort: 20700, SUTPort: 20701,
 	}
 }
 
@@ -333,6 +333,11 @@ func (d *Daemon) Served() <-chan error { return d.serveCh }
 // close the log store. It can be called more than once.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.once.Do(func() {
+		// Leadership goes first, while this node still answers forwarded
+		// writes (with "not leader", so they are retried at the new
+		// leader): a graceful restart of the leader then costs writers the
+		// transfer, not an election timeout.
+		d.Node.HandOff()
 		d.srv.Shutdown(ctx)
 		d.cancel()
 		d.wg.Wait()

@@ -19,7 +19,8 @@
 # fetch their PXE files from it and log to it.
 # Environment: MOZPOOL_INVENTORY (default lab/lab.json), MOZPOOL_TIME_SCALE
 # (default 1; `make run` uses 0.1) for nodes and simulator, MOZPOOL_SIM_ARGS
-# (extra mozpool-sim flags), MOZPOOL_PING_PORT and MOZPOOL_SUT_PORT (the
+# (extra mozpool-sim flags), MOZPOOL_NODE_ARGS (extra mozpoold flags, e.g.
+# -raft-timeout 500ms), MOZPOOL_PING_PORT and MOZPOOL_SUT_PORT (the
 # boards' ping and SUT agent ports, for nodes and simulator alike; default
 # the programs' own, 20700 and 20701), MOZPOOL_DEVCLUSTER_DIR (default
 # .devcluster), GO (default go).
@@ -97,7 +98,7 @@ start_node() {
 	"$bin/mozpoold" -data "$ndir/data" -name "$(node_name "$i")" -rack "rack$i" \
 		-http "$http" -raft "$raft" -gossip "$gossip" -tftp "$tftp" -syslog "$syslog" \
 		-ping-mode tcp ${board_ports[@]+"${board_ports[@]}"} \
-		-time-scale "$scale" -token "$(token)" "${args[@]}" \
+		-time-scale "$scale" -token "$(token)" "${args[@]}" ${MOZPOOL_NODE_ARGS:-} \
 		>>"$ndir/log" 2>&1 &
 	echo $! >"$ndir/pid"
 	wait_for test -s "$ndir/data/node.json" || die "node $i did not start; see $ndir/log"

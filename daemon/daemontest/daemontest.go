@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,10 @@ type Options struct {
 	// Cluster.PingPort and SUTPort return the ports in use, for the
 	// simulator's configuration.
 	PingPort, SUTPort int
+	// RaftTimeout is the nodes' Raft heartbeat and election timeout.
+	// Zero, the default, is 500 ms: longer than the daemon's default, so a
+	// machine busy with parallel tests does not trigger elections.
+	RaftTimeout time.Duration
 }
 
 // Cluster is a set of nodes started by New.
@@ -149,10 +154,10 @@ func leftPad(i int) string {
 // or append it). dir and raftAddr may be empty for a fresh node.
 func (c *Cluster) StartNode(name, dir, raftAddr string, bootstrap bool) *Node {
 	c.t.Helper()
-	return c.startNode(name, dir, raftAddr, "127.0.0.1:0", bootstrap)
+	return c.startNode(name, dir, raftAddr, "127.0.0.1:0", "127.0.0.1:0", bootstrap)
 }
 
-func (c *Cluster) startNode(name, dir, raftAddr, gossipAddr string, bootstrap bool) *Node {
+func (c *Cluster) startNode(name, dir, raftAddr, gossipAddr, httpAddr string, bootstrap bool) *Node {
 	t := c.t
 	t.Helper()
 	if dir == "" {
@@ -163,19 +168,22 @@ func (c *Cluster) startNode(name, dir, raftAddr, gossipAddr string, bootstrap bo
 		// take it between a probe and the bind; a restart reuses it.
 		raftAddr = "127.0.0.1:0"
 	}
-	n, err := c.tryStartNode(name, dir, raftAddr, gossipAddr, bootstrap)
+	n, err := c.tryStartNode(name, dir, raftAddr, gossipAddr, httpAddr, bootstrap)
 	require.NoError(t, err)
 	return n
 }
 
-func (c *Cluster) tryStartNode(name, dir, raftAddr, gossipAddr string, bootstrap bool) (*Node, error) {
+func (c *Cluster) tryStartNode(name, dir, raftAddr, gossipAddr, httpAddr string, bootstrap bool) (*Node, error) {
 	t := c.t
 	cfg := daemon.DefaultConfig()
 	cfg.DataDir, cfg.Name, cfg.Rack = dir, name, "rack-"+name
-	cfg.HTTPBind, cfg.RaftBind, cfg.GossipBind, cfg.TFTPAddr = "127.0.0.1:0", raftAddr, gossipAddr, "127.0.0.1:0"
+	cfg.HTTPBind, cfg.RaftBind, cfg.GossipBind, cfg.TFTPAddr = httpAddr, raftAddr, gossipAddr, "127.0.0.1:0"
 	cfg.SyslogAddr = "127.0.0.1:0"
 	cfg.Bootstrap, cfg.Token, cfg.Logger = bootstrap, Token, testlog.New(t).Named(name)
 	cfg.RaftTimeout = 500 * time.Millisecond
+	if c.opts.RaftTimeout > 0 {
+		cfg.RaftTimeout = c.opts.RaftTimeout
+	}
 	cfg.PingMode, cfg.TimeScale = "tcp", c.opts.TimeScale
 	cfg.PingPort, cfg.SUTPort = c.opts.PingPort, c.opts.SUTPort
 	d, err := daemon.Start(cfg)
@@ -212,9 +220,11 @@ func (n *Node) Kill() {
 // c.Nodes.
 func (c *Cluster) Restart(n *Node) *Node {
 	c.t.Helper()
-	// The same Raft and gossip addresses, as a restarted server would
-	// have (a new gossip port makes memberlist report a conflict).
-	m := c.startNode(n.Name, n.Dir, n.raft, n.gossip, false)
+	// The same Raft, gossip and HTTP addresses, as a restarted server
+	// would have (a new gossip port makes memberlist report a conflict,
+	// and peers would forward to the old HTTP port until they learn the
+	// new one).
+	m := c.startNode(n.Name, n.Dir, n.raft, n.gossip, strings.TrimPrefix(n.URL, "http://"), false)
 	for i, x := range c.Nodes {
 		if x == n {
 			c.Nodes[i] = m
