@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# bench-vs-etcd.sh [DURATION] [CLIENTS] — the claim-and-release workload
+# against this project and against a 3-member etcd, on this machine, in one
+# run, with one load generator (scripts/loadgen).
+#
+# Mozpool: a 3-node dev cluster (scripts/devcluster.sh) with 1,002
+# simulated boards at time scale 0.05; one operation creates a request for
+# any board and returns it, round robin over the nodes. etcd: Debian's
+# etcd-server 3.4 (installed with apt-get when etcd is missing), 3 members on
+# loopback with fsync on (its default), free ports; one operation is a
+# transaction that puts a device key if absent, then a delete of it, through
+# etcd's JSON gateway. Prints both and their ratio per client count, then
+# stops everything it started.
+#   DURATION  measured time per client count (default 10s)
+#   CLIENTS   comma-separated client counts (default 1,16,64)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+duration=${1:-10s}
+clients=${2:-1,16,64}
+GO=${GO:-go}
+
+if ! command -v etcd >/dev/null; then
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server etcd-client
+fi
+
+work=$(mktemp -d)
+export MOZPOOL_DEVCLUSTER_DIR=$work/devcluster
+etcd_pids=()
+cleanup() {
+	for p in "${etcd_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	"$root/scripts/devcluster.sh" down >/dev/null 2>&1 || true
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# free_ports N: N TCP ports free on 127.0.0.1 right now.
+free_ports() {
+	python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}
+
+"$GO" build -o "$work/loadgen" "$root/scripts/loadgen"
+
+echo "== etcd $(etcd --version | head -1 | awk '{print $3}'): 3 members on loopback"
+read -r -a ports <<<"$(free_ports 6)"
+cluster=""
+for i in 0 1 2; do cluster+="e$i=http://127.0.0.1:${ports[$((i * 2 + 1))]},"; done
+cluster=${cluster%,}
+eurls=""
+for i in 0 1 2; do
+	client=${ports[$((i * 2))]} peer=${ports[$((i * 2 + 1))]}
+	etcd --name "e$i" --data-dir "$work/etcd$i" \
+		--listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
+		--listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+		--initial-cluster "$cluster" --initial-cluster-state new --log-level error >"$work/etcd$i.log" 2>&1 &
+	etcd_pids+=($!)
+	eurls+="http://127.0.0.1:$client,"
+done
+eurls=${eurls%,}
+for _ in $(seq 1 100); do
+	ETCDCTL_API=3 etcdctl --endpoints "$eurls" endpoint health >/dev/null 2>&1 && break
+	sleep 0.2
+done
+"$work/loadgen" -target etcd -urls "$eurls" -clients "$clients" -duration "$duration" | tee "$work/etcd.out"
+for p in "${etcd_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+etcd_pids=()
+
+echo "== mozpool: 3 nodes, 1,002 simulated boards"
+"$GO" run "$root/cmd/mozpool-sim" generate -boards 334 >"$work/lab.json"
+MOZPOOL_INVENTORY=$work/lab.json MOZPOOL_TIME_SCALE=0.05 "$root/scripts/devcluster.sh" up 3 >/dev/null
+murls=$(paste -sd, "$MOZPOOL_DEVCLUSTER_DIR/nodes")
+"$work/loadgen" -target mozpool -urls "$murls" -clients "$clients" -duration "$duration" | tee "$work/mozpool.out"
+
+echo
+printf '%-8s %16s %16s %7s\n' clients "mozpool ops/s" "etcd ops/s" ratio
+paste -d' ' "$work/mozpool.out" "$work/etcd.out" | awk '{
+	split($2, c, "="); split($3, m, "="); split($9, e, "=");
+	printf "%-8s %16s %16s %7.2f\n", c[2], m[2], e[2], m[2] / e[2] }'
