@@ -59,6 +59,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s), then print the c
 bench: ## replicated writes/s, request creations/s with 1,000 simulated boards, failover write gaps
 	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench ReplicatedWrites -benchtime 3s ./daemon/daemontest/
 	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench FailoverWriteGap -benchtime 20x ./daemon/daemontest/
+	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench DeviceReads10k -benchtime 200x ./httpapi/
 	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench . -benchtime 300x ./e2e/bench/
 	scripts/failover-bench.sh 20 kill
 	scripts/failover-bench.sh 10 stop

@@ -205,7 +205,7 @@ func (c *fakeCluster) Handler() http.Handler {
 // testEnv is a Server behind httptest with a fake cluster over a real FSM
 // holding sampleInventory.
 type testEnv struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *Server
 	ts      *httptest.Server
 	cluster *fakeCluster
@@ -222,7 +222,7 @@ func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 
 // startTestEnv is newTestEnv with an FSM built from machines (its Devices
 // and Requests; the logger and Notify are set here).
-func startTestEnv(t *testing.T, machines fsm.Config, opts ...func(*Config)) *testEnv {
+func startTestEnv(t testing.TB, machines fsm.Config, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	lcfg := logstore.DefaultConfig()
 	lcfg.Path = filepath.Join(t.TempDir(), "logs.db")
@@ -305,7 +305,7 @@ type response struct {
 }
 
 // json decodes the body into a generic value.
-func (r response) json(t *testing.T) any {
+func (r response) json(t testing.TB) any {
 	t.Helper()
 	var v any
 	require.NoError(t, json.Unmarshal(r.body, &v), "body %q", r.body)
@@ -313,7 +313,7 @@ func (r response) json(t *testing.T) any {
 }
 
 // obj decodes the body as a JSON object.
-func (r response) obj(t *testing.T) map[string]any {
+func (r response) obj(t testing.TB) map[string]any {
 	t.Helper()
 	m, ok := r.json(t).(map[string]any)
 	require.True(t, ok, "body %q is not an object", r.body)
@@ -322,7 +322,7 @@ func (r response) obj(t *testing.T) map[string]any {
 
 // requireError checks an error answer: status, JSON content type and a
 // non-empty "error" message.
-func (r response) requireError(t *testing.T, status int) string {
+func (r response) requireError(t testing.TB, status int) string {
 	t.Helper()
 	require.Equal(t, status, r.StatusCode, "body %q", r.body)
 	require.Equal(t, "application/json; charset=utf-8", r.Header.Get("Content-Type"))
