@@ -37,6 +37,7 @@ import (
 	"github.com/mozpool/mozpool/httpapi"
 	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/logstore"
+	"github.com/mozpool/mozpool/metrics"
 	"github.com/mozpool/mozpool/requests"
 )
 
@@ -125,6 +126,7 @@ type Daemon struct {
 	URL        string // the advertised API URL
 	TFTPServer *pxe.Server
 	Syslog     *syslog.Receiver // nil unless SyslogAddr is set
+	Metrics    *metrics.Metrics // served at MetricsPath
 
 	ln      net.Listener
 	srv     *http.Server
@@ -149,7 +151,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	d = &Daemon{cfg: cfg, logger: cfg.Logger, serveCh: make(chan error, 1)}
+	d = &Daemon{cfg: cfg, logger: cfg.Logger, serveCh: make(chan error, 1), Metrics: metrics.New(cfg.Name)}
 	// On failure, undo what was started. The steps use self, not d: a
 	// failed return has set d to nil by the time they run.
 	self := d
@@ -169,6 +171,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 		return nil, fmt.Errorf("open log store: %w", err)
 	}
 	undo = append(undo, func() { self.Logs.Close() })
+	d.Metrics.RegisterLogStore(d.Logs.Size, d.Logs.Pruned)
 
 	// 2. The replicated state with the device and request state machines;
 	// log lines go to the store, device changes to the executor (once it
@@ -182,6 +185,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 			if len(n.Logs) > 0 {
 				d.Logs.Append(n.Logs)
 			}
+			d.Metrics.Notify(d.FSM, n)
 			if e := executor.Load(); e != nil {
 				e.Notify(n)
 			}
@@ -190,6 +194,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 			}
 		},
 	})
+	d.Metrics.RegisterState(d.FSM)
 	rcfg := requests.DefaultDriverConfig()
 	rcfg.FSM, rcfg.Logger = d.FSM, cfg.Logger
 	// The driver can start (on gaining leadership) before cluster.New has
@@ -272,10 +277,11 @@ func Start(cfg Config) (d *Daemon, err error) {
 		return nil, err
 	}
 	node.Store(d.Node)
+	d.Metrics.RegisterCluster(clusterStatus{d.Node})
 	undo = append(undo, func() { self.Node.Shutdown(context.Background()) })
 
 	// 7. The hardware layer for this rack, and lifeguard driving it.
-	if d.Hardware, err = newHardware(cfg, d.FSM, d.Node, d.PXE); err != nil {
+	if d.Hardware, err = newHardware(cfg, d.FSM, d.Node, d.PXE, d.Metrics); err != nil {
 		return nil, err
 	}
 	ecfg := lifeguard.DefaultExecutorConfig()
@@ -301,7 +307,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	d.wg.Add(1)
 	// Exits when Shutdown cancels ctx.
 	go func() { defer d.wg.Done(); d.Executor.Run(ctx) }()
-	d.srv = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	d.srv = &http.Server{Handler: withMetrics(d.Metrics, api.InstrumentedHandler(d.Metrics.ObserveHTTP)), ReadHeaderTimeout: 10 * time.Second}
 	// Exits when Shutdown closes the server.
 	go func() { d.serveCh <- d.srv.Serve(d.ln) }()
 	if err := writeIdentity(cfg.DataDir, d.Node.Self()); err != nil {
@@ -375,7 +381,8 @@ func (d *Daemon) Kill() {
 // newHardware builds the BMM drivers and the controller for this rack.
 // With a time scale below 1 (a simulated lab), the relay's off time and
 // recovery pause shrink with it.
-func newHardware(cfg Config, state *fsm.FSM, node *cluster.Node, pxeWriter *pxe.Writer) (*bmm.Controller, error) {
+// Every driver counts its operations in m.
+func newHardware(cfg Config, state *fsm.FSM, node *cluster.Node, pxeWriter *pxe.Writer, m *metrics.Metrics) (*bmm.Controller, error) {
 	rcfg := relay.DefaultConfig()
 	rcfg.Logger = cfg.Logger
 	if cfg.TimeScale > 0 && cfg.TimeScale < 1 {
@@ -399,9 +406,15 @@ func newHardware(cfg Config, state *fsm.FSM, node *cluster.Node, pxeWriter *pxe.
 	if err != nil {
 		return nil, fmt.Errorf("sut: %w", err)
 	}
+	m.RegisterRelayQueue(relays.Waiting)
+	var pxeDriver bmm.PXE
+	if pxeWriter != nil {
+		pxeDriver = countedPXE{pxeWriter, m}
+	}
 	return bmm.New(bmm.Config{
 		Server: cfg.Name, FSM: state, Propose: node.Apply,
-		Relay: relays, PXE: pxeWriter, Pinger: pinger, SUT: agent, Logger: cfg.Logger,
+		Relay: countedRelay{relays, m}, PXE: pxeDriver, Pinger: countedPinger{pinger, m}, SUT: countedSUT{agent, m},
+		Logger: cfg.Logger,
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -85,6 +86,9 @@ type Store struct {
 	// nextID is the last id written; only the writer goroutine touches it
 	// after Open.
 	nextID uint64
+
+	// pruned counts the entries Prune has deleted since Open.
+	pruned atomic.Uint64
 }
 
 // Open opens (or creates) the store at cfg.Path and starts its writer and
@@ -370,6 +374,7 @@ func (s *Store) Prune(before time.Time) (int, error) {
 			for {
 				n, more, err := s.pruneChunk(kind, name, limit)
 				total += n
+				s.pruned.Add(uint64(n))
 				if err != nil {
 					return total, fmt.Errorf("prune %s %q: %w", kind, name, err)
 				}
@@ -416,6 +421,21 @@ func (s *Store) pruneChunk(kind string, name, limit []byte) (n int, more bool, e
 		return 0, false, err
 	}
 	return n, more, nil
+}
+
+// Pruned returns how many entries Prune has deleted since the store was
+// opened (retention deletions).
+func (s *Store) Pruned() uint64 { return s.pruned.Load() }
+
+// Size returns the size of the database in bytes (0 once closed).
+func (s *Store) Size() int64 {
+	if err := s.enter(); err != nil {
+		return 0
+	}
+	defer s.leave()
+	var size int64
+	s.db.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
+	return size
 }
 
 // DeleteName removes the whole log of one device or request, including
