@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mozpool/mozpool/fsm"
@@ -13,7 +15,13 @@ type stateCollector struct {
 	fsm      *fsm.FSM
 	devices  *prometheus.Desc
 	requests *prometheus.Desc
+	waiting  *prometheus.Desc
+	now      func() time.Time
 }
+
+// waitingStates are the request states of a request that has no device
+// yet; mozpool_request_oldest_waiting_seconds reports their oldest.
+var waitingStates = map[string]bool{"new": true, "finding_device": true, "pending": true}
 
 // RegisterState exports the devices by state and imaging server and the
 // requests by state of the replicated state (the same on every node).
@@ -24,26 +32,41 @@ func (m *Metrics) RegisterState(f *fsm.FSM) {
 			[]string{"state", "imaging_server"}, nil),
 		requests: prometheus.NewDesc(Namespace+"_requests", "Requests by state (replicated state: the same on every node).",
 			[]string{"state"}, nil),
+		waiting: prometheus.NewDesc(Namespace+"_request_oldest_waiting_seconds",
+			"Age of the oldest request still waiting for a device (new, finding_device, pending), by state; absent when none waits.",
+			[]string{"state"}, nil),
+		now: time.Now,
 	})
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.devices
 	ch <- c.requests
+	ch <- c.waiting
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	type key struct{ state, server string }
 	devices := map[key]int{}
 	requests := map[string]int{}
+	oldest := map[string]time.Time{}
 	c.fsm.Read(func(s *fsm.State) {
 		for _, d := range s.Devices {
 			devices[key{d.State, d.ImagingServer}]++
 		}
 		for _, r := range s.Requests {
 			requests[r.State]++
+			if waitingStates[r.State] {
+				if o, ok := oldest[r.State]; !ok || r.Created.Before(o) {
+					oldest[r.State] = r.Created
+				}
+			}
 		}
 	})
+	now := c.now()
+	for st, created := range oldest {
+		ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, max(now.Sub(created).Seconds(), 0), st)
+	}
 	for k, n := range devices {
 		ch <- prometheus.MustNewConstMetric(c.devices, prometheus.GaugeValue, float64(n), k.state, k.server)
 	}

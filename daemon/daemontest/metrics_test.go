@@ -84,6 +84,7 @@ func TestMetrics_ThreeNodes(t *testing.T) {
 		"mozpool_http_request_duration_seconds":    dto.MetricType_HISTOGRAM,
 		"mozpool_devices":                          dto.MetricType_GAUGE,
 		"mozpool_requests":                         dto.MetricType_GAUGE,
+		"mozpool_request_oldest_waiting_seconds":   dto.MetricType_GAUGE,
 		"mozpool_bmm_operations_total":             dto.MetricType_COUNTER,
 		"mozpool_bmm_operation_failures_total":     dto.MetricType_COUNTER,
 		"mozpool_device_failures_total":            dto.MetricType_COUNTER,
