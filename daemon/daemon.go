@@ -31,6 +31,7 @@ import (
 	"github.com/mozpool/mozpool/bmm/relay"
 	"github.com/mozpool/mozpool/bmm/sut"
 	"github.com/mozpool/mozpool/bmm/syslog"
+	"github.com/mozpool/mozpool/callbacks"
 	"github.com/mozpool/mozpool/client"
 	"github.com/mozpool/mozpool/cluster"
 	"github.com/mozpool/mozpool/fsm"
@@ -127,6 +128,7 @@ type Daemon struct {
 	TFTPServer *pxe.Server
 	Syslog     *syslog.Receiver // nil unless SyslogAddr is set
 	Metrics    *metrics.Metrics // served at MetricsPath
+	Callbacks  *callbacks.Deliverer
 
 	ln      net.Listener
 	srv     *http.Server
@@ -179,6 +181,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	// while this node leads).
 	var executor atomic.Pointer[lifeguard.Executor]
 	var driver atomic.Pointer[requests.Driver]
+	var deliverer atomic.Pointer[callbacks.Deliverer]
 	d.FSM = fsm.New(fsm.Config{
 		Logger: cfg.Logger.Named("fsm"), Devices: lifeguard.Machine{}, Requests: requests.Machine{},
 		Notify: func(n fsm.Notification) {
@@ -191,6 +194,9 @@ func Start(cfg Config) (d *Daemon, err error) {
 			}
 			if r := driver.Load(); r != nil {
 				r.Notify(n)
+			}
+			if cb := deliverer.Load(); cb != nil {
+				cb.Notify(n)
 			}
 		},
 	})
@@ -264,6 +270,12 @@ func Start(cfg Config) (d *Daemon, err error) {
 		syslogAdvertise = advertised(d.Syslog.Addr().String(), serverIP)
 	}
 
+	// Request callbacks, delivered by the leader.
+	if d.Callbacks, err = callbacks.New(callbacks.Config{FSM: d.FSM, Propose: propose, BaseURL: d.URL, Logger: cfg.Logger}); err != nil {
+		return nil, err
+	}
+	deliverer.Store(d.Callbacks)
+
 	// 6. Join the Raft group.
 	ccfg := cluster.DefaultConfig()
 	ccfg.DataDir, ccfg.Name, ccfg.Rack = cfg.DataDir, cfg.Name, cfg.Rack
@@ -272,7 +284,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	ccfg.HTTPAddr, ccfg.TFTPAddr, ccfg.SyslogAddr = d.URL, tftpAdvertise, syslogAdvertise
 	ccfg.Bootstrap, ccfg.Token, ccfg.FSM, ccfg.Logger = cfg.Bootstrap, cfg.Token, d.FSM, cfg.Logger
 	ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout = cfg.RaftTimeout, cfg.RaftTimeout, cfg.RaftTimeout/2
-	ccfg.LeaderTasks = []func(context.Context){d.Requests.Run}
+	ccfg.LeaderTasks = []func(context.Context){d.Requests.Run, d.Callbacks.Run}
 	if d.Node, err = cluster.New(ccfg); err != nil {
 		return nil, err
 	}

@@ -65,6 +65,7 @@ func (m *RequestTx) Goto(state string, timeout time.Duration) {
 	r.Generation++
 	r.StateDeadline = m.tx.deadline(timeout)
 	m.tx.touchRequest(r.ID)
+	m.tx.noteCallback(r)
 }
 
 // Inc increments a counter and returns its new value.
