@@ -34,6 +34,7 @@ import (
 	"github.com/mozpool/mozpool/callbacks"
 	"github.com/mozpool/mozpool/client"
 	"github.com/mozpool/mozpool/cluster"
+	"github.com/mozpool/mozpool/events"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/httpapi"
 	"github.com/mozpool/mozpool/lifeguard"
@@ -129,6 +130,7 @@ type Daemon struct {
 	Syslog     *syslog.Receiver // nil unless SyslogAddr is set
 	Metrics    *metrics.Metrics // served at MetricsPath
 	Callbacks  *callbacks.Deliverer
+	Events     *events.Hub // state-change events, stored in Logs
 
 	ln      net.Listener
 	srv     *http.Server
@@ -174,6 +176,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	}
 	undo = append(undo, func() { self.Logs.Close() })
 	d.Metrics.RegisterLogStore(d.Logs.Size, d.Logs.Pruned)
+	d.Events = events.NewHub(d.Logs)
 
 	// 2. The replicated state with the device and request state machines;
 	// log lines go to the store, device changes to the executor (once it
@@ -189,6 +192,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 				d.Logs.Append(n.Logs)
 			}
 			d.Metrics.Notify(d.FSM, n)
+			d.Events.Publish(events.Derive(d.FSM, n))
 			if e := executor.Load(); e != nil {
 				e.Notify(n)
 			}
@@ -311,6 +315,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	api.SetEvents(d.Events)
 
 	// Nothing can fail from here on: start the goroutines.
 	var ctx context.Context
@@ -320,6 +325,8 @@ func Start(cfg Config) (d *Daemon, err error) {
 	// Exits when Shutdown cancels ctx.
 	go func() { defer d.wg.Done(); d.Executor.Run(ctx) }()
 	d.srv = &http.Server{Handler: withMetrics(d.Metrics, api.InstrumentedHandler(d.Metrics.ObserveHTTP)), ReadHeaderTimeout: 10 * time.Second}
+	// Event streams never end by themselves: end them on shutdown.
+	d.srv.RegisterOnShutdown(d.Events.Close)
 	// Exits when Shutdown closes the server.
 	go func() { d.serveCh <- d.srv.Serve(d.ln) }()
 	if err := writeIdentity(cfg.DataDir, d.Node.Self()); err != nil {
@@ -371,6 +378,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 // transfer. Fault-injection tests use it.
 func (d *Daemon) Kill() {
 	d.once.Do(func() {
+		d.Events.Close()
 		d.srv.Close()
 		if d.Syslog != nil {
 			// A crash files nothing more: with a done context the

@@ -137,6 +137,13 @@ func (m *DeviceTx) ImagingResult(result string) {
 	m.tx.requestResult(m.d, result)
 }
 
+// RequestTransition is a request's change of state (re-entering the same
+// state, as a device search does every 10 s, is not one).
+type RequestTransition struct {
+	Request int64  `json:"request"`
+	State   string `json:"state"`
+}
+
 // Transition is one state entry, reported to watchers (the executor).
 type Transition struct {
 	Device     string    `json:"device"`

@@ -86,6 +86,10 @@ func (s *Server) routes() http.Handler {
 	rt.json(get, "/api/request/:id/event/:event/", s.requestEvent, s.ordered)
 	rt.json(post, "/api/request/:id/event/:event/", s.requestEvent, s.ordered)
 
+	// State-change events (Server-Sent Events): a stream, no 303.
+	rt.r.GET("/api/events/", s.getEvents)
+	rt.r.GET("/api/events", s.getEvents)
+
 	// Images and PXE configs.
 	rt.json(get, "/api/image/list/", s.getImageList, s.read)
 	rt.json(post, "/api/image/", s.postImage, s.ordered)
