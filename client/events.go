@@ -17,6 +17,8 @@ import (
 // everything.
 type EventFilter struct {
 	Kind, Device, Request, ImagingServer, State []string
+	// Once asks for the stored events only: the stream ends after them.
+	Once bool
 }
 
 func (f EventFilter) values() url.Values {
@@ -31,6 +33,9 @@ func (f EventFilter) values() url.Values {
 	add("request", f.Request)
 	add("imaging_server", f.ImagingServer)
 	add("state", f.State)
+	if f.Once {
+		q.Set("once", "")
+	}
 	return q
 }
 

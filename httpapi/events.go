@@ -63,9 +63,9 @@ func parseEventQuery(r *http.Request) (f eventFilter, index uint64, seq uint32, 
 	q := r.URL.Query()
 	for k := range q {
 		switch k {
-		case "kind", "device", "request", "imaging_server", "state", "last_event_id", "since":
+		case "kind", "device", "request", "imaging_server", "state", "last_event_id", "since", "once":
 		default:
-			return f, 0, 0, false, badRequestf("unknown parameter %q (kind, device, request, imaging_server, state, last_event_id, since)", k)
+			return f, 0, 0, false, badRequestf("unknown parameter %q (kind, device, request, imaging_server, state, last_event_id, since, once)", k)
 		}
 	}
 	list := func(k string) []string {
@@ -138,6 +138,12 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request, _ httprouter.
 		s.writeError(w, r, err)
 		return
 	}
+	// ?once: the stored events only (from the oldest kept unless a
+	// position is given), then the stream ends.
+	_, once := r.URL.Query()["once"]
+	if once && !resume {
+		index, seq, resume = 0, 0, true
+	}
 	sub := s.events.Subscribe()
 	defer sub.Close()
 	var backlog []events.Event
@@ -181,7 +187,7 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request, _ httprouter.
 			return
 		}
 	}
-	if rc.Flush() != nil {
+	if rc.Flush() != nil || once {
 		return
 	}
 	keepalive := time.NewTicker(eventsKeepalive)

@@ -84,6 +84,8 @@ func TestEvents_ResumeAndFilter(t *testing.T) {
 	require.Equal(t, []string{"5-0", "7-0", "9-0"}, readEvents(t, base+"?since=0&device=dev1", nil, 3), "a request's events carry its device")
 	require.Equal(t, []string{"9-0"}, readEvents(t, base+"?since=0&state=failed_pxe_booting,closed&kind=device", nil, 1))
 	require.Equal(t, []string{"7-0"}, readEvents(t, base+"?since=0&imaging_server=server2", nil, 1))
+	require.Equal(t, []string{"5-0", "5-1", "7-0", "9-0"}, readEvents(t, base+"?once", nil, 99), "once: the stored events, then the end")
+	require.Equal(t, []string{"9-0"}, readEvents(t, base+"?once&since=7", nil, 99))
 
 	// Live: a stream that has caught up gets what is published next.
 	done := make(chan []string)

@@ -106,6 +106,7 @@ func (s *Server) routes() http.Handler {
 	rt.json(get, "/api/cluster/self/", s.getClusterSelf)
 	rt.json(post, "/api/cluster/join/", s.postClusterJoin, s.requireToken)
 	rt.json(post, "/api/cluster/remove/", s.postClusterRemove, s.requireToken)
+	rt.json(post, "/api/cluster/transfer-leader/", s.postTransferLeader, s.requireToken)
 	rt.r.GET("/api/cluster/backup/", s.getBackup) // a file, not JSON: no 303
 	rt.json(post, "/api/cluster/restore/", s.postRestore, s.requireToken)
 	rt.mount(get, "/_cluster/*path", s.cluster.Handler())
