@@ -40,8 +40,9 @@ func NewHub(store *logstore.Store) *Hub {
 	return &Hub{store: store, subs: map[*Subscription]struct{}{}}
 }
 
-// Derive returns the events of one applied command: its device state
-// entries and request state changes, in that order. Call it from
+// Derive returns the events of one applied command: its device and request
+// state changes, in that order (re-entering the same state, as a ready
+// device's health check or a ping round does, is not a change). Call it from
 // fsm.Config.Notify (it reads the state, which is then as the command left
 // it).
 func Derive(f *fsm.FSM, n fsm.Notification) []Event {
@@ -51,6 +52,9 @@ func Derive(f *fsm.FSM, n fsm.Notification) []Event {
 	out := make([]Event, 0, len(n.Transitions)+len(n.RequestTransitions))
 	f.Read(func(s *fsm.State) {
 		for _, t := range n.Transitions {
+			if t.From == t.State {
+				continue
+			}
 			e := Event{Index: n.Index, Seq: uint32(len(out)), At: n.At, Kind: KindDevice, Name: t.Device, State: t.State}
 			if d, ok := s.Devices[t.Device]; ok {
 				e.ImagingServer, e.Request = d.ImagingServer, d.RequestID
