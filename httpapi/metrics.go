@@ -34,16 +34,6 @@ func (s *Server) InstrumentedHandler(observe RequestObserver) http.Handler {
 	})
 }
 
-// Flush lets streaming handlers flush through the recorder.
-func (w *statusRecorder) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		if w.status == 0 {
-			w.status = http.StatusOK
-		}
-		f.Flush()
-	}
-}
-
 func methodLabel(m string) string {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,

@@ -49,8 +49,11 @@ type imagingStart struct {
 }
 
 // New returns the metrics of the node serving as imaging server server,
-// with the Go runtime and process collectors registered.
+// with the Go runtime and process collectors registered. The first call
+// installs the process's Raft bridge, so create the node's Metrics before
+// its Raft node: what Raft reports earlier (its first election) is lost.
 func New(server string) *Metrics {
+	raftOnce.Do(setupRaft)
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		server:   server,

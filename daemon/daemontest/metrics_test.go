@@ -149,6 +149,8 @@ func TestMetrics_ThreeNodes(t *testing.T) {
 	commits, ok := sample(scrape(t, leader)["mozpool_raft_commit_time_seconds"], nil)
 	require.True(t, ok)
 	require.Positive(t, commits, "the leader timed its commits")
+	won, _ := sample(scrape(t, leader)["mozpool_raft_leader_elections_won_total"], nil)
+	require.GreaterOrEqual(t, won, 1.0, "the first election is counted (go-metrics is process-wide)")
 
 	problems, err := testutil.GatherAndLint(leader.Daemon.Metrics.Gatherer())
 	require.NoError(t, err)
