@@ -201,7 +201,10 @@ func (d *Deliverer) deliver(ctx context.Context, p fsm.PendingCallback) {
 	// the next leader, which delivers it again.
 	for wait := d.cfg.MinBackoff; ; wait = min(2*wait, d.cfg.MaxBackoff) {
 		cmd := &fsm.CallbackDone{Header: fsm.Header{At: time.Now().UTC()}, ID: p.RequestID, Seq: p.Seq, Delivered: delivered}
-		res, err := d.cfg.Propose(ctx, fsm.CmdCallbackDone, cmd)
+		// Safe to skip for a node that predates callbacks (it keeps no
+		// callback records), so a cluster can be upgraded one node at a
+		// time.
+		res, err := d.cfg.Propose(ctx, fsm.CmdCallbackDone|fsm.IgnoreUnknown, cmd)
 		if err == nil {
 			err = res.Error()
 		}
