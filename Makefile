@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: help build run test test-ui test-python test-short fuzz bench bench-vs-etcd bench-ui lint fmt tidy cover clean
+.PHONY: help build run test test-ui test-python test-short fuzz bench bench-vs-etcd bench-ui lint check-monitoring fmt tidy cover clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -73,6 +73,12 @@ bench-ui: ## the Devices page with 10,000 devices in headless Chromium: first pa
 lint: ## gofmt, go vet
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet $(PKGS)
+
+# promtool comes with Debian's prometheus package, installed if missing.
+check-monitoring: ## promtool check and unit-test the alerting rules under deploy/prometheus
+	@command -v promtool >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
+	promtool check rules deploy/prometheus/mozpool.rules.yml
+	cd deploy/prometheus && promtool test rules mozpool.rules.test.yml
 
 fmt: ## format the code
 	gofmt -w .

@@ -115,3 +115,9 @@ type Health struct {
 type RestoreReply struct {
 	RestoredBytes int `json:"restored_bytes"`
 }
+
+// TransferLeader is the body of POST /api/cluster/transfer-leader/: the
+// node id to hand leadership to ("" or absent: the most up-to-date voter).
+type TransferLeader struct {
+	ID string `json:"id,omitempty"`
+}

@@ -16,6 +16,8 @@ type Request struct {
 	// URL is the request's absolute URL, ending in "/"; status/,
 	// details/, renew/ and return/ are relative to it.
 	URL string `json:"url"`
+	// CallbackURL is notified of the request's outcomes ("" when none).
+	CallbackURL string `json:"callback_url,omitempty"`
 }
 
 // RequestReply answers a request's creation

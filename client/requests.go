@@ -33,6 +33,9 @@ type RequestSpec struct {
 	// needs "b2gbase"). Each key is sent at the top level of the body, as
 	// the original clients do.
 	BootConfig map[string]any
+	// CallbackURL, if set, is POSTed a JSON notification when the request
+	// becomes ready, fails or is closed.
+	CallbackURL string
 }
 
 func requestPath(id int64, op string) string {
@@ -54,6 +57,9 @@ func (c *Client) CreateRequest(ctx context.Context, device string, spec RequestS
 		"duration":    int64(spec.Duration / time.Second),
 		"image":       spec.Image,
 		"environment": env,
+	}
+	if spec.CallbackURL != "" {
+		body["callback_url"] = spec.CallbackURL
 	}
 	for k, v := range spec.BootConfig {
 		if _, taken := body[k]; taken {

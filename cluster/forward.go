@@ -272,6 +272,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("POST "+pathRestore, n.internal(func(b []byte) (any, error) {
 		return struct{}{}, n.restoreLocal(b)
 	}))
+	mux.HandleFunc("POST "+pathTransfer, n.internal(n.transferHandler))
 	return mux
 }
 

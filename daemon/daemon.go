@@ -31,12 +31,15 @@ import (
 	"github.com/mozpool/mozpool/bmm/relay"
 	"github.com/mozpool/mozpool/bmm/sut"
 	"github.com/mozpool/mozpool/bmm/syslog"
+	"github.com/mozpool/mozpool/callbacks"
 	"github.com/mozpool/mozpool/client"
 	"github.com/mozpool/mozpool/cluster"
+	"github.com/mozpool/mozpool/events"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/httpapi"
 	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/logstore"
+	"github.com/mozpool/mozpool/metrics"
 	"github.com/mozpool/mozpool/requests"
 )
 
@@ -125,6 +128,9 @@ type Daemon struct {
 	URL        string // the advertised API URL
 	TFTPServer *pxe.Server
 	Syslog     *syslog.Receiver // nil unless SyslogAddr is set
+	Metrics    *metrics.Metrics // served at MetricsPath
+	Callbacks  *callbacks.Deliverer
+	Events     *events.Hub // state-change events, stored in Logs
 
 	ln      net.Listener
 	srv     *http.Server
@@ -149,7 +155,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	d = &Daemon{cfg: cfg, logger: cfg.Logger, serveCh: make(chan error, 1)}
+	d = &Daemon{cfg: cfg, logger: cfg.Logger, serveCh: make(chan error, 1), Metrics: metrics.New(cfg.Name)}
 	// On failure, undo what was started. The steps use self, not d: a
 	// failed return has set d to nil by the time they run.
 	self := d
@@ -169,6 +175,8 @@ func Start(cfg Config) (d *Daemon, err error) {
 		return nil, fmt.Errorf("open log store: %w", err)
 	}
 	undo = append(undo, func() { self.Logs.Close() })
+	d.Metrics.RegisterLogStore(d.Logs.Size, d.Logs.Pruned)
+	d.Events = events.NewHub(d.Logs)
 
 	// 2. The replicated state with the device and request state machines;
 	// log lines go to the store, device changes to the executor (once it
@@ -176,20 +184,27 @@ func Start(cfg Config) (d *Daemon, err error) {
 	// while this node leads).
 	var executor atomic.Pointer[lifeguard.Executor]
 	var driver atomic.Pointer[requests.Driver]
+	var deliverer atomic.Pointer[callbacks.Deliverer]
 	d.FSM = fsm.New(fsm.Config{
 		Logger: cfg.Logger.Named("fsm"), Devices: lifeguard.Machine{}, Requests: requests.Machine{},
 		Notify: func(n fsm.Notification) {
 			if len(n.Logs) > 0 {
 				d.Logs.Append(n.Logs)
 			}
+			d.Metrics.Notify(d.FSM, n)
+			d.Events.Publish(events.Derive(d.FSM, n))
 			if e := executor.Load(); e != nil {
 				e.Notify(n)
 			}
 			if r := driver.Load(); r != nil {
 				r.Notify(n)
 			}
+			if cb := deliverer.Load(); cb != nil {
+				cb.Notify(n)
+			}
 		},
 	})
+	d.Metrics.RegisterState(d.FSM)
 	rcfg := requests.DefaultDriverConfig()
 	rcfg.FSM, rcfg.Logger = d.FSM, cfg.Logger
 	// The driver can start (on gaining leadership) before cluster.New has
@@ -259,6 +274,12 @@ func Start(cfg Config) (d *Daemon, err error) {
 		syslogAdvertise = advertised(d.Syslog.Addr().String(), serverIP)
 	}
 
+	// Request callbacks, delivered by the leader.
+	if d.Callbacks, err = callbacks.New(callbacks.Config{FSM: d.FSM, Propose: propose, BaseURL: d.URL, Logger: cfg.Logger}); err != nil {
+		return nil, err
+	}
+	deliverer.Store(d.Callbacks)
+
 	// 6. Join the Raft group.
 	ccfg := cluster.DefaultConfig()
 	ccfg.DataDir, ccfg.Name, ccfg.Rack = cfg.DataDir, cfg.Name, cfg.Rack
@@ -267,15 +288,16 @@ func Start(cfg Config) (d *Daemon, err error) {
 	ccfg.HTTPAddr, ccfg.TFTPAddr, ccfg.SyslogAddr = d.URL, tftpAdvertise, syslogAdvertise
 	ccfg.Bootstrap, ccfg.Token, ccfg.FSM, ccfg.Logger = cfg.Bootstrap, cfg.Token, d.FSM, cfg.Logger
 	ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout = cfg.RaftTimeout, cfg.RaftTimeout, cfg.RaftTimeout/2
-	ccfg.LeaderTasks = []func(context.Context){d.Requests.Run}
+	ccfg.LeaderTasks = []func(context.Context){d.Requests.Run, d.Callbacks.Run}
 	if d.Node, err = cluster.New(ccfg); err != nil {
 		return nil, err
 	}
 	node.Store(d.Node)
+	d.Metrics.RegisterCluster(clusterStatus{d.Node})
 	undo = append(undo, func() { self.Node.Shutdown(context.Background()) })
 
 	// 7. The hardware layer for this rack, and lifeguard driving it.
-	if d.Hardware, err = newHardware(cfg, d.FSM, d.Node, d.PXE); err != nil {
+	if d.Hardware, err = newHardware(cfg, d.FSM, d.Node, d.PXE, d.Metrics); err != nil {
 		return nil, err
 	}
 	ecfg := lifeguard.DefaultExecutorConfig()
@@ -293,6 +315,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	api.SetEvents(d.Events)
 
 	// Nothing can fail from here on: start the goroutines.
 	var ctx context.Context
@@ -301,7 +324,9 @@ func Start(cfg Config) (d *Daemon, err error) {
 	d.wg.Add(1)
 	// Exits when Shutdown cancels ctx.
 	go func() { defer d.wg.Done(); d.Executor.Run(ctx) }()
-	d.srv = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	d.srv = &http.Server{Handler: withMetrics(d.Metrics, api.InstrumentedHandler(d.Metrics.ObserveHTTP)), ReadHeaderTimeout: 10 * time.Second}
+	// Event streams never end by themselves: end them on shutdown.
+	d.srv.RegisterOnShutdown(d.Events.Close)
 	// Exits when Shutdown closes the server.
 	go func() { d.serveCh <- d.srv.Serve(d.ln) }()
 	if err := writeIdentity(cfg.DataDir, d.Node.Self()); err != nil {
@@ -358,6 +383,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 // transfer. Fault-injection tests use it.
 func (d *Daemon) Kill() {
 	d.once.Do(func() {
+		d.Events.Close()
 		d.srv.Close()
 		if d.Syslog != nil {
 			// A crash files nothing more: with a done context the
@@ -380,7 +406,8 @@ func (d *Daemon) Kill() {
 // newHardware builds the BMM drivers and the controller for this rack.
 // With a time scale below 1 (a simulated lab), the relay's off time and
 // recovery pause shrink with it.
-func newHardware(cfg Config, state *fsm.FSM, node *cluster.Node, pxeWriter *pxe.Writer) (*bmm.Controller, error) {
+// Every driver counts its operations in m.
+func newHardware(cfg Config, state *fsm.FSM, node *cluster.Node, pxeWriter *pxe.Writer, m *metrics.Metrics) (*bmm.Controller, error) {
 	rcfg := relay.DefaultConfig()
 	rcfg.Logger = cfg.Logger
 	if cfg.TimeScale > 0 && cfg.TimeScale < 1 {
@@ -404,9 +431,15 @@ func newHardware(cfg Config, state *fsm.FSM, node *cluster.Node, pxeWriter *pxe.
 	if err != nil {
 		return nil, fmt.Errorf("sut: %w", err)
 	}
+	m.RegisterRelayQueue(relays.Waiting)
+	var pxeDriver bmm.PXE
+	if pxeWriter != nil {
+		pxeDriver = countedPXE{pxeWriter, m}
+	}
 	return bmm.New(bmm.Config{
 		Server: cfg.Name, FSM: state, Propose: node.Apply,
-		Relay: relays, PXE: pxeWriter, Pinger: pinger, SUT: agent, Logger: cfg.Logger,
+		Relay: countedRelay{relays, m}, PXE: pxeDriver, Pinger: countedPinger{pinger, m}, SUT: countedSUT{agent, m},
+		Logger: cfg.Logger,
 	})
 }
 

@@ -70,6 +70,9 @@ func (tx *txn) applyRequestCreate(b []byte) (any, error) {
 	if err := ValidateBootConfig(img, c.BootConfig); err != nil {
 		return nil, err
 	}
+	if err := ValidateCallbackURL(c.CallbackURL); err != nil {
+		return nil, err
+	}
 	env := c.Environment
 	if env == "" {
 		env = "any"
@@ -79,6 +82,7 @@ func (tx *txn) applyRequestCreate(b []byte) (any, error) {
 		ID: s.nextID("request"), ImagingServer: c.Server, RequestedDevice: c.RequestedDevice,
 		Assignee: c.Assignee, Expires: c.Expires.UTC(), Image: c.Image, BootConfig: c.BootConfig,
 		Environment: env, State: state, StateEntered: tx.at, StateDeadline: tx.deadline(timeout), Created: tx.at,
+		CallbackURL: c.CallbackURL,
 	}
 	s.Requests[r.ID] = r
 	m := &RequestTx{tx: tx, r: r}

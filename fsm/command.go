@@ -37,6 +37,7 @@ const (
 	CmdRequestExpire        CommandType = 20
 	CmdRequestCompact       CommandType = 21
 	CmdServerHealth         CommandType = 22
+	CmdCallbackDone         CommandType = 23
 
 	// IgnoreUnknown is or-ed into a type byte for commands that older nodes
 	// may skip safely. A node that does not know a type without this bit
@@ -67,6 +68,7 @@ var commandNames = map[CommandType]string{
 	CmdRequestExpire:        "request_expire",
 	CmdRequestCompact:       "request_compact",
 	CmdServerHealth:         "server_health",
+	CmdCallbackDone:         "callback_done",
 }
 
 func (t CommandType) String() string {
@@ -270,6 +272,9 @@ type RequestCreate struct {
 	Environment     string    `json:"environment"`
 	// Server is the imaging server that received the request.
 	Server string `json:"server"`
+	// CallbackURL, if set, is notified of the request's outcomes
+	// (see Callback).
+	CallbackURL string `json:"callback_url,omitempty"`
 }
 
 // RequestEvent delivers an event to a request ("close" is a return).

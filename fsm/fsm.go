@@ -43,6 +43,8 @@ type Notification struct {
 	Transitions []Transition
 	// Requests names the requests whose record changed.
 	Requests []int64
+	// RequestTransitions are the requests' changes of state.
+	RequestTransitions []RequestTransition
 }
 
 // Config configures an FSM.
@@ -169,7 +171,7 @@ func (f *FSM) ApplyCommand(index uint64, b []byte) Result {
 	}
 	if f.notify != nil && (len(tx.logs) > 0 || len(tx.touched) > 0 || len(tx.touchedRequests) > 0) {
 		f.notify(Notification{Index: index, Type: t, At: tx.at, Logs: tx.logs, Devices: tx.touched,
-			Transitions: tx.transitions, Requests: tx.touchedRequests})
+			Transitions: tx.transitions, Requests: tx.touchedRequests, RequestTransitions: tx.requestTransitions})
 	}
 	return res
 }
@@ -246,6 +248,8 @@ type txn struct {
 	touched         []string
 	touchedRequests []int64
 	transitions     []Transition
+	// requestTransitions: see Notification.RequestTransitions.
+	requestTransitions []RequestTransition
 }
 
 // decode unmarshals a command body. Failure means a corrupt log: panic.

@@ -70,6 +70,7 @@ func (m *DeviceTx) At() time.Time { return m.tx.at }
 // changes. Counters are untouched.
 func (m *DeviceTx) Goto(state string, timeout time.Duration) {
 	d := m.d
+	from := d.State
 	if d.State != state {
 		m.Log("statemachine", "entering state %s", state)
 	}
@@ -77,7 +78,7 @@ func (m *DeviceTx) Goto(state string, timeout time.Duration) {
 	d.StateEntered = m.tx.at
 	d.Generation++
 	d.StateDeadline = m.tx.deviceDeadline(timeout)
-	m.tx.transitions = append(m.tx.transitions, Transition{Device: d.Name, State: state, Generation: d.Generation, Deadline: d.StateDeadline})
+	m.tx.transitions = append(m.tx.transitions, Transition{Device: d.Name, State: state, From: from, Generation: d.Generation, Deadline: d.StateDeadline})
 	m.tx.touchDevice(d.Name)
 }
 
@@ -137,10 +138,20 @@ func (m *DeviceTx) ImagingResult(result string) {
 	m.tx.requestResult(m.d, result)
 }
 
+// RequestTransition is a request's change of state (re-entering the same
+// state, as a device search does every 10 s, is not one).
+type RequestTransition struct {
+	Request int64  `json:"request"`
+	State   string `json:"state"`
+}
+
 // Transition is one state entry, reported to watchers (the executor).
 type Transition struct {
-	Device     string    `json:"device"`
-	State      string    `json:"state"`
+	Device string `json:"device"`
+	State  string `json:"state"`
+	// From is the state the device left (State again for a re-entry, as
+	// a health check or a ping round makes).
+	From       string    `json:"from,omitempty"`
 	Generation uint64    `json:"generation"`
 	Deadline   time.Time `json:"deadline,omitzero"`
 }

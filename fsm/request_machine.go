@@ -60,11 +60,13 @@ func (m *RequestTx) Goto(state string, timeout time.Duration) {
 	r := m.r
 	if r.State != state {
 		m.Log("statemachine", "entering state %s", state)
+		m.tx.requestTransitions = append(m.tx.requestTransitions, RequestTransition{Request: r.ID, State: state})
 	}
 	r.State, r.StateEntered = state, m.tx.at
 	r.Generation++
 	r.StateDeadline = m.tx.deadline(timeout)
 	m.tx.touchRequest(r.ID)
+	m.tx.noteCallback(r)
 }
 
 // Inc increments a counter and returns its new value.

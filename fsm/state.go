@@ -135,6 +135,10 @@ type Request struct {
 	// failed-bad-image).
 	Device        string `json:"device,omitempty"`
 	ImagingResult string `json:"imaging_result,omitempty"`
+
+	// CallbackURL and Callbacks: see callback.go.
+	CallbackURL string     `json:"callback_url,omitempty"`
+	Callbacks   []Callback `json:"callbacks,omitempty"`
 }
 
 // RelayBoard is a ProXR relay board controlling a rack's power.

@@ -27,7 +27,7 @@ func (s *Server) requestURL(id int64) string {
 func (s *Server) newRequest(r *fsm.Request) api.Request {
 	return api.Request{ID: r.ID, RequestedDevice: r.RequestedDevice, Assignee: r.Assignee,
 		Expires: api.FormatTime(r.Expires), Environment: r.Environment, Image: r.Image,
-		BootConfig: r.BootConfig, AssignedDevice: r.Device, URL: s.requestURL(r.ID)}
+		BootConfig: r.BootConfig, AssignedDevice: r.Device, URL: s.requestURL(r.ID), CallbackURL: r.CallbackURL}
 }
 
 // parseDuration accepts what the original's int() did: a JSON integer, a
@@ -129,6 +129,10 @@ func (s *Server) postRequest(r *http.Request, ps httprouter.Params) (any, error)
 			return nil, err
 		}
 	}
+	callbackURL, err := callbackURLField(body)
+	if err != nil {
+		return nil, err
+	}
 	dev := ps.ByName("id")
 	var keys []string
 	var imgOK, devOK bool
@@ -152,7 +156,7 @@ func (s *Server) postRequest(r *http.Request, ps httprouter.Params) (any, error)
 	res, err := s.apply(r, fsm.CmdRequestCreate, &fsm.RequestCreate{
 		Header:          fsm.Header{At: now},
 		RequestedDevice: dev, Assignee: assignee, Expires: now.Add(dur), Image: image,
-		BootConfig: bootConfig, Environment: env, Server: s.cluster.Self().Name,
+		BootConfig: bootConfig, Environment: env, Server: s.cluster.Self().Name, CallbackURL: callbackURL,
 	})
 	if err != nil {
 		return nil, err

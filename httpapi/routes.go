@@ -86,6 +86,10 @@ func (s *Server) routes() http.Handler {
 	rt.json(get, "/api/request/:id/event/:event/", s.requestEvent, s.ordered)
 	rt.json(post, "/api/request/:id/event/:event/", s.requestEvent, s.ordered)
 
+	// State-change events (Server-Sent Events): a stream, no 303.
+	rt.r.GET("/api/events/", s.getEvents)
+	rt.r.GET("/api/events", s.getEvents)
+
 	// Images and PXE configs.
 	rt.json(get, "/api/image/list/", s.getImageList, s.read)
 	rt.json(post, "/api/image/", s.postImage, s.ordered)
@@ -102,6 +106,7 @@ func (s *Server) routes() http.Handler {
 	rt.json(get, "/api/cluster/self/", s.getClusterSelf)
 	rt.json(post, "/api/cluster/join/", s.postClusterJoin, s.requireToken)
 	rt.json(post, "/api/cluster/remove/", s.postClusterRemove, s.requireToken)
+	rt.json(post, "/api/cluster/transfer-leader/", s.postTransferLeader, s.requireToken)
 	rt.r.GET("/api/cluster/backup/", s.getBackup) // a file, not JSON: no 303
 	rt.json(post, "/api/cluster/restore/", s.postRestore, s.requireToken)
 	rt.mount(get, "/_cluster/*path", s.cluster.Handler())

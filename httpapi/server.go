@@ -82,6 +82,9 @@ type Server struct {
 	states stateCache
 
 	handler http.Handler
+
+	// events feeds GET /api/events/ (SetEvents; nil: 404).
+	events EventSource
 }
 
 // New builds a Server from cfg.

@@ -154,9 +154,12 @@ func TestPrune(t *testing.T) {
 	})
 	require.NoError(t, s.Sync())
 
+	require.Zero(t, s.Pruned())
+	require.Positive(t, s.Size())
 	n, err := s.Prune(t0.Add(-time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, 3, n)
+	require.Equal(t, uint64(3), s.Pruned(), "retention deletions are counted")
 	require.Equal(t, []string{"new"}, messages(query(t, s, fsm.LogDevice, "panda-0001", Query{})))
 	require.Empty(t, query(t, s, fsm.LogDevice, "panda-0002", Query{}))
 	require.Empty(t, query(t, s, fsm.LogRequest, "17", Query{}))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -61,6 +62,7 @@ type Query struct {
 // channel to answer once everything queued before it is committed.
 type item struct {
 	entries []fsm.LogEntry
+	events  []Event
 	synced  chan error
 }
 
@@ -85,6 +87,9 @@ type Store struct {
 	// nextID is the last id written; only the writer goroutine touches it
 	// after Open.
 	nextID uint64
+
+	// pruned counts the entries Prune has deleted since Open.
+	pruned atomic.Uint64
 }
 
 // Open opens (or creates) the store at cfg.Path and starts its writer and
@@ -105,7 +110,7 @@ func Open(cfg Config) (*Store, error) {
 		stop:   make(chan struct{}),
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range append([]string{string(metaBucket)}, kinds...) {
+		for _, name := range append([]string{string(metaBucket), string(eventsBucket)}, kinds...) {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return err
 			}
@@ -199,21 +204,23 @@ func (s *Store) Sync() error {
 // writes what is left in the queue and returns.
 func (s *Store) writer() {
 	var batch []fsm.LogEntry
+	var events []Event
 	var waiting []chan error
 	flush := func() {
 		var err error
-		if len(batch) > 0 {
-			if err = s.write(batch); err != nil {
-				s.logger.Error("lost log entries", "count", len(batch), "error", err)
+		if len(batch) > 0 || len(events) > 0 {
+			if err = s.write(batch, events); err != nil {
+				s.logger.Error("lost log entries", "count", len(batch), "events", len(events), "error", err)
 			}
 		}
 		for _, ch := range waiting {
 			ch <- err
 		}
-		batch, waiting = batch[:0], waiting[:0]
+		batch, events, waiting = batch[:0], events[:0], waiting[:0]
 	}
 	take := func(it item) {
 		batch = append(batch, it.entries...)
+		events = append(events, it.events...)
 		if it.synced != nil {
 			waiting = append(waiting, it.synced)
 		}
@@ -252,9 +259,12 @@ func (s *Store) writer() {
 }
 
 // write stores one batch in a single transaction.
-func (s *Store) write(batch []fsm.LogEntry) error {
+func (s *Store) write(batch []fsm.LogEntry, events []Event) error {
 	id := s.nextID
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := putEvents(tx, events); err != nil {
+			return err
+		}
 		for _, e := range batch {
 			nb, err := tx.Bucket([]byte(e.Kind)).CreateBucketIfNotExists([]byte(e.Name))
 			if err != nil {
@@ -354,7 +364,10 @@ func (s *Store) Prune(before time.Time) (int, error) {
 	defer s.leave()
 
 	limit := encodeKey(before, 0)
-	total := 0
+	total, err := s.pruneEvents(before)
+	if err != nil {
+		return total, err
+	}
 	for _, kind := range kinds {
 		var names [][]byte
 		err := s.db.View(func(tx *bolt.Tx) error {
@@ -370,6 +383,7 @@ func (s *Store) Prune(before time.Time) (int, error) {
 			for {
 				n, more, err := s.pruneChunk(kind, name, limit)
 				total += n
+				s.pruned.Add(uint64(n))
 				if err != nil {
 					return total, fmt.Errorf("prune %s %q: %w", kind, name, err)
 				}
@@ -416,6 +430,21 @@ func (s *Store) pruneChunk(kind string, name, limit []byte) (n int, more bool, e
 		return 0, false, err
 	}
 	return n, more, nil
+}
+
+// Pruned returns how many entries Prune has deleted since the store was
+// opened (retention deletions).
+func (s *Store) Pruned() uint64 { return s.pruned.Load() }
+
+// Size returns the size of the database in bytes (0 once closed).
+func (s *Store) Size() int64 {
+	if err := s.enter(); err != nil {
+		return 0
+	}
+	defer s.leave()
+	var size int64
+	s.db.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
+	return size
 }
 
 // DeleteName removes the whole log of one device or request, including

@@ -212,3 +212,7 @@ func onOff(on bool) string {
 	}
 	return "off"
 }
+
+// Waiting returns how many operations wait for their board (queued behind
+// another operation or its recovery pause), over every board.
+func (c *Client) Waiting() int { return c.q.waitingTotal() }

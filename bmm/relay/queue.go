@@ -78,3 +78,14 @@ func (q *queue) releaseLocked(addr string) {
 	next.granted = true
 	close(next.ready)
 }
+
+// waitingTotal returns how many callers wait for a board, over every board.
+func (q *queue) waitingTotal() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, ws := range q.boards {
+		n += len(ws)
+	}
+	return n
+}

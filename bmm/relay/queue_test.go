@@ -113,3 +113,26 @@ func TestQueueCancelAfterGrantPassesOn(t *testing.T) {
 		require.False(t, q.held("a"))
 	}
 }
+
+// Waiting counts the callers queued behind a held board, over every board.
+func TestClientWaiting(t *testing.T) {
+	c := &Client{q: newQueue()}
+	require.Equal(t, 0, c.Waiting())
+	require.NoError(t, c.q.acquire(context.Background(), "a:1"))
+	require.NoError(t, c.q.acquire(context.Background(), "b:1"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errs := make(chan error, 3)
+	for _, addr := range []string{"a:1", "a:1", "b:1"} {
+		// Exits when granted the board or when ctx is cancelled.
+		go func() { errs <- c.q.acquire(ctx, addr) }()
+	}
+	require.Eventually(t, func() bool { return c.Waiting() == 3 }, 5*time.Second, time.Millisecond)
+	c.q.release("b:1")
+	require.NoError(t, <-errs)
+	require.Equal(t, 2, c.Waiting())
+	cancel()
+	require.Error(t, <-errs)
+	require.Error(t, <-errs)
+	require.Equal(t, 0, c.Waiting())
+}

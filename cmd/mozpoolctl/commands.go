@@ -38,14 +38,26 @@ var commands = []*command{
 	{name: "device show", args: "NAME", summary: "show a device", run: runDeviceShow},
 	{name: "device set-comments", args: "NAME TEXT", summary: `set a device's comments ("" clears)`, run: runDeviceSetComments},
 	{name: "device set-environment", args: "NAME ENV", summary: "set a device's environment", run: runDeviceSetEnvironment},
+	{name: "device please", args: "NAME EVENT [--image I [--boot-config JSON]]", summary: "send a please_* event (image, power_cycle, self_test, start_maintenance) to a device", run: runDevicePlease},
+	{name: "device state", args: "NAME --from OLD --to NEW", summary: "force a device from state OLD to NEW (fails if it is not in OLD)", run: runDeviceState},
+	{name: "device power-cycle", args: "NAME", summary: "power-cycle a device through its relay (boots from its SD card)", run: runDevicePowerCycle},
+	{name: "device power-off", args: "NAME", summary: "turn a device's power off through its relay", run: runDevicePowerOff},
+	{name: "device ping", args: "NAME", summary: "ping a device from its imaging server (exit 1 when it does not answer)", run: runDevicePing},
+	{name: "device log", args: "NAME [--lines N] [--follow]", summary: "show a device's log; --follow prints new lines until interrupted", run: runDeviceLog},
 	// The two-word request commands come before "request" itself, which
 	// would otherwise take "list", "show", ... as a device name.
 	{name: "request list", args: "[--all]", summary: "list open requests (--all includes closed ones)", run: runRequestList},
 	{name: "request show", args: "ID [--lines N]", summary: "show a request and its newest log lines", run: runRequestShow},
 	{name: "request renew", args: "ID SECONDS", summary: "make a request expire SECONDS from now", run: runRequestRenew},
 	{name: "request return", args: "ID", summary: "return a request's device (close the request)", run: runRequestReturn},
+	{name: "request log", args: "ID [--lines N] [--follow]", summary: "show a request's log; --follow prints new lines until it is closed or failed", run: runRequestLog},
 	{name: "request", args: "any|NAME --image I [--env E] [--duration S] [--boot-config K=V ...] [--assignee A] [--wait]",
 		summary: "request a device imaged with I; --wait follows it until ready (exit 0) or failed (exit 1)", run: runRequest},
+	{name: "events", args: "[--follow] [--since INDEX] [--kind K] [--device D] [--request R] [--imaging-server S] [--state S]",
+		summary: "print device and request state changes (kept ones; --follow: as they happen)", run: runEvents},
+	{name: "operator raft list-peers", summary: "list the Raft servers: node, id, address, leader or follower, voter", run: runRaftListPeers},
+	{name: "operator raft remove-peer", args: "ID | --id ID", summary: "remove a server from the Raft configuration (as remove; token)", run: runRaftRemovePeer},
+	{name: "operator raft transfer-leader", args: "[--id ID]", summary: "have the leader hand leadership to ID, or to the most up-to-date voter (token)", run: runRaftTransferLeader},
 	{name: "relay", args: "powercycle|status|turnon|turnoff HOST[:PORT] BANK RELAY", summary: "power-cycle, switch or read a relay over ProXR, straight to the board (60 s deadline)", run: runRelay},
 }
 

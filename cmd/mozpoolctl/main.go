@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	e.cmd = cmd
 
 	// 2. Run it; Ctrl-C cancels the request in flight.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(baseContext(), os.Interrupt)
 	defer stop()
 	err = cmd.run(ctx, e, rest)
 

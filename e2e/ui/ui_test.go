@@ -131,6 +131,8 @@ func TestUI(t *testing.T) {
 		goTo("hardware", `document.querySelectorAll('#page-hardware .vt-row:not([hidden])').length === 12`)
 		goTo("log", `!!document.querySelector('#page-log input[list=log-device-names]')`)
 		goTo("home", `!document.querySelector('#page-home').hidden`)
+		// The page follows the node's event stream rather than polling fast.
+		b.waitFor(20*time.Second, `document.documentElement.dataset.events === 'open'`, "the event stream")
 		b.screenshot("home")
 		b.requireClean(true)
 	})

@@ -98,3 +98,6 @@ export function relative(ms) {
   else s = `${Math.floor(d / 86400)}d${Math.floor(d % 86400 / 3600)}h`;
   return past ? `${s} ago` : `in ${s}`;
 }
+
+/** eventsURL is the node's state-change event stream (Server-Sent Events). */
+export function eventsURL() { return new URL('events/', base).href; }

@@ -1,8 +1,9 @@
-// The app shell: hash routes to pages, one poll loop for the page shown,
-// the job queue, and the connection banner. Pages are built on first visit
+// The app shell: hash routes to pages, one poll loop for the page shown
+// (driven by the node's event stream while it is open), the job queue, and
+// the connection banner. Pages are built on first visit
 // and kept, so selection and scroll survive switching between them.
 
-import { server, get } from './api.js';
+import { server, get, eventsURL } from './api.js';
 import { JobQueue } from './jobs.js';
 import * as home from './pages/home.js';
 import * as requests from './pages/requests.js';
@@ -11,6 +12,12 @@ import * as hardware from './pages/hardware.js';
 import * as log from './pages/log.js';
 
 const POLL_MS = 3000;
+// While the event stream is open, a change of state refreshes the page (at
+// most every EVENT_REFRESH_MS) and the poll, every STREAM_POLL_MS, catches
+// what makes no event (comments, renewals). The log page, whose lines are
+// not events, keeps polling every POLL_MS.
+const EVENT_REFRESH_MS = 500;
+const STREAM_POLL_MS = 10000;
 const factories = { home, requests, devices, hardware, log };
 const pages = {};
 const main = document.getElementById('main');
@@ -96,8 +103,31 @@ async function refresh(force = false) {
 let soon;
 ctx.refreshSoon = () => { clearTimeout(soon); soon = setTimeout(() => refresh(true), 200); };
 
-// Poll the page shown; a hidden tab does not poll, and catches up when seen.
-setInterval(() => { if (!document.hidden) refresh(); }, POLL_MS);
+// Device and request state changes refresh the page shown; a burst of them
+// makes one refresh. The browser reconnects a dropped stream by itself,
+// resuming after the last event it saw.
+let streaming = false, pending = null;
+if (window.EventSource) {
+  const es = new EventSource(eventsURL());
+  es.onopen = () => { streaming = true; document.documentElement.dataset.events = 'open'; };
+  es.onerror = () => { streaming = false; document.documentElement.dataset.events = 'closed'; };
+  const changed = () => {
+    if (pending || document.hidden) return;
+    pending = setTimeout(() => { pending = null; refresh(); }, EVENT_REFRESH_MS);
+  };
+  es.addEventListener('device', changed);
+  es.addEventListener('request', changed);
+}
+
+// Poll the page shown (every POLL_MS, or STREAM_POLL_MS while the stream
+// is open); a hidden tab does not poll, and catches up when seen.
+let lastPoll = 0;
+setInterval(() => {
+  const slow = streaming && current !== pages.log;
+  if (document.hidden || (slow && Date.now() - lastPoll < STREAM_POLL_MS)) return;
+  lastPoll = Date.now();
+  refresh();
+}, POLL_MS);
 document.addEventListener('visibilitychange', () => { if (!document.hidden) refresh(); });
 
 // "/" jumps to the page's search box, as in most web apps; Escape closes

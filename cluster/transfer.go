@@ -1,0 +1,65 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/hashicorp/raft"
+)
+
+const pathTransfer = "/_cluster/transfer-leader"
+
+// TransferLeadership has the leader hand its leadership to the voter with
+// node id id, or to the most up-to-date voter when id is "". It returns
+// once the leader has stepped down (the new leader is elected right
+// after). Asking the leader to transfer to itself changes nothing.
+func (n *Node) TransferLeadership(ctx context.Context, id string) error {
+	body, err := json.Marshal(map[string]string{"id": id})
+	if err != nil {
+		return err
+	}
+	return n.onLeader(ctx, pathTransfer, body, func() error { return n.transferLocal(id) }, nil)
+}
+
+func (n *Node) transferLocal(id string) error {
+	if id == n.id {
+		return nil
+	}
+	if id == "" {
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			return raftErr(err)
+		}
+		n.logger.Info("leadership transferred on request")
+		return nil
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return raftErr(err)
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) != id {
+			continue
+		}
+		if s.Suffrage != raft.Voter {
+			return fmt.Errorf("%w: %q is not a voter", ErrUnknownNode, id)
+		}
+		if err := n.raft.LeadershipTransferToServer(s.ID, s.Address).Error(); err != nil {
+			return raftErr(err)
+		}
+		n.logger.Info("leadership transferred on request", "to", id)
+		return nil
+	}
+	return fmt.Errorf("%w: %q", ErrUnknownNode, id)
+}
+
+// transferHandler serves pathTransfer on the leader.
+func (n *Node) transferHandler(b []byte) (any, error) {
+	var req struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(b, &req); err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	return struct{}{}, n.transferLocal(req.ID)
+}
