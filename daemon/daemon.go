@@ -125,6 +125,7 @@ type Daemon struct {
 	URL        string // the advertised API URL
 	TFTPServer *pxe.Server
 	Syslog     *syslog.Receiver // nil unless SyslogAddr is set
+	API        *httpapi.Server
 
 	ln      net.Listener
 	srv     *http.Server
@@ -293,6 +294,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	d.API = api
 
 	// Nothing can fail from here on: start the goroutines.
 	var ctx context.Context
