@@ -219,18 +219,20 @@ func (s *State) lookupIdem(key string, at time.Time) (*idemEntry, bool) {
 	return e, true
 }
 
+// pruneIdem drops the entries of q past their TTL or beyond idemMax from
+// its head and returns the rest. It reslices rather than copies (a copy of
+// up to idemMax pointers for every keyed command made Apply O(idemMax));
+// append reallocates, and so frees the dropped head, as q grows.
 func (s *State) pruneIdem(q []*idemEntry, oldest time.Time) []*idemEntry {
 	drop := 0
 	for drop < len(q) && (len(q)-drop > idemMax || q[drop].At.Before(oldest)) {
 		if s.idem[q[drop].Key] == q[drop] {
 			delete(s.idem, q[drop].Key)
 		}
+		q[drop] = nil // let the entry go before the array does
 		drop++
 	}
-	if drop == 0 {
-		return q
-	}
-	return append([]*idemEntry(nil), q[drop:]...)
+	return q[drop:]
 }
 
 // txn is the context of one Apply: the state it mutates and what it has to
