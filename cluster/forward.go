@@ -24,6 +24,7 @@ const (
 	pathJoin    = "/_cluster/join"
 	pathRemove  = "/_cluster/remove"
 	pathRestore = "/_cluster/restore"
+	pathIndex   = "/_cluster/index"
 )
 
 // maxForwardBody caps internal request bodies (an inventory sync of 10,000
@@ -266,11 +267,14 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("POST "+pathRestore, n.internal(func(b []byte) (any, error) {
 		return struct{}{}, n.restoreLocal(b)
 	}))
+	mux.HandleFunc("POST "+pathIndex, n.internal(func([]byte) (any, error) {
+		return leaderIndex{CommitIndex: n.raft.CommitIndex()}, nil
+	}))
 	// Anything else gets a JSON error too, not the mux's plain text.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		code, msg := http.StatusNotFound, "not found"
 		switch r.URL.Path {
-		case pathApply, pathJoin, pathRemove, pathRestore:
+		case pathApply, pathJoin, pathRemove, pathRestore, pathIndex:
 			code, msg = http.StatusMethodNotAllowed, "method not allowed"
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -281,6 +285,11 @@ func (n *Node) Handler() http.Handler {
 }
 
 var errBadRequest = errors.New("bad request")
+
+// leaderIndex is the leader's answer to pathIndex.
+type leaderIndex struct {
+	CommitIndex uint64 `json:"commit_index"`
+}
 
 func (n *Node) internal(fn func([]byte) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
