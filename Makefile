@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: help build run test test-ui test-python test-short fuzz bench bench-ui lint fmt tidy cover clean
+.PHONY: help build run test test-ui test-python test-short fuzz bench bench-ui bench-catchup lint fmt tidy cover clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ bench: ## replicated writes/s, request creations/s with 1,000 simulated boards, 
 
 bench-ui: ## the Devices page with 10,000 devices in headless Chromium: first paint, search, rebuild (ms)
 	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench DevicesPage10k -benchtime 3x -timeout 15m ./e2e/ui/
+
+bench-catchup: ## restart of one node of a 10,000-device cluster: seconds to serving, snapshot size, restore time, replay rate
+	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench CatchUp10k -benchtime 3x -timeout 30m ./daemon/daemontest/
 
 lint: ## gofmt, go vet
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
