@@ -181,7 +181,8 @@ func Start(cfg Config) (d *Daemon, err error) {
 		Logger: cfg.Logger.Named("fsm"), Devices: lifeguard.Machine{}, Requests: requests.Machine{},
 		Notify: func(n fsm.Notification) {
 			if len(n.Logs) > 0 {
-				d.Logs.Append(n.Logs)
+				// Not again for an entry replayed after a restart.
+				d.Logs.AppendApplied(n.Index, n.Logs)
 			}
 			if e := executor.Load(); e != nil {
 				e.Notify(n)
