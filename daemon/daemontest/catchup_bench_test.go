@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -41,7 +42,8 @@ const catchUpDevices = 10002 // 3 racks of 3,334
 //   - replay-entries and replay-entries/s: the log entries applied after
 //     the snapshot, and their rate over the catch-up time less the restore.
 //
-// Run it with make bench-catchup.
+// Run it with make bench-catchup; MOZPOOL_CATCHUP_PROFILE=FILE also writes
+// a CPU profile of the last restart, from the restart to Serving.
 func BenchmarkCatchUp10k(b *testing.B) {
 	const tailOps, missedOps = 40000, 5000
 	c := New(b, 3)
@@ -78,6 +80,15 @@ func BenchmarkCatchUp10k(b *testing.B) {
 		snapBytes = int64(len(snap))
 		b.StartTimer()
 
+		// MOZPOOL_CATCHUP_PROFILE=file writes a CPU profile of the last
+		// restart alone, from the restart to Serving.
+		profile := os.Getenv("MOZPOOL_CATCHUP_PROFILE")
+		if profile != "" && i == b.N-1 {
+			f, err := os.Create(profile)
+			require.NoError(b, err)
+			require.NoError(b, pprof.StartCPUProfile(f))
+			defer f.Close()
+		}
 		start := time.Now()
 		back = c.Restart(back)
 		started := time.Since(start) // includes the restore of the snapshot
@@ -89,6 +100,9 @@ func BenchmarkCatchUp10k(b *testing.B) {
 			return back.Cluster.Serving()
 		}, 5*time.Minute, time.Millisecond, "the restarted node never served")
 		took := time.Since(start)
+		if profile != "" && i == b.N-1 {
+			pprof.StopCPUProfile()
+		}
 		total += took
 		startup += started
 		leaderKnown += led
