@@ -293,3 +293,42 @@ func (f *FSM) StateRecords() ([]StateRecord, error) {
 	}
 	return out, nil
 }
+
+// clone copies the state deeply enough that Apply may change the original
+// while the copy is encoded: every entity is copied, with its maps and
+// slices. Idempotency entries are shared: Apply never changes one, it
+// replaces it (the queues are copied, as pruning clears their slots).
+// TestClone_CopiesEveryReference keeps it in step with the entity types.
+func (s *State) clone() *State {
+	c := &State{
+		Servers:          cloneEntities(s.Servers, nil),
+		HardwareTypes:    cloneEntities(s.HardwareTypes, nil),
+		Images:           cloneEntities(s.Images, func(v *Image) { v.BootConfigKeys = slices.Clone(v.BootConfigKeys) }),
+		PXEConfigs:       cloneEntities(s.PXEConfigs, nil),
+		ImagePXEConfigs:  cloneEntities(s.ImagePXEConfigs, nil),
+		Devices:          cloneEntities(s.Devices, func(v *Device) { v.Counters = maps.Clone(v.Counters) }),
+		Requests:         cloneEntities(s.Requests, func(v *Request) { v.Counters = maps.Clone(v.Counters) }),
+		RelayBoards:      cloneEntities(s.RelayBoards, nil),
+		NextID:           maps.Clone(s.NextID),
+		TimeScale:        s.TimeScale,
+		MinDeviceTimeout: s.MinDeviceTimeout,
+		idem:             s.idem, // not encoded: the queues are
+		idemOrder:        slices.Clone(s.idemOrder),
+		autoOrder:        slices.Clone(s.autoOrder),
+	}
+	return c
+}
+
+// cloneEntities copies every entity of m; deep, if set, copies the
+// references inside one.
+func cloneEntities[K comparable, V any](m map[K]*V, deep func(*V)) map[K]*V {
+	out := make(map[K]*V, len(m))
+	for k, p := range m {
+		v := *p
+		if deep != nil {
+			deep(&v)
+		}
+		out[k] = &v
+	}
+	return out
+}
