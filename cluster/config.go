@@ -97,8 +97,9 @@ type Config struct {
 	// restores its latest snapshot and replays the log after it, so the
 	// two bound its catch-up: at most about SnapshotThreshold entries
 	// plus two intervals of writes, and what it missed while down.
-	// Defaults 4096 and 5 s (a snapshot of 10,000 devices takes tens of
-	// milliseconds, during which applies wait).
+	// Defaults 4096 and 5 s (Applies wait only while the state of 10,000
+	// devices is copied, a few milliseconds; it is encoded and written
+	// alongside them).
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	// TrailingLogs is the number of entries kept in the log after a
