@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: help build run test test-ui test-python test-short fuzz bench bench-vs-etcd bench-ui lint check-monitoring fmt tidy cover clean
+.PHONY: help build run test test-ui test-python test-short fuzz bench bench-vs-etcd bench-ui bench-catchup lint check-monitoring fmt tidy cover clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ bench-vs-etcd: ## the claim-and-release workload against this cluster and a 3-me
 
 bench-ui: ## the Devices page with 10,000 devices in headless Chromium: first paint, search, rebuild (ms)
 	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench DevicesPage10k -benchtime 3x -timeout 15m ./e2e/ui/
+
+bench-catchup: ## restart of one node of a 10,000-device cluster: seconds to serving, snapshot size, restore time, replay rate
+	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench CatchUp10k -benchtime 3x -timeout 30m ./daemon/daemontest/
 
 lint: ## gofmt, go vet
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -681,3 +682,60 @@ func TestCluster_BackupAndRestore(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, res.Error())
 }
+
+// TestCluster_ForwardRefusesUndecodableCommand: a forwarded command the
+// FSM cannot decode is refused 400 before it is proposed (applied, it
+// would crash every node, at every replay); unknown internal paths and
+// methods get JSON errors.
+func TestCluster_ForwardRefusesUndecodableCommand(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 1)
+	leader := waitLeader(t, nodes...)
+	before := leader.fsm.AppliedIndex()
+	post := func(method, path string, body []byte) (int, api.Error) {
+		req, err := http.NewRequest(method, leader.srv.URL+path, bytesReader(body))
+		require.NoError(t, err)
+		req.Header.Set(api.HeaderToken, testToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, "application/json; charset=utf-8", resp.Header.Get("Content-Type"))
+		var e api.Error
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+		return resp.StatusCode, e
+	}
+	for _, b := range []string{"", "{", `{"comments": "x"}`, "\x00{}", "\x07", "\x07{", "\x07[]", "\x07{\"at\": 5}", "\x7f{}"} {
+		code, e := post(http.MethodPost, pathApply, []byte(b))
+		require.Equal(t, http.StatusBadRequest, code, "%q: %s", b, e.Error)
+		require.NotEmpty(t, e.Error)
+	}
+	require.True(t, leader.n.IsLeader())
+	require.Equal(t, before, leader.fsm.AppliedIndex(), "nothing was proposed")
+
+	code, e := post(http.MethodGet, pathApply, nil)
+	require.Equal(t, http.StatusMethodNotAllowed, code, e.Error)
+	code, e = post(http.MethodPost, "/_cluster/../../etc/passwd", nil)
+	require.Equal(t, http.StatusNotFound, code, e.Error)
+}
+
+// TestCluster_InternalBodyLimit: an internal call with a body over the
+// limit is answered 413, not read whole.
+func TestCluster_InternalBodyLimit(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 1)
+	leader := waitLeader(t, nodes...)
+	req, err := http.NewRequest(http.MethodPost, leader.srv.URL+pathApply, io.LimitReader(zeros{}, maxForwardBody+1))
+	require.NoError(t, err)
+	req.Header.Set(api.HeaderToken, testToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	var e api.Error
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+	require.NotEmpty(t, e.Error)
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }

@@ -24,6 +24,7 @@ const (
 	pathJoin    = "/_cluster/join"
 	pathRemove  = "/_cluster/remove"
 	pathRestore = "/_cluster/restore"
+	pathIndex   = "/_cluster/index"
 )
 
 // maxForwardBody caps internal request bodies (an inventory sync of 10,000
@@ -247,7 +248,9 @@ func (n *Node) Authorized(r *http.Request) bool {
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+pathApply, n.internal(func(b []byte) (any, error) {
-		if _, err := fsm.Decode(b, nil); err != nil {
+		// A command the FSM cannot apply would crash every node (at
+		// every replay too): refuse it before it reaches the log.
+		if err := fsm.CheckCommand(b); err != nil {
 			return nil, fmt.Errorf("%w: %v", errBadRequest, err)
 		}
 		res, index, err := n.applyLocalIndex(b)
@@ -273,10 +276,29 @@ func (n *Node) Handler() http.Handler {
 		return struct{}{}, n.restoreLocal(b)
 	}))
 	mux.HandleFunc("POST "+pathTransfer, n.internal(n.transferHandler))
+	mux.HandleFunc("POST "+pathIndex, n.internal(func([]byte) (any, error) {
+		return leaderIndex{CommitIndex: n.raft.CommitIndex()}, nil
+	}))
+	// Anything else gets a JSON error too, not the mux's plain text.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		code, msg := http.StatusNotFound, "not found"
+		switch r.URL.Path {
+		case pathApply, pathJoin, pathRemove, pathRestore, pathIndex, pathTransfer:
+			code, msg = http.StatusMethodNotAllowed, "method not allowed"
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(api.Error{Error: msg})
+	})
 	return mux
 }
 
 var errBadRequest = errors.New("bad request")
+
+// leaderIndex is the leader's answer to pathIndex.
+type leaderIndex struct {
+	CommitIndex uint64 `json:"commit_index"`
+}
 
 func (n *Node) internal(fn func([]byte) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -298,6 +320,11 @@ func (n *Node) internal(fn func([]byte) (any, error)) http.HandlerFunc {
 		}
 		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxForwardBody))
 		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				fail(http.StatusRequestEntityTooLarge, "too_large", err)
+				return
+			}
 			fail(http.StatusBadRequest, "bad_request", err)
 			return
 		}

@@ -48,6 +48,9 @@ type Node struct {
 	// serving latches once the node has caught up after its start; see
 	// Serving.
 	serving atomic.Bool
+	// joinIndex is the leader's commit index as this node asked it after
+	// its start (0: not yet known); Serving waits until it is applied.
+	joinIndex atomic.Uint64
 
 	shutdownCh   chan struct{}
 	shutdownOnce sync.Once
@@ -162,7 +165,8 @@ func (n *Node) openRaft() error {
 	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
 	rc.CommitTimeout = cfg.CommitTimeout
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
-	rc.TrailingLogs = 10240
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
 	rc.NoLegacyTelemetry = true
 	rc.Logger = cfg.Logger.Named("raft")
 

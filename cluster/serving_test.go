@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -30,4 +31,28 @@ func TestNode_ServingAndWaitApplied(t *testing.T) {
 
 	tn.stop()
 	require.ErrorIs(t, tn.n.WaitApplied(context.Background(), idx+1000), ErrShutdown)
+}
+
+// A follower restarted behind the leader serves only once it has applied
+// what the leader had committed when it came back, not as soon as it has
+// applied the first batch the leader sends it (its own commit index rises
+// only as far as the entries it has received).
+func TestNode_RestartedFollowerServesOnlyOnceCaughtUpWithTheLeader(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 3)
+	leader := waitLeader(t, nodes...)
+	back := followers(nodes, leader)[0]
+	back.stop()
+	ctx := context.Background()
+	for i := range 1500 {
+		res, err := leader.n.Apply(ctx, fsm.CmdImageUpsert, imageCmd(fmt.Sprintf("img-%d", i)))
+		require.NoError(t, err)
+		require.NoError(t, res.Error())
+	}
+	target := leader.n.AppliedIndex()
+
+	back = back.restart()
+	require.Eventually(t, back.n.Serving, 30*time.Second, time.Millisecond)
+	require.GreaterOrEqual(t, back.n.AppliedIndex(), target, "serving before it had applied what was committed at its restart")
+	require.True(t, hasImage(back.fsm, "img-1499"))
 }

@@ -155,11 +155,21 @@ func (n *Node) Health() error {
 // election) does not turn reads away. Until then the node's state may be
 // older than what it served before a restart, and the API answers reads
 // with 503 (see docs/design.md#reads-never-go-back-in-time).
+//
+// A follower's own commit index is no measure of that: Raft raises it only
+// as far as the entries the leader has sent so far, so a node restarted
+// behind the leader would be caught up with its own log after the first
+// batch of entries. A follower therefore asks the leader its commit index
+// once (watchServing) and serves only once it has applied that too.
 func (n *Node) Serving() bool {
 	if n.serving.Load() {
 		return true
 	}
-	if n.CaughtUp() {
+	target := n.joinIndex.Load()
+	if target == 0 && !n.IsLeader() {
+		return false
+	}
+	if n.CaughtUp() && n.AppliedIndex() >= target {
 		if n.serving.CompareAndSwap(false, true) {
 			n.logger.Info("caught up with the cluster: serving reads", "applied_index", n.AppliedIndex())
 		}
@@ -179,6 +189,9 @@ func (n *Node) watchServing() {
 	t := time.NewTicker(servingPoll)
 	defer t.Stop()
 	for !n.Serving() {
+		if n.joinIndex.Load() == 0 {
+			n.askJoinIndex()
+		}
 		select {
 		case <-n.shutdownCh:
 			return
@@ -204,5 +217,30 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 20*time.Millisecond)
+	}
+}
+
+// askJoinIndex asks the leader, if another node leads, for its commit
+// index and keeps it in joinIndex. A leader that cannot be asked (a
+// version without the call, a token mismatch) leaves the node to its own
+// commit index, as before; one that does not answer now is asked again
+// at the next poll.
+func (n *Node) askJoinIndex() {
+	l := n.Leader()
+	if l == nil || l.HTTPAddr == "" || l.ID == n.id {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HeartbeatTimeout)
+	defer cancel()
+	var out leaderIndex
+	err := n.forward(ctx, l, pathIndex, nil, &out)
+	switch {
+	case err == nil:
+		n.joinIndex.Store(max(out.CommitIndex, 1))
+		n.logger.Info("catching up with the leader", "leader_commit_index", out.CommitIndex, "applied_index", n.AppliedIndex())
+	case errors.Is(err, errRetry) || ctx.Err() != nil:
+	default:
+		n.logger.Warn("could not ask the leader its commit index: serving once caught up with the local one", "error", err)
+		n.joinIndex.Store(1)
 	}
 }

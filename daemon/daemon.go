@@ -131,6 +131,7 @@ type Daemon struct {
 	Metrics    *metrics.Metrics // served at MetricsPath
 	Callbacks  *callbacks.Deliverer
 	Events     *events.Hub // state-change events, stored in Logs
+	API        *httpapi.Server
 
 	ln      net.Listener
 	srv     *http.Server
@@ -189,7 +190,8 @@ func Start(cfg Config) (d *Daemon, err error) {
 		Logger: cfg.Logger.Named("fsm"), Devices: lifeguard.Machine{}, Requests: requests.Machine{},
 		Notify: func(n fsm.Notification) {
 			if len(n.Logs) > 0 {
-				d.Logs.Append(n.Logs)
+				// Not again for an entry replayed after a restart.
+				d.Logs.AppendApplied(n.Index, n.Logs)
 			}
 			d.Metrics.Notify(d.FSM, n)
 			d.Events.Publish(events.Derive(d.FSM, n))
@@ -316,6 +318,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 		return nil, err
 	}
 	api.SetEvents(d.Events)
+	d.API = api
 
 	// Nothing can fail from here on: start the goroutines.
 	var ctx context.Context

@@ -343,3 +343,32 @@ func FuzzApplySequence(f *testing.F) {
 		require.Equal(t, snapshotBytes(t, a), snapshotBytes(t, c), "replicas differ")
 	})
 }
+
+// FuzzCheckCommand feeds arbitrary bytes to CheckCommand, the guard before
+// a forwarded command is proposed: what it lets through, Apply must apply
+// without panicking (a panic there crashes every node, at every replay).
+func FuzzCheckCommand(f *testing.F) {
+	for _, s := range []string{
+		"", "{", "\x00{}", "\x07", "\x07{", "\x07{}", "\x07null", "\x07[]", `\x07{"at": "x"}`,
+		"\x10{\"requested_device\": \"any\"}", "\x7b\"a\": 1}", "\x87{}", "\x80{}", "\xff", "\x03{\"inventory\": 5}",
+		"\x11{\"id\": 99999999999999999999}", "\x0e{\"scale\": 1e309}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if fsm.CheckCommand(b) != nil {
+			return
+		}
+		fuzzFSM(t).ApplyCommand(100, b)
+	})
+}
+
+// A command CheckCommand refuses is one Apply would panic on.
+func TestCheckCommand_RefusesWhatApplyPanicsOn(t *testing.T) {
+	for _, b := range []string{"", "{", `{"comments": "x"}`, "\x00{}", "\x07", "\x07{", "\x07[]", `\x07{"at": 5}`, "\x7f{}"} {
+		require.Error(t, fsm.CheckCommand([]byte(b)), "%q", b)
+		require.Panics(t, func() { fuzzFSM(t).ApplyCommand(100, []byte(b)) }, "%q", b)
+	}
+	require.NoError(t, fsm.CheckCommand([]byte("\x87{}")), "an unknown command marked IgnoreUnknown is skipped by Apply")
+	require.NotPanics(t, func() { fuzzFSM(t).ApplyCommand(100, []byte("\x87{}")) })
+}

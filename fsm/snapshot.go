@@ -253,3 +253,82 @@ func (s *State) restoreRecord(t recordType, b []byte) error {
 		return fmt.Errorf("unknown record type")
 	}
 }
+
+// recordKinds names the record types StateRecords returns.
+var recordKinds = map[recordType]string{
+	recServer: "server", recHardwareType: "hardware_type", recImage: "image", recPXEConfig: "pxe_config",
+	recImagePXEConfig: "image_pxe_config", recDevice: "device", recRequest: "request", recRelayBoard: "relay_board",
+	recCounters: "counters", recTimeScale: "time_scale", recMinDeviceTimeout: "min_device_timeout",
+}
+
+// StateRecord is one entity of the replicated state as a snapshot holds it.
+type StateRecord struct {
+	// Kind is the entity kind: "server", "device", "request", ...
+	Kind string
+	// JSON is the entity as the snapshot encodes it.
+	JSON json.RawMessage
+}
+
+// StateRecords returns the replicated state as snapshot records in
+// snapshot order, without the header and without the remembered results
+// of idempotency keys (every command adds one, even a refused one), so
+// that equal states give equal records on every node: tests compare them
+// to show that a refused call changed nothing.
+func (f *FSM) StateRecords() ([]StateRecord, error) {
+	f.stateMu.RLock()
+	b, err := encodeSnapshotAt(f.s, 0)
+	f.stateMu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	var out []StateRecord
+	for len(b) > 0 {
+		t := recordType(b[0])
+		n, k := binary.Uvarint(b[1:])
+		body := b[1+k : 1+k+int(n)]
+		b = b[1+k+int(n):]
+		if kind, ok := recordKinds[t]; ok {
+			out = append(out, StateRecord{Kind: kind, JSON: body})
+		}
+	}
+	return out, nil
+}
+
+// clone copies the state deeply enough that Apply may change the original
+// while the copy is encoded: every entity is copied, with its maps and
+// slices. Idempotency entries are shared: Apply never changes one, it
+// replaces it (the queues are copied, as pruning clears their slots).
+// TestClone_CopiesEveryReference keeps it in step with the entity types.
+func (s *State) clone() *State {
+	c := &State{
+		Servers:          cloneEntities(s.Servers, nil),
+		HardwareTypes:    cloneEntities(s.HardwareTypes, nil),
+		Images:           cloneEntities(s.Images, func(v *Image) { v.BootConfigKeys = slices.Clone(v.BootConfigKeys) }),
+		PXEConfigs:       cloneEntities(s.PXEConfigs, nil),
+		ImagePXEConfigs:  cloneEntities(s.ImagePXEConfigs, nil),
+		Devices:          cloneEntities(s.Devices, func(v *Device) { v.Counters = maps.Clone(v.Counters) }),
+		Requests:         cloneEntities(s.Requests, func(v *Request) { v.Counters = maps.Clone(v.Counters) }),
+		RelayBoards:      cloneEntities(s.RelayBoards, nil),
+		NextID:           maps.Clone(s.NextID),
+		TimeScale:        s.TimeScale,
+		MinDeviceTimeout: s.MinDeviceTimeout,
+		idem:             s.idem, // not encoded: the queues are
+		idemOrder:        slices.Clone(s.idemOrder),
+		autoOrder:        slices.Clone(s.autoOrder),
+	}
+	return c
+}
+
+// cloneEntities copies every entity of m; deep, if set, copies the
+// references inside one.
+func cloneEntities[K comparable, V any](m map[K]*V, deep func(*V)) map[K]*V {
+	out := make(map[K]*V, len(m))
+	for k, p := range m {
+		v := *p
+		if deep != nil {
+			deep(&v)
+		}
+		out[k] = &v
+	}
+	return out
+}

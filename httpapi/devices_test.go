@@ -176,13 +176,17 @@ func TestSetCommentsErrors(t *testing.T) {
 	e := newTestEnv(t)
 	for _, route := range []string{"set-comments", "set-environment"} {
 		for _, body := range []string{"", "null", "[]", `"x"`, "{", `{}`, `{"other": "x"}`, `{"comments": 1, "environment": 1}`,
-			`{"comments": null, "environment": null}`, `{"comments": "x", "environment": "x"} trailing`} {
+			`{"comments": null, "environment": null}`, `{"comments": "x", "environment": "x"} trailing`,
+			// Not UTF-8: refused, not stored as U+FFFD.
+			"{\"comments\": \"\xff\xfe\", \"environment\": \"\xc3\x28\"}"} {
 			t.Run(fmt.Sprintf("%s %s", route, body), func(t *testing.T) {
 				e.post("/api/device/dev1/"+route+"/", body).requireError(t, http.StatusBadRequest)
 			})
 		}
 		e.post("/api/device/nosuch/"+route+"/", `{"comments": "x", "environment": "x"}`).requireError(t, http.StatusNotFound)
 	}
+	details := e.getOK("/api/device/dev1/details/")["device"].(map[string]any)
+	require.Nil(t, details["comments"], "a refused body left the device alone")
 	// The FSM's own validation (environment too long) is a 400 too.
 	e.post("/api/device/dev1/set-environment/", map[string]string{"environment": string(make([]byte, 40))}).requireError(t, http.StatusBadRequest)
 }

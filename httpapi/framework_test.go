@@ -92,6 +92,10 @@ func TestBodyTooLarge(t *testing.T) {
 	e := newTestEnv(t)
 	big := `{"comments": "` + strings.Repeat("x", maxBodyBytes) + `"}`
 	e.post("/api/device/dev1/set-comments/", big).requireError(t, http.StatusRequestEntityTooLarge)
+	// Routes that take no body refuse one over the limit too, rather
+	// than act and leave it unread.
+	e.post("/api/device/dev1/state-change/new/to/locked_out/", big).requireError(t, http.StatusRequestEntityTooLarge)
+	e.post("/api/request/1/return/", big).requireError(t, http.StatusRequestEntityTooLarge)
 	// Nothing was proposed.
 	e.getOK("/api/device/list/?details")
 	require.Len(t, e.cluster.headers, 1, "only the inventory load was applied")

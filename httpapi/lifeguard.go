@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 
 	"github.com/julienschmidt/httprouter"
@@ -20,7 +19,7 @@ import (
 func (s *Server) deviceEvent(r *http.Request, ps httprouter.Params) (any, error) {
 	var args fsm.EventArgs
 	if r.Method == http.MethodPost {
-		b, err := readBody(r, maxBodyBytes)
+		b, err := readJSONBody(r, maxBodyBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -47,7 +46,14 @@ func (s *Server) deviceEvent(r *http.Request, ps httprouter.Params) (any, error)
 // is not in {old} (unless its stored state is one the machine does not
 // know).
 func (s *Server) stateChange(r *http.Request, ps httprouter.Params) (any, error) {
-	io.Copy(io.Discard, io.LimitReader(r.Body, maxBodyBytes)) // body ignored
+	if err := discardBody(r); err != nil { // body ignored, within the limit
+		return nil, err
+	}
+	for _, p := range []string{"old", "new"} {
+		if err := checkStateName(ps.ByName(p)); err != nil {
+			return nil, err
+		}
+	}
 	_, err := s.apply(r, fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{
 		Device: ps.ByName("id"), From: ps.ByName("old"), To: ps.ByName("new"),
 	})
@@ -86,4 +92,24 @@ func (s *Server) postRegister(r *http.Request, ps httprouter.Params) (any, error
 // getLifeguardStates lists the device state table.
 func (s *Server) getLifeguardStates(*http.Request, httprouter.Params) (any, error) {
 	return map[string]any{"states": lifeguard.States()}, nil
+}
+
+// maxStateNameLen is the longest state name a forced change takes.
+const maxStateNameLen = 64
+
+// checkStateName refuses a state name that no state machine could have:
+// empty, longer than maxStateNameLen, or with characters other than
+// letters, digits, '_' and '-' (a path, NUL, markup, bytes that are not
+// UTF-8). A well-formed name the table does not know is taken, as in the
+// original.
+func checkStateName(name string) error {
+	if name == "" || len(name) > maxStateNameLen {
+		return badRequestf("state name %q must be 1-%d characters", name, maxStateNameLen)
+	}
+	for _, c := range []byte(name) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return badRequestf("state name %q may hold only letters, digits, '_' and '-'", name)
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -38,4 +39,13 @@ func TestStateChange(t *testing.T) {
 	require.Equal(t, string(lifeguard.StateReady), state("dev1"))
 
 	change("nosuch", lifeguard.StateNew, lifeguard.StateReady).requireError(t, http.StatusNotFound)
+
+	// A name no state could have is refused, the device untouched.
+	for _, bad := range []lifeguard.State{"..", "%2e%2e", "%00", "a%00b", "%ff%fe", "%3Cscript%3E", "%20",
+		lifeguard.State(strings.Repeat("x", 65))} {
+		msg := change("dev1", lifeguard.StateReady, bad).requireError(t, http.StatusBadRequest)
+		require.Contains(t, msg, "state name", bad)
+		change("dev1", bad, lifeguard.StateReady).requireError(t, http.StatusBadRequest)
+		require.Equal(t, string(lifeguard.StateReady), state("dev1"))
+	}
 }

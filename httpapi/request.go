@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -38,10 +39,39 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// discardBody reads and drops the body of a route that takes none, so that
+// one over the limit is refused 413 like on every other route rather than
+// left unread.
+func discardBody(r *http.Request) error {
+	_, err := io.Copy(io.Discard, http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errBodyTooLarge
+		}
+		return badRequestf("read body: %v", err)
+	}
+	return nil
+}
+
+// readJSONBody is readBody for a JSON body, which must be UTF-8: the
+// decoder would silently turn other bytes into U+FFFD, and store a
+// mangled string.
+func readJSONBody(r *http.Request, limit int64) ([]byte, error) {
+	b, err := readBody(r, limit)
+	if err != nil {
+		return nil, err
+	}
+	if !utf8.Valid(b) {
+		return nil, badRequestf("body is not valid UTF-8")
+	}
+	return b, nil
+}
+
 // decodeObject reads a JSON object from the body into v, whatever the
 // Content-Type (the original UI posts JSON as form data).
 func decodeObject(r *http.Request, v any, limit int64) error {
-	b, err := readBody(r, limit)
+	b, err := readJSONBody(r, limit)
 	if err != nil {
 		return err
 	}

@@ -306,6 +306,9 @@ func (s *Server) returnRequest(w http.ResponseWriter, r *http.Request, ps httpro
 		if err != nil {
 			return nil, err
 		}
+		if err := discardBody(r); err != nil { // body ignored, within the limit
+			return nil, err
+		}
 		_, err = s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: string(requests.EventClose)})
 		if err != nil {
 			return nil, err
@@ -322,7 +325,7 @@ func (s *Server) requestEvent(r *http.Request, ps httprouter.Params) (any, error
 	}
 	var args fsm.RequestEventArgs
 	if r.Method == http.MethodPost {
-		b, err := readBody(r, maxBodyBytes)
+		b, err := readJSONBody(r, maxBodyBytes)
 		if err != nil {
 			return nil, err
 		}

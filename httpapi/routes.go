@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/julienschmidt/httprouter"
@@ -39,7 +40,7 @@ func (s *Server) routes() http.Handler {
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { s.writeError(w, req, errNotFound) })
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { s.writeError(w, req, errMethodNotAllowed) })
 	r.PanicHandler = s.recoverPanic
-	rt := routeTable{s: s, r: r}
+	rt := routeTable{s: s, r: r, list: &s.routeList}
 
 	// Top level. The web UI is static files; "/" and "/ui" send browsers to it.
 	rt.json(get, "/api/version/", s.getVersion)
@@ -70,8 +71,8 @@ func (s *Server) routes() http.Handler {
 	rt.owned(post, "/api/device/:id/clear-pxe/", s.deviceOwner, s.postClearPXE)
 	rt.owned(get, "/api/device/:id/ping/", s.deviceOwner, s.getPing)
 	rt.owned(get, "/api/relay/:board/test/", s.boardOwner, s.getRelayTest)
-	rt.r.GET("/api/device/:id/bootconfig", s.getBootConfig) // verbatim, no 303; gated itself
-	rt.r.GET("/api/device/:id/bootconfig/", s.getBootConfig)
+	rt.raw(get, "/api/device/:id/bootconfig", s.getBootConfig) // verbatim, no 303; gated itself
+	rt.raw(get, "/api/device/:id/bootconfig/", s.getBootConfig)
 
 	// Requests (the Mozpool layer): any node serves every route.
 	rt.json(post, "/api/device/:id/request/", s.postRequest, s.validated)
@@ -79,16 +80,16 @@ func (s *Server) routes() http.Handler {
 	rt.json(get, "/api/request/:id/details/", s.getRequestDetails, s.read)
 	rt.json(get, "/api/request/:id/status/", s.getRequestStatus, s.read)
 	rt.json(get, "/api/request/:id/log/", s.getRequestLog, s.read)
-	rt.r.POST("/api/request/:id/renew/", s.renewRequest) // no 303, as the original
-	rt.r.POST("/api/request/:id/renew", s.renewRequest)
-	rt.r.POST("/api/request/:id/return/", s.returnRequest)
-	rt.r.POST("/api/request/:id/return", s.returnRequest)
+	rt.raw(post, "/api/request/:id/renew/", s.renewRequest) // no 303, as the original
+	rt.raw(post, "/api/request/:id/renew", s.renewRequest)
+	rt.raw(post, "/api/request/:id/return/", s.returnRequest)
+	rt.raw(post, "/api/request/:id/return", s.returnRequest)
 	rt.json(get, "/api/request/:id/event/:event/", s.requestEvent, s.ordered)
 	rt.json(post, "/api/request/:id/event/:event/", s.requestEvent, s.ordered)
 
 	// State-change events (Server-Sent Events): a stream, no 303.
-	rt.r.GET("/api/events/", s.getEvents)
-	rt.r.GET("/api/events", s.getEvents)
+	rt.raw(get, "/api/events/", s.getEvents)
+	rt.raw(get, "/api/events", s.getEvents)
 
 	// Images and PXE configs.
 	rt.json(get, "/api/image/list/", s.getImageList, s.read)
@@ -107,7 +108,7 @@ func (s *Server) routes() http.Handler {
 	rt.json(post, "/api/cluster/join/", s.postClusterJoin, s.requireToken)
 	rt.json(post, "/api/cluster/remove/", s.postClusterRemove, s.requireToken)
 	rt.json(post, "/api/cluster/transfer-leader/", s.postTransferLeader, s.requireToken)
-	rt.r.GET("/api/cluster/backup/", s.getBackup) // a file, not JSON: no 303
+	rt.raw(get, "/api/cluster/backup/", s.getBackup) // a file, not JSON: no 303
 	rt.json(post, "/api/cluster/restore/", s.postRestore, s.requireToken)
 	rt.mount(get, "/_cluster/*path", s.cluster.Handler())
 	rt.mount(post, "/_cluster/*path", s.cluster.Handler())
@@ -115,11 +116,33 @@ func (s *Server) routes() http.Handler {
 	return r
 }
 
-// routeTable registers routes on the router with the server's adapter.
-type routeTable struct {
-	s *Server
-	r *httprouter.Router
+// Route is one method and path pattern the router serves, as registered
+// (httprouter syntax: ":name" is a parameter, "*name" a catch-all).
+type Route struct {
+	Method string
+	Path   string
 }
+
+// Routes lists every method and path pattern the server registers, both
+// spellings of each JSON route included, in registration order. Tests walk
+// it so that no route escapes them.
+func (s *Server) Routes() []Route { return slices.Clone(s.routeList) }
+
+// routeTable registers routes on the router with the server's adapter and
+// records each one in list.
+type routeTable struct {
+	s    *Server
+	r    *httprouter.Router
+	list *[]Route
+}
+
+func (rt routeTable) handle(method, path string, h httprouter.Handle) {
+	rt.r.Handle(method, path, h)
+	*rt.list = append(*rt.list, Route{Method: method, Path: path})
+}
+
+// raw registers an httprouter handle as it is: no checks, no redirect.
+func (rt routeTable) raw(method, path string, h httprouter.Handle) { rt.handle(method, path, h) }
 
 // json registers a JSON route at path (which ends in "/") and its
 // slash-less spelling. The checks run first, in order; then a slash-less
@@ -136,19 +159,20 @@ func (rt routeTable) json(method, path string, h handlerFunc, checks ...check) {
 		}
 		return h(r, ps)
 	}
-	rt.r.Handle(method, path, rt.s.handle(wrapped))
-	rt.r.Handle(method, strings.TrimSuffix(path, "/"), rt.s.handle(wrapped))
+	rt.handle(method, path, rt.s.handle(wrapped))
+	rt.handle(method, strings.TrimSuffix(path, "/"), rt.s.handle(wrapped))
 }
 
 // both registers h at path with and without a trailing slash, answering
 // both directly.
 func (rt routeTable) both(method, path string, h handlerFunc) {
 	path = strings.TrimSuffix(path, "/")
-	rt.r.Handle(method, path, rt.s.handle(h))
-	rt.r.Handle(method, path+"/", rt.s.handle(h))
+	rt.handle(method, path, rt.s.handle(h))
+	rt.handle(method, path+"/", rt.s.handle(h))
 }
 
 // mount hands every path matching a catch-all pattern to h.
 func (rt routeTable) mount(method, path string, h http.Handler) {
 	rt.r.Handler(method, path, h)
+	*rt.list = append(*rt.list, Route{Method: method, Path: path})
 }

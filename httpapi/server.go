@@ -81,7 +81,8 @@ type Server struct {
 	now    func() time.Time
 	states stateCache
 
-	handler http.Handler
+	handler   http.Handler
+	routeList []Route // what routes registered, for Routes
 
 	// events feeds GET /api/events/ (SetEvents; nil: 404).
 	events EventSource

@@ -448,3 +448,25 @@ func BenchmarkAppend(b *testing.B) {
 	require.NoError(b, s.Sync())
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
 }
+
+// The lines of a log entry are stored once: a restarted node that applies
+// again the entries after its last snapshot does not store their lines a
+// second time, across a reopen too; a later entry's lines are stored.
+func TestAppendApplied_OncePerEntry(t *testing.T) {
+	cfg := testConfig(t)
+	s, err := Open(cfg)
+	require.NoError(t, err)
+	s.AppendApplied(5, []fsm.LogEntry{devLog("panda-0001", t0, "five")})
+	s.AppendApplied(6, []fsm.LogEntry{devLog("panda-0001", t0.Add(time.Second), "six")})
+	s.AppendApplied(6, []fsm.LogEntry{devLog("panda-0001", t0.Add(time.Second), "six")})
+	require.NoError(t, s.Close())
+
+	s = openStore(t, cfg)
+	// The replay after a restart.
+	s.AppendApplied(5, []fsm.LogEntry{devLog("panda-0001", t0, "five")})
+	s.AppendApplied(6, []fsm.LogEntry{devLog("panda-0001", t0.Add(time.Second), "six")})
+	s.AppendApplied(7, []fsm.LogEntry{devLog("panda-0001", t0.Add(2*time.Second), "seven")})
+	// Lines that come from no log entry are always stored.
+	s.Append([]fsm.LogEntry{devLog("panda-0001", t0.Add(3*time.Second), "local")})
+	require.Equal(t, []string{"five", "six", "seven", "local"}, messages(query(t, s, fsm.LogDevice, "panda-0001", Query{})))
+}

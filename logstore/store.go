@@ -37,6 +37,9 @@ const maxBatch = 8192
 var (
 	metaBucket = []byte("meta")
 	seqKey     = []byte("seq")
+	// appliedKey holds the highest Raft log index whose lines are stored
+	// (see AppendApplied).
+	appliedKey = []byte("applied")
 	kinds      = []string{fsm.LogDevice, fsm.LogRequest}
 )
 
@@ -64,6 +67,8 @@ type item struct {
 	entries []fsm.LogEntry
 	events  []Event
 	synced  chan error
+	// index is the Raft log index the entries come from (0: none).
+	index uint64
 }
 
 // Store is a node's local log store. Its methods are safe for concurrent use.
@@ -90,6 +95,9 @@ type Store struct {
 
 	// pruned counts the entries Prune has deleted since Open.
 	pruned atomic.Uint64
+	// applied is the highest log index AppendApplied has taken (loaded
+	// from appliedKey at Open).
+	applied atomic.Uint64
 }
 
 // Open opens (or creates) the store at cfg.Path and starts its writer and
@@ -120,6 +128,9 @@ func Open(cfg Config) (*Store, error) {
 				return fmt.Errorf("%w: sequence of %d bytes", ErrCorrupt, len(v))
 			}
 			s.nextID = binary.BigEndian.Uint64(v)
+		}
+		if v := tx.Bucket(metaBucket).Get(appliedKey); len(v) == 8 {
+			s.applied.Store(binary.BigEndian.Uint64(v))
 		}
 		return nil
 	})
@@ -158,7 +169,24 @@ func (s *Store) leave() { s.mu.RUnlock() }
 // (milliseconds), and a stall here slows the FSM's apply loop, which is the
 // back-pressure we want, instead of silently losing a device's history.
 // After Close, Append drops the entries.
-func (s *Store) Append(entries []fsm.LogEntry) {
+func (s *Store) Append(entries []fsm.LogEntry) { s.append(0, entries) }
+
+// AppendApplied is Append for the lines of the Raft log entry at index,
+// which the FSM has just applied. Lines of an entry at or below the
+// highest index already taken are dropped: a restarted node applies again
+// the entries after its last snapshot, whose lines it stored before it
+// stopped, and would otherwise store them twice. The index is written
+// with the lines, so lines queued but lost in a crash are stored when the
+// entry is applied again.
+func (s *Store) AppendApplied(index uint64, entries []fsm.LogEntry) {
+	if index <= s.applied.Load() {
+		return
+	}
+	s.applied.Store(index) // only the FSM's apply loop calls this
+	s.append(index, entries)
+}
+
+func (s *Store) append(index uint64, entries []fsm.LogEntry) {
 	if len(entries) == 0 {
 		return
 	}
@@ -182,7 +210,7 @@ func (s *Store) Append(entries []fsm.LogEntry) {
 		return
 	}
 	defer s.leave()
-	s.queue <- item{entries: es}
+	s.queue <- item{entries: es, index: index}
 }
 
 // Sync waits until everything appended before the call is on disk. It
@@ -206,21 +234,23 @@ func (s *Store) writer() {
 	var batch []fsm.LogEntry
 	var events []Event
 	var waiting []chan error
+	var index uint64 // the highest log index in batch
 	flush := func() {
 		var err error
 		if len(batch) > 0 || len(events) > 0 {
-			if err = s.write(batch, events); err != nil {
+			if err = s.write(batch, events, index); err != nil {
 				s.logger.Error("lost log entries", "count", len(batch), "events", len(events), "error", err)
 			}
 		}
 		for _, ch := range waiting {
 			ch <- err
 		}
-		batch, events, waiting = batch[:0], events[:0], waiting[:0]
+		batch, events, waiting, index = batch[:0], events[:0], waiting[:0], 0
 	}
 	take := func(it item) {
 		batch = append(batch, it.entries...)
 		events = append(events, it.events...)
+		index = max(index, it.index)
 		if it.synced != nil {
 			waiting = append(waiting, it.synced)
 		}
@@ -259,7 +289,9 @@ func (s *Store) writer() {
 }
 
 // write stores one batch in a single transaction.
-func (s *Store) write(batch []fsm.LogEntry, events []Event) error {
+// write stores batch and events in a single transaction and, if index is
+// not 0, records it as the highest log index whose lines are stored.
+func (s *Store) write(batch []fsm.LogEntry, events []Event, index uint64) error {
 	id := s.nextID
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := putEvents(tx, events); err != nil {
@@ -273,6 +305,11 @@ func (s *Store) write(batch []fsm.LogEntry, events []Event) error {
 			id++
 			if err := nb.Put(encodeKey(e.At, id), encodeValue(e.Source, e.Message)); err != nil {
 				return fmt.Errorf("%s %q: %w", e.Kind, e.Name, err)
+			}
+		}
+		if index > 0 {
+			if err := tx.Bucket(metaBucket).Put(appliedKey, binary.BigEndian.AppendUint64(nil, index)); err != nil {
+				return err
 			}
 		}
 		return tx.Bucket(metaBucket).Put(seqKey, binary.BigEndian.AppendUint64(nil, id))

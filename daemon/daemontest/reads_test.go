@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/client"
+	"github.com/mozpool/mozpool/fsm"
 )
 
 // readsInventory is benchInventory with an image a request can ask for
@@ -146,4 +148,41 @@ func TestReads_RestartedNodeAnswers503UntilCaughtUp(t *testing.T) {
 	st, err := back.Client().RequestStatus(ctx, missed.ID)
 	require.NoError(t, err)
 	require.NotEmpty(t, st.State)
+}
+
+// A restarted node applies again the log entries after its last snapshot;
+// the device log lines those entries wrote before it stopped are not
+// stored a second time.
+func TestReads_RestartDoesNotDuplicateDeviceLogs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node cluster test")
+	}
+	ctx := context.Background()
+	c := New(t, 3)
+	c.LoadInventory(readsInventory())
+	leader := c.WaitLeader()
+	for i := range 5 {
+		_, err := leader.Cluster.Apply(ctx, fsm.CmdLogAppend, &fsm.LogAppend{Entries: []fsm.LogEntry{{
+			Kind: fsm.LogDevice, Name: "panda-0002", At: time.Now(), Source: "syslog", Message: fmt.Sprintf("line %d", i)}}})
+		require.NoError(t, err)
+	}
+	c.WaitConverged()
+	back := c.Followers()[0]
+	count := func(n *Node) int {
+		log, err := n.Client().DeviceLog(ctx, "panda-0002", 0)
+		require.NoError(t, err)
+		lines := 0
+		for _, e := range log {
+			if strings.HasPrefix(e.Message, "line ") {
+				lines++
+			}
+		}
+		return lines
+	}
+	require.Equal(t, 5, count(back))
+
+	back.Stop()
+	back = c.Restart(back)
+	require.Eventually(t, back.Cluster.Serving, 30*time.Second, 10*time.Millisecond)
+	require.Equal(t, 5, count(back), "every line once after the restart")
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"io"
 	"io/fs"
 	"net/http"
 	"path"
@@ -49,7 +50,11 @@ func serve(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := fs.ReadFile(assets, name)
 	if err != nil {
-		http.NotFound(w, r)
+		// The API's error shape, as for every other unknown path.
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, `{"error": "not found"}`+"\n")
 		return
 	}
 	tag, ok := etags.Load(name)

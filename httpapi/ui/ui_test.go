@@ -60,8 +60,12 @@ func TestHandlerRevalidates(t *testing.T) {
 
 func TestHandlerNotFound(t *testing.T) {
 	h := Handler()
-	for _, p := range []string{"/ui/nosuch.js", "/ui/js/", "/ui/../ui.go", "/ui/%2e%2e/ui.go"} {
-		require.Equal(t, http.StatusNotFound, get(t, h, p).Code, p)
+	for _, p := range []string{"/ui/nosuch.js", "/ui/js/", "/ui/../ui.go", "/ui/%2e%2e/ui.go", "/ui/../../etc/passwd", "/ui/%00"} {
+		w := get(t, h, p)
+		require.Equal(t, http.StatusNotFound, w.Code, p)
+		// The API's error shape, as every unknown path.
+		require.Equal(t, "application/json; charset=utf-8", w.Header().Get("Content-Type"), p)
+		require.JSONEq(t, `{"error": "not found"}`, w.Body.String(), p)
 	}
 }
 
