@@ -314,10 +314,8 @@ func (n *Node) internal(fn func([]byte) (any, error)) http.HandlerFunc {
 			fail(http.StatusForbidden, "unauthorized", ErrUnauthorized)
 			return
 		}
-		if n.raft.State() != raft.Leader {
-			fail(http.StatusMisdirectedRequest, "not_leader", ErrNotLeader)
-			return
-		}
+		// The body first, so an oversized one is 413 on every node, the
+		// leader or not.
 		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxForwardBody))
 		if err != nil {
 			var tooLarge *http.MaxBytesError
@@ -326,6 +324,10 @@ func (n *Node) internal(fn func([]byte) (any, error)) http.HandlerFunc {
 				return
 			}
 			fail(http.StatusBadRequest, "bad_request", err)
+			return
+		}
+		if n.raft.State() != raft.Leader {
+			fail(http.StatusMisdirectedRequest, "not_leader", ErrNotLeader)
 			return
 		}
 		v, err := fn(b)

@@ -57,6 +57,7 @@ var commandBodies = map[CommandType]func() Command{
 	CmdRequestExpire:        func() Command { return new(RequestExpire) },
 	CmdRequestCompact:       func() Command { return new(RequestCompact) },
 	CmdServerHealth:         func() Command { return new(ServerHealth) },
+	CmdCallbackDone:         func() Command { return new(CallbackDone) },
 }
 
 // CheckCommand reports whether b is a command this version can apply: a

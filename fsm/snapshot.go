@@ -301,13 +301,15 @@ func (f *FSM) StateRecords() ([]StateRecord, error) {
 // TestClone_CopiesEveryReference keeps it in step with the entity types.
 func (s *State) clone() *State {
 	c := &State{
-		Servers:          cloneEntities(s.Servers, nil),
-		HardwareTypes:    cloneEntities(s.HardwareTypes, nil),
-		Images:           cloneEntities(s.Images, func(v *Image) { v.BootConfigKeys = slices.Clone(v.BootConfigKeys) }),
-		PXEConfigs:       cloneEntities(s.PXEConfigs, nil),
-		ImagePXEConfigs:  cloneEntities(s.ImagePXEConfigs, nil),
-		Devices:          cloneEntities(s.Devices, func(v *Device) { v.Counters = maps.Clone(v.Counters) }),
-		Requests:         cloneEntities(s.Requests, func(v *Request) { v.Counters = maps.Clone(v.Counters) }),
+		Servers:         cloneEntities(s.Servers, nil),
+		HardwareTypes:   cloneEntities(s.HardwareTypes, nil),
+		Images:          cloneEntities(s.Images, func(v *Image) { v.BootConfigKeys = slices.Clone(v.BootConfigKeys) }),
+		PXEConfigs:      cloneEntities(s.PXEConfigs, nil),
+		ImagePXEConfigs: cloneEntities(s.ImagePXEConfigs, nil),
+		Devices:         cloneEntities(s.Devices, func(v *Device) { v.Counters = maps.Clone(v.Counters) }),
+		Requests: cloneEntities(s.Requests, func(v *Request) {
+			v.Counters, v.Callbacks = maps.Clone(v.Counters), slices.Clone(v.Callbacks)
+		}),
 		RelayBoards:      cloneEntities(s.RelayBoards, nil),
 		NextID:           maps.Clone(s.NextID),
 		TimeScale:        s.TimeScale,

@@ -289,7 +289,17 @@ func (s *sweep) do(call sweepCall) {
 		body = &oversized{left: sweepBodyLimit}
 		what = fmt.Sprintf("%s %s with a %d-byte body to %s", call.method, call.path, sweepBodyLimit, n.Name)
 	}
-	r, err := http.NewRequest(call.method, n.URL+call.path+call.query, body)
+	query := call.query
+	if call.method == http.MethodGet && strings.HasPrefix(call.path, "/api/events") {
+		// The event stream only ends when asked to: once, after the
+		// stored events.
+		if query == "" {
+			query = "?once"
+		} else {
+			query += "&once"
+		}
+	}
+	r, err := http.NewRequest(call.method, n.URL+call.path+query, body)
 	if err != nil {
 		// The URL cannot even be sent (Go refuses it): nothing to check.
 		s.calls--
