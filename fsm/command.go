@@ -258,8 +258,9 @@ type DeviceRegister struct {
 	Address string `json:"address,omitempty"` // where the announcement came from
 }
 
-// RequestCreate creates a request and runs its first device search in the
-// same Apply. The proposer computes Expires (its time + duration).
+// RequestCreate creates a request and puts it in the queue in the same
+// Apply (where it gets a free board at once if one suits it). The proposer
+// computes Expires (its time + duration).
 type RequestCreate struct {
 	Header
 	RequestedDevice string    `json:"requested_device"` // "any" or a device name
@@ -270,6 +271,16 @@ type RequestCreate struct {
 	Environment     string    `json:"environment"`
 	// Server is the imaging server that received the request.
 	Server string `json:"server"`
+
+	// Queue fields (all optional; see Request). Priority is nil for the
+	// default; MaxWait 0 for the default.
+	Priority      *int              `json:"priority,omitempty"`
+	Group         string            `json:"group,omitempty"`
+	HardwareType  string            `json:"hardware_type,omitempty"`
+	HardwareModel string            `json:"hardware_model,omitempty"`
+	Tags          map[string]string `json:"tags,omitempty"`
+	MaxWait       time.Duration     `json:"max_wait,omitempty"`
+	NoWait        bool              `json:"no_wait,omitempty"`
 }
 
 // RequestEvent delivers an event to a request ("close" is a return).

@@ -225,7 +225,7 @@ func TestRestore_Errors(t *testing.T) {
 		data    []byte
 		wantErr error // nil: any error
 	}{
-		{"wrong version", record(1, `{"version":2}`), fsm.ErrSnapshotVersion},
+		{"wrong version", record(1, `{"version":99}`), fsm.ErrSnapshotVersion},
 		{"version zero", record(1, `{}`), fsm.ErrSnapshotVersion},
 		{"empty", nil, nil},
 		{"garbage", []byte("this is not a snapshot"), nil},
