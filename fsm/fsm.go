@@ -306,8 +306,8 @@ func (tx *txn) touchRequest(id int64) {
 func (tx *txn) touchDevice(name string) {
 	if n := len(tx.touched); n == 0 || tx.touched[n-1] != name {
 		tx.touched = append(tx.touched, name)
-		tx.markDevice(name)
 	}
+	tx.markDevice(name)
 }
 
 // Snapshot captures the state. The state is encoded under the lock (a few

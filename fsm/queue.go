@@ -364,7 +364,12 @@ func (tx *txn) isFree(d *Device) bool {
 
 // markDevice asks the queue to look at a device at the end of the Apply
 // (its free-ness or its matches may have changed).
-func (tx *txn) markDevice(name string) { tx.dirty = append(tx.dirty, name) }
+func (tx *txn) markDevice(name string) {
+	if n := len(tx.dirty); n-1 > tx.dirtyDone && tx.dirty[n-1] == name {
+		return // marked and not looked at yet
+	}
+	tx.dirty = append(tx.dirty, name)
+}
 
 // markAllDevices marks every device (a change that may affect all
 // matches, such as a PXE config mapping or a server's health).

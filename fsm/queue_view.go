@@ -47,28 +47,57 @@ func (v *QueueView) Item(id int64) (QueueItem, bool) {
 	return v.Items[i], true
 }
 
-// queueViewMaxAge is how long a view computed for an unchanged state is
-// reused (positions move with aging even when nothing is applied).
-const queueViewMaxAge = time.Second
+// queueViewMaxAge is how long a view is reused (positions move with aging
+// even when nothing is applied). A view that was costly to compute (a long
+// queue: it holds the state's read lock meanwhile) is reused for as long
+// even if commands were applied since, so that reads cannot slow Apply
+// down; QueueItem still computes a fresh one for a request it lacks.
+const (
+	queueViewMaxAge = time.Second
+	queueViewCostly = 2 * time.Millisecond
+)
 
 type viewCache struct {
-	mu sync.Mutex
-	v  *QueueView
+	mu   sync.Mutex
+	v    *QueueView
+	cost time.Duration
 }
 
-// QueueView returns the queue as of now (cached per applied index for up
-// to a second).
+// QueueView returns the queue as of now (see queueViewMaxAge).
 func (f *FSM) QueueView(now time.Time) *QueueView {
-	f.viewCache.mu.Lock()
-	defer f.viewCache.mu.Unlock()
+	return f.queueView(now, false)
+}
+
+// QueueItem returns the queue item of request id as of now; ok is false
+// when it does not wait.
+func (f *FSM) QueueItem(now time.Time, id int64) (QueueItem, bool) {
+	if it, ok := f.queueView(now, false).Item(id); ok {
+		return it, true
+	}
+	waiting := false
+	f.Read(func(s *State) { waiting = s.Queue.Waiting(id) })
+	if !waiting {
+		return QueueItem{}, false
+	}
+	return f.queueView(now, true).Item(id)
+}
+
+func (f *FSM) queueView(now time.Time, fresh bool) *QueueView {
+	c := &f.viewCache
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	idx := f.applied.Load()
-	if v := f.viewCache.v; v != nil && v.Index == idx && now.Sub(v.At) < queueViewMaxAge && !now.Before(v.At) {
+	if v := c.v; v != nil && !fresh && now.Sub(v.At) < queueViewMaxAge && !now.Before(v.At) &&
+		(v.Index == idx || c.cost > queueViewCostly) {
 		return v
 	}
 	var v *QueueView
-	f.Read(func(s *State) { v = s.queueView(now, f.devices) })
-	v.Index = idx
-	f.viewCache.v = v
+	start := time.Now()
+	f.Read(func(s *State) {
+		v = s.queueView(now, f.devices)
+		v.Index = f.applied.Load()
+	})
+	c.v, c.cost = v, time.Since(start)
 	return v
 }
 
@@ -177,59 +206,68 @@ func (s *State) queueView(now time.Time, dm DeviceMachine) *QueueView {
 	return v
 }
 
+// orderKey is a request's place in the projected order.
+type orderKey struct {
+	aged bool
+	prio int
+	vtag uint64
+	seq  uint64
+	r    *Request
+}
+
+// cmpClass orders aged first, then priority (among requests not aged).
+func cmpClass(a, b *orderKey) int {
+	if a.aged != b.aged {
+		if a.aged {
+			return -1
+		}
+		return 1
+	}
+	if !a.aged && a.prio != b.prio {
+		if a.prio > b.prio {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
+
 // orderCompetition sorts reqs into projected service order.
 func (s *State) orderCompetition(reqs []*Request, now time.Time) {
-	byGroup := map[string][]*Request{}
-	for _, r := range reqs {
-		byGroup[r.FairGroup()] = append(byGroup[r.FairGroup()], r)
+	keys := make([]orderKey, len(reqs))
+	byGroup := map[string][]*orderKey{}
+	for i, r := range reqs {
+		keys[i] = orderKey{aged: s.aged(r, now), prio: r.Priority, seq: r.QueueSeq, r: r}
+		byGroup[r.FairGroup()] = append(byGroup[r.FairGroup()], &keys[i])
 	}
-	vtag := make(map[int64]uint64, len(reqs))
-	for g, rs := range byGroup {
-		slices.SortFunc(rs, func(a, b *Request) int {
-			if s.beforeInClass(a, b, now) {
-				return -1
+	for g, ks := range byGroup {
+		slices.SortFunc(ks, func(a, b *orderKey) int {
+			if c := cmpClass(a, b); c != 0 {
+				return c
 			}
-			return 1
+			return cmpU64(a.seq, b.seq)
 		})
 		clock := s.Queue.Groups[g]
 		tag, cost := uint64(0), uint64(fairCost)
 		if clock != nil {
 			tag, cost = max(clock.Tag, s.Queue.Virtual), clock.cost()
 		}
-		for k, r := range rs {
-			vtag[r.ID] = tag + uint64(k)*cost
+		for k, key := range ks {
+			key.vtag = tag + uint64(k)*cost
 		}
 	}
-	slices.SortFunc(reqs, func(a, b *Request) int {
-		aa, ab := s.aged(a, now), s.aged(b, now)
-		switch {
-		case aa != ab:
-			if aa {
-				return -1
-			}
-			return 1
-		case !aa && a.Priority != b.Priority:
-			if a.Priority > b.Priority {
-				return -1
-			}
-			return 1
-		case vtag[a.ID] != vtag[b.ID]:
-			return cmpU64(vtag[a.ID], vtag[b.ID])
+	slices.SortFunc(keys, func(a, b orderKey) int {
+		if c := cmpClass(&a, &b); c != 0 {
+			return c
 		}
-		return cmpU64(a.QueueSeq, b.QueueSeq)
+		if a.vtag != b.vtag {
+			return cmpU64(a.vtag, b.vtag)
+		}
+		return cmpU64(a.seq, b.seq)
 	})
-}
-
-// beforeInClass orders two requests of one group: aged, priority, arrival.
-func (s *State) beforeInClass(a, b *Request, now time.Time) bool {
-	aa, ab := s.aged(a, now), s.aged(b, now)
-	if aa != ab {
-		return aa
+	for i := range keys {
+		reqs[i] = keys[i].r
 	}
-	if !aa && a.Priority != b.Priority {
-		return a.Priority > b.Priority
-	}
-	return a.QueueSeq < b.QueueSeq
 }
 
 type boardTime struct {
