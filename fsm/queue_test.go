@@ -418,3 +418,22 @@ func TestQueue_PositionAndETA(t *testing.T) {
 	_, ok := v.Item(99)
 	require.False(t, ok)
 }
+
+// The history learns imaging time per hardware and image when a request
+// becomes ready, and hold time per group when it gives its board back;
+// ETAs use them.
+func TestQueue_HistoryLearns(t *testing.T) {
+	l := newQLab(t, 1, nil)
+	l.ready(qBoard(0))
+	r := l.create(func(c *fsm.RequestCreate) { c.Group = "team" })
+	l.at = l.at.Add(3 * time.Minute)
+	l.ok(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: qBoard(0), From: string(lifeguard.StatePXEPowerCycling),
+		To: string(lifeguard.StateOperationComplete)})
+	requireReq(t, l, r.ID, requests.StateReady)
+	l.at = l.at.Add(20 * time.Minute)
+	l.ok(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: r.ID, Event: string(requests.EventClose)})
+	l.f.Read(func(s *fsm.State) {
+		require.Equal(t, 3*time.Minute, s.ImagingTime(fsm.HardwareKey(qPanda, qPandaModel), "android"))
+		require.Equal(t, 20*time.Minute, s.HoldTime("team"))
+	})
+}
