@@ -29,7 +29,6 @@ func (tx *txn) applyDeviceSetEnvironment(b []byte) (any, error) {
 		return nil, fmt.Errorf("%w: environment longer than %d characters", ErrInvalid, maxEnvironmentLen)
 	}
 	d.Environment = c.Environment
-	tx.s.Queue.possible = map[string]bool{}
 	tx.touchDevice(d.Name)
 	tx.logDevice(d.Name, "api", "environment set to %q", c.Environment)
 	return nil, nil

@@ -338,6 +338,16 @@ func (s *State) matchesStatic(sig *signature, d *Device) bool {
 	if sig.env != "" && d.Environment != sig.env {
 		return false
 	}
+	return s.matchesInventory(sig, d) && s.PXEConfigFor(sig.image, d.HardwareType) != ""
+}
+
+// matchesInventory reports whether d has the hardware and tags sig asks
+// for: what only the inventory changes. (Environments and image-to-PXE
+// mappings are set through the API too, so a request may wait for them.)
+func (s *State) matchesInventory(sig *signature, d *Device) bool {
+	if sig.named != "" && d.Name != sig.named {
+		return false
+	}
 	if sig.hwType != "" || sig.hwModel != "" {
 		hw, ok := s.HardwareTypes[d.HardwareType]
 		if !ok || sig.hwType != "" && hw.Type != sig.hwType || sig.hwModel != "" && hw.Model != sig.hwModel {
@@ -349,7 +359,7 @@ func (s *State) matchesStatic(sig *signature, d *Device) bool {
 			return false
 		}
 	}
-	return s.PXEConfigFor(sig.image, d.HardwareType) != ""
+	return true
 }
 
 // isFree reports whether a request may claim d now: idle, unclaimed, on a
@@ -379,7 +389,6 @@ func (tx *txn) markAllDevices(filter func(*Device) bool) {
 			tx.markDevice(name)
 		}
 	}
-	tx.s.Queue.possible = map[string]bool{}
 }
 
 // runQueue assigns boards to waiting requests after a change: every
@@ -412,7 +421,7 @@ func (tx *txn) runQueue() {
 			}
 			sig := q.sigs[signatureKey(r)]
 			if !tx.possible(sig) {
-				r.Reason = "no board in the inventory matches the request's constraints (" + describeSignature(sig) + ")"
+				r.Reason = "no board in the inventory has the hardware and tags the request asks for (" + describeSignature(sig) + ")"
 				tx.dequeue(r)
 				tx.requests.GiveUp(&RequestTx{tx: tx, r: r}, false)
 				continue
@@ -458,18 +467,16 @@ func describeSignature(sig *signature) string {
 		}
 	}
 	add("device", sig.named)
-	add("environment", sig.env)
 	add("hardware_type", sig.hwType)
 	add("hardware_model", sig.hwModel)
-	add("image", sig.image)
 	for _, k := range slices.Sorted(maps.Keys(sig.tags)) {
 		add("tag "+k, sig.tags[k])
 	}
 	return strings.Join(parts, ", ")
 }
 
-// possible reports whether any device of the inventory could ever serve
-// the signature (cached until the inventory changes).
+// possible reports whether any device of the inventory has the hardware
+// and tags the signature asks for (cached until the inventory changes).
 func (tx *txn) possible(sig *signature) bool {
 	q := tx.s.Queue
 	if ok, cached := q.possible[sig.key]; cached {
@@ -478,10 +485,10 @@ func (tx *txn) possible(sig *signature) bool {
 	ok := false
 	if sig.named != "" {
 		d, found := tx.s.Devices[sig.named]
-		ok = found && tx.s.matchesStatic(sig, d)
+		ok = found && tx.s.matchesInventory(sig, d)
 	} else {
 		for _, d := range tx.s.Devices {
-			if tx.s.matchesStatic(sig, d) {
+			if tx.s.matchesInventory(sig, d) {
 				ok = true
 				break
 			}

@@ -270,12 +270,16 @@ func TestQueue_Constraints(t *testing.T) {
 	for _, mod := range []func(*fsm.RequestCreate){
 		func(c *fsm.RequestCreate) { c.Tags = map[string]string{"cpu": "armv8"} },
 		func(c *fsm.RequestCreate) { c.HardwareType = "beagle" },
-		func(c *fsm.RequestCreate) { c.HardwareType = qTegra; c.Environment = "b2g" },
+		func(c *fsm.RequestCreate) { c.HardwareType = qTegra; c.Tags = map[string]string{"cpu": "armv7"} },
 	} {
 		r := l.create(mod)
 		require.Equal(t, requests.StateFailedDeviceNotFound, requests.State(r.State), "fails in the creating Apply")
-		require.Contains(t, l.req(r.ID).Reason, "no board in the inventory matches")
+		require.Contains(t, l.req(r.ID).Reason, "no board in the inventory has")
 	}
+	// An environment nobody has is waited for: a board may be moved
+	// into it through the API.
+	r := l.create(func(c *fsm.RequestCreate) { c.HardwareType = qTegra; c.Environment = "b2g" })
+	requireReq(t, l, r.ID, requests.StateFindingDevice)
 }
 
 // A request for a named board that is busy waits for it, before later

@@ -105,10 +105,10 @@ func TestChoiceSkipsUnsupportedHardware(t *testing.T) {
 	r.requireRequest(any.ID, StateFindingDevice, "")
 	even := r.createB2G("any", "even")
 	r.requireRequest(even.ID, StateFindingDevice, "")
-	// No image config of the tegra installs b2g: a request for it can
-	// never be served.
+	// No image config of the tegra installs b2g: a request for it waits
+	// (until one is mapped, or its max_wait).
 	named := r.createB2G(tegra, "any")
-	r.requireRequest(named.ID, StateFailedDeviceNotFound, "")
+	r.requireRequest(named.ID, StateFindingDevice, "")
 	r.requireRequest(any.ID, StateFindingDevice, "")
 	r.requireRequest(even.ID, StateFindingDevice, "")
 	d := r.device(tegra)
@@ -237,7 +237,7 @@ func TestEnvironmentFilter(t *testing.T) {
 	r.closeRequest(evenEnv.ID)
 	r.force(evenEnv.Device, lifeguard.StatePXEPowerCycling, lifeguard.StateReady)
 	named := r.createB2G(evenEnv.Device, "odd")
-	r.requireRequest(named.ID, StateFailedDeviceNotFound, "")
+	r.requireRequest(named.ID, StateFindingDevice, "")
 }
 
 // Among equal devices the least recently used is chosen, so two devices

@@ -337,15 +337,21 @@ func TestSpecificDeviceNotReady(t *testing.T) {
 	}
 }
 
-// "any" whose constraints no device of the inventory meets fails at once,
-// saying why; one whose devices are all busy waits max_wait (one timer,
-// no searches), then fails failed_device_not_found.
+// "any" whose hardware no device of the inventory has fails at once,
+// saying why; one whose devices are all busy (or, for an environment
+// nobody has, missing) waits max_wait (one timer, no searches), then fails
+// failed_device_not_found.
 func TestNoDeviceFound(t *testing.T) {
 	r := newRig(t)
 	r.ready(pandas...)
-	q := r.createB2G("any", "nowhere")
+	c := r.createCmd("any", "b2g", "any", b2gConfig)
+	c.HardwareType = "beagle"
+	q, err := r.tryCreateCmd(c)
+	require.NoError(t, err)
 	r.requireRequest(q.ID, StateFailedDeviceNotFound, "")
-	require.Contains(t, r.request(q.ID).Reason, "environment=nowhere")
+	require.Contains(t, r.request(q.ID).Reason, "hardware_type=beagle")
+	nowhere := r.createB2G("any", "nowhere")
+	r.requireRequest(nowhere.ID, StateFindingDevice, "")
 
 	for range len(pandas) {
 		require.Equal(t, StatePending, State(r.createB2G("any", "any").State))
