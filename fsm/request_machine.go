@@ -14,7 +14,7 @@ type RequestMachine interface {
 	// Initial is the state a request is created in, and how long it lasts
 	// (as RequestTx.Goto's timeout); Start runs next, in the same Apply.
 	Initial() (state string, timeout time.Duration)
-	// Start sets a request just created on its way (its device search).
+	// Start sets a request just created on its way (into the queue).
 	Start(tx *RequestTx) error
 	// Event handles an event (a return, from the API); ErrIgnored when
 	// the state does not accept it.

@@ -33,6 +33,7 @@ type stateSpec struct {
 
 // Counter names (the request's lifetime counts).
 const (
+	// counterSearches counts the request's entries into the queue.
 	counterSearches  = string(StateFindingDevice)
 	counterPolls     = string(StatePending)
 	counterBadImages = "bad-images"
