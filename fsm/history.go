@@ -11,8 +11,11 @@ import (
 // a group holds a board once it is ready. Both are moving averages updated
 // in Apply from command times, so every node holds the same figures.
 type History struct {
-	Imaging map[string]*Mean `json:"imaging,omitempty"` // hardware key + "\x00" + image
-	Hold    map[string]*Mean `json:"hold,omitempty"`    // fair-share group
+	// Imaging is keyed by hardware key + "\x00" + image, with "\x00reuse"
+	// appended for a board that already carried the image and was only
+	// power-cycled.
+	Imaging map[string]*Mean `json:"imaging,omitempty"`
+	Hold    map[string]*Mean `json:"hold,omitempty"` // fair-share group
 }
 
 // Mean is a moving average: the plain mean of the first historyWindow
@@ -45,10 +48,15 @@ func (m *Mean) add(d time.Duration) {
 	m.Avg += (d - m.Avg) / time.Duration(min(m.N, historyWindow))
 }
 
-func imagingKey(hwKey, image string) string { return hwKey + "\x00" + image }
+func imagingKey(hwKey, image string, reuse bool) string {
+	if reuse {
+		return hwKey + "\x00" + image + "\x00reuse"
+	}
+	return hwKey + "\x00" + image
+}
 
-func (h *History) observeImaging(hwKey, image string, d time.Duration) {
-	k := imagingKey(hwKey, image)
+func (h *History) observeImaging(hwKey, image string, reuse bool, d time.Duration) {
+	k := imagingKey(hwKey, image, reuse)
 	m, ok := h.Imaging[k]
 	if !ok {
 		m = &Mean{}
@@ -82,11 +90,15 @@ func (h *History) forgetOneHold() {
 }
 
 // ImagingTime is the expected time from claim to ready of image on
-// hardware hwKey: measured, or the mean over the image's other hardware,
-// or over everything, or a default.
-func (s *State) ImagingTime(hwKey, image string) time.Duration {
+// hardware hwKey (reuse: a board that already carries it is only
+// power-cycled): measured; for a reuse not yet measured, the full
+// imaging; else the mean over everything measured, or a default.
+func (s *State) ImagingTime(hwKey, image string, reuse bool) time.Duration {
 	h := s.History
-	if m, ok := h.Imaging[imagingKey(hwKey, image)]; ok {
+	if m, ok := h.Imaging[imagingKey(hwKey, image, reuse)]; ok {
+		return m.Avg
+	}
+	if m, ok := h.Imaging[imagingKey(hwKey, image, false)]; ok && reuse {
 		return m.Avg
 	}
 	var sum time.Duration

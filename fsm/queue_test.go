@@ -403,9 +403,17 @@ func TestQueue_PositionAndETA(t *testing.T) {
 	l := newQLab(t, 1, nil)
 	l.ready(qBoard(0))
 	l.create(nil)
-	low := l.create(prio(-1))
-	high := l.create(prio(1))
-	mid := l.create(nil)
+	wait := func(p int) func(*fsm.RequestCreate) {
+		return func(c *fsm.RequestCreate) {
+			prio(p)(c)
+			c.Expires = l.at.Add(10 * time.Hour)
+			c.MaxWait = 10 * time.Hour
+		}
+	}
+	low := l.create(wait(-1))
+	high := l.create(wait(1))
+	mid := l.create(wait(0))
+	short := l.create(func(c *fsm.RequestCreate) { c.MaxWait = time.Minute })
 	v := l.f.QueueView(l.at)
 	var pos []int
 	var etas []time.Time
@@ -414,12 +422,16 @@ func TestQueue_PositionAndETA(t *testing.T) {
 		require.True(t, ok)
 		pos = append(pos, it.Position)
 		etas = append(etas, it.ETA)
-		require.Equal(t, 3, it.Competitors)
+		require.Equal(t, 4, it.Competitors)
 	}
 	require.Equal(t, []int{1, 2, 3}, pos)
 	require.False(t, etas[0].IsZero())
 	require.True(t, etas[0].Before(etas[1]) && etas[1].Before(etas[2]), "etas %v", etas)
-	_, ok := v.Item(99)
+	// Its wait ends before the board can come back: no ETA.
+	it, ok := v.Item(short.ID)
+	require.True(t, ok)
+	require.True(t, it.ETA.IsZero())
+	_, ok = v.Item(99)
 	require.False(t, ok)
 }
 
@@ -437,7 +449,7 @@ func TestQueue_HistoryLearns(t *testing.T) {
 	l.at = l.at.Add(20 * time.Minute)
 	l.ok(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: r.ID, Event: string(requests.EventClose)})
 	l.f.Read(func(s *fsm.State) {
-		require.Equal(t, 3*time.Minute, s.ImagingTime(fsm.HardwareKey(qPanda, qPandaModel), "android"))
+		require.Equal(t, 3*time.Minute, s.ImagingTime(fsm.HardwareKey(qPanda, qPandaModel), "android", false))
 		require.Equal(t, 20*time.Minute, s.HoldTime("team"))
 	})
 }

@@ -114,15 +114,12 @@ func (u unionFind) find(i int) int {
 func (u unionFind) union(a, b int) { u[u.find(a)] = u.find(b) }
 
 // queueView computes positions and ETAs. Competitions are the connected
-// components of signatures that share a board. Within one, requests are
-// ordered as the queue would serve them if its boards came free one by one
-// and every one suited everybody: aged first, then priority, then a
-// fair-share tag projected from the group's clock (the k-th request of a
-// group gets its tag plus k costs), then arrival. The boards of the
-// competition are then replayed: each request takes the board expected
-// back first, is ready after the measured imaging time of that board's
-// hardware and its image, and gives the board back after its group's
-// measured hold time (or at its expiry, if sooner).
+// components of signatures that share a board; each is replayed as if
+// every one of its boards suited every one of its requests (see
+// simulate): a request takes the board expected back first, is ready after
+// the measured imaging time of that board's hardware and its image (shorter
+// when the board already carries a reusable image), and gives the board
+// back after its group's measured hold time (or at its expiry, if sooner).
 func (s *State) queueView(now time.Time, dm DeviceMachine) *QueueView {
 	q := s.Queue
 	v := &QueueView{At: now, byID: map[int64]int{}}
@@ -184,26 +181,118 @@ func (s *State) queueView(now time.Time, dm DeviceMachine) *QueueView {
 	}
 	for _, root := range slices.Sorted(maps.Keys(comps)) {
 		c := comps[root]
-		s.orderCompetition(c.reqs, now)
-		times := s.boardTimes(c.boards, now, dm)
-		for i, r := range c.reqs {
-			item := QueueItem{ID: r.ID, Position: i + 1, Competitors: len(c.reqs), Aged: s.aged(r, now)}
-			if times.Len() > 0 {
-				b := heap.Pop(times).(boardTime)
-				start := b.at
-				ready := start.Add(s.ImagingTime(b.hw, r.Image))
-				item.ETA = ready
-				back := ready.Add(s.HoldTime(r.FairGroup()))
-				if r.Expires.Before(back) && r.Expires.After(start) {
-					back = r.Expires
-				}
-				heap.Push(times, boardTime{at: back, hw: b.hw})
-			}
-			v.byID[r.ID] = len(v.Items)
-			v.Items = append(v.Items, item)
+		for i, it := range s.simulate(c.reqs, s.boardTimes(c.boards, now, dm), now) {
+			it.Position, it.Competitors = i+1, len(c.reqs)
+			v.byID[it.ID] = len(v.Items)
+			v.Items = append(v.Items, it)
 		}
 	}
 	return v
+}
+
+// simulate replays a competition: boards come back in time order, and
+// each goes to the request the queue would choose at that time — aged
+// requests (by the time of the board) first, then priority, then the
+// projected fair-share tag, then arrival. It returns the requests in the
+// order they would be served; then those no board reaches, in the order
+// of the moment; then those whose max_wait would end before a board comes
+// (no ETA: they are expected to fail).
+func (s *State) simulate(reqs []*Request, boards *boardHeap, now time.Time) []QueueItem {
+	keys := s.orderCompetition(reqs, now)
+	aging := s.scaled(AgingAfter)
+	byAge := make([]*orderKey, len(keys))
+	for i := range keys {
+		byAge[i] = &keys[i]
+	}
+	slices.SortStableFunc(byAge, func(a, b *orderKey) int { return a.r.QueuedAt.Compare(b.r.QueuedAt) })
+	aged := &keyHeap{less: func(a, b *orderKey) bool {
+		if a.vtag != b.vtag {
+			return a.vtag < b.vtag
+		}
+		return a.seq < b.seq
+	}}
+	young := &keyHeap{less: func(a, b *orderKey) bool {
+		if a.prio != b.prio {
+			return a.prio > b.prio
+		}
+		if a.vtag != b.vtag {
+			return a.vtag < b.vtag
+		}
+		return a.seq < b.seq
+	}}
+	next := 0 // byAge[:next] are in the aged heap
+	for _, k := range byAge {
+		if k.aged {
+			heap.Push(aged, k)
+			next++
+		} else {
+			heap.Push(young, k)
+		}
+	}
+	var out, passed []QueueItem
+	taken := make(map[int64]bool, len(keys))
+	pop := func(h *keyHeap) *orderKey {
+		for h.Len() > 0 {
+			if k := heap.Pop(h).(*orderKey); !taken[k.r.ID] {
+				return k
+			}
+		}
+		return nil
+	}
+	for boards.Len() > 0 && len(taken) < len(keys) {
+		b := heap.Pop(boards).(boardTime)
+		for next < len(byAge) && !byAge[next].r.QueuedAt.Add(aging).After(b.at) {
+			if k := byAge[next]; !taken[k.r.ID] {
+				heap.Push(aged, k)
+			}
+			next++
+		}
+		k := pop(aged)
+		if k == nil {
+			k = pop(young)
+		}
+		if k == nil {
+			break
+		}
+		r := k.r
+		taken[r.ID] = true
+		it := QueueItem{ID: r.ID, Aged: k.aged}
+		if gone := r.StateDeadline; !gone.IsZero() && gone.Before(b.at) {
+			passed = append(passed, it) // its wait ends first
+			heap.Push(boards, b)
+			continue
+		}
+		img, reusable := s.Images[r.Image]
+		reuse := reusable && img.CanReuse && b.image == r.Image
+		it.ETA = b.at.Add(s.ImagingTime(b.hw, r.Image, reuse))
+		back := it.ETA.Add(s.HoldTime(r.FairGroup()))
+		if r.Expires.Before(back) && r.Expires.After(b.at) {
+			back = r.Expires
+		}
+		heap.Push(boards, boardTime{at: back, hw: b.hw, image: r.Image})
+		out = append(out, it)
+	}
+	for i := range keys {
+		if k := &keys[i]; !taken[k.r.ID] {
+			out = append(out, QueueItem{ID: k.r.ID, Aged: k.aged})
+		}
+	}
+	return append(out, passed...)
+}
+
+type keyHeap struct {
+	keys []*orderKey
+	less func(a, b *orderKey) bool
+}
+
+func (h *keyHeap) Len() int           { return len(h.keys) }
+func (h *keyHeap) Less(i, j int) bool { return h.less(h.keys[i], h.keys[j]) }
+func (h *keyHeap) Swap(i, j int)      { h.keys[i], h.keys[j] = h.keys[j], h.keys[i] }
+func (h *keyHeap) Push(x any)         { h.keys = append(h.keys, x.(*orderKey)) }
+func (h *keyHeap) Pop() any {
+	x := h.keys[len(h.keys)-1]
+	h.keys = h.keys[:len(h.keys)-1]
+	return x
 }
 
 // orderKey is a request's place in the projected order.
@@ -232,8 +321,10 @@ func cmpClass(a, b *orderKey) int {
 	return 0
 }
 
-// orderCompetition sorts reqs into projected service order.
-func (s *State) orderCompetition(reqs []*Request, now time.Time) {
+// orderCompetition returns the keys of reqs in the order of the moment,
+// with projected fair-share tags: the k-th waiting request of a group gets
+// the group's tag plus k costs.
+func (s *State) orderCompetition(reqs []*Request, now time.Time) []orderKey {
 	keys := make([]orderKey, len(reqs))
 	byGroup := map[string][]*orderKey{}
 	for i, r := range reqs {
@@ -265,14 +356,13 @@ func (s *State) orderCompetition(reqs []*Request, now time.Time) {
 		}
 		return cmpU64(a.seq, b.seq)
 	})
-	for i := range keys {
-		reqs[i] = keys[i].r
-	}
+	return keys
 }
 
 type boardTime struct {
-	at time.Time
-	hw string
+	at    time.Time
+	hw    string
+	image string // what the board carries when it comes back
 }
 
 type boardHeap []boardTime
@@ -309,11 +399,13 @@ func (s *State) boardTimes(boards map[string]*Device, now time.Time, dm DeviceMa
 			continue
 		}
 		var at time.Time
+		image := d.Image
 		switch r, held := s.Requests[d.RequestID]; {
 		case d.RequestID != 0 && held:
 			hold := s.HoldTime(r.FairGroup())
+			image = r.Image
 			if r.ReadyAt.IsZero() {
-				at = r.ClaimedAt.Add(s.ImagingTime(d.HardwareType, r.Image) + hold)
+				at = r.ClaimedAt.Add(s.ImagingTime(d.HardwareType, r.Image, r.Reused) + hold)
 			} else {
 				at = r.ReadyAt.Add(hold)
 			}
@@ -327,7 +419,7 @@ func (s *State) boardTimes(boards map[string]*Device, now time.Time, dm DeviceMa
 		default:
 			continue
 		}
-		*h = append(*h, boardTime{at: later(at), hw: d.HardwareType})
+		*h = append(*h, boardTime{at: later(at), hw: d.HardwareType, image: image})
 	}
 	heap.Init(h)
 	return h

@@ -106,9 +106,14 @@ func (m *RequestTx) MarkReady() {
 	r := m.r
 	r.ReadyAt = m.tx.at
 	if d, ok := m.tx.s.Devices[r.Device]; ok && r.Device != "" && !r.ClaimedAt.IsZero() {
-		m.tx.s.History.observeImaging(d.HardwareType, r.Image, m.tx.at.Sub(r.ClaimedAt))
+		m.tx.s.History.observeImaging(d.HardwareType, r.Image, r.Reused, m.tx.at.Sub(r.ClaimedAt))
 	}
 }
+
+// SetReused records whether the claimed board already carried the
+// request's image (it is only power-cycled): the history times the two
+// apart.
+func (m *RequestTx) SetReused(reused bool) { m.r.Reused = reused }
 
 // Inc increments a counter and returns its new value.
 func (m *RequestTx) Inc(name string) int {
@@ -256,7 +261,7 @@ func (m *RequestTx) Claim(device string) error {
 		return fmt.Errorf("%w: device %s is held by request %d", ErrConflict, d.Name, d.RequestID)
 	}
 	d.RequestID, d.LastUsed = r.ID, m.tx.at
-	r.Device, r.ImagingResult, r.ClaimedAt, r.ReadyAt = d.Name, "", m.tx.at, time.Time{}
+	r.Device, r.ImagingResult, r.ClaimedAt, r.ReadyAt, r.Reused = d.Name, "", m.tx.at, time.Time{}, false
 	m.tx.touchDevice(d.Name)
 	return nil
 }

@@ -160,6 +160,9 @@ type Request struct {
 	// its board became ready (the queue's history learns from them).
 	ClaimedAt time.Time `json:"claimed_at,omitzero"`
 	ReadyAt   time.Time `json:"ready_at,omitzero"`
+	// Reused: the claimed board already carried the image and was only
+	// power-cycled.
+	Reused bool `json:"reused,omitempty"`
 	// Reason says why the queue gave up on the request.
 	Reason string `json:"reason,omitempty"`
 	// Index is the log index of the last change to the record.

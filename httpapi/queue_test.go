@@ -80,8 +80,11 @@ func TestQueuePositionAndList(t *testing.T) {
 	low := b2gBody()
 	low["priority"] = -1
 	low["group"] = "nightly"
+	low["max_wait"] = 3600
 	lowID := idOf(t, e.createRequest("any", low)["id"])
-	highID := idOf(t, e.createRequest("any", b2gBody())["id"])
+	high := b2gBody()
+	high["max_wait"] = 3600
+	highID := idOf(t, e.createRequest("any", high)["id"])
 
 	status := e.getOK(fmt.Sprintf("/api/request/%d/status/", lowID))
 	require.Equal(t, "finding_device", status["state"])

@@ -45,6 +45,7 @@ func claimAndContact(m *fsm.RequestTx, device string) bool {
 		m.Log("mozpool", "device %s did not accept %s", d.Name, event)
 		return false
 	}
+	m.SetReused(reusable)
 	m.Log("mozpool", "claimed device %s and sent it %s", d.Name, event)
 	m.LogDevice(d.Name, "mozpool", "claimed by request %d (%s for %s)", r.ID, event, r.Assignee)
 	return true
