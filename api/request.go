@@ -127,4 +127,12 @@ type QueueReply struct {
 	Queue []QueueEntry `json:"queue"`
 	// Index is the applied log index the answer reflects.
 	Index uint64 `json:"index"`
+	// Weights are the fair-share weights set (other groups weigh 1).
+	Weights map[string]int `json:"weights,omitempty"`
+}
+
+// QueueWeight is the body of POST /api/queue/weight/.
+type QueueWeight struct {
+	Group  string `json:"group"`
+	Weight int    `json:"weight"`
 }

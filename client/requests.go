@@ -172,3 +172,10 @@ func (c *Client) RenewRequest(ctx context.Context, id int64, d time.Duration) er
 func (c *Client) ReturnRequest(ctx context.Context, id int64) error {
 	return c.post(ctx, requestPath(id, "return"), struct{}{}, nil)
 }
+
+// SetGroupWeight sets a fair-share group's weight (needs the token): a
+// group of weight w is served w times as often as one of weight 1 while
+// both wait; 0 resets it to 1.
+func (c *Client) SetGroupWeight(ctx context.Context, group string, weight int) error {
+	return c.post(ctx, "/api/queue/weight/", api.QueueWeight{Group: group, Weight: weight}, nil)
+}

@@ -27,4 +27,5 @@ var appliers = map[CommandType]func(*txn, []byte) (any, error){
 	CmdRequestExpire:        (*txn).applyRequestExpire,
 	CmdRequestCompact:       (*txn).applyRequestCompact,
 	CmdServerHealth:         (*txn).applyServerHealth,
+	CmdQueueSetWeight:       (*txn).applyQueueSetWeight,
 }

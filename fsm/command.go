@@ -37,6 +37,7 @@ const (
 	CmdRequestExpire        CommandType = 20
 	CmdRequestCompact       CommandType = 21
 	CmdServerHealth         CommandType = 22
+	CmdQueueSetWeight       CommandType = 23
 
 	// IgnoreUnknown is or-ed into a type byte for commands that older nodes
 	// may skip safely. A node that does not know a type without this bit
@@ -67,6 +68,7 @@ var commandNames = map[CommandType]string{
 	CmdRequestExpire:        "request_expire",
 	CmdRequestCompact:       "request_compact",
 	CmdServerHealth:         "server_health",
+	CmdQueueSetWeight:       "queue_set_weight",
 }
 
 func (t CommandType) String() string {
@@ -338,4 +340,13 @@ type SetTimeScale struct {
 type LogAppend struct {
 	Header
 	Entries []LogEntry `json:"entries"`
+}
+
+// QueueSetWeight sets a fair-share group's weight: a group of weight w is
+// served w times as often as a group of weight 1 while both wait. Weight 0
+// resets it to 1.
+type QueueSetWeight struct {
+	Header
+	Group  string `json:"group"`
+	Weight int    `json:"weight"`
 }

@@ -32,6 +32,8 @@ const (
 	MaxTagLen = 64
 	// maxGroupLen bounds a fair-share group's name.
 	maxGroupLen = 256
+	// MaxGroupWeight bounds a fair-share group's weight.
+	MaxGroupWeight = 100
 	// fairCost is the virtual time one assignment costs a group of
 	// weight 1 (integers keep the clock exact on every node).
 	fairCost = 1 << 20
@@ -614,4 +616,37 @@ func ValidateTags(tags map[string]string) error {
 		}
 	}
 	return nil
+}
+
+func (tx *txn) applyQueueSetWeight(b []byte) (any, error) {
+	var c QueueSetWeight
+	tx.decode(b, &c)
+	switch {
+	case c.Group == "" || len(c.Group) > maxGroupLen:
+		return nil, fmt.Errorf("%w: group must be 1-%d characters", ErrInvalid, maxGroupLen)
+	case c.Weight < 0 || c.Weight > MaxGroupWeight:
+		return nil, fmt.Errorf("%w: weight must be between 0 (reset to 1) and %d", ErrInvalid, MaxGroupWeight)
+	}
+	q := tx.s.Queue
+	g := q.group(c.Group)
+	if g.waiting == 0 && g.Tag < q.Virtual {
+		g.Tag = q.Virtual
+	}
+	g.Weight = c.Weight
+	if c.Weight == 0 && g.waiting == 0 && g.Tag <= q.Virtual {
+		delete(q.Groups, c.Group)
+	}
+	q.Index = tx.index
+	return nil, nil
+}
+
+// GroupWeights returns the weights set (groups not listed weigh 1).
+func (q *Queue) GroupWeights() map[string]int {
+	out := map[string]int{}
+	for name, g := range q.Groups {
+		if g.Weight > 0 {
+			out[name] = g.Weight
+		}
+	}
+	return out
 }

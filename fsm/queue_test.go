@@ -453,3 +453,27 @@ func TestQueue_HistoryLearns(t *testing.T) {
 		require.Equal(t, 20*time.Minute, s.HoldTime("team"))
 	})
 }
+
+// A group of weight 2 is served twice as often as one of weight 1 while
+// both wait.
+func TestQueue_WeightedFairShare(t *testing.T) {
+	l := newQLab(t, 1, nil)
+	l.ready(qBoard(0))
+	l.create(nil)
+	l.ok(fsm.CmdQueueSetWeight, &fsm.QueueSetWeight{Group: "heavy", Weight: 2})
+	require.ErrorIs(t, l.do(fsm.CmdQueueSetWeight, &fsm.QueueSetWeight{Group: "x", Weight: 101}).Error(), fsm.ErrInvalid)
+	require.ErrorIs(t, l.do(fsm.CmdQueueSetWeight, &fsm.QueueSetWeight{Weight: 1}).Error(), fsm.ErrInvalid)
+	group := map[int64]string{}
+	for range 60 {
+		for _, g := range []string{"heavy", "light"} {
+			r := l.create(func(c *fsm.RequestCreate) { c.Group = g; c.MaxWait = time.Hour })
+			group[r.ID] = g
+		}
+	}
+	served := map[string]int{}
+	for range 60 {
+		served[group[l.cycle(qBoard(0))]]++
+	}
+	require.InDelta(t, 40, served["heavy"], 4, "served %v", served)
+	l.f.Read(func(s *fsm.State) { require.Equal(t, map[string]int{"heavy": 2}, s.Queue.GroupWeights()) })
+}

@@ -227,6 +227,9 @@ func (s *Server) getQueue(r *http.Request, _ httprouter.Params) (any, error) {
 	v := s.fsm.QueueView(s.now().UTC())
 	out := api.QueueReply{Queue: []api.QueueEntry{}, Index: v.Index}
 	s.fsm.Read(func(st *fsm.State) {
+		if w := st.Queue.GroupWeights(); len(w) > 0 {
+			out.Weights = w
+		}
 	items:
 		for _, it := range v.Items {
 			req, ok := st.Requests[it.ID]
@@ -252,4 +255,27 @@ func (s *Server) getQueue(r *http.Request, _ httprouter.Params) (any, error) {
 		}
 	})
 	return out, nil
+}
+
+// postQueueWeight sets a fair-share group's weight (token):
+// {"group": G, "weight": W}, W from 0 (back to 1) to 100 → 204.
+func (s *Server) postQueueWeight(r *http.Request, _ httprouter.Params) (any, error) {
+	var body struct {
+		Group  *string `json:"group"`
+		Weight *int    `json:"weight"`
+	}
+	if err := decodeObject(r, &body, maxBodyBytes); err != nil {
+		return nil, err
+	}
+	if body.Group == nil || *body.Group == "" || body.Weight == nil {
+		return nil, badRequestf("group (a non-empty string) and weight (an integer) are required")
+	}
+	if *body.Weight < 0 || *body.Weight > fsm.MaxGroupWeight {
+		return nil, badRequestf("weight must be between 0 (back to 1) and %d", fsm.MaxGroupWeight)
+	}
+	if _, err := s.apply(r, fsm.CmdQueueSetWeight, &fsm.QueueSetWeight{Header: fsm.Header{At: s.now().UTC()},
+		Group: *body.Group, Weight: *body.Weight}); err != nil {
+		return nil, err
+	}
+	return &reply{status: http.StatusNoContent, noBody: true}, nil
 }

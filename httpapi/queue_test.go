@@ -136,3 +136,15 @@ func TestRequestStatusLongPoll(t *testing.T) {
 		e.get(path+q).requireError(t, http.StatusBadRequest)
 	}
 }
+
+// A group's weight is set with the token and shown in /api/queue/.
+func TestQueueWeight(t *testing.T) {
+	e := newRequestEnv(t)
+	r := e.post("/api/queue/weight/", map[string]any{"group": "release", "weight": 3}, "X-Mozpool-Token", testToken)
+	require.Equal(t, http.StatusNoContent, r.StatusCode, "%s", r.body)
+	require.Equal(t, map[string]any{"release": float64(3)}, e.getOK("/api/queue/")["weights"])
+	for _, bad := range []any{map[string]any{"group": "x", "weight": 101}, map[string]any{"weight": 1},
+		map[string]any{"group": "x", "weight": "heavy"}, map[string]any{"group": "", "weight": 1}} {
+		e.post("/api/queue/weight/", bad, "X-Mozpool-Token", testToken).requireError(t, http.StatusBadRequest)
+	}
+}

@@ -80,6 +80,7 @@ func (s *Server) routes() http.Handler {
 	rt.json(get, "/api/request/:id/status/", s.getRequestStatus, s.read)
 	rt.json(get, "/api/request/:id/log/", s.getRequestLog, s.read)
 	rt.json(get, "/api/queue/", s.getQueue, s.read)
+	rt.json(post, "/api/queue/weight/", s.postQueueWeight, s.requireToken, s.ordered)
 	rt.r.POST("/api/request/:id/renew/", s.renewRequest) // no 303, as the original
 	rt.r.POST("/api/request/:id/renew", s.renewRequest)
 	rt.r.POST("/api/request/:id/return/", s.returnRequest)

@@ -46,6 +46,7 @@ var commands = []*command{
 	{name: "request return", args: "ID", summary: "return a request's device (close the request)", run: runRequestReturn},
 	{name: "request", args: "any|NAME --image I [--env E] [--duration S] [--boot-config K=V ...] [--assignee A] [--priority P] [--group G] [--hardware-type T] [--hardware-model M] [--tag K=V ...] [--max-wait S] [--no-wait] [--wait]",
 		summary: "request a device imaged with I; --wait follows it (queue position, ETA, imaging) until ready (exit 0) or failed (exit 1)", run: runRequest},
+	{name: "queue weight", args: "GROUP WEIGHT", summary: "set a fair-share group's weight (0 resets it to 1; token)", run: runQueueWeight},
 	{name: "queue", args: "[--group G] [--assignee A] [--device D] [--env E] [--image I] [--hardware-type T]",
 		summary: "list the requests waiting for a board, in service order, with position and ETA", run: runQueue},
 	{name: "relay", args: "powercycle|status|turnon|turnoff HOST[:PORT] BANK RELAY", summary: "power-cycle, switch or read a relay over ProXR, straight to the board (60 s deadline)", run: runRelay},

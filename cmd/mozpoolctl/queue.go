@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -62,4 +63,23 @@ func runQueue(ctx context.Context, e *env, args []string) error {
 			orDash(strings.Join(cons, ",")), r.QueuedAt, orDash(r.ETA))
 	}
 	return t.flush()
+}
+
+// runQueueWeight sets a fair-share group's weight:
+//
+//	queue weight GROUP WEIGHT
+func runQueueWeight(ctx context.Context, e *env, args []string) error {
+	pos, err := e.parse(e.commandFlags(), args, "GROUP", "WEIGHT")
+	if err != nil {
+		return err
+	}
+	w, err := strconv.Atoi(pos[1])
+	if err != nil || w < 0 {
+		return usagef("WEIGHT %q is not a non-negative integer", pos[1])
+	}
+	if err := e.client().SetGroupWeight(ctx, pos[0], w); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "group %s: weight %d\n", pos[0], max(w, 1))
+	return nil
 }
