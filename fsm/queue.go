@@ -270,6 +270,19 @@ func (q *Queue) remove(r *Request) {
 	}
 }
 
+// maxIdleGroups is how many group clocks the queue keeps before it
+// forgets those that wait no more and are behind the clock (they would
+// restart from the clock anyway).
+const maxIdleGroups = 1000
+
+func (q *Queue) sweepGroups() {
+	for name, g := range q.Groups {
+		if g.waiting <= 0 && g.Tag <= q.Virtual && g.Weight == 0 {
+			delete(q.Groups, name)
+		}
+	}
+}
+
 // Waiting reports whether request id is in the queue.
 func (q *Queue) Waiting(id int64) bool { _, ok := q.byID[id]; return ok }
 
@@ -407,11 +420,13 @@ func (tx *txn) runQueue() {
 	}
 	s, q := tx.s, tx.s.Queue
 	if !q.freeValid {
+		// After a restore. Only the index is rebuilt: no free board
+		// matched a waiting request when the snapshot was taken, and a
+		// node that restored must assign exactly what the others do.
 		q.freeValid = true
-		for _, name := range slices.Sorted(maps.Keys(s.Devices)) {
-			if tx.isFree(s.Devices[name]) {
+		for name, d := range s.Devices {
+			if tx.isFree(d) {
 				q.free[name] = true
-				tx.markDevice(name)
 			}
 		}
 	}
@@ -574,6 +589,9 @@ func (tx *txn) assign(r *Request, d *Device) {
 	oldTag, oldVirtual := g.Tag, q.Virtual
 	q.Virtual = g.Tag
 	g.Tag += g.cost()
+	if len(q.Groups) > maxIdleGroups {
+		q.sweepGroups()
+	}
 	seq := r.QueueSeq
 	tx.dequeue(r)
 	if tx.requests.Assign(&RequestTx{tx: tx, r: r}, d.Name) {
