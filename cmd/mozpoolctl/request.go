@@ -473,6 +473,13 @@ func runRequestShow(ctx context.Context, e *env, args []string) error {
 	t.row("environment:", orDash(req.Environment))
 	t.row("expires:", req.Expires+" UTC")
 	t.row("url:", req.URL)
+	if st.QueuePosition > 0 {
+		t.row("queue position:", fmt.Sprintf("%d of %d", st.QueuePosition, st.QueueLength))
+		t.row("eta:", orDash(st.ETA))
+	}
+	if st.Reason != "" {
+		t.row("reason:", st.Reason)
+	}
 	if err := t.flush(); err != nil {
 		return err
 	}
