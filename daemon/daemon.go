@@ -302,6 +302,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	// Exits when Shutdown cancels ctx.
 	go func() { defer d.wg.Done(); d.Executor.Run(ctx) }()
 	d.srv = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	d.srv.RegisterOnShutdown(api.EndLongPolls) // blocking reads must not hold the shutdown
 	// Exits when Shutdown closes the server.
 	go func() { d.serveCh <- d.srv.Serve(d.ln) }()
 	if err := writeIdentity(cfg.DataDir, d.Node.Self()); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -16,6 +17,29 @@ import (
 
 // maxLongPoll bounds ?wait= of a request's status.
 const maxLongPoll = 5 * time.Minute
+
+// longPollStop is closed when the node shuts down, so that blocking reads
+// answer at once instead of holding the server's shutdown.
+type longPollStop struct {
+	once sync.Once
+	mu   sync.Mutex
+	ch   chan struct{}
+}
+
+func (l *longPollStop) done() chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ch == nil {
+		l.ch = make(chan struct{})
+	}
+	return l.ch
+}
+
+// EndLongPolls makes every blocking status read answer now, and later
+// ones not block. Register it with http.Server.RegisterOnShutdown.
+func (s *Server) EndLongPolls() {
+	s.longPolls.once.Do(func() { close(s.longPolls.done()) })
+}
 
 // queueFields are the optional queue keys of a request's creation.
 type queueFields struct {
@@ -199,6 +223,8 @@ func (s *Server) getRequestStatus(r *http.Request, ps httprouter.Params) (any, e
 		select {
 		case <-changed:
 		case <-timeout:
+			block = false
+		case <-s.longPolls.done():
 			block = false
 		case <-r.Context().Done():
 			return nil, r.Context().Err()

@@ -82,6 +82,9 @@ type Server struct {
 	states stateCache
 
 	handler http.Handler
+
+	// longPolls ends blocking status reads (see EndLongPolls).
+	longPolls longPollStop
 }
 
 // New builds a Server from cfg.
