@@ -28,4 +28,5 @@ var appliers = map[CommandType]func(*txn, []byte) (any, error){
 	CmdRequestCompact:       (*txn).applyRequestCompact,
 	CmdServerHealth:         (*txn).applyServerHealth,
 	CmdQueueSetWeight:       (*txn).applyQueueSetWeight,
+	CmdQueueEpoch:           (*txn).applyQueueEpoch,
 }

@@ -38,6 +38,7 @@ const (
 	CmdRequestCompact       CommandType = 21
 	CmdServerHealth         CommandType = 22
 	CmdQueueSetWeight       CommandType = 23
+	CmdQueueEpoch           CommandType = 24
 
 	// IgnoreUnknown is or-ed into a type byte for commands that older nodes
 	// may skip safely. A node that does not know a type without this bit
@@ -69,6 +70,7 @@ var commandNames = map[CommandType]string{
 	CmdRequestCompact:       "request_compact",
 	CmdServerHealth:         "server_health",
 	CmdQueueSetWeight:       "queue_set_weight",
+	CmdQueueEpoch:           "queue_epoch",
 }
 
 func (t CommandType) String() string {
@@ -349,4 +351,13 @@ type QueueSetWeight struct {
 	Header
 	Group  string `json:"group"`
 	Weight int    `json:"weight"`
+}
+
+// QueueEpoch marks the log as written by nodes that run the queue. The
+// request driver proposes it when it starts on a leader whose state has
+// none. It changes nothing for them; a node from before the queue does not
+// know the command and stops there, instead of applying the requests that
+// follow differently from its peers (it searched where they queue).
+type QueueEpoch struct {
+	Header
 }

@@ -60,6 +60,8 @@ type Queue struct {
 	Groups map[string]*GroupClock `json:"groups,omitempty"`
 	// Index is the log index of the last change to the queue.
 	Index uint64 `json:"index,omitempty"`
+	// Epoch is the log index of the first QueueEpoch (0: none yet).
+	Epoch uint64 `json:"epoch,omitempty"`
 
 	sigs    map[string]*signature
 	anySigs map[string]*signature
@@ -667,4 +669,13 @@ func (q *Queue) GroupWeights() map[string]int {
 		}
 	}
 	return out
+}
+
+func (tx *txn) applyQueueEpoch(b []byte) (any, error) {
+	var c QueueEpoch
+	tx.decode(b, &c)
+	if tx.s.Queue.Epoch == 0 {
+		tx.s.Queue.Epoch = tx.index
+	}
+	return nil, nil
 }

@@ -477,3 +477,22 @@ func TestQueue_WeightedFairShare(t *testing.T) {
 	require.InDelta(t, 40, served["heavy"], 4, "served %v", served)
 	l.f.Read(func(s *fsm.State) { require.Equal(t, map[string]int{"heavy": 2}, s.Queue.GroupWeights()) })
 }
+
+// The queue epoch records the index of its first command; later ones
+// change nothing.
+func TestQueue_Epoch(t *testing.T) {
+	l := newQLab(t, 1, nil)
+	l.ok(fsm.CmdQueueEpoch, &fsm.QueueEpoch{})
+	first := l.index
+	l.ok(fsm.CmdQueueEpoch, &fsm.QueueEpoch{})
+	l.f.Read(func(s *fsm.State) { require.Equal(t, first, s.Queue.Epoch) })
+	g := restoreQueueLab(t, l)
+	g.Read(func(s *fsm.State) { require.Equal(t, first, s.Queue.Epoch, "in the snapshot") })
+}
+
+func restoreQueueLab(t *testing.T, l *qlab) *fsm.FSM {
+	t.Helper()
+	g := fsm.New(fsm.Config{Devices: lifeguard.Machine{}, Requests: requests.Machine{}})
+	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, l.f)))))
+	return g
+}

@@ -253,7 +253,7 @@ func TestDriverWaitsWithoutSearching(t *testing.T) {
 	require.Len(t, timeouts, 1, "one proposal: the end of the wait")
 	require.Equal(t, q.ID, timeouts[0].id)
 	require.False(t, timeouts[0].at.Before(timeouts[0].due), "proposed at %s, before its deadline %s", timeouts[0].at, timeouts[0].due)
-	require.Never(t, func() bool { return x.count() > 1 }, 100*time.Millisecond, tick,
+	require.Never(t, func() bool { return x.count()-len(x.proposed(fsm.CmdQueueEpoch)) > 1 }, 100*time.Millisecond, tick,
 		"resyncs find nothing to propose for a waiting request")
 	require.Equal(t, StateFindingDevice, x.state(other.ID))
 }
@@ -373,6 +373,22 @@ func TestDriverRebuildsTimersOnStart(t *testing.T) {
 		stop()
 	}
 	require.True(t, x.state(polling.ID).Open())
+}
+
+// A driver starting on a state without a queue epoch proposes one, once;
+// the next term finds it and proposes nothing.
+func TestDriverMarksQueueEpoch(t *testing.T) {
+	x := newDriverRig(t)
+	stop := x.run(x.drv.Load())
+	require.Eventually(t, func() bool {
+		var e uint64
+		x.f.Read(func(s *fsm.State) { e = s.Queue.Epoch })
+		return e != 0
+	}, waitFor, tick)
+	stop()
+	stop = x.run(x.newDriver())
+	defer stop()
+	require.Never(t, func() bool { return len(x.proposed(fsm.CmdQueueEpoch)) != 1 }, 100*time.Millisecond, tick)
 }
 
 // Compaction is proposed only when some request qualifies: closed or
