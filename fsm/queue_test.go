@@ -496,3 +496,57 @@ func restoreQueueLab(t *testing.T, l *qlab) *fsm.FSM {
 	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, l.f)))))
 	return g
 }
+
+// Every change that can make a board suit a waiting request assigns it in
+// the same Apply: an environment set, a PXE config mapped, an imaging
+// server back up, a board added by the inventory.
+func TestQueue_AssignedOnEveryRelevantChange(t *testing.T) {
+	l := newQLab(t, 2, nil)
+	l.ready(qBoard(0), qBoard(1))
+	holder := l.create(func(c *fsm.RequestCreate) { c.RequestedDevice = qBoard(1) })
+	requireReq(t, l, holder.ID, requests.StatePending)
+
+	// An environment: the board is moved into it.
+	env := l.create(func(c *fsm.RequestCreate) { c.Environment = "b2g"; c.MaxWait = time.Hour })
+	requireReq(t, l, env.ID, requests.StateFindingDevice)
+	l.ok(fsm.CmdDeviceSetEnvironment, &fsm.DeviceSetEnvironment{Device: qBoard(0), Environment: "b2g"})
+	require.Equal(t, qBoard(0), l.req(env.ID).Device)
+	l.cycle(qBoard(0))
+
+	// An image no hardware has a PXE config for: mapped.
+	l.ok(fsm.CmdImageUpsert, &fsm.ImageUpsert{Image: fsm.ImageSpec{Name: "linux"}})
+	img := l.create(func(c *fsm.RequestCreate) { c.Image = "linux"; c.MaxWait = time.Hour })
+	requireReq(t, l, img.ID, requests.StateFindingDevice)
+	l.ok(fsm.CmdImagePXEConfigSet, &fsm.ImagePXEConfigSet{Image: "linux", HardwareType: qPanda, HardwareModel: qPandaModel, PXEConfig: "panda-android"})
+	require.Equal(t, qBoard(0), l.req(img.ID).Device)
+
+	// A server marked down: its free board is not offered until it is up.
+	l.ok(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: img.ID, Event: string(requests.EventClose)})
+	l.ok(fsm.CmdServerHealth, &fsm.ServerHealth{Name: qServer, Down: true})
+	l.ok(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: qBoard(0), From: string(lifeguard.StatePXEPowerCycling), To: string(lifeguard.StateReady)})
+	down := l.create(func(c *fsm.RequestCreate) { c.MaxWait = time.Hour })
+	requireReq(t, l, down.ID, requests.StateFindingDevice)
+	l.ok(fsm.CmdServerHealth, &fsm.ServerHealth{Name: qServer, Down: false})
+	require.Equal(t, qBoard(0), l.req(down.ID).Device)
+
+	// A board added by the inventory (tagged as the request asks).
+	tagged := l.create(func(c *fsm.RequestCreate) { c.Tags = map[string]string{"cpu": "armv7"}; c.MaxWait = time.Hour })
+	requireReq(t, l, tagged.ID, requests.StateFailedDeviceNotFound) // no such board yet
+	var inv fsm.Inventory
+	l.f.Read(func(s *fsm.State) {
+		inv = fsm.Inventory{ImagingServers: []fsm.InventoryServer{{Name: qServer}}}
+		for _, name := range []string{qBoard(0), qBoard(1)} {
+			d := s.Devices[name]
+			inv.Devices = append(inv.Devices, fsm.InventoryDevice{Name: d.Name, FQDN: d.FQDN, InventoryID: d.InventoryID,
+				MAC: d.MAC, ImagingServer: d.ImagingServer, RelayInfo: d.RelayInfo, HardwareType: qPanda, HardwareModel: qPandaModel})
+		}
+	})
+	inv.Devices = append(inv.Devices, fsm.InventoryDevice{Name: qBoard(2), FQDN: "b2.lab", InventoryID: 99, MAC: "02:00:00:00:00:99",
+		ImagingServer: qServer, RelayInfo: "relay-9.lab:bank1:relay1", HardwareType: qPanda, HardwareModel: qPandaModel,
+		Tags: map[string]string{"cpu": "armv7"}})
+	l.ok(fsm.CmdInventorySync, &fsm.InventorySync{Inventory: inv, ShipIt: true})
+	waiting := l.create(func(c *fsm.RequestCreate) { c.Tags = map[string]string{"cpu": "armv7"}; c.MaxWait = time.Hour })
+	requireReq(t, l, waiting.ID, requests.StateFindingDevice) // the new board is not ready yet
+	l.ready(qBoard(2))
+	require.Equal(t, qBoard(2), l.req(waiting.ID).Device)
+}
