@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: help build run test test-ui test-python test-short fuzz bench bench-vs-etcd bench-ui bench-catchup lint check-monitoring fmt tidy cover clean
+.PHONY: help build run test test-ui test-python test-short fuzz bench bench-vs-etcd bench-ui bench-catchup bench-queue lint check-monitoring fmt tidy cover clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,10 @@ bench: ## replicated writes/s, request creations/s with 1,000 simulated boards, 
 
 bench-vs-etcd: ## the claim-and-release workload against this cluster and a 3-member etcd (installs etcd-server), with the ratio
 	scripts/bench-vs-etcd.sh
+
+bench-queue: ## one Apply assigning a board / creating a request with 10,000 boards and 10,000 waiting; the queue view (µs, ms)
+	$(GO) test -run '^$$' -bench 'BenchmarkQueue_(Assign|Create)' -benchtime 2000x -benchmem ./fsm/
+	$(GO) test -run '^$$' -bench 'BenchmarkQueue_View' -benchtime 20x ./fsm/
 
 bench-ui: ## the Devices page with 10,000 devices in headless Chromium: first paint, search, rebuild (ms)
 	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench DevicesPage10k -benchtime 3x -timeout 15m ./e2e/ui/

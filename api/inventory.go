@@ -59,6 +59,10 @@ type InventoryDevice struct {
 	// Environment, when set, is the device's environment; when empty the
 	// environment set through the API is kept.
 	Environment string `json:"environment,omitempty"`
+	// Tags are free-form labels (cpu: armv7, android: 4.0.4, ...) that
+	// requests may constrain; at most 16, keys and values at most 64
+	// characters.
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // Change is one line of an inventory diff.

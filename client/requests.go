@@ -36,6 +36,17 @@ type RequestSpec struct {
 	// CallbackURL, if set, is POSTed a JSON notification when the request
 	// becomes ready, fails or is closed.
 	CallbackURL string
+
+	// Queue fields, all optional (see docs/api.md). Priority nil and
+	// MaxWait 0 leave the server's defaults; NoWait makes the request
+	// fail at once when no suitable board is free.
+	Priority      *int
+	Group         string
+	HardwareType  string
+	HardwareModel string
+	Tags          map[string]string
+	MaxWait       time.Duration
+	NoWait        bool
 }
 
 func requestPath(id int64, op string) string {
@@ -61,6 +72,23 @@ func (c *Client) CreateRequest(ctx context.Context, device string, spec RequestS
 	if spec.CallbackURL != "" {
 		body["callback_url"] = spec.CallbackURL
 	}
+	if spec.Priority != nil {
+		body["priority"] = *spec.Priority
+	}
+	for k, v := range map[string]string{"group": spec.Group, "hardware_type": spec.HardwareType, "hardware_model": spec.HardwareModel} {
+		if v != "" {
+			body[k] = v
+		}
+	}
+	if len(spec.Tags) > 0 {
+		body["tags"] = spec.Tags
+	}
+	if spec.MaxWait > 0 {
+		body["max_wait"] = int64(max(spec.MaxWait/time.Second, 1))
+	}
+	if spec.NoWait {
+		body["wait"] = false
+	}
 	for k, v := range spec.BootConfig {
 		if _, taken := body[k]; taken {
 			return api.Request{}, fmt.Errorf("%w: %q", ErrBootConfigKey, k)
@@ -79,10 +107,43 @@ func (c *Client) Request(ctx context.Context, id int64) (api.Request, error) {
 	return out, err
 }
 
-// RequestStatus returns a request's state and its newest log lines.
-func (c *Client) RequestStatus(ctx context.Context, id int64) (api.StatusReply, error) {
-	var out api.StatusReply
+// RequestDetails returns a request's details with its queue information
+// (position and ETA while it waits).
+func (c *Client) RequestDetails(ctx context.Context, id int64) (api.RequestDetails, error) {
+	var out api.RequestDetails
+	err := c.get(ctx, requestPath(id, "details"), nil, &out)
+	return out, err
+}
+
+// RequestStatus returns a request's state, its newest log lines and its
+// queue information.
+func (c *Client) RequestStatus(ctx context.Context, id int64) (api.RequestStatus, error) {
+	var out api.RequestStatus
 	err := c.get(ctx, requestPath(id, "status"), nil, &out)
+	return out, err
+}
+
+// WaitRequestStatus is RequestStatus as a blocking query: the server
+// answers when the request has changed after log index index (its state,
+// its record, or its queue position), or after wait (at most 5 minutes;
+// at most half the client's timeout). It returns the status and the index
+// to pass to the next call. index 0 answers at once.
+func (c *Client) WaitRequestStatus(ctx context.Context, id int64, index uint64, wait time.Duration) (api.RequestStatus, uint64, error) {
+	if c.timeout > 0 && wait > c.timeout/2 {
+		wait = c.timeout / 2
+	}
+	q := url.Values{"wait": {wait.String()}, "index": {strconv.FormatUint(index, 10)}}
+	var out api.RequestStatus
+	err := c.get(ctx, requestPath(id, "status"), q, &out)
+	return out, c.LastIndex(), err
+}
+
+// Queue returns the waiting requests in service order (within each group
+// of requests that compete for the same boards). filter may hold group,
+// assignee, device, environment, image and hardware_type (exact matches).
+func (c *Client) Queue(ctx context.Context, filter url.Values) (api.QueueReply, error) {
+	var out api.QueueReply
+	err := c.get(ctx, "/api/queue/", filter, &out)
 	return out, err
 }
 
@@ -116,4 +177,11 @@ func (c *Client) RenewRequest(ctx context.Context, id int64, d time.Duration) er
 // it is already closed or failed).
 func (c *Client) ReturnRequest(ctx context.Context, id int64) error {
 	return c.post(ctx, requestPath(id, "return"), struct{}{}, nil)
+}
+
+// SetGroupWeight sets a fair-share group's weight (needs the token): a
+// group of weight w is served w times as often as one of weight 1 while
+// both wait; 0 resets it to 1.
+func (c *Client) SetGroupWeight(ctx context.Context, group string, weight int) error {
+	return c.post(ctx, "/api/queue/weight/", api.QueueWeight{Group: group, Weight: weight}, nil)
 }

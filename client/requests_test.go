@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -75,7 +76,7 @@ func TestRequestMethods(t *testing.T) {
 			call:   func(c *client.Client) (any, error) { return c.RequestStatus(ctx, 17) },
 			resp:   `{"state": "pending", "log": [{"id": 3, "timestamp": "2024-01-01T00:00:05", "source": "statemachine", "message": "entering state pending"}]}`,
 			method: "GET", path: "/api/request/17/status/",
-			want: api.StatusReply{State: "pending", Log: []api.LogEntry{
+			want: api.RequestStatus{State: "pending", Log: []api.LogEntry{
 				{ID: 3, Timestamp: "2024-01-01T00:00:05", Source: "statemachine", Message: "entering state pending"},
 			}},
 		},
@@ -105,6 +106,42 @@ func TestRequestMethods(t *testing.T) {
 			resp:   `{"requests": []}`,
 			method: "GET", path: "/api/request/list/", query: "include_closed=1",
 			want: []api.RequestSummary{},
+		},
+		{
+			name: "create with queue fields",
+			call: func(c *client.Client) (any, error) {
+				p := 5
+				return c.CreateRequest(ctx, "any", client.RequestSpec{
+					Assignee: "ci", Duration: time.Hour, Image: "android", Priority: &p, Group: "release",
+					HardwareType: "panda", HardwareModel: "ES", Tags: map[string]string{"cpu": "armv7"},
+					MaxWait: 2 * time.Minute, NoWait: true,
+				})
+			},
+			resp:   `{"request": ` + requestJSON + `}`,
+			method: "POST", path: "/api/device/any/request/",
+			wantBody: `{"assignee": "ci", "duration": 3600, "image": "android", "environment": "any", "priority": 5,
+				"group": "release", "hardware_type": "panda", "hardware_model": "ES", "tags": {"cpu": "armv7"},
+				"max_wait": 120, "wait": false}`,
+			want: wantRequest,
+		},
+		{
+			name: "blocking status",
+			call: func(c *client.Client) (any, error) {
+				st, _, err := c.WaitRequestStatus(ctx, 17, 42, 10*time.Second)
+				return st, err
+			},
+			resp:   `{"state": "finding_device", "log": [], "queue_position": 2, "queue_length": 5, "eta": "2024-01-01T00:10:00"}`,
+			method: "GET", path: "/api/request/17/status/", query: "index=42&wait=10s",
+			want: api.RequestStatus{State: "finding_device", Log: []api.LogEntry{},
+				QueueInfo: api.QueueInfo{QueuePosition: 2, QueueLength: 5, ETA: "2024-01-01T00:10:00"}},
+		},
+		{
+			name:   "queue",
+			call:   func(c *client.Client) (any, error) { return c.Queue(ctx, url.Values{"group": {"release"}}) },
+			resp:   `{"queue": [{"id": 17, "assignee": "ci", "group": "release", "priority": 0, "requested_device": "any", "environment": "any", "image": "b2g", "queued_at": "2024-01-01T00:00:00", "queue_position": 1, "queue_length": 1}], "index": 9}`,
+			method: "GET", path: "/api/queue/", query: "group=release",
+			want: api.QueueReply{Index: 9, Queue: []api.QueueEntry{{ID: 17, Assignee: "ci", Group: "release", RequestedDevice: "any",
+				Environment: "any", Image: "b2g", QueuedAt: "2024-01-01T00:00:00", QueuePosition: 1, QueueLength: 1}}},
 		},
 		{
 			name:   "renew",

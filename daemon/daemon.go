@@ -328,8 +328,10 @@ func Start(cfg Config) (d *Daemon, err error) {
 	// Exits when Shutdown cancels ctx.
 	go func() { defer d.wg.Done(); d.Executor.Run(ctx) }()
 	d.srv = &http.Server{Handler: withMetrics(d.Metrics, api.InstrumentedHandler(d.Metrics.ObserveHTTP)), ReadHeaderTimeout: 10 * time.Second}
-	// Event streams never end by themselves: end them on shutdown.
+	// Event streams and long polls never end by themselves: end them on
+	// shutdown, so they do not hold it.
 	d.srv.RegisterOnShutdown(d.Events.Close)
+	d.srv.RegisterOnShutdown(api.EndLongPolls)
 	// Exits when Shutdown closes the server.
 	go func() { d.serveCh <- d.srv.Serve(d.ln) }()
 	if err := writeIdentity(cfg.DataDir, d.Node.Self()); err != nil {

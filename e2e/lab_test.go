@@ -77,6 +77,10 @@ type labOptions struct {
 	// without relay_info (no power control). The simulator cannot run
 	// such a board; only the cluster knows it.
 	NoRelay []string
+	// BoardsPerRack is the number of boards per rack (default
+	// boardsPerRack; at most 10, so that addresses and inventory ids
+	// stay distinct); relays 1-8 of bank 1, then bank 2.
+	BoardsPerRack int
 }
 
 // lab is a 3-node cluster of whole daemons and the simulated lab it runs.
@@ -85,6 +89,7 @@ type lab struct {
 	sim     *sim.Lab
 	inv     fsm.Inventory // as synced into the cluster
 	subnet  string        // 127.X.Y
+	perRack int           // boards per rack
 	next    atomic.Uint64 // round-robin over the live nodes for reads
 }
 
@@ -104,7 +109,7 @@ func testSubnet() string {
 // testInventory is the lab before its relay boards are bound: rack r is
 // served by node r and has one relay board at 127.X.Y.r (port 0: any free
 // one); its boards are at 127.X.Y.(10r+slot), each on its own relay.
-func testInventory(subnet string) fsm.Inventory {
+func testInventory(subnet string, perRack int) fsm.Inventory {
 	inv := fsm.Inventory{
 		HardwareTypes: []fsm.InventoryHardwareType{{Type: "panda", Model: "ES Rev B2"}},
 		Images: []fsm.ImageSpec{
@@ -127,12 +132,12 @@ func testInventory(subnet string) fsm.Inventory {
 	}
 	for r := 1; r <= racks; r++ {
 		inv.ImagingServers = append(inv.ImagingServers, fsm.InventoryServer{Name: daemontest.NodeName(r), Rack: fmt.Sprintf("rack%d", r)})
-		for s := 1; s <= boardsPerRack; s++ {
+		for s := 1; s <= perRack; s++ {
 			inv.Devices = append(inv.Devices, fsm.InventoryDevice{
 				Name: boardName(r, s), FQDN: boardName(r, s) + ".lab", InventoryID: int64(10*r + s),
 				MAC:           fmt.Sprintf("02:00:00:00:%02x:%02x", r, s),
 				ImagingServer: daemontest.NodeName(r),
-				RelayInfo:     fmt.Sprintf("%s.%d:0:bank1:relay%d", subnet, r, s),
+				RelayInfo:     fmt.Sprintf("%s.%d:0:bank%d:relay%d", subnet, r, (s-1)/8+1, (s-1)%8+1),
 				IPAddress:     fmt.Sprintf("%s.%d", subnet, 10*r+s),
 				HardwareType:  "panda", HardwareModel: "ES Rev B2",
 			})
@@ -168,9 +173,12 @@ func startLab(t *testing.T, opts labOptions) *lab {
 		}, 10*time.Second, poll, "%s never applied the time scale", n.Name)
 	}
 
-	l := &lab{cluster: c, subnet: testSubnet()}
+	l := &lab{cluster: c, subnet: testSubnet(), perRack: boardsPerRack}
+	if opts.BoardsPerRack > 0 {
+		l.perRack = opts.BoardsPerRack
+	}
 	cfg := sim.DefaultConfig()
-	cfg.Inventory = testInventory(l.subnet)
+	cfg.Inventory = testInventory(l.subnet, l.perRack)
 	for _, n := range c.Nodes {
 		cfg.API = append(cfg.API, n.URL)
 	}
@@ -234,7 +242,7 @@ func (l *lab) deviceEntry(t *testing.T, dev string) fsm.InventoryDevice {
 func (l *lab) boards() []string {
 	var out []string
 	for r := 1; r <= racks; r++ {
-		for s := 1; s <= boardsPerRack; s++ {
+		for s := 1; s <= l.perRack; s++ {
 			out = append(out, boardName(r, s))
 		}
 	}

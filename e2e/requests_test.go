@@ -22,9 +22,10 @@ import (
 	"github.com/mozpool/mozpool/requests"
 )
 
-// Request timers are time-scaled like lifeguard's: a search every 10 s
-// becomes 200 ms, a pending poll every 60 s 1.2 s. Expiry is not: it is a
-// wall-clock time.
+// Request timers are time-scaled like lifeguard's: a pending poll every
+// 60 s becomes 1.2 s, the default max_wait of 10 minutes 12 s. Expiry is
+// not: it is a wall-clock time. searchEvery, the original's search
+// interval scaled, is how long tests watch for a wrong claim.
 var (
 	searchEvery = scaled(10 * time.Second)
 	pendingPoll = scaled(60 * time.Second)
@@ -454,11 +455,14 @@ func testRequestSpecificDevice(t *testing.T, l *lab, dev string) {
 	require.Equal(t, http.StatusOK, stateChange(t, n, dev, lifeguard.StateFailedSelfTest, lifeguard.StateReady))
 	l.waitState(t, dev, lifeguard.StateReady, 10*time.Second)
 
-	// The board is held; a second request for it finds it taken at
-	// its first search and fails at its second, and the first keeps it.
+	// The board is held; a second request for it waits in the queue
+	// and fails as busy at its max_wait (1 s, scaled), and the first
+	// keeps it.
 	held := l.createRequest(t, n, dev, requestBody("b2g", "any", 3600))
 	require.Equal(t, dev, held.AssignedDevice)
-	busy := l.createRequest(t, n, dev, requestBody("b2g", "any", 2))
+	busyBody := requestBody("b2g", "any", 2)
+	busyBody["max_wait"] = 1
+	busy := l.createRequest(t, n, dev, busyBody)
 	require.Empty(t, busy.AssignedDevice)
 	require.Equal(t, requests.StateFindingDevice, requestStateOn(n, busy.ID))
 	// A named board goes silent mid-imaging (before it can
@@ -594,8 +598,9 @@ func testRequestSilentLifeguard(t *testing.T, l *lab, dev string) {
 	require.Equal(t, hung, l.state(dev), "the board is left as it is")
 }
 
-// testRequestNoDevice: a request that no board can serve
-// searches every 10 s (scaled) and fails after 60 searches.
+// testRequestNoDevice: a request for an environment no board is in waits
+// in the queue for its default max_wait (10 minutes, scaled) — as long as
+// the original's 60 searches 10 s apart — and fails failed_device_not_found.
 func testRequestNoDevice(t *testing.T, l *lab) {
 	n := l.node()
 	start := time.Now()
@@ -603,7 +608,7 @@ func testRequestNoDevice(t *testing.T, l *lab) {
 	require.Empty(t, q.AssignedDevice)
 	require.Equal(t, requests.StateFindingDevice, requestStateOn(n, q.ID))
 	l.waitRequestState(t, q.ID, requests.StateFailedDeviceNotFound, 60*time.Second)
-	require.GreaterOrEqual(t, time.Since(start), 59*searchEvery-50*time.Millisecond, "60 searches, 10 s apart (scaled)")
+	require.GreaterOrEqual(t, time.Since(start), 59*searchEvery-50*time.Millisecond, "max_wait: 10 minutes (scaled)")
 	require.Equal(t, []requests.State{requests.StateFindingDevice, requests.StateFailedDeviceNotFound}, l.requestEntered(t, q.ID))
 }
 

@@ -30,6 +30,8 @@ var appliers = map[CommandType]func(*txn, []byte) (any, error){
 	CmdRequestCompact:       (*txn).applyRequestCompact,
 	CmdServerHealth:         (*txn).applyServerHealth,
 	CmdCallbackDone:         (*txn).applyCallbackDone,
+	CmdQueueSetWeight:       (*txn).applyQueueSetWeight,
+	CmdQueueEpoch:           (*txn).applyQueueEpoch,
 }
 
 // commandBodies makes an empty body of every command type, for
@@ -58,6 +60,8 @@ var commandBodies = map[CommandType]func() Command{
 	CmdRequestCompact:       func() Command { return new(RequestCompact) },
 	CmdServerHealth:         func() Command { return new(ServerHealth) },
 	CmdCallbackDone:         func() Command { return new(CallbackDone) },
+	CmdQueueSetWeight:       func() Command { return new(QueueSetWeight) },
+	CmdQueueEpoch:           func() Command { return new(QueueEpoch) },
 }
 
 // CheckCommand reports whether b is a command this version can apply: a

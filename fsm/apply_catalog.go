@@ -74,7 +74,14 @@ func (tx *txn) applyPXEConfigUpsert(b []byte) (any, error) {
 func (tx *txn) applyImagePXEConfigSet(b []byte) (any, error) {
 	var c ImagePXEConfigSet
 	tx.decode(b, &c)
-	return nil, tx.s.setImagePXE(c.Image, c.HardwareType, c.HardwareModel, c.PXEConfig)
+	if err := tx.s.setImagePXE(c.Image, c.HardwareType, c.HardwareModel, c.PXEConfig); err != nil {
+		return nil, err
+	}
+	// Boards of that hardware may now serve (or no longer serve) waiting
+	// requests for the image.
+	hw := HardwareKey(c.HardwareType, c.HardwareModel)
+	tx.markAllDevices(func(d *Device) bool { return d.HardwareType == hw })
+	return nil, nil
 }
 
 func (s *State) setImagePXE(image, hwType, hwModel, pxe string) error {

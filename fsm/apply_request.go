@@ -73,6 +73,13 @@ func (tx *txn) applyRequestCreate(b []byte) (any, error) {
 	if err := ValidateCallbackURL(c.CallbackURL); err != nil {
 		return nil, err
 	}
+	if err := validateQueueFields(&c, tx.at); err != nil {
+		return nil, err
+	}
+	prio := DefaultPriority
+	if c.Priority != nil {
+		prio = *c.Priority
+	}
 	env := c.Environment
 	if env == "" {
 		env = "any"
@@ -83,6 +90,11 @@ func (tx *txn) applyRequestCreate(b []byte) (any, error) {
 		Assignee: c.Assignee, Expires: c.Expires.UTC(), Image: c.Image, BootConfig: c.BootConfig,
 		Environment: env, State: state, StateEntered: tx.at, StateDeadline: tx.deadline(timeout), Created: tx.at,
 		CallbackURL: c.CallbackURL,
+		Priority:    prio, Group: c.Group, HardwareType: c.HardwareType, HardwareModel: c.HardwareModel,
+		Tags: maps.Clone(c.Tags), MaxWait: c.MaxWait, NoWait: c.NoWait,
+	}
+	if len(r.Tags) == 0 {
+		r.Tags = nil
 	}
 	s.Requests[r.ID] = r
 	m := &RequestTx{tx: tx, r: r}
@@ -92,8 +104,25 @@ func (tx *txn) applyRequestCreate(b []byte) (any, error) {
 	if err := tx.requests.Start(m); err != nil && !errors.Is(err, ErrIgnored) {
 		return nil, err
 	}
+	// Serve it now if a free board suits it, so the result says so.
+	tx.runQueue()
 	out := *r
 	return &out, nil
+}
+
+// validateQueueFields checks a new request's queue fields.
+func validateQueueFields(c *RequestCreate, at time.Time) error {
+	switch {
+	case c.Priority != nil && (*c.Priority < MinPriority || *c.Priority > MaxPriority):
+		return fmt.Errorf("%w: priority must be between %d and %d", ErrInvalid, MinPriority, MaxPriority)
+	case len(c.Group) > maxGroupLen:
+		return fmt.Errorf("%w: group longer than %d characters", ErrInvalid, maxGroupLen)
+	case len(c.HardwareType) > MaxTagLen || len(c.HardwareModel) > MaxTagLen:
+		return fmt.Errorf("%w: hardware type and model must be at most %d characters", ErrInvalid, MaxTagLen)
+	case c.MaxWait < 0 || c.MaxWait > c.Expires.Sub(at):
+		return fmt.Errorf("%w: max_wait must be between 0 and the request's duration", ErrInvalid)
+	}
+	return ValidateTags(c.Tags)
 }
 
 func (tx *txn) applyRequestEvent(b []byte) (any, error) {

@@ -34,6 +34,10 @@ func (tx *txn) applyServerHealth(b []byte) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownServer, c.Name)
 	}
+	if srv.Down != c.Down {
+		// Its boards leave or rejoin the free ones.
+		tx.markAllDevices(func(d *Device) bool { return d.ImagingServer == c.Name })
+	}
 	srv.Down = c.Down
 	return nil, nil
 }

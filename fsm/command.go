@@ -38,6 +38,8 @@ const (
 	CmdRequestCompact       CommandType = 21
 	CmdServerHealth         CommandType = 22
 	CmdCallbackDone         CommandType = 23
+	CmdQueueSetWeight       CommandType = 24
+	CmdQueueEpoch           CommandType = 25
 
 	// IgnoreUnknown is or-ed into a type byte for commands that older nodes
 	// may skip safely. A node that does not know a type without this bit
@@ -69,6 +71,8 @@ var commandNames = map[CommandType]string{
 	CmdRequestCompact:       "request_compact",
 	CmdServerHealth:         "server_health",
 	CmdCallbackDone:         "callback_done",
+	CmdQueueSetWeight:       "queue_set_weight",
+	CmdQueueEpoch:           "queue_epoch",
 }
 
 func (t CommandType) String() string {
@@ -260,8 +264,9 @@ type DeviceRegister struct {
 	Address string `json:"address,omitempty"` // where the announcement came from
 }
 
-// RequestCreate creates a request and runs its first device search in the
-// same Apply. The proposer computes Expires (its time + duration).
+// RequestCreate creates a request and puts it in the queue in the same
+// Apply (where it gets a free board at once if one suits it). The proposer
+// computes Expires (its time + duration).
 type RequestCreate struct {
 	Header
 	RequestedDevice string    `json:"requested_device"` // "any" or a device name
@@ -275,6 +280,16 @@ type RequestCreate struct {
 	// CallbackURL, if set, is notified of the request's outcomes
 	// (see Callback).
 	CallbackURL string `json:"callback_url,omitempty"`
+
+	// Queue fields (all optional; see Request). Priority is nil for the
+	// default; MaxWait 0 for the default.
+	Priority      *int              `json:"priority,omitempty"`
+	Group         string            `json:"group,omitempty"`
+	HardwareType  string            `json:"hardware_type,omitempty"`
+	HardwareModel string            `json:"hardware_model,omitempty"`
+	Tags          map[string]string `json:"tags,omitempty"`
+	MaxWait       time.Duration     `json:"max_wait,omitempty"`
+	NoWait        bool              `json:"no_wait,omitempty"`
 }
 
 // RequestEvent delivers an event to a request ("close" is a return).
@@ -332,4 +347,22 @@ type SetTimeScale struct {
 type LogAppend struct {
 	Header
 	Entries []LogEntry `json:"entries"`
+}
+
+// QueueSetWeight sets a fair-share group's weight: a group of weight w is
+// served w times as often as a group of weight 1 while both wait. Weight 0
+// resets it to 1.
+type QueueSetWeight struct {
+	Header
+	Group  string `json:"group"`
+	Weight int    `json:"weight"`
+}
+
+// QueueEpoch marks the log as written by nodes that run the queue. The
+// request driver proposes it when it starts on a leader whose state has
+// none. It changes nothing for them; a node from before the queue does not
+// know the command and stops there, instead of applying the requests that
+// follow differently from its peers (it searched where they queue).
+type QueueEpoch struct {
+	Header
 }

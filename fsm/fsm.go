@@ -75,6 +75,28 @@ type FSM struct {
 	s       *State
 
 	applied atomic.Uint64
+
+	// changed is closed (and replaced) after every Apply and Restore:
+	// long polls wait on it.
+	changedMu sync.Mutex
+	changed   chan struct{}
+
+	viewCache viewCache
+}
+
+// Changed returns a channel that is closed when the next command has been
+// applied (or a snapshot restored).
+func (f *FSM) Changed() <-chan struct{} {
+	f.changedMu.Lock()
+	defer f.changedMu.Unlock()
+	return f.changed
+}
+
+func (f *FSM) wake() {
+	f.changedMu.Lock()
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.changedMu.Unlock()
 }
 
 // New returns an FSM with an empty state.
@@ -82,7 +104,8 @@ func New(cfg Config) *FSM {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &FSM{logger: cfg.Logger, notify: cfg.Notify, devices: cfg.Devices, requests: cfg.Requests, s: newState()}
+	return &FSM{logger: cfg.Logger, notify: cfg.Notify, devices: cfg.Devices, requests: cfg.Requests, s: newState(),
+		changed: make(chan struct{})}
 }
 
 // Read calls fn with the current state under a read lock. fn must neither
@@ -156,6 +179,8 @@ func (f *FSM) ApplyCommand(index uint64, b []byte) Result {
 		res = e.Result
 	} else {
 		v, err := fn(tx, b)
+		// Whatever the command changed may serve a waiting request.
+		tx.runQueue()
 		res = makeResult(index, t, v, err)
 		if h.IdempotencyKey != "" {
 			f.s.rememberIdem(h.IdempotencyKey, tx.at, res)
@@ -165,6 +190,7 @@ func (f *FSM) ApplyCommand(index uint64, b []byte) Result {
 	// reflects.
 	f.applied.Store(index)
 	f.stateMu.Unlock()
+	f.wake()
 
 	if res.Err != nil {
 		f.logger.Debug("command refused", "type", t.String(), "index", index, "error", res.Err.Message)
@@ -252,6 +278,15 @@ type txn struct {
 	transitions     []Transition
 	// requestTransitions: see Notification.RequestTransitions.
 	requestTransitions []RequestTransition
+
+	// The queue's work list (see runQueue): devices to look at and
+	// requests that entered the queue in this Apply, how far each has
+	// been handled, and devices that refused an assignment.
+	dirty        []string
+	dirtyDone    int
+	enqueued     []int64
+	enqueuedDone int
+	rejected     map[string]bool
 }
 
 // decode unmarshals a command body. Failure means a corrupt log: panic.
@@ -266,6 +301,9 @@ func (tx *txn) logDevice(name, source, format string, args ...any) {
 }
 
 func (tx *txn) touchRequest(id int64) {
+	if r, ok := tx.s.Requests[id]; ok {
+		r.Index = tx.index
+	}
 	if n := len(tx.touchedRequests); n == 0 || tx.touchedRequests[n-1] != id {
 		tx.touchedRequests = append(tx.touchedRequests, id)
 	}
@@ -275,6 +313,7 @@ func (tx *txn) touchDevice(name string) {
 	if n := len(tx.touched); n == 0 || tx.touched[n-1] != name {
 		tx.touched = append(tx.touched, name)
 	}
+	tx.markDevice(name)
 }
 
 // Snapshot captures the state. Raft calls it between two Applies and
@@ -305,6 +344,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		f.applied.Store(index)
 	}
 	f.stateMu.Unlock()
+	f.wake()
 	return nil
 }
 

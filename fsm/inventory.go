@@ -127,6 +127,7 @@ func deviceFields(d *Device, in *InventoryDevice, mac, hw string) []string {
 	add("hardware_type", d.HardwareType != hw)
 	add("ip_address", d.IPAddress != in.IPAddress)
 	add("environment", in.Environment != "" && d.Environment != in.Environment)
+	add("tags", !maps.Equal(d.Tags, in.Tags))
 	return f
 }
 
@@ -239,6 +240,9 @@ func (s *State) validateInventory(inv *Inventory) (map[int64]string, error) {
 		}
 		if len(d.Environment) > maxEnvironmentLen {
 			return nil, fmt.Errorf("%w: device %q environment too long", ErrInvalid, d.Name)
+		}
+		if err := ValidateTags(d.Tags); err != nil {
+			return nil, fmt.Errorf("device %q: %w", d.Name, err)
 		}
 	}
 	return macs, nil
@@ -377,10 +381,17 @@ func (tx *txn) mergeInventory(inv Inventory, shipIt bool) (*InventoryDiff, error
 		if in.Environment != "" {
 			d.Environment = in.Environment
 		}
+		d.Tags = maps.Clone(in.Tags)
+		if len(d.Tags) == 0 {
+			d.Tags = nil
+		}
 		s.Devices[d.Name] = d
 		tx.touchDevice(d.Name)
 	}
 	diff.Changes = append(diff.Changes, devChanges...)
+	if s.Queue != nil {
+		s.Queue.possible = map[string]bool{}
+	}
 	return diff, nil
 }
 

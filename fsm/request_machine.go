@@ -14,7 +14,7 @@ type RequestMachine interface {
 	// Initial is the state a request is created in, and how long it lasts
 	// (as RequestTx.Goto's timeout); Start runs next, in the same Apply.
 	Initial() (state string, timeout time.Duration)
-	// Start sets a request just created on its way (its device search).
+	// Start sets a request just created on its way (into the queue).
 	Start(tx *RequestTx) error
 	// Event handles an event (a return, from the API); ErrIgnored when
 	// the state does not accept it.
@@ -28,6 +28,17 @@ type RequestMachine interface {
 	// holds ended (DeviceTx.ImagingResult, in the same Apply); the result
 	// is already in the request's record.
 	DeviceFinished(tx *RequestTx, result string)
+	// Assign gives a waiting request the board the queue chose for it
+	// (the request is already out of the queue): the machine claims the
+	// board and sets it working. It returns false, having changed
+	// nothing, when the board would not take the request; the queue then
+	// puts the request back.
+	Assign(tx *RequestTx, device string) bool
+	// GiveUp ends the wait of a request the queue cannot serve (already
+	// out of the queue; Request().Reason says why): busy is true when
+	// no suitable board is free and the request asked not to wait,
+	// false when no board of the inventory matches its constraints.
+	GiveUp(tx *RequestTx, busy bool)
 	// Known reports whether state is one of the machine's states.
 	Known(state string) bool
 	// Open reports whether a request in state still counts as open: it
@@ -55,9 +66,11 @@ func (m *RequestTx) State() string { return m.r.State }
 // At is the command's time.
 func (m *RequestTx) At() time.Time { return m.tx.at }
 
-// Goto enters state (generation, deadline and log as DeviceTx.Goto).
+// Goto enters state (generation, deadline and log as DeviceTx.Goto). A
+// request that was waiting in the queue leaves it.
 func (m *RequestTx) Goto(state string, timeout time.Duration) {
 	r := m.r
+	m.tx.dequeue(r)
 	if r.State != state {
 		m.Log("statemachine", "entering state %s", state)
 		m.tx.requestTransitions = append(m.tx.requestTransitions, RequestTransition{Request: r.ID, State: state})
@@ -68,6 +81,41 @@ func (m *RequestTx) Goto(state string, timeout time.Duration) {
 	m.tx.touchRequest(r.ID)
 	m.tx.noteCallback(r)
 }
+
+// Enqueue puts the request in the queue of requests waiting for a board.
+// At the end of the Apply, the queue gives it a free board it matches if
+// there is one (RequestMachine.Assign), or gives up on it
+// (RequestMachine.GiveUp); otherwise it waits until a board that comes
+// free chooses it, or until the machine moves it on (its wait's deadline:
+// see MaxWait).
+func (m *RequestTx) Enqueue() { m.tx.enqueue(m.r) }
+
+// Waiting reports whether the request is in the queue.
+func (m *RequestTx) Waiting() bool { return m.r.QueueSeq != 0 }
+
+// MaxWait is how long (unscaled) the request may wait in the queue.
+func (m *RequestTx) MaxWait() time.Duration {
+	if m.r.MaxWait > 0 {
+		return m.r.MaxWait
+	}
+	return DefaultMaxWait
+}
+
+// MarkReady records that the request's board is ready for it: the
+// queue's history learns the imaging time of the board's hardware type
+// and the request's image.
+func (m *RequestTx) MarkReady() {
+	r := m.r
+	r.ReadyAt = m.tx.at
+	if d, ok := m.tx.s.Devices[r.Device]; ok && r.Device != "" && !r.ClaimedAt.IsZero() {
+		m.tx.s.History.observeImaging(d.HardwareType, r.Image, r.Reused, m.tx.at.Sub(r.ClaimedAt))
+	}
+}
+
+// SetReused records whether the claimed board already carried the
+// request's image (it is only power-cycled): the history times the two
+// apart.
+func (m *RequestTx) SetReused(reused bool) { m.r.Reused = reused }
 
 // Inc increments a counter and returns its new value.
 func (m *RequestTx) Inc(name string) int {
@@ -127,7 +175,10 @@ func (m *RequestTx) Release() {
 		m.tx.logDevice(d.Name, "mozpool", "released by request %d (%s)%s", r.ID, r.State, busy)
 	}
 	m.Log("mozpool", "released device %s%s", d.Name, busy)
-	r.Device, r.ImagingResult = "", ""
+	if !r.ReadyAt.IsZero() {
+		m.tx.s.History.observeHold(r.FairGroup(), m.tx.at.Sub(r.ReadyAt))
+	}
+	r.Device, r.ImagingResult, r.ReadyAt = "", "", time.Time{}
 }
 
 // DeviceView is a read-only copy of what a request machine chooses a
@@ -212,7 +263,7 @@ func (m *RequestTx) Claim(device string) error {
 		return fmt.Errorf("%w: device %s is held by request %d", ErrConflict, d.Name, d.RequestID)
 	}
 	d.RequestID, d.LastUsed = r.ID, m.tx.at
-	r.Device, r.ImagingResult = d.Name, ""
+	r.Device, r.ImagingResult, r.ClaimedAt, r.ReadyAt, r.Reused = d.Name, "", m.tx.at, time.Time{}, false
 	m.tx.touchDevice(d.Name)
 	return nil
 }

@@ -22,6 +22,8 @@ func (probe) Timeout(*fsm.RequestTx)                                   {}
 func (probe) Expire(*fsm.RequestTx) error                              { return fsm.ErrIgnored }
 func (probe) DeviceFinished(*fsm.RequestTx, string)                    {}
 func (probe) Known(state string) bool                                  { return state == "probing" }
+func (probe) Assign(*fsm.RequestTx, string) bool                       { return false }
+func (probe) GiveUp(*fsm.RequestTx, bool)                              {}
 func (probe) Open(string) bool                                         { return true }
 
 // probeFSM syncs the sample inventory into an FSM with devices (the

@@ -13,8 +13,14 @@ import (
 	"strings"
 )
 
-// snapshotVersion is written in the header; Restore refuses other versions.
-const snapshotVersion = 1
+// snapshotVersion is written in the header. Version 2 added the queue and
+// history records; Restore reads versions 1 and 2 (a version 1 snapshot
+// has no waiting request: they enter the queue at their next state
+// timeout) and refuses others.
+const (
+	snapshotVersion    = 2
+	minSnapshotVersion = 1
+)
 
 // recordType tags each record of a snapshot. Numbers are on disk: never
 // reuse or reorder them.
@@ -34,6 +40,8 @@ const (
 	recIdempotency      recordType = 11
 	recTimeScale        recordType = 12
 	recMinDeviceTimeout recordType = 13
+	recQueue            recordType = 14
+	recHistory          recordType = 15
 )
 
 // ErrSnapshotVersion is returned by Restore for a snapshot it cannot read.
@@ -89,6 +97,8 @@ func encodeSnapshotAt(s *State, index uint64) ([]byte, error) {
 	if s.MinDeviceTimeout != 0 {
 		put(recMinDeviceTimeout, s.MinDeviceTimeout)
 	}
+	put(recQueue, s.Queue)
+	put(recHistory, s.History)
 	for _, e := range s.idemOrder {
 		put(recIdempotency, e)
 	}
@@ -123,6 +133,7 @@ func decodeSnapshotAt(r io.Reader) (*State, uint64, error) {
 			if first {
 				return nil, 0, fmt.Errorf("restore: empty snapshot")
 			}
+			s.Queue.rebuild(s)
 			return s, index, nil
 		}
 		if err != nil {
@@ -209,7 +220,7 @@ func (s *State) restoreRecord(t recordType, b []byte) error {
 		if err := json.Unmarshal(b, &h); err != nil {
 			return err
 		}
-		if h.Version != snapshotVersion {
+		if h.Version < minSnapshotVersion || h.Version > snapshotVersion {
 			return fmt.Errorf("%w: %d", ErrSnapshotVersion, h.Version)
 		}
 		return nil
@@ -235,6 +246,29 @@ func (s *State) restoreRecord(t recordType, b []byte) error {
 		return json.Unmarshal(b, &s.TimeScale)
 	case recMinDeviceTimeout:
 		return json.Unmarshal(b, &s.MinDeviceTimeout)
+	case recQueue:
+		q := newQueue()
+		if err := json.Unmarshal(b, q); err != nil {
+			return err
+		}
+		if q.Groups == nil {
+			q.Groups = map[string]*GroupClock{}
+		}
+		s.Queue = q
+		return nil
+	case recHistory:
+		h := newHistory()
+		if err := json.Unmarshal(b, h); err != nil {
+			return err
+		}
+		if h.Imaging == nil {
+			h.Imaging = map[string]*Mean{}
+		}
+		if h.Hold == nil {
+			h.Hold = map[string]*Mean{}
+		}
+		s.History = h
+		return nil
 	case recIdempotency:
 		e := new(idemEntry)
 		if err := json.Unmarshal(b, e); err != nil {
@@ -306,9 +340,11 @@ func (s *State) clone() *State {
 		Images:          cloneEntities(s.Images, func(v *Image) { v.BootConfigKeys = slices.Clone(v.BootConfigKeys) }),
 		PXEConfigs:      cloneEntities(s.PXEConfigs, nil),
 		ImagePXEConfigs: cloneEntities(s.ImagePXEConfigs, nil),
-		Devices:         cloneEntities(s.Devices, func(v *Device) { v.Counters = maps.Clone(v.Counters) }),
+		Devices: cloneEntities(s.Devices, func(v *Device) {
+			v.Counters, v.Tags = maps.Clone(v.Counters), maps.Clone(v.Tags)
+		}),
 		Requests: cloneEntities(s.Requests, func(v *Request) {
-			v.Counters, v.Callbacks = maps.Clone(v.Counters), slices.Clone(v.Callbacks)
+			v.Counters, v.Callbacks, v.Tags = maps.Clone(v.Counters), slices.Clone(v.Callbacks), maps.Clone(v.Tags)
 		}),
 		RelayBoards:      cloneEntities(s.RelayBoards, nil),
 		NextID:           maps.Clone(s.NextID),
@@ -317,8 +353,21 @@ func (s *State) clone() *State {
 		idem:             s.idem, // not encoded: the queues are
 		idemOrder:        slices.Clone(s.idemOrder),
 		autoOrder:        slices.Clone(s.autoOrder),
+		Queue:            s.Queue.cloneEncoded(),
+		History:          s.History.clone(),
 	}
 	return c
+}
+
+// cloneEncoded copies what a snapshot encodes of the queue: its clocks.
+// The indexes are rebuilt from the requests on restore.
+func (q *Queue) cloneEncoded() *Queue {
+	return &Queue{Seq: q.Seq, Virtual: q.Virtual, Index: q.Index, Epoch: q.Epoch,
+		Groups: cloneEntities(q.Groups, nil)}
+}
+
+func (h *History) clone() *History {
+	return &History{Imaging: cloneEntities(h.Imaging, nil), Hold: cloneEntities(h.Hold, nil)}
 }
 
 // cloneEntities copies every entity of m; deep, if set, copies the

@@ -225,7 +225,7 @@ func TestRestore_Errors(t *testing.T) {
 		data    []byte
 		wantErr error // nil: any error
 	}{
-		{"wrong version", record(1, `{"version":2}`), fsm.ErrSnapshotVersion},
+		{"wrong version", record(1, `{"version":99}`), fsm.ErrSnapshotVersion},
 		{"version zero", record(1, `{}`), fsm.ErrSnapshotVersion},
 		{"empty", nil, nil},
 		{"garbage", []byte("this is not a snapshot"), nil},
@@ -332,4 +332,22 @@ func TestWithoutIndex(t *testing.T) {
 		_, err := fsm.WithoutIndex(bad)
 		require.ErrorIs(t, err, fsm.ErrInvalid, "%q", bad)
 	}
+}
+
+// A version 1 snapshot (before the queue) still restores: its requests
+// simply wait in no queue until their next timeout puts them there.
+func TestRestore_Version1(t *testing.T) {
+	f := testFSM(t)
+	syncSample(t, f)
+	b := snapshotBytes(t, f)
+	var v1 []byte
+	v1 = append(v1, record(1, `{"version":1}`)...)
+	// Skip the version 2 header record; keep the rest.
+	n, k := binary.Uvarint(b[1:])
+	v1 = append(v1, b[1+k+int(n):]...)
+	g := fsm.New(fsm.Config{})
+	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(v1))))
+	var devices int
+	g.Read(func(s *fsm.State) { devices = len(s.Devices) })
+	require.Equal(t, 4, devices)
 }

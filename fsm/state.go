@@ -81,6 +81,9 @@ type Device struct {
 	IPAddress   string `json:"ip_address,omitempty"`
 	Environment string `json:"environment"`
 	Comments    string `json:"comments"`
+	// Tags are free-form labels from the inventory (cpu, android, ...)
+	// that requests may constrain.
+	Tags map[string]string `json:"tags,omitempty"`
 
 	State string `json:"state"`
 	// StateDeadline is when the state times out; zero means no timeout.
@@ -139,6 +142,42 @@ type Request struct {
 	// CallbackURL and Callbacks: see callback.go.
 	CallbackURL string     `json:"callback_url,omitempty"`
 	Callbacks   []Callback `json:"callbacks,omitempty"`
+	// Queue fields (see queue.go). Priority orders requests (higher
+	// first); Group is the fair-share group (the assignee when not
+	// given). HardwareType, HardwareModel and Tags constrain the boards
+	// an "any" request may get. MaxWait is how long (unscaled) it may
+	// wait for one (0: DefaultMaxWait); NoWait makes a request for a
+	// named board fail at once when the board is not free.
+	Priority      int               `json:"priority,omitempty"`
+	Group         string            `json:"group,omitempty"`
+	HardwareType  string            `json:"hardware_type,omitempty"`
+	HardwareModel string            `json:"hardware_model,omitempty"`
+	Tags          map[string]string `json:"tags,omitempty"`
+	MaxWait       time.Duration     `json:"max_wait,omitempty"`
+	NoWait        bool              `json:"no_wait,omitempty"`
+	// QueueSeq is the request's place in the queue while it waits (0:
+	// not waiting); QueuedAt is when it entered the queue.
+	QueueSeq uint64    `json:"queue_seq,omitempty"`
+	QueuedAt time.Time `json:"queued_at,omitzero"`
+	// ClaimedAt and ReadyAt time the request's last claim and the moment
+	// its board became ready (the queue's history learns from them).
+	ClaimedAt time.Time `json:"claimed_at,omitzero"`
+	ReadyAt   time.Time `json:"ready_at,omitzero"`
+	// Reused: the claimed board already carried the image and was only
+	// power-cycled.
+	Reused bool `json:"reused,omitempty"`
+	// Reason says why the queue gave up on the request.
+	Reason string `json:"reason,omitempty"`
+	// Index is the log index of the last change to the record.
+	Index uint64 `json:"index,omitempty"`
+}
+
+// FairGroup is the group a request shares the boards as.
+func (r *Request) FairGroup() string {
+	if r.Group != "" {
+		return r.Group
+	}
+	return r.Assignee
 }
 
 // RelayBoard is a ProXR relay board controlling a rack's power.
@@ -203,6 +242,11 @@ type State struct {
 	idem      map[string]*idemEntry
 	idemOrder []*idemEntry
 	autoOrder []*idemEntry
+
+	// Queue holds the waiting requests and the fair-share clock;
+	// History the measured times the ETAs come from.
+	Queue   *Queue   `json:"-"`
+	History *History `json:"-"`
 }
 
 func newState() *State {
@@ -217,6 +261,8 @@ func newState() *State {
 		RelayBoards:     map[string]*RelayBoard{},
 		NextID:          map[string]int64{},
 		idem:            map[string]*idemEntry{},
+		Queue:           newQueue(),
+		History:         newHistory(),
 	}
 }
 

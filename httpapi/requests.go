@@ -152,12 +152,18 @@ func (s *Server) postRequest(r *http.Request, ps httprouter.Params) (any, error)
 	if err != nil {
 		return nil, err
 	}
+	qf, err := parseQueueFields(body, dur)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now().UTC()
-	res, err := s.apply(r, fsm.CmdRequestCreate, &fsm.RequestCreate{
+	cmd := &fsm.RequestCreate{
 		Header:          fsm.Header{At: now},
 		RequestedDevice: dev, Assignee: assignee, Expires: now.Add(dur), Image: image,
 		BootConfig: bootConfig, Environment: env, Server: s.cluster.Self().Name, CallbackURL: callbackURL,
-	})
+	}
+	qf.apply(cmd)
+	res, err := s.apply(r, fsm.CmdRequestCreate, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -220,32 +226,12 @@ func (s *Server) getRequestList(r *http.Request, _ httprouter.Params) (any, erro
 	return api.RequestList{Requests: out}, nil
 }
 
-func (s *Server) getRequestDetails(_ *http.Request, ps httprouter.Params) (any, error) {
-	req, err := s.request(ps)
-	if err != nil {
-		return nil, err
-	}
-	return s.newRequest(&req), nil
-}
-
 func (s *Server) requestLog(id int64, q logstore.Query) ([]api.LogEntry, error) {
 	es, err := s.logs.Query(fsm.LogRequest, strconv.FormatInt(id, 10), q)
 	if err != nil {
 		return nil, err
 	}
 	return newLogEntries(es), nil
-}
-
-func (s *Server) getRequestStatus(_ *http.Request, ps httprouter.Params) (any, error) {
-	req, err := s.request(ps)
-	if err != nil {
-		return nil, err
-	}
-	log, err := s.requestLog(req.ID, logstore.Query{Limit: statusLogLines})
-	if err != nil {
-		return nil, err
-	}
-	return api.StatusReply{State: req.State, Log: log}, nil
 }
 
 // getRequestLog answers the whole log; an unknown id has an empty log, as

@@ -92,7 +92,7 @@ func (e *testEnv) requestCount() int {
 }
 
 // idOf returns a JSON id as an int64.
-func idOf(t *testing.T, v any) int64 {
+func idOf(t testing.TB, v any) int64 {
 	t.Helper()
 	f, ok := v.(float64)
 	require.True(t, ok, "id %v is not a number", v)
@@ -206,19 +206,24 @@ func TestPostRequestAny(t *testing.T) {
 	require.Equal(t, float64(id), dev1["request_id"])
 	require.Equal(t, "pxe_power_cycling", dev1["state"])
 
-	// No device left: the request is created, unassigned.
+	// No device left: the request is created, unassigned, and waits.
 	req = e.createRequest("any", b2gBody())
 	require.Equal(t, "", req["assigned_device"])
-	require.Equal(t, "finding_device", e.requestState(idOf(t, req["id"])))
+	waiting := idOf(t, req["id"])
+	require.Equal(t, "finding_device", e.requestState(waiting))
 
-	// A named device and an environment.
+	// A board that comes ready goes to the waiting request at once.
 	e.ready("dev2")
+	require.Equal(t, "pending", e.requestState(waiting))
+
+	// A named device and an environment: dev2 is held, so it waits.
 	b := b2gBody()
 	b["environment"] = "odd"
 	req = e.createRequest("dev2", b)
-	require.Equal(t, "dev2", req["assigned_device"])
+	require.Equal(t, "", req["assigned_device"])
 	require.Equal(t, "dev2", req["requested_device"])
 	require.Equal(t, "odd", req["environment"])
+	require.Equal(t, "finding_device", e.requestState(idOf(t, req["id"])))
 }
 
 // Details are the request unwrapped, with its url.

@@ -80,6 +80,8 @@ func (s *Server) routes() http.Handler {
 	rt.json(get, "/api/request/:id/details/", s.getRequestDetails, s.read)
 	rt.json(get, "/api/request/:id/status/", s.getRequestStatus, s.read)
 	rt.json(get, "/api/request/:id/log/", s.getRequestLog, s.read)
+	rt.json(get, "/api/queue/", s.getQueue, s.read)
+	rt.json(post, "/api/queue/weight/", s.postQueueWeight, s.requireToken, s.ordered)
 	rt.raw(post, "/api/request/:id/renew/", s.renewRequest) // no 303, as the original
 	rt.raw(post, "/api/request/:id/renew", s.renewRequest)
 	rt.raw(post, "/api/request/:id/return/", s.returnRequest)

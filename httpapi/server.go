@@ -86,6 +86,9 @@ type Server struct {
 
 	// events feeds GET /api/events/ (SetEvents; nil: 404).
 	events EventSource
+
+	// longPolls ends blocking status reads (see EndLongPolls).
+	longPolls longPollStop
 }
 
 // New builds a Server from cfg.

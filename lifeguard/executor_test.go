@@ -173,6 +173,8 @@ func (holder) Event(*fsm.RequestTx, string, fsm.RequestEventArgs) error { return
 func (holder) Timeout(*fsm.RequestTx)                                   {}
 func (holder) Expire(*fsm.RequestTx) error                              { return fsm.ErrIgnored }
 func (holder) DeviceFinished(*fsm.RequestTx, string)                    {}
+func (holder) Assign(*fsm.RequestTx, string) bool                       { return false }
+func (holder) GiveUp(*fsm.RequestTx, bool)                              {}
 func (holder) Known(state string) bool                                  { return state == "holding" }
 func (holder) Open(string) bool                                         { return true }
 

@@ -121,7 +121,7 @@ func (d *Driver) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	// Exits when ctx ends.
-	go func() { defer wg.Done(); d.compactLoop(ctx) }()
+	go func() { defer wg.Done(); d.markQueueEpoch(ctx); d.compactLoop(ctx) }()
 	if err := d.loop.Run(ctx); err != nil {
 		d.logger.Error("request timers did not run", "error", err)
 	}
@@ -215,6 +215,24 @@ func (d *Driver) propose(ctx context.Context, id int64, current func() bool, t f
 			d.logger.Debug("request timer refused", "request", id, "command", t.String(), "error", err)
 		}
 	}
+}
+
+// markQueueEpoch proposes fsm.QueueEpoch unless the state has one, so
+// that a node from before the queue stops at it rather than diverge (see
+// fsm.QueueEpoch). It retries until committed or ctx ends.
+func (d *Driver) markQueueEpoch(ctx context.Context) {
+	var epoch uint64
+	d.cfg.FSM.Read(func(s *fsm.State) { epoch = s.Queue.Epoch })
+	if epoch != 0 {
+		return
+	}
+	current := func() bool {
+		var e uint64
+		d.cfg.FSM.Read(func(s *fsm.State) { e = s.Queue.Epoch })
+		return e == 0
+	}
+	onFail := func(err error) { d.logger.Warn("queue epoch proposal failed; retrying", "error", err) }
+	retry.Propose(ctx, d.cfg.Propose, fsm.CmdQueueEpoch, &fsm.QueueEpoch{}, current, onFail)
 }
 
 // compactLoop compacts at once and then every CompactInterval until ctx

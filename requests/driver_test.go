@@ -177,6 +177,18 @@ func (x *driverRig) create(dev, env string, d time.Duration) fsm.Request {
 	return q
 }
 
+// createWait is create with a max_wait.
+func (x *driverRig) createWait(dev, env string, d, maxWait time.Duration) fsm.Request {
+	x.t.Helper()
+	now := time.Now().UTC()
+	res := x.mustApply(fsm.CmdRequestCreate, &fsm.RequestCreate{Header: fsm.Header{At: now},
+		RequestedDevice: dev, Assignee: "slave-1", Expires: now.Add(d), Image: "b2g",
+		BootConfig: b2gConfig, Environment: env, Server: rigServer, MaxWait: maxWait})
+	var q fsm.Request
+	require.NoError(x.t, res.Decode(&q))
+	return q
+}
+
 // request returns a copy of a request; ok is false once it is deleted.
 func (x *driverRig) request(id int64) (q fsm.Request, ok bool) {
 	x.f.Read(func(s *fsm.State) {
@@ -221,28 +233,29 @@ const (
 	tick    = 5 * time.Millisecond
 )
 
-// Searches are proposed at their deadlines, never before, until the 60th
-// fails the request; then nothing more.
-func TestDriverFiresSearches(t *testing.T) {
-	x := newDriverRig(t, func(c *DriverConfig) { c.ResyncInterval = time.Hour })
-	q := x.create("any", "nowhere", time.Hour)
+// A request waiting in the queue costs no proposal until its max_wait
+// passes: then exactly one timeout, never before its deadline, fails it.
+func TestDriverWaitsWithoutSearching(t *testing.T) {
+	x := newDriverRig(t, func(c *DriverConfig) { c.ResyncInterval = 5 * time.Millisecond })
+	x.mustApply(fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: 1}) // no pending polls here
+	holder := x.create("any", "odd", time.Hour)
+	for range 2 {
+		x.create("any", "odd", time.Hour)
+	}
+	q := x.createWait("any", "odd", time.Hour, 300*time.Millisecond)
 	require.Equal(t, StateFindingDevice, State(q.State))
-	start := time.Now()
+	other := x.createWait(holder.Device, "any", time.Hour, time.Hour)
+	require.Equal(t, StateFindingDevice, State(other.State))
 	x.run(x.drv.Load())
 
 	require.Eventually(t, func() bool { return x.state(q.ID) == StateFailedDeviceNotFound }, waitFor, tick)
-	require.GreaterOrEqual(t, time.Since(start), 59*10*time.Millisecond, "59 searches 10 ms apart")
 	timeouts := x.proposed(fsm.CmdRequestTimeout)
-	require.Len(t, timeouts, 59, "one proposal per search, none twice")
-	for i, p := range timeouts {
-		require.Equal(t, q.ID, p.id)
-		require.False(t, p.at.Before(p.due), "timeout %d proposed at %s, before its deadline %s", i, p.at, p.due)
-		require.NoError(t, p.result.Error())
-	}
-	got, _ := x.request(q.ID)
-	require.Equal(t, 60, got.Counters[counterSearches])
-	require.Never(t, func() bool { return len(x.proposed(fsm.CmdRequestTimeout)) > 59 }, 100*time.Millisecond, tick,
-		"a failed request has no timer")
+	require.Len(t, timeouts, 1, "one proposal: the end of the wait")
+	require.Equal(t, q.ID, timeouts[0].id)
+	require.False(t, timeouts[0].at.Before(timeouts[0].due), "proposed at %s, before its deadline %s", timeouts[0].at, timeouts[0].due)
+	require.Never(t, func() bool { return x.count()-len(x.proposed(fsm.CmdQueueEpoch)) > 1 }, 100*time.Millisecond, tick,
+		"resyncs find nothing to propose for a waiting request")
+	require.Equal(t, StateFindingDevice, x.state(other.ID))
 }
 
 // Expiry is proposed at expires, and the request is closed and its device
@@ -305,26 +318,24 @@ func TestDriverRetriesFailedProposals(t *testing.T) {
 	x.mu.Lock()
 	x.fail = 2
 	x.mu.Unlock()
-	q := x.create("any", "nowhere", time.Hour)
+	held := x.create("any", "odd", time.Hour)
+	q := x.createWait(held.Device, "any", time.Hour, 50*time.Millisecond)
 	x.run(x.drv.Load())
-	require.Eventually(t, func() bool {
-		got, _ := x.request(q.ID)
-		return got.Counters[counterSearches] >= 3
-	}, waitFor, tick)
+	require.Eventually(t, func() bool { return x.state(q.ID) == StateFailedDeviceBusy }, waitFor, tick)
 }
 
 // Cancelling Run's context stops every timer: nothing is proposed after
 // Run has returned, and changes are no longer watched.
 func TestDriverStopsOnCancel(t *testing.T) {
 	x := newDriverRig(t)
-	searching := x.create("any", "nowhere", time.Hour)
 	expiring := x.create("any", "any", 200*time.Millisecond)
+	searching := x.createWait(expiring.Device, "any", time.Hour, time.Hour)
 	stop := x.run(x.drv.Load())
 	require.Eventually(t, func() bool { return len(x.proposed(fsm.CmdRequestTimeout)) >= 3 }, waitFor, tick)
 	stop()
 
 	n := x.count()
-	after := x.create("any", "nowhere", 50*time.Millisecond)
+	after := x.createWait(expiring.Device, "any", 50*time.Millisecond, 10*time.Millisecond)
 	require.Never(t, func() bool { return x.count() != n }, 400*time.Millisecond, tick, "proposals after Run returned")
 	require.Equal(t, StateFindingDevice, x.state(searching.ID))
 	require.Equal(t, StatePending, x.state(expiring.ID), "its expiry passed with no driver")
@@ -333,12 +344,12 @@ func TestDriverStopsOnCancel(t *testing.T) {
 
 // A new Run — a new term of leadership — rebuilds the timers from the
 // state: an expiry that passed while no driver ran is proposed at once, and
-// searches resume.
+// pending polls resume.
 func TestDriverRebuildsTimersOnStart(t *testing.T) {
 	x := newDriverRig(t, func(c *DriverConfig) { c.ResyncInterval = time.Hour })
 	d := x.drv.Load()
 	stop := x.run(d)
-	searching := x.create("any", "nowhere", time.Hour)
+	polling := x.create("any", "any", time.Hour)
 	require.Eventually(t, func() bool { return len(x.proposed(fsm.CmdRequestTimeout)) >= 2 }, waitFor, tick)
 	stop()
 
@@ -358,10 +369,26 @@ func TestDriverRebuildsTimersOnStart(t *testing.T) {
 		}
 		base := len(x.proposed(fsm.CmdRequestTimeout))
 		require.Eventually(t, func() bool { return len(x.proposed(fsm.CmdRequestTimeout)) >= base+2 }, waitFor, tick,
-			"run %d: searches resume", i)
+			"run %d: polls resume", i)
 		stop()
 	}
-	require.Equal(t, StateFindingDevice, x.state(searching.ID))
+	require.True(t, x.state(polling.ID).Open())
+}
+
+// A driver starting on a state without a queue epoch proposes one, once;
+// the next term finds it and proposes nothing.
+func TestDriverMarksQueueEpoch(t *testing.T) {
+	x := newDriverRig(t)
+	stop := x.run(x.drv.Load())
+	require.Eventually(t, func() bool {
+		var e uint64
+		x.f.Read(func(s *fsm.State) { e = s.Queue.Epoch })
+		return e != 0
+	}, waitFor, tick)
+	stop()
+	stop = x.run(x.newDriver())
+	defer stop()
+	require.Never(t, func() bool { return len(x.proposed(fsm.CmdQueueEpoch)) != 1 }, 100*time.Millisecond, tick)
 }
 
 // Compaction is proposed only when some request qualifies: closed or

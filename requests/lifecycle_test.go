@@ -128,7 +128,7 @@ func TestRenew(t *testing.T) {
 		setup func(r *rig) int64
 		want  State
 	}{
-		{"finding_device", func(r *rig) int64 { return r.createB2G("any", "nowhere").ID }, StateFindingDevice},
+		{"finding_device", func(r *rig) int64 { return r.createB2G("any", "odd").ID }, StateFindingDevice},
 		{"pending", func(r *rig) int64 { return r.createB2G("any", "any").ID }, StatePending},
 		{"ready", func(r *rig) int64 {
 			q := r.createB2G("any", "any")
@@ -239,7 +239,7 @@ func TestExpiryInEveryOpenState(t *testing.T) {
 			r := newRig(t)
 			env := "any"
 			if state == StateFindingDevice {
-				env = "nowhere"
+				env = "odd" // no odd device is ready: it waits
 			}
 			r.ready(even1)
 			c := r.createCmd("any", "b2g", env, b2gConfig)
@@ -257,8 +257,9 @@ func TestExpiryInEveryOpenState(t *testing.T) {
 	}
 }
 
-// A named device held by another request: searched twice,
-// then failed_device_busy; the holder is unaffected.
+// A named device held by another request: the request waits in the
+// queue, then fails failed_device_busy at its max_wait; the holder is
+// unaffected.
 func TestSpecificBusyDevice(t *testing.T) {
 	r := newRig(t)
 	r.ready(even1, even2)
@@ -268,8 +269,10 @@ func TestSpecificBusyDevice(t *testing.T) {
 	q := r.createB2G(even1, "any")
 	r.requireRequest(q.ID, StateFindingDevice, "")
 	require.Equal(t, 1, r.request(q.ID).Counters[counterSearches])
+	first := r.request(q.ID)
+	require.Equal(t, fsm.DefaultMaxWait, first.StateDeadline.Sub(first.StateEntered), "it waits max_wait")
 	res := r.timeout(q.ID)
-	require.Equal(t, StateFailedDeviceBusy, res.State, "second search")
+	require.Equal(t, StateFailedDeviceBusy, res.State, "max_wait passed")
 	r.requireRequest(q.ID, StateFailedDeviceBusy, "")
 	require.True(t, r.request(q.ID).StateDeadline.IsZero(), "failed states have no timer")
 	r.requireRequest(holder.ID, StatePending, even1)
@@ -277,21 +280,37 @@ func TestSpecificBusyDevice(t *testing.T) {
 	require.Zero(t, r.device(even2).RequestID, "a named request never takes another device")
 }
 
-// A named device that is free again by the second search is claimed.
-func TestSpecificDeviceFreedBeforeSecondSearch(t *testing.T) {
+// A named device that comes free is claimed by the request waiting for it
+// in the Apply that frees it.
+func TestSpecificDeviceFreedWhileWaiting(t *testing.T) {
 	r := newRig(t)
 	r.ready(even1)
 	holder := r.createB2G(even1, "any")
 	q := r.createB2G(even1, "any")
+	r.requireRequest(q.ID, StateFindingDevice, "")
 	r.closeRequest(holder.ID)
+	r.requireRequest(q.ID, StateFindingDevice, "")
 	r.force(even1, lifeguard.StatePXEPowerCycling, lifeguard.StateReady)
-	r.timeout(q.ID)
 	r.requireRequest(q.ID, StatePending, even1)
 }
 
-// A named device in a failed_* state fails the request at the
-// first search; a device busy with something else (not failed) gets the
-// usual two searches.
+// A named request that asks not to wait fails at once when its device is
+// busy.
+func TestSpecificDeviceNoWait(t *testing.T) {
+	r := newRig(t)
+	r.ready(even1)
+	r.createB2G(even1, "any")
+	c := r.createCmd(even1, "b2g", "any", b2gConfig)
+	c.NoWait = true
+	q, err := r.tryCreateCmd(c)
+	require.NoError(t, err)
+	r.requireRequest(q.ID, StateFailedDeviceBusy, "")
+	require.Contains(t, r.request(q.ID).Reason, "asked not to wait")
+}
+
+// A named device in a failed_* state fails the request at once; a
+// device busy with something else (not failed) is waited for until
+// max_wait.
 func TestSpecificDeviceNotReady(t *testing.T) {
 	tests := []struct {
 		deviceState lifeguard.State
@@ -318,24 +337,35 @@ func TestSpecificDeviceNotReady(t *testing.T) {
 	}
 }
 
-// "any" with no eligible device searches 60 times, every 10 s,
-// then fails.
+// "any" whose hardware no device of the inventory has fails at once,
+// saying why; one whose devices are all busy (or, for an environment
+// nobody has, missing) waits max_wait (one timer, no searches), then fails
+// failed_device_not_found.
 func TestNoDeviceFound(t *testing.T) {
 	r := newRig(t)
 	r.ready(pandas...)
-	q := r.createB2G("any", "nowhere")
+	c := r.createCmd("any", "b2g", "any", b2gConfig)
+	c.HardwareType = "beagle"
+	q, err := r.tryCreateCmd(c)
+	require.NoError(t, err)
+	r.requireRequest(q.ID, StateFailedDeviceNotFound, "")
+	require.Contains(t, r.request(q.ID).Reason, "hardware_type=beagle")
+	nowhere := r.createB2G("any", "nowhere")
+	r.requireRequest(nowhere.ID, StateFindingDevice, "")
+
+	for range len(pandas) {
+		require.Equal(t, StatePending, State(r.createB2G("any", "any").State))
+	}
+	q = r.createB2G("any", "any")
 	r.requireRequest(q.ID, StateFindingDevice, "")
 	first := r.request(q.ID)
-	require.Equal(t, 10*time.Second, first.StateDeadline.Sub(first.StateEntered), "searches are 10 s apart")
-	r.timeouts(q.ID, 58)
-	r.requireRequest(q.ID, StateFindingDevice, "")
-	require.Equal(t, 59, r.request(q.ID).Counters[counterSearches])
+	require.Equal(t, fsm.DefaultMaxWait, first.StateDeadline.Sub(first.StateEntered), "it waits max_wait")
 	res := r.timeout(q.ID)
-	require.Equal(t, StateFailedDeviceNotFound, res.State, "60th search")
+	require.Equal(t, StateFailedDeviceNotFound, res.State)
 	got := r.request(q.ID)
-	require.Equal(t, 60, got.Counters[counterSearches])
 	require.True(t, got.StateDeadline.IsZero())
 	require.Empty(t, got.Device)
+	require.Zero(t, got.QueueSeq, "out of the queue")
 }
 
 // The claimed device is taken over before it finishes (an
@@ -557,9 +587,8 @@ func TestSilentLifeguard(t *testing.T) {
 		require.Equal(t, lifeguard.StatePXEPowerCycling, lifeguard.State(r.device(even1).State), "the device is left as it is")
 
 		// The pending counter is a lifetime budget (as the original):
-		// the next device gets one poll.
+		// the next device, claimed as soon as it is ready, gets one poll.
 		r.ready(even2)
-		r.timeout(q.ID)
 		r.requireRequest(q.ID, StatePending, even2)
 		r.timeout(q.ID)
 		r.requireRequest(q.ID, StateFindingDevice, "")

@@ -34,6 +34,30 @@ func (m Machine) DeviceFinished(tx *fsm.RequestTx, result string) {
 	}
 }
 
+// Assign claims the board the queue chose for a waiting request and sets
+// it imaging; the request goes on to pending.
+func (Machine) Assign(tx *fsm.RequestTx, device string) bool {
+	if State(tx.State()) != StateFindingDevice {
+		return false
+	}
+	if !claimAndContact(tx, device) {
+		return false
+	}
+	enter(tx, StatePending)
+	return true
+}
+
+// GiveUp fails a request the queue cannot serve.
+func (Machine) GiveUp(tx *fsm.RequestTx, busy bool) {
+	tx.Log("mozpool", "%s", tx.Request().Reason)
+	switch {
+	case busy && !tx.Any():
+		enter(tx, StateFailedDeviceBusy)
+	default:
+		enter(tx, StateFailedDeviceNotFound)
+	}
+}
+
 // Known reports whether state is in the table.
 func (Machine) Known(state string) bool { _, ok := spec(State(state)); return ok }
 

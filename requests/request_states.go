@@ -12,10 +12,6 @@ const noTimeout = time.Duration(-1)
 
 // Budgets, as the original (counters are lifetime counts of the request).
 const (
-	// An "any" request searches for a device every 10 s, 60 times.
-	findAnyLimit = 60
-	// A named device gets two searches before the request gives up.
-	findSpecificLimit = 2
 	// An "any" request waits for its device 20 × 60 s before trying
 	// another one.
 	pendingLimit = 20
@@ -37,6 +33,7 @@ type stateSpec struct {
 
 // Counter names (the request's lifetime counts).
 const (
+	// counterSearches counts the request's entries into the queue.
 	counterSearches  = string(StateFindingDevice)
 	counterPolls     = string(StatePending)
 	counterBadImages = "bad-images"
@@ -61,9 +58,11 @@ func stateTable() map[State]stateSpec {
 	return map[State]stateSpec{
 		StateNew: {Timeout: noTimeout, Open: true,
 			Events: closable(map[Event]transition{EventFindDevice: on(StateFindingDevice)})},
-		// finding_device: search on entry, again every 10 s.
-		StateFindingDevice: {Timeout: 10 * time.Second, Open: true, OnEntry: findDevice,
-			OnTimeout: gotoState(StateFindingDevice), Events: closable(nil)},
+		// finding_device: wait in the queue until a board is assigned
+		// or the request's max_wait passes (its timeout is the
+		// request's; see enter).
+		StateFindingDevice: {Timeout: fsm.DefaultMaxWait, Open: true, OnEntry: findDevice,
+			OnTimeout: waitedTooLong, Events: closable(nil)},
 		// pending: the device is being imaged; poll the result every 60 s
 		// in case the notification was missed.
 		StatePending: {Timeout: 60 * time.Second, Open: true, OnEntry: pendingEntry, OnTimeout: pendingTimeout,
@@ -93,6 +92,9 @@ func enter(m *fsm.RequestTx, state State) {
 	if !ok {
 		timeout = noTimeout
 	}
+	if state == StateFindingDevice {
+		timeout = m.MaxWait()
+	}
 	m.Goto(string(state), timeout)
 	if s.OnEntry != nil {
 		s.OnEntry(m)
@@ -109,25 +111,40 @@ func gotoState(state State) func(m *fsm.RequestTx) {
 
 func release(m *fsm.RequestTx) { m.Release() }
 
-// findDevice is the device search, with the claim and the
-// contact of lifeguard in the same Apply.
+// findDevice puts the request in the queue: the FSM assigns it a board
+// (Machine.Assign) as soon as one it matches is free and it is first in
+// line for it, in the Apply that frees the board. A request for a named
+// board that has failed fails at once, as the original.
 func findDevice(m *fsm.RequestTx) {
-	count := m.Inc(counterSearches)
+	m.Inc(counterSearches)
 	m.Release()
-	if claimAndContact(m) {
-		enter(m, StatePending)
+	if !m.Any() && lifeguard.IsFailed(m.RequestedDeviceState()) {
+		enter(m, StateFailedBadDevice)
 		return
 	}
-	switch {
-	case m.Any():
-		if count >= findAnyLimit {
-			enter(m, StateFailedDeviceNotFound)
-		}
-	case count >= findSpecificLimit:
-		enter(m, StateFailedDeviceBusy)
-	case lifeguard.IsFailed(m.RequestedDeviceState()):
-		enter(m, StateFailedBadDevice)
+	m.Enqueue()
+}
+
+// waitedTooLong ends a wait past the request's max_wait. A request in
+// finding_device that is not in the queue entered the state before the
+// queue existed (its timeout was the old search timer): it joins the
+// queue now.
+func waitedTooLong(m *fsm.RequestTx) {
+	if !m.Waiting() {
+		enter(m, StateFindingDevice)
+		return
 	}
+	if m.Any() {
+		m.Log("mozpool", "no device found within max_wait")
+		enter(m, StateFailedDeviceNotFound)
+		return
+	}
+	m.Log("mozpool", "device %s not free within max_wait", m.Request().RequestedDevice)
+	if lifeguard.IsFailed(m.RequestedDeviceState()) {
+		enter(m, StateFailedBadDevice)
+		return
+	}
+	enter(m, StateFailedDeviceBusy)
 }
 
 // pendingEntry handles a result that arrived before the request got here
@@ -181,6 +198,7 @@ func orNone(s string) string {
 func handleResult(m *fsm.RequestTx, result string) {
 	switch lifeguard.Result(result) {
 	case lifeguard.ResultComplete:
+		m.MarkReady()
 		enter(m, StateReady)
 	case lifeguard.ResultFailedBadImage:
 		if m.Inc(counterBadImages) < badImageLimit {

@@ -47,9 +47,10 @@ func TestRequestStateTable(t *testing.T) {
 // discarded; so is an event for an older generation.
 func TestStaleTimersDiscarded(t *testing.T) {
 	r := newRig(t)
+	r.ready(even1)
 	q := r.createB2G("any", "any")
 	old := r.request(q.ID)
-	r.timeout(q.ID) // a second search: a new generation
+	r.timeout(q.ID) // a second poll: a new generation
 	cur := r.request(q.ID)
 	require.Greater(t, cur.Generation, old.Generation)
 
@@ -58,11 +59,11 @@ func TestStaleTimersDiscarded(t *testing.T) {
 	require.Equal(t, "stale generation", res.Reason)
 	after := r.request(q.ID)
 	require.Equal(t, cur.Generation, after.Generation, "a stale timeout changes nothing")
-	require.Equal(t, cur.Counters, after.Counters, "a stale timeout does not search")
+	require.Equal(t, cur.Counters, after.Counters, "a stale timeout does not poll")
 
 	res = r.eventResult(r.apply(fsm.CmdRequestEvent, &fsm.RequestEvent{ID: q.ID, Event: string(EventClose), Generation: old.Generation}))
 	require.True(t, res.Ignored, "stale event")
-	r.requireRequest(q.ID, StateFindingDevice, "")
+	r.requireRequest(q.ID, StatePending, even1)
 
 	r.closeRequest(q.ID)
 	closed := r.request(q.ID)
@@ -126,8 +127,7 @@ func TestSnapshotRestoreRequests(t *testing.T) {
 	r.install(ready.Device, "b2g")
 	pending := r.createB2G("any", "odd")
 	r.timeouts(pending.ID, 3)
-	searching := r.createB2G("any", "nowhere")
-	r.timeouts(searching.ID, 2)
+	searching := r.createB2G(ready.Device, "any") // waits for a busy device
 	closed := r.createB2G("any", "any")
 	r.closeRequest(closed.ID)
 	r.force(odd3, lifeguard.StateReady, lifeguard.StateFailedPXEBooting)

@@ -35,7 +35,7 @@ func (s State) Open() bool { return requestStates[s].Open }
 type Event string
 
 const (
-	// EventFindDevice starts a new request's search.
+	// EventFindDevice puts a new request in the queue.
 	EventFindDevice Event = "find_device"
 	// EventClose is a return (the API's request close).
 	EventClose Event = "close"

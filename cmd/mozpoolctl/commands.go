@@ -51,13 +51,16 @@ var commands = []*command{
 	{name: "request renew", args: "ID SECONDS", summary: "make a request expire SECONDS from now", run: runRequestRenew},
 	{name: "request return", args: "ID", summary: "return a request's device (close the request)", run: runRequestReturn},
 	{name: "request log", args: "ID [--lines N] [--follow]", summary: "show a request's log; --follow prints new lines until it is closed or failed", run: runRequestLog},
-	{name: "request", args: "any|NAME --image I [--env E] [--duration S] [--boot-config K=V ...] [--assignee A] [--wait]",
-		summary: "request a device imaged with I; --wait follows it until ready (exit 0) or failed (exit 1)", run: runRequest},
 	{name: "events", args: "[--follow] [--since INDEX] [--kind K] [--device D] [--request R] [--imaging-server S] [--state S]",
 		summary: "print device and request state changes (kept ones; --follow: as they happen)", run: runEvents},
 	{name: "operator raft list-peers", summary: "list the Raft servers: node, id, address, leader or follower, voter", run: runRaftListPeers},
 	{name: "operator raft remove-peer", args: "ID | --id ID", summary: "remove a server from the Raft configuration (as remove; token)", run: runRaftRemovePeer},
 	{name: "operator raft transfer-leader", args: "[--id ID]", summary: "have the leader hand leadership to ID, or to the most up-to-date voter (token)", run: runRaftTransferLeader},
+	{name: "request", args: "any|NAME --image I [--env E] [--duration S] [--boot-config K=V ...] [--assignee A] [--priority P] [--group G] [--hardware-type T] [--hardware-model M] [--tag K=V ...] [--max-wait S] [--no-wait] [--wait]",
+		summary: "request a device imaged with I; --wait follows it (queue position, ETA, imaging) until ready (exit 0) or failed (exit 1)", run: runRequest},
+	{name: "queue weight", args: "GROUP WEIGHT", summary: "set a fair-share group's weight (0 resets it to 1; token)", run: runQueueWeight},
+	{name: "queue", args: "[--group G] [--assignee A] [--device D] [--env E] [--image I] [--hardware-type T]",
+		summary: "list the requests waiting for a board, in service order, with position and ETA", run: runQueue},
 	{name: "relay", args: "powercycle|status|turnon|turnoff HOST[:PORT] BANK RELAY", summary: "power-cycle, switch or read a relay over ProXR, straight to the board (60 s deadline)", run: runRelay},
 }
 

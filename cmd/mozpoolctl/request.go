@@ -25,6 +25,9 @@ const (
 	defaultRequestDuration = 3600 // seconds
 	defaultWaitInterval    = time.Second
 	defaultLogLines        = 10
+	// longPollWait is how long one blocking status call waits on the
+	// server while the request is queued.
+	longPollWait = 30 * time.Second
 	// detailsConcurrency bounds the details lookups of request list.
 	detailsConcurrency = 8
 )
@@ -95,6 +98,14 @@ func runRequest(ctx context.Context, e *env, args []string) error {
 	fs.Var(bootConfig, "boot-config", "boot config `KEY=VALUE` the image needs (repeatable; b2g needs b2gbase)")
 	assignee := fs.String("assignee", defaultAssignee(), "who holds the device")
 	wait := fs.Bool("wait", false, "follow the request until it is ready (exit 0) or fails (exit 1)")
+	priority := fs.Int("priority", 0, "queue `priority` (higher first, -100 to 100)")
+	group := fs.String("group", "", "fair-share `group` (default: the assignee)")
+	hwType := fs.String("hardware-type", "", "only boards of this hardware `type`")
+	hwModel := fs.String("hardware-model", "", "only boards of this hardware `model`")
+	tags := bootConfigFlag{}
+	fs.Var(tags, "tag", "only boards with tag `KEY=VALUE` (repeatable)")
+	maxWait := fs.Int("max-wait", 0, "how long the request may wait for a board, in `seconds` (default: the server's)")
+	noWait := fs.Bool("no-wait", false, "fail at once unless a suitable board is free")
 	interval := fs.Duration("interval", defaultWaitInterval, "how often --wait polls")
 	pos, err := e.parse(fs, args, "DEVICE")
 	if err != nil {
@@ -107,12 +118,28 @@ func runRequest(ctx context.Context, e *env, args []string) error {
 		return usagef("--duration must not be negative")
 	case *interval <= 0:
 		return usagef("--interval must be positive")
+	case *maxWait < 0:
+		return usagef("--max-wait must not be negative")
 	}
-	c := e.client()
-	req, err := c.CreateRequest(ctx, pos[0], client.RequestSpec{
+	spec := client.RequestSpec{
 		Assignee: *assignee, Duration: time.Duration(*duration) * time.Second,
 		Image: *image, Environment: *envName, BootConfig: bootConfig,
+		Group: *group, HardwareType: *hwType, HardwareModel: *hwModel,
+		MaxWait: time.Duration(*maxWait) * time.Second, NoWait: *noWait,
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "priority" {
+			spec.Priority = priority
+		}
 	})
+	if len(tags) > 0 {
+		spec.Tags = map[string]string{}
+		for k, v := range tags {
+			spec.Tags[k] = fmt.Sprint(v)
+		}
+	}
+	c := e.client()
+	req, err := c.CreateRequest(ctx, pos[0], spec)
 	if err != nil {
 		return fmt.Errorf("request %s: %w", pos[0], err)
 	}
@@ -164,9 +191,16 @@ type progress struct {
 
 func newProgress(w io.Writer, tty bool) *progress { return &progress{w: w, tty: tty} }
 
-// show displays the request's state, its device and the device's state.
-func (p *progress) show(id int64, state, device, devState string, elapsed time.Duration) {
-	key := fmt.Sprintf("request %d: %s", id, state)
+// show displays the request's state, its place in the queue while it
+// waits, its device and the device's state.
+func (p *progress) show(id int64, st api.RequestStatus, device, devState string, elapsed time.Duration) {
+	key := fmt.Sprintf("request %d: %s", id, st.State)
+	if st.QueuePosition > 0 {
+		key += fmt.Sprintf(", position %d of %d", st.QueuePosition, st.QueueLength)
+		if st.ETA != "" {
+			key += ", eta " + st.ETA
+		}
+	}
 	if device == "" {
 		key += ", no device yet"
 	} else {
@@ -210,17 +244,34 @@ func finalState(state string) bool {
 	}
 }
 
-// waitRequest polls the request until it is ready (nil) or ends (an error
-// after printing its last log lines). A 503 (an election) is waited out.
+// waitRequest follows the request until it is ready (nil) or ends (an
+// error after printing its last log lines). While the request waits in the
+// queue it blocks on the server (a long poll) until its state or position
+// changes; once it has a device it polls every interval to follow the
+// device's imaging. A 503 (an election) is waited out.
 func (e *env) waitRequest(ctx context.Context, c *client.Client, id int64, interval time.Duration, p *progress) error {
 	start := time.Now()
 	defer p.done()
+	var index uint64
+	queued := false
 	for {
-		st, device, devState, err := pollRequest(ctx, c, id)
+		var st api.RequestStatus
+		var device, devState string
+		var err error
+		if queued {
+			st, index, err = c.WaitRequestStatus(ctx, id, index, longPollWait)
+			if err == nil && st.QueuePosition == 0 {
+				st, device, devState, err = pollRequest(ctx, c, id)
+			}
+		} else {
+			st, device, devState, err = pollRequest(ctx, c, id)
+			index = c.LastIndex()
+		}
+		queued = err == nil && st.QueuePosition > 0
 		var ce *client.Error
 		switch {
 		case err == nil:
-			p.show(id, st.State, device, devState, time.Since(start))
+			p.show(id, st, device, devState, time.Since(start))
 		case errors.As(err, &ce) && ce.Status == http.StatusServiceUnavailable:
 			// The cluster is electing a leader; try again.
 		default:
@@ -243,6 +294,9 @@ func (e *env) waitRequest(ctx context.Context, c *client.Client, id int64, inter
 			printLog(e.stderr, lastLines(st.Log, defaultLogLines))
 			return fmt.Errorf("request %d ended in %s", id, st.State)
 		}
+		if queued {
+			continue // the next call blocks on the server
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("request %d: stopped waiting: %w", id, ctx.Err())
@@ -252,7 +306,7 @@ func (e *env) waitRequest(ctx context.Context, c *client.Client, id int64, inter
 }
 
 // pollRequest reads a request's status, its device and the device's state.
-func pollRequest(ctx context.Context, c *client.Client, id int64) (st api.StatusReply, device, devState string, err error) {
+func pollRequest(ctx context.Context, c *client.Client, id int64) (st api.RequestStatus, device, devState string, err error) {
 	if st, err = c.RequestStatus(ctx, id); err != nil {
 		return st, "", "", err
 	}
@@ -419,6 +473,13 @@ func runRequestShow(ctx context.Context, e *env, args []string) error {
 	t.row("environment:", orDash(req.Environment))
 	t.row("expires:", req.Expires+" UTC")
 	t.row("url:", req.URL)
+	if st.QueuePosition > 0 {
+		t.row("queue position:", fmt.Sprintf("%d of %d", st.QueuePosition, st.QueueLength))
+		t.row("eta:", orDash(st.ETA))
+	}
+	if st.Reason != "" {
+		t.row("reason:", st.Reason)
+	}
 	if err := t.flush(); err != nil {
 		return err
 	}

@@ -185,24 +185,29 @@ func TestRequestWaitServerError(t *testing.T) {
 	require.Equal(t, "mozpoolctl: request 17: unknown request: 17 (HTTP 404)\n", r.stderr)
 }
 
+func st(s requests.State) api.RequestStatus { return api.RequestStatus{State: string(s)} }
+
 func TestProgressOnTerminal(t *testing.T) {
 	var buf bytes.Buffer
 	p := newProgress(&buf, true)
-	p.show(17, string(requests.StateFindingDevice), "", "", 1500*time.Millisecond)
-	p.show(17, string(requests.StatePending), "panda-0003", string(lifeguard.StateB2GDownloading), 3*time.Second)
-	p.show(17, string(requests.StateReady), "panda-0003", string(lifeguard.StateReady), 4*time.Second)
+	queued := api.RequestStatus{State: string(requests.StateFindingDevice)}
+	queued.QueuePosition, queued.QueueLength, queued.ETA = 3, 12, "2024-03-01T12:30:00"
+	p.show(17, queued, "", "", 1500*time.Millisecond)
+	p.show(17, st(requests.StatePending), "panda-0003", string(lifeguard.StateB2GDownloading), 3*time.Second)
+	p.show(17, st(requests.StateReady), "panda-0003", string(lifeguard.StateReady), 4*time.Second)
 	p.done()
 	p.done()
-	first := "request 17: finding_device, no device yet, 2s"
+	first := "request 17: finding_device, position 3 of 12, eta 2024-03-01T12:30:00, no device yet, 2s"
 	second := "request 17: pending, device panda-0003 (b2g_downloading), 3s"
 	third := "request 17: ready, device panda-0003 (ready), 4s"
-	require.Equal(t, "\r"+first+"\r"+second+"\r"+third+strings.Repeat(" ", len(second)-len(third))+"\n", buf.String())
+	require.Equal(t, "\r"+first+"\r"+second+strings.Repeat(" ", len(first)-len(second))+
+		"\r"+third+strings.Repeat(" ", len(second)-len(third))+"\n", buf.String())
 }
 
 func TestProgressRepeatsNothingOffTerminal(t *testing.T) {
 	var buf bytes.Buffer
 	p := newProgress(&buf, false)
-	pending := string(requests.StatePending)
+	pending := st(requests.StatePending)
 	p.show(17, pending, "panda-0003", string(lifeguard.StateB2GDownloading), time.Second)
 	p.show(17, pending, "panda-0003", string(lifeguard.StateB2GDownloading), 2*time.Second)
 	p.show(17, pending, "panda-0003", string(lifeguard.StateB2GExtracting), 3*time.Second)

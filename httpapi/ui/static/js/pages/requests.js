@@ -1,5 +1,6 @@
 // Requests (Mozpool): open (optionally closed) requests with their
-// devices; new requests, close and renew.
+// devices and, while they wait, their place in the queue and ETA; new
+// requests (with priority and group), close and renew.
 
 import { get, post, enc, parseTime, formatTime, relative } from '../api.js';
 import { h, esc, options, stateBadge, tabs } from '../dom.js';
@@ -24,6 +25,13 @@ export function create(ctx) {
         html: r => r.assigned_device ? `${link(`/log?device=${enc(r.assigned_device)}`, r.assigned_device)} ${stateBadge(r.device_state)}` : '<span class="sub">–</span>' },
       { id: 'assignee', title: 'Assignee', width: 'minmax(7rem, 1fr)', text: r => r.assignee, html: r => esc(r.assignee) },
       { id: 'state', title: 'State', width: 'minmax(10rem, 1fr)', text: r => r.state, html: r => stateBadge(r.state) },
+      { id: 'position', title: 'Queue', width: 'minmax(6rem, 0.7fr)', text: r => r._q ? `${r._q.queue_position}/${r._q.queue_length}` : '',
+        sortKey: r => r._q ? r._q.queue_position : Infinity,
+        html: r => r._q ? `<span class="mono">${r._q.queue_position}/${r._q.queue_length}</span>${r._q.aged ? ' <span class="sub">aged</span>' : ''}` : '<span class="sub">–</span>' },
+      { id: 'eta', title: 'ETA (UTC)', width: 'minmax(12rem, 1fr)', text: r => r._q && r._q.eta ? r._q.eta : '', sortKey: r => r._eta || Infinity,
+        html: r => r._eta ? `<span class="mono">${formatTime(r._eta)}</span> <span class="sub">${relative(r._eta)}</span>` : '<span class="sub">–</span>' },
+      { id: 'group', title: 'Group / priority', width: 'minmax(9rem, 1fr)', text: r => r._q ? `${r._q.group} ${r._q.priority}` : '',
+        html: r => r._q ? `${esc(r._q.group)} <span class="sub">${r._q.priority}</span>` : '<span class="sub">–</span>' },
       { id: 'expires', title: 'Expires (UTC)', width: 'minmax(14rem, 1.2fr)', text: r => r.expires, sortKey: r => r._expires,
         html: r => `<span class="mono">${formatTime(r._expires)}</span> <span class="sub">${relative(r._expires)}</span>` },
       { id: 'server', title: 'Server', width: 'minmax(9rem, 1fr)', text: r => r.imaging_server, html: r => esc(r.imaging_server) },
@@ -44,6 +52,8 @@ export function create(ctx) {
   options(duration, DURATIONS);
   duration.value = '3600';
   const assignee = h('input', { type: 'text', placeholder: 'your name', 'aria-label': 'assignee', size: 14, name: 'assignee', value: localStorage.getItem('mozpool.assignee') || '' });
+  const priority = h('input', { type: 'number', min: -100, max: 100, value: 0, 'aria-label': 'priority', name: 'priority', style: 'width: 5rem' });
+  const group = h('input', { type: 'text', placeholder: 'assignee', 'aria-label': 'group', size: 10, name: 'group' });
   const createBtn = h('button.primary', { type: 'submit' }, 'Request');
   const form = h('form.panel', { onsubmit: e => { e.preventDefault(); doCreate(); } },
     h('label.field', h('span', 'device'), device), deviceList,
@@ -52,6 +62,8 @@ export function create(ctx) {
     boot.el,
     h('label.field', h('span', 'for'), duration),
     h('label.field', h('span', 'assignee'), assignee),
+    h('label.field', h('span', 'priority'), priority),
+    h('label.field', h('span', 'group'), group),
     createBtn);
   form.addEventListener('input', updateButtons);
   image.addEventListener('change', () => { syncBootFields(); updateButtons(); });
@@ -86,6 +98,8 @@ export function create(ctx) {
   function doCreate() {
     const dev = device.value.trim();
     const body = { assignee: assignee.value.trim(), duration: Number(duration.value), image: image.value, environment: env.value, ...boot.values() };
+    if (Number(priority.value)) body.priority = Number(priority.value);
+    if (group.value.trim()) body.group = group.value.trim();
     localStorage.setItem('mozpool.assignee', body.assignee);
     boot.remember();
     ctx.jobs.add(`new request: ${dev}, ${body.image}, for ${body.assignee}`, async () => {
@@ -121,11 +135,19 @@ export function create(ctx) {
       }
       updateButtons();
     });
-    const { text, data } = await get(`request/list/${withClosed.checked ? '?include_closed=1' : ''}`, { raw: true });
+    const [{ text, data }, queue] = await Promise.all([
+      get(`request/list/${withClosed.checked ? '?include_closed=1' : ''}`, { raw: true }),
+      get('queue/', { raw: true }).catch(() => ({ text: '', data: { queue: [] } })),
+    ]);
     // Redraw even when unchanged: "expires in" moves on.
-    if (text !== shownText) {
-      shownText = text;
-      for (const r of data.requests) r._expires = parseTime(r.expires);
+    if (text + queue.text !== shownText) {
+      shownText = text + queue.text;
+      const waiting = new Map(queue.data.queue.map(q => [q.id, q]));
+      for (const r of data.requests) {
+        r._expires = parseTime(r.expires);
+        r._q = waiting.get(r.id);
+        r._eta = r._q && r._q.eta ? parseTime(r._q.eta) : null;
+      }
       table.setRows(data.requests);
       updateButtons();
     } else {
