@@ -27,4 +27,7 @@ var appliers = map[CommandType]func(*txn, []byte) (any, error){
 	CmdRequestExpire:        (*txn).applyRequestExpire,
 	CmdRequestCompact:       (*txn).applyRequestCompact,
 	CmdServerHealth:         (*txn).applyServerHealth,
+	CmdTokenCreate:          (*txn).applyTokenCreate,
+	CmdTokenRevoke:          (*txn).applyTokenRevoke,
+	CmdSetPolicy:            (*txn).applySetPolicy,
 }

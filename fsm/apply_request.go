@@ -79,6 +79,7 @@ func (tx *txn) applyRequestCreate(b []byte) (any, error) {
 		ID: s.nextID("request"), ImagingServer: c.Server, RequestedDevice: c.RequestedDevice,
 		Assignee: c.Assignee, Expires: c.Expires.UTC(), Image: c.Image, BootConfig: c.BootConfig,
 		Environment: env, State: state, StateEntered: tx.at, StateDeadline: tx.deadline(timeout), Created: tx.at,
+		Owner: c.Owner,
 	}
 	s.Requests[r.ID] = r
 	m := &RequestTx{tx: tx, r: r}

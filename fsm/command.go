@@ -37,6 +37,9 @@ const (
 	CmdRequestExpire        CommandType = 20
 	CmdRequestCompact       CommandType = 21
 	CmdServerHealth         CommandType = 22
+	CmdTokenCreate          CommandType = 23
+	CmdTokenRevoke          CommandType = 24
+	CmdSetPolicy            CommandType = 25
 
 	// IgnoreUnknown is or-ed into a type byte for commands that older nodes
 	// may skip safely. A node that does not know a type without this bit
@@ -67,6 +70,9 @@ var commandNames = map[CommandType]string{
 	CmdRequestExpire:        "request_expire",
 	CmdRequestCompact:       "request_compact",
 	CmdServerHealth:         "server_health",
+	CmdTokenCreate:          "token_create",
+	CmdTokenRevoke:          "token_revoke",
+	CmdSetPolicy:            "set_policy",
 }
 
 func (t CommandType) String() string {
@@ -81,10 +87,13 @@ var ErrShortCommand = errors.New("command too short")
 
 // Header is embedded in every command. At is stamped by the proposer (UTC);
 // IdempotencyKey, when set, makes a retried command a no-op that returns the
-// first result.
+// first result. Actor is who made the write through the API: a token's
+// name, or "anonymous@<address>" ("" for the nodes' own commands); every
+// log line the command files names it.
 type Header struct {
 	At             time.Time `json:"at"`
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	Actor          string    `json:"actor,omitempty"`
 }
 
 // Head returns the header; every command type embeds Header.
@@ -270,6 +279,9 @@ type RequestCreate struct {
 	Environment     string    `json:"environment"`
 	// Server is the imaging server that received the request.
 	Server string `json:"server"`
+	// Owner is the name of the token the request was created with ("":
+	// anonymous). Only its owner, or an operator, may renew or return it.
+	Owner string `json:"owner,omitempty"`
 }
 
 // RequestEvent delivers an event to a request ("close" is a return).
@@ -327,4 +339,25 @@ type SetTimeScale struct {
 type LogAppend struct {
 	Header
 	Entries []LogEntry `json:"entries"`
+}
+
+// TokenCreate adds an API token. Only the SHA-256 of the secret is
+// replicated (hex); the secret itself is shown once to its creator.
+type TokenCreate struct {
+	Header
+	Name string `json:"name"`
+	Role string `json:"role"`
+	Hash string `json:"hash"`
+}
+
+// TokenRevoke deletes an API token by name.
+type TokenRevoke struct {
+	Header
+	Name string `json:"name"`
+}
+
+// SetPolicy sets the cluster's access policy (PolicyOpen or PolicyStrict).
+type SetPolicy struct {
+	Header
+	Policy string `json:"policy"`
 }

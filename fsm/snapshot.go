@@ -34,6 +34,8 @@ const (
 	recIdempotency      recordType = 11
 	recTimeScale        recordType = 12
 	recMinDeviceTimeout recordType = 13
+	recToken            recordType = 14
+	recPolicy           recordType = 15
 )
 
 // ErrSnapshotVersion is returned by Restore for a snapshot it cannot read.
@@ -80,6 +82,10 @@ func encodeSnapshotAt(s *State, index uint64) ([]byte, error) {
 	putSorted(put, recDevice, s.Devices)
 	putSorted(put, recRequest, s.Requests)
 	putSorted(put, recRelayBoard, s.RelayBoards)
+	putSorted(put, recToken, s.Tokens)
+	if s.Policy != "" {
+		put(recPolicy, s.Policy)
+	}
 	put(recCounters, s.NextID)
 	if s.TimeScale != 0 {
 		// Deadlines depend on it: a restored node must scale as the
@@ -229,6 +235,10 @@ func (s *State) restoreRecord(t recordType, b []byte) error {
 		return restoreInto(s.Requests, b, func(v *Request) int64 { return v.ID })
 	case recRelayBoard:
 		return restoreInto(s.RelayBoards, b, func(v *RelayBoard) string { return v.Name })
+	case recToken:
+		return restoreInto(s.Tokens, b, func(v *Token) string { return v.Name })
+	case recPolicy:
+		return json.Unmarshal(b, &s.Policy)
 	case recCounters:
 		return json.Unmarshal(b, &s.NextID)
 	case recTimeScale:

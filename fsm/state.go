@@ -135,6 +135,10 @@ type Request struct {
 	// failed-bad-image).
 	Device        string `json:"device,omitempty"`
 	ImagingResult string `json:"imaging_result,omitempty"`
+
+	// Owner is the name of the token that created the request ("":
+	// created anonymously, which anyone may renew or return).
+	Owner string `json:"owner,omitempty"`
 }
 
 // RelayBoard is a ProXR relay board controlling a rack's power.
@@ -181,6 +185,11 @@ type State struct {
 	Devices         map[string]*Device         `json:"-"`
 	Requests        map[int64]*Request         `json:"-"`
 	RelayBoards     map[string]*RelayBoard     `json:"-"`
+	Tokens          map[string]*Token          `json:"-"`
+
+	// Policy is the cluster's access policy: PolicyOpen ("" reads as
+	// open) or PolicyStrict.
+	Policy string `json:"policy,omitempty"`
 
 	// NextID holds the last id given out per entity kind.
 	NextID map[string]int64 `json:"next_id"`
@@ -211,6 +220,7 @@ func newState() *State {
 		Devices:         map[string]*Device{},
 		Requests:        map[int64]*Request{},
 		RelayBoards:     map[string]*RelayBoard{},
+		Tokens:          map[string]*Token{},
 		NextID:          map[string]int64{},
 		idem:            map[string]*idemEntry{},
 	}
