@@ -100,6 +100,9 @@ func (tx *txn) applyRequestEvent(b []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkOwner(m.r, c.Caller); err != nil {
+		return nil, err
+	}
 	if c.Generation != 0 && c.Generation != m.r.Generation {
 		return &EventResult{State: m.r.State, Ignored: true, Reason: "stale generation"}, nil
 	}
@@ -133,6 +136,9 @@ func (tx *txn) applyRequestRenew(b []byte) (any, error) {
 	tx.decode(b, &c)
 	m, err := tx.requestTx(c.ID)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkOwner(m.r, c.Caller); err != nil {
 		return nil, err
 	}
 	if c.Expires.Before(tx.at) || c.Expires.After(tx.at.Add(MaxRequestDuration)) {
@@ -177,4 +183,13 @@ func (tx *txn) applyRequestCompact(b []byte) (any, error) {
 		}
 	}
 	return map[string]int{"deleted": n}, nil
+}
+
+// checkOwner refuses a caller that is set and does not own an owned
+// request.
+func checkOwner(r *Request, caller string) error {
+	if caller != "" && r.Owner != "" && r.Owner != caller {
+		return fmt.Errorf("%w: request %d belongs to %s", ErrForbidden, r.ID, r.Owner)
+	}
+	return nil
 }

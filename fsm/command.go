@@ -292,6 +292,9 @@ type RequestEvent struct {
 	Event      string           `json:"event"`
 	Args       RequestEventArgs `json:"args"`
 	Generation uint64           `json:"generation,omitempty"`
+	// Caller, when set, must own the request, or the request must have
+	// no owner (ErrForbidden otherwise).
+	Caller string `json:"caller,omitempty"`
 }
 
 // RequestTimeout tells a request that the deadline of the state entered at
@@ -308,6 +311,8 @@ type RequestRenew struct {
 	Header
 	ID      int64     `json:"id"`
 	Expires time.Time `json:"expires"`
+	// Caller: as in RequestEvent.
+	Caller string `json:"caller,omitempty"`
 }
 
 // RequestExpire expires a request whose expiry has passed at the command's

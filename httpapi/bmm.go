@@ -113,8 +113,8 @@ func (rt routeTable) owned(method, path string, owner ownerFunc, h handlerFunc) 
 			return h(r, ps)
 		})(w, r, ps)
 	}
-	rt.r.Handle(method, path, handle)
-	rt.r.Handle(method, path[:len(path)-1], handle)
+	rt.raw(method, path, handle)
+	rt.raw(method, path[:len(path)-1], handle)
 }
 
 // proxyToOwner returns local=true when this node serves server. Otherwise it

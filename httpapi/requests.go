@@ -152,7 +152,7 @@ func (s *Server) postRequest(r *http.Request, ps httprouter.Params) (any, error)
 	res, err := s.apply(r, fsm.CmdRequestCreate, &fsm.RequestCreate{
 		Header:          fsm.Header{At: now},
 		RequestedDevice: dev, Assignee: assignee, Expires: now.Add(dur), Image: image,
-		BootConfig: bootConfig, Environment: env, Server: s.cluster.Self().Name,
+		BootConfig: bootConfig, Environment: env, Server: s.cluster.Self().Name, Owner: requestOwner(r),
 	})
 	if err != nil {
 		return nil, err
@@ -283,7 +283,8 @@ func (s *Server) renewRequest(w http.ResponseWriter, r *http.Request, ps httprou
 			return nil, err
 		}
 		now := s.now().UTC()
-		_, err = s.apply(r, fsm.CmdRequestRenew, &fsm.RequestRenew{Header: fsm.Header{At: now}, ID: id, Expires: now.Add(dur)})
+		_, err = s.apply(r, fsm.CmdRequestRenew, &fsm.RequestRenew{Header: fsm.Header{At: now}, ID: id, Expires: now.Add(dur),
+			Caller: s.ownerCheck(r)})
 		if err != nil {
 			return nil, err
 		}
@@ -302,7 +303,7 @@ func (s *Server) returnRequest(w http.ResponseWriter, r *http.Request, ps httpro
 		if err != nil {
 			return nil, err
 		}
-		_, err = s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: string(requests.EventClose)})
+		_, err = s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: string(requests.EventClose), Caller: s.ownerCheck(r)})
 		if err != nil {
 			return nil, err
 		}
@@ -333,4 +334,13 @@ func (s *Server) requestEvent(r *http.Request, ps httprouter.Params) (any, error
 		return nil, err
 	}
 	return struct{}{}, nil
+}
+
+// requestOwner is the owner of a request the caller creates: its token's
+// name, none for anonymous callers.
+func requestOwner(r *http.Request) string {
+	if c := callerOf(r); !c.Anonymous {
+		return c.Name
+	}
+	return ""
 }

@@ -39,10 +39,11 @@ func (s *Server) routes() http.Handler {
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { s.writeError(w, req, errNotFound) })
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { s.writeError(w, req, errMethodNotAllowed) })
 	r.PanicHandler = s.recoverPanic
-	rt := routeTable{s: s, r: r}
+	rt := routeTable{s: s, r: r, registered: &s.routesSeen}
 
 	// Top level. The web UI is static files; "/" and "/ui" send browsers to it.
 	rt.json(get, "/api/version/", s.getVersion)
+	rt.json(get, "/api/auth/whoami/", s.getWhoami)
 	rt.mount(get, "/", http.RedirectHandler("ui/", http.StatusFound))
 	rt.mount(get, "/ui", http.RedirectHandler("ui/", http.StatusFound))
 	rt.mount(get, "/ui/*filepath", ui.Handler())
@@ -70,8 +71,8 @@ func (s *Server) routes() http.Handler {
 	rt.owned(post, "/api/device/:id/clear-pxe/", s.deviceOwner, s.postClearPXE)
 	rt.owned(get, "/api/device/:id/ping/", s.deviceOwner, s.getPing)
 	rt.owned(get, "/api/relay/:board/test/", s.boardOwner, s.getRelayTest)
-	rt.r.GET("/api/device/:id/bootconfig", s.getBootConfig) // verbatim, no 303; gated itself
-	rt.r.GET("/api/device/:id/bootconfig/", s.getBootConfig)
+	rt.raw(get, "/api/device/:id/bootconfig", s.getBootConfig) // verbatim, no 303; gated itself
+	rt.raw(get, "/api/device/:id/bootconfig/", s.getBootConfig)
 
 	// Requests (the Mozpool layer): any node serves every route.
 	rt.json(post, "/api/device/:id/request/", s.postRequest, s.validated)
@@ -79,10 +80,10 @@ func (s *Server) routes() http.Handler {
 	rt.json(get, "/api/request/:id/details/", s.getRequestDetails, s.read)
 	rt.json(get, "/api/request/:id/status/", s.getRequestStatus, s.read)
 	rt.json(get, "/api/request/:id/log/", s.getRequestLog, s.read)
-	rt.r.POST("/api/request/:id/renew/", s.renewRequest) // no 303, as the original
-	rt.r.POST("/api/request/:id/renew", s.renewRequest)
-	rt.r.POST("/api/request/:id/return/", s.returnRequest)
-	rt.r.POST("/api/request/:id/return", s.returnRequest)
+	rt.raw(post, "/api/request/:id/renew/", s.renewRequest) // no 303, as the original
+	rt.raw(post, "/api/request/:id/renew", s.renewRequest)
+	rt.raw(post, "/api/request/:id/return/", s.returnRequest)
+	rt.raw(post, "/api/request/:id/return", s.returnRequest)
 	rt.json(get, "/api/request/:id/event/:event/", s.requestEvent, s.ordered)
 	rt.json(post, "/api/request/:id/event/:event/", s.requestEvent, s.ordered)
 
@@ -94,26 +95,37 @@ func (s *Server) routes() http.Handler {
 	rt.json(post, "/api/bmm/pxe_config/", s.postPXEConfig, s.ordered)
 	rt.json(post, "/api/bmm/pxe_config/:name/update/", s.postPXEConfigUpdate, s.ordered)
 	rt.json(post, "/api/bmm/image_pxe_config/", s.postImagePXEConfig, s.ordered)
-	rt.json(post, "/api/inventory/sync/", s.postInventorySync, s.requireToken, s.ordered)
+	rt.json(post, "/api/inventory/sync/", s.postInventorySync, s.ordered)
 
 	// Cluster.
 	rt.json(get, "/api/cluster/status/", s.getClusterStatus)
 	rt.both(get, "/api/cluster/health", s.getClusterHealth) // monitors: no 303
 	rt.json(get, "/api/cluster/self/", s.getClusterSelf)
-	rt.json(post, "/api/cluster/join/", s.postClusterJoin, s.requireToken)
-	rt.json(post, "/api/cluster/remove/", s.postClusterRemove, s.requireToken)
-	rt.r.GET("/api/cluster/backup/", s.getBackup) // a file, not JSON: no 303
-	rt.json(post, "/api/cluster/restore/", s.postRestore, s.requireToken)
+	rt.json(post, "/api/cluster/join/", s.postClusterJoin)
+	rt.json(post, "/api/cluster/remove/", s.postClusterRemove)
+	rt.raw(get, "/api/cluster/backup/", s.getBackup) // a file, not JSON: no 303
+	rt.json(post, "/api/cluster/restore/", s.postRestore)
+	rt.json(get, "/api/cluster/policy/", s.getPolicy)
+	rt.json(post, "/api/cluster/policy/", s.postPolicy)
 	rt.mount(get, "/_cluster/*path", s.cluster.Handler())
 	rt.mount(post, "/_cluster/*path", s.cluster.Handler())
+
+	// API tokens.
+	rt.json(get, "/api/token/:name/", s.getTokenList, listOnly("name"))
+	rt.json(post, "/api/token/", s.postToken)
+	rt.json(post, "/api/token/:name/revoke/", s.postTokenRevoke)
 
 	return r
 }
 
 // routeTable registers routes on the router with the server's adapter.
+// Every registration goes through guard, which applies the route's line of
+// the permission table (permissions.go).
 type routeTable struct {
 	s *Server
 	r *httprouter.Router
+	// registered collects "METHOD path" of every route registered.
+	registered *[]string
 }
 
 // json registers a JSON route at path (which ends in "/") and its
@@ -131,19 +143,24 @@ func (rt routeTable) json(method, path string, h handlerFunc, checks ...check) {
 		}
 		return h(r, ps)
 	}
-	rt.r.Handle(method, path, rt.s.handle(wrapped))
-	rt.r.Handle(method, strings.TrimSuffix(path, "/"), rt.s.handle(wrapped))
+	rt.raw(method, path, rt.s.handle(wrapped))
+	rt.raw(method, strings.TrimSuffix(path, "/"), rt.s.handle(wrapped))
+}
+
+// raw registers a handle as it is, behind its permission.
+func (rt routeTable) raw(method, path string, h httprouter.Handle) {
+	rt.r.Handle(method, path, rt.guard(method, path, h))
 }
 
 // both registers h at path with and without a trailing slash, answering
 // both directly.
 func (rt routeTable) both(method, path string, h handlerFunc) {
 	path = strings.TrimSuffix(path, "/")
-	rt.r.Handle(method, path, rt.s.handle(h))
-	rt.r.Handle(method, path+"/", rt.s.handle(h))
+	rt.raw(method, path, rt.s.handle(h))
+	rt.raw(method, path+"/", rt.s.handle(h))
 }
 
 // mount hands every path matching a catch-all pattern to h.
 func (rt routeTable) mount(method, path string, h http.Handler) {
-	rt.r.Handler(method, path, h)
+	rt.raw(method, path, func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) { h.ServeHTTP(w, r) })
 }

@@ -82,6 +82,8 @@ type Server struct {
 	states stateCache
 
 	handler http.Handler
+	// routesSeen lists "METHOD path" of every registered route.
+	routesSeen []string
 }
 
 // New builds a Server from cfg.
@@ -111,7 +113,7 @@ func New(cfg Config) (*Server, error) {
 		},
 	}
 	if s.token == "" {
-		s.logger.Warn("no cluster token configured: join, remove, inventory sync, backup and restore are open to anyone who can reach this node")
+		s.logger.Warn("NO CLUSTER TOKEN CONFIGURED: authentication is off; anyone who can reach this node may do anything, from powering boards off to restoring a backup")
 	}
 	s.handler = s.logRequests(s.routes())
 	return s, nil
@@ -206,6 +208,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mozpool"`)
+	}
 	s.writeJSON(w, r, status, api.Error{Error: err.Error()})
 }
 
@@ -264,7 +269,13 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		start := s.now()
 		w.Header().Set(api.HeaderServedBy, s.cluster.Self().ID)
 		rec := &statusRecorder{ResponseWriter: w}
+		ci := &callInfo{}
+		r = r.WithContext(context.WithValue(r.Context(), callKey{}, ci))
 		next.ServeHTTP(rec, r)
+		who := anonymousCaller(r).Name
+		if ci.c != nil {
+			who = ci.c.Name
+		}
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
@@ -275,6 +286,6 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			log = s.logger.Debug
 		}
 		log("request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery, "status", rec.status,
-			"duration", s.now().Sub(start), "remote_addr", r.RemoteAddr)
+			"duration", s.now().Sub(start), "remote_addr", r.RemoteAddr, "caller", who)
 	})
 }
