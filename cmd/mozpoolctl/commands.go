@@ -46,6 +46,11 @@ var commands = []*command{
 	{name: "request return", args: "ID", summary: "return a request's device (close the request)", run: runRequestReturn},
 	{name: "request", args: "any|NAME --image I [--env E] [--duration S] [--boot-config K=V ...] [--assignee A] [--wait]",
 		summary: "request a device imaged with I; --wait follows it until ready (exit 0) or failed (exit 1)", run: runRequest},
+	{name: "token create", args: "NAME [--role reader|user|operator|admin]", summary: "create an API token (admin); prints its secret, shown only once", run: runTokenCreate},
+	{name: "token list", summary: "list API tokens: name, role, creation (admin)", run: runTokenList},
+	{name: "token revoke", args: "NAME", summary: "revoke an API token (admin)", run: runTokenRevoke},
+	{name: "policy", args: "[open|strict]", summary: "show the cluster's access policy, or set it (admin)", run: runPolicy},
+	{name: "whoami", summary: "show who the node takes this token for, and the policy", run: runWhoami},
 	{name: "relay", args: "powercycle|status|turnon|turnoff HOST[:PORT] BANK RELAY", summary: "power-cycle, switch or read a relay over ProXR, straight to the board (60 s deadline)", run: runRelay},
 }
 
