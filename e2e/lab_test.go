@@ -526,8 +526,8 @@ func (l *lab) waitLogLine(t *testing.T, dev string, mark int64, source string, t
 	}, 10*time.Second, poll, "%s: no %s log lines %q", dev, source, texts)
 }
 
-// do sends one request to a node's API and returns the status and body
-// (status 0 if there was no answer).
+// do sends one request to a node's API, as the cluster's bootstrap admin,
+// and returns the status and body (status 0 if there was no answer).
 func do(t *testing.T, method, url string, body any) (int, []byte) {
 	t.Helper()
 	var r io.Reader
@@ -543,6 +543,7 @@ func do(t *testing.T, method, url string, body any) (int, []byte) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+daemontest.Token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		// Callers check the status; polling ones try again.

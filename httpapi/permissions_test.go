@@ -1,14 +1,17 @@
 package httpapi
 
 import (
+	"bytes"
 	goflag "flag"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/api"
@@ -223,4 +226,37 @@ func TestPermissionTableInDocs(t *testing.T) {
 		return
 	}
 	require.Equal(t, want, doc, "docs/api.md's permission table is stale: run go generate ./httpapi/")
+}
+
+// TestRequestLogNamesCaller: the node's log line of every request names
+// its caller.
+func TestRequestLogNamesCaller(t *testing.T) {
+	var buf syncBuffer
+	e := newTestEnv(t, func(c *Config) {
+		c.Logger = hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Debug})
+	})
+	e.post("/api/device/dev1/set-comments/", `{"comments": "x"}`)
+	e.anon().get("/api/device/list/")
+	out := buf.String()
+	require.Contains(t, out, "path=/api/device/dev1/set-comments/ query=\"\" status=200")
+	require.Regexp(t, `set-comments/ .*caller=cluster-token`, out)
+	require.Regexp(t, `/api/device/list/ .*caller=anonymous@127.0.0.1`, out)
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
