@@ -20,6 +20,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/internal/tlsutil"
 )
 
 // Node is one imaging server's membership in the cluster.
@@ -63,9 +64,13 @@ type Node struct {
 // waits for a connection (within its context's deadline) and reuses it.
 const maxForwardConns = 64
 
-// forwardTransport is the HTTP transport of forwarded calls.
-func forwardTransport() *http.Transport {
+// forwardTransport is the HTTP transport of forwarded calls (over TLS with
+// this node's certificate when b is set).
+func forwardTransport(b *tlsutil.Bundle) *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if b != nil {
+		tr.TLSClientConfig = b.ClientConfig()
+	}
 	tr.MaxConnsPerHost = maxForwardConns
 	tr.MaxIdleConnsPerHost = maxForwardConns
 	return tr
@@ -93,7 +98,7 @@ func New(cfg Config) (*Node, error) {
 		logger:     cfg.Logger.Named("cluster"),
 		id:         id,
 		health:     newPeerHealth(),
-		client:     &http.Client{Timeout: cfg.ApplyTimeout + 2*time.Second, Transport: forwardTransport()},
+		client:     &http.Client{Timeout: cfg.ApplyTimeout + 2*time.Second, Transport: forwardTransport(cfg.TLS)},
 		leaderChg:  make(chan struct{}),
 		shutdownCh: make(chan struct{}),
 	}
@@ -188,7 +193,12 @@ func (n *Node) openRaft() error {
 			return fmt.Errorf("cluster: raft advertise address: %w", err)
 		}
 	}
-	tr, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, adv, 3, 10*time.Second, cfg.Logger.Named("raft.transport"))
+	var tr *raft.NetworkTransport
+	if cfg.TLS != nil {
+		tr, err = newTLSTransport(cfg.RaftBind, adv, cfg.TLS, cfg.Logger.Named("raft.transport"))
+	} else {
+		tr, err = raft.NewTCPTransportWithLogger(cfg.RaftBind, adv, 3, 10*time.Second, cfg.Logger.Named("raft.transport"))
+	}
 	if err != nil {
 		return fmt.Errorf("cluster: raft transport: %w", err)
 	}
