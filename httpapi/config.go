@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/tls"
 	"errors"
 	"time"
 
@@ -33,6 +34,9 @@ type Config struct {
 	// Bearer). Empty means the cluster runs without a token: those routes
 	// are open, and New logs a warning. Default: "".
 	Token string
+	// ClientTLS, when set, is the TLS configuration of calls proxied to
+	// other nodes (the node's certificate, the cluster's CA).
+	ClientTLS *tls.Config
 	// Version is what GET /api/version/ reports. Default: "4.2.1", the
 	// Mozpool release whose API this one reproduces.
 	Version string

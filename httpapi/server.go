@@ -110,6 +110,7 @@ func New(cfg Config) (*Server, error) {
 			ResponseHeaderTimeout: 35 * time.Second,
 			IdleConnTimeout:       90 * time.Second,
 			MaxIdleConnsPerHost:   16,
+			TLSClientConfig:       cfg.ClientTLS,
 		},
 	}
 	if s.token == "" {

@@ -51,6 +51,8 @@ var commands = []*command{
 	{name: "token revoke", args: "NAME", summary: "revoke an API token (admin)", run: runTokenRevoke},
 	{name: "policy", args: "[open|strict]", summary: "show the cluster's access policy, or set it (admin)", run: runPolicy},
 	{name: "whoami", summary: "show who the node takes this token for, and the policy", run: runWhoami},
+	{name: "tls ca", args: "[--dir D] [--days N]", summary: "create the cluster's CA: D/ca.pem and D/ca-key.pem", run: runTLSCA},
+	{name: "tls cert", args: "--node NAME [--dns a,b] [--ip x,y] [--ca ca.pem --ca-key ca-key.pem] [--dir D] [--days N]", summary: "create a node certificate signed by the CA: D/NAME.pem and D/NAME-key.pem", run: runTLSCert},
 	{name: "relay", args: "powercycle|status|turnon|turnoff HOST[:PORT] BANK RELAY", summary: "power-cycle, switch or read a relay over ProXR, straight to the board (60 s deadline)", run: runRelay},
 }
 

@@ -7,8 +7,13 @@ package daemontest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -21,6 +26,7 @@ import (
 	"github.com/mozpool/mozpool/daemon"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
+	"github.com/mozpool/mozpool/internal/tlsutil"
 	"github.com/mozpool/mozpool/logstore"
 )
 
@@ -39,10 +45,17 @@ type Node struct {
 	raft    string
 	gossip  string
 	stopped bool
+	hc      *http.Client
 }
 
-// Client returns an API client for this node, with the cluster token.
-func (n *Node) Client() *client.Client { return client.New(n.URL, client.WithToken(Token)) }
+// Client returns an API client for this node, with the cluster token (and
+// trusting the cluster's CA when it runs TLS).
+func (n *Node) Client() *client.Client {
+	if n.hc == nil {
+		return client.New(n.URL, client.WithToken(Token))
+	}
+	return client.New(n.URL, client.WithToken(Token), client.WithHTTPClient(n.hc))
+}
 
 // Options tune the nodes of a test cluster.
 type Options struct {
@@ -53,6 +66,9 @@ type Options struct {
 	// Cluster.PingPort and SUTPort return the ports in use, for the
 	// simulator's configuration.
 	PingPort, SUTPort int
+	// TLS runs the nodes with TLS: a CA made for the test and a
+	// certificate per node (Cluster.CA, Cluster.HTTPClient).
+	TLS bool
 }
 
 // Cluster is a set of nodes started by New.
@@ -60,6 +76,50 @@ type Cluster struct {
 	t     testing.TB
 	opts  Options
 	Nodes []*Node
+	// CA is the directory holding ca.pem, ca-key.pem and each node's
+	// NAME.pem and NAME-key.pem when the cluster runs TLS ("" otherwise).
+	CA string
+	hc *http.Client
+}
+
+// HTTPClient is an HTTP client that trusts the cluster's CA (the default
+// client without TLS).
+func (c *Cluster) HTTPClient() *http.Client { return c.hc }
+
+// tlsFiles writes a certificate for node (once) and names the files.
+func (c *Cluster) tlsFiles(node string) tlsutil.Files {
+	c.t.Helper()
+	f := tlsutil.Files{CA: filepath.Join(c.CA, "ca.pem"), Cert: filepath.Join(c.CA, node+".pem"), Key: filepath.Join(c.CA, node+"-key.pem")}
+	if _, err := os.Stat(f.Cert); err == nil {
+		return f
+	}
+	caCert, err := os.ReadFile(f.CA)
+	require.NoError(c.t, err)
+	caKey, err := os.ReadFile(filepath.Join(c.CA, "ca-key.pem"))
+	require.NoError(c.t, err)
+	cert, key, err := tlsutil.CreateNodeCert(caCert, caKey, node, nil, nil, time.Hour)
+	require.NoError(c.t, err)
+	require.NoError(c.t, os.WriteFile(f.Key, key, 0o600))
+	require.NoError(c.t, os.WriteFile(f.Cert, cert, 0o600))
+	return f
+}
+
+// setupTLS makes the test's CA and the client that trusts it.
+func (c *Cluster) setupTLS() {
+	c.hc = http.DefaultClient
+	if !c.opts.TLS {
+		return
+	}
+	c.CA = c.t.TempDir()
+	cert, key, err := tlsutil.CreateCA("daemontest CA", time.Hour)
+	require.NoError(c.t, err)
+	require.NoError(c.t, os.WriteFile(filepath.Join(c.CA, "ca.pem"), cert, 0o600))
+	require.NoError(c.t, os.WriteFile(filepath.Join(c.CA, "ca-key.pem"), key, 0o600))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(cert)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.hc = &http.Client{Transport: tr}
 }
 
 // PingPort is the boards' ping port the nodes use (TCP mode).
@@ -121,6 +181,7 @@ func New(t testing.TB, size int, opts ...Options) *Cluster {
 	if c.opts.SUTPort == 0 {
 		c.opts.SUTPort = FreePort(t)
 	}
+	c.setupTLS()
 	first := c.StartNode(NodeName(1), "", "", true)
 	c.Nodes = append(c.Nodes, first)
 	c.WaitLeader()
@@ -178,12 +239,15 @@ func (c *Cluster) tryStartNode(name, dir, raftAddr, gossipAddr string, bootstrap
 	cfg.RaftTimeout = 500 * time.Millisecond
 	cfg.PingMode, cfg.TimeScale = "tcp", c.opts.TimeScale
 	cfg.PingPort, cfg.SUTPort = c.opts.PingPort, c.opts.SUTPort
+	if c.opts.TLS {
+		cfg.TLS = c.tlsFiles(name)
+	}
 	d, err := daemon.Start(cfg)
 	if err != nil {
 		return nil, err
 	}
 	n := &Node{Name: name, Dir: dir, URL: d.URL, Daemon: d, Cluster: d.Node, FSM: d.FSM, Logs: d.Logs,
-		raft: d.Node.Self().RaftAddr, gossip: d.Node.Self().GossipAddr}
+		raft: d.Node.Self().RaftAddr, gossip: d.Node.Self().GossipAddr, hc: c.hc}
 	t.Cleanup(n.Stop)
 	return n, nil
 }
