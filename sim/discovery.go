@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -51,7 +52,11 @@ func (l *Lab) discoverLoop(ctx context.Context) {
 func (l *Lab) discover(ctx context.Context) error {
 	var errs []error
 	for _, u := range l.cfg.API {
-		c := client.New(u, client.WithTimeout(l.cfg.Discovery))
+		opts := []client.Option{client.WithTimeout(l.cfg.Discovery)}
+		if l.cfg.TLS != nil {
+			opts = append(opts, client.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: l.cfg.TLS}}))
+		}
+		c := client.New(u, opts...)
 		st, err := c.ClusterStatus(ctx)
 		if err != nil {
 			errs = append(errs, err)

@@ -103,7 +103,7 @@ func (e *env) parse(fs *flag.FlagSet, args []string, names ...string) ([]string,
 // the index they have seen; --stale makes their reads ask for ?stale.
 func (e *env) client() *client.Client {
 	opts := []client.Option{client.WithToken(e.token), client.WithIndex(&e.index)}
-	if e.caCert != "" {
+	if e.caCert != "" && strings.HasPrefix(e.server, "https://") {
 		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: e.transport()}))
 	}
 	if e.stale {
