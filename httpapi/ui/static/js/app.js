@@ -2,7 +2,7 @@
 // the job queue, and the connection banner. Pages are built on first visit
 // and kept, so selection and scroll survive switching between them.
 
-import { server, get } from './api.js';
+import { server, get, auth, may, token, setToken, whoami } from './api.js';
 import { JobQueue } from './jobs.js';
 import * as home from './pages/home.js';
 import * as requests from './pages/requests.js';
@@ -56,6 +56,56 @@ function route() {
   }
   refresh(true);
 }
+
+// Sign-in: the token is kept in the tab's session storage; what the role
+// may not do is hidden (elements marked data-needs="user|operator|admin";
+// see style.css).
+const signin = document.getElementById('signin');
+const tokenBox = document.getElementById('token');
+const who = document.getElementById('who');
+const signoutBtn = document.getElementById('signout-btn');
+const signinBtn = document.getElementById('signin-btn');
+
+function applyRole() {
+  for (const r of ['user', 'operator', 'admin']) document.body.dataset['may' + r[0].toUpperCase() + r.slice(1)] = may(r) ? 'yes' : 'no';
+  const signedIn = !auth.anonymous;
+  who.textContent = signedIn ? `${auth.name} (${auth.role})` : `anonymous · ${auth.policy} policy`;
+  tokenBox.hidden = signinBtn.hidden = signedIn;
+  signoutBtn.hidden = !signedIn;
+}
+
+async function identify() {
+  try {
+    await whoami();
+  } catch (e) {
+    if (e.status === 401 && token()) {
+      setToken('');
+      await whoami().catch(() => {});
+      applyRole();
+      banner.textContent = 'Sign-in refused: the token is not valid.';
+      banner.hidden = false;
+      return;
+    }
+  }
+  applyRole();
+}
+
+signin.addEventListener('submit', async e => {
+  e.preventDefault();
+  const t = tokenBox.value.trim();
+  if (!t) return;
+  setToken(t);
+  tokenBox.value = '';
+  await identify();
+  refresh(true);
+});
+signoutBtn.addEventListener('click', async () => {
+  setToken('');
+  await identify();
+  refresh(true);
+});
+applyRole();
+identify();
 
 // The header names the node serving the page (its API answers carry only
 // the node id).
