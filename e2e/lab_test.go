@@ -185,6 +185,7 @@ func startLab(t *testing.T, opts labOptions) *lab {
 	cfg.PingPort, cfg.SUTPort = c.PingPort(), c.SUTPort()
 	cfg.RelayRecovery = relayRecovery
 	cfg.HTTPTimeout = 5 * time.Second
+	cfg.TLS = daemontest.ClientTLS()
 	cfg.Logger = testlog.New(t).Named("sim")
 	var err error
 	l.sim, err = sim.New(cfg)
@@ -544,7 +545,7 @@ func do(t *testing.T, method, url string, body any) (int, []byte) {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+daemontest.Token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := daemontest.HTTPClient().Do(req)
 	if err != nil {
 		// Callers check the status; polling ones try again.
 		t.Logf("%s %s: %v", method, url, err)

@@ -22,7 +22,7 @@ import (
 func ctl(t *testing.T, server string, args ...string) (string, int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(append([]string{"--server", server, "--token", daemontest.Token}, args...), &out, &errOut)
+	code := run(append([]string{"--server", server, "--token", daemontest.Token, "--ca-cert", daemontest.CAFile(t)}, args...), &out, &errOut)
 	return out.String() + errOut.String(), code
 }
 
@@ -111,14 +111,15 @@ func TestE2E_MozpoolctlOnRealCluster(t *testing.T) {
 
 	// Joining needs the token.
 	var errOut bytes.Buffer
-	code = run([]string{"--server", follower.URL, "join", n4.URL}, io.Discard, &errOut)
+	code = run([]string{"--server", follower.URL, "--ca-cert", daemontest.CAFile(t), "join", n4.URL}, io.Discard, &errOut)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut.String(), "401")
 }
 
 func get(t *testing.T, url string) (*http.Response, map[string]any) {
 	t.Helper()
-	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	hc := &http.Client{Transport: daemontest.HTTPClient().Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := hc.Get(url)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -135,7 +136,7 @@ func post(t *testing.T, url, body string) (*http.Response, string) {
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+daemontest.Token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := daemontest.HTTPClient().Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -231,7 +232,7 @@ func TestE2E_BackupRestore(t *testing.T) {
 	out, code = ctl(t, u, "restore", file)
 	require.Equal(t, 2, code, "restore without --yes is refused: %s", out)
 	var errOut bytes.Buffer
-	require.Equal(t, 1, run([]string{"--server", u, "backup", file}, io.Discard, &errOut), "backup needs the token")
+	require.Equal(t, 1, run([]string{"--server", u, "--ca-cert", daemontest.CAFile(t), "backup", file}, io.Discard, &errOut), "backup needs the token")
 	require.Contains(t, errOut.String(), "401")
 
 	out, code = ctl(t, u, "restore", "--yes", file)
@@ -245,7 +246,7 @@ func TestE2E_BackupRestore(t *testing.T) {
 func ctlAs(t *testing.T, server, token string, args ...string) (string, int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(append([]string{"--server", server, "--token", token}, args...), &out, &errOut)
+	code := run(append([]string{"--server", server, "--token", token, "--ca-cert", daemontest.CAFile(t)}, args...), &out, &errOut)
 	return out.String() + errOut.String(), code
 }
 

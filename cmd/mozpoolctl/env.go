@@ -103,13 +103,18 @@ func (e *env) parse(fs *flag.FlagSet, args []string, names ...string) ([]string,
 // the index they have seen; --stale makes their reads ask for ?stale.
 func (e *env) client() *client.Client {
 	opts := []client.Option{client.WithToken(e.token), client.WithIndex(&e.index)}
-	if e.caCert != "" && strings.HasPrefix(e.server, "https://") {
-		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: e.transport()}))
-	}
 	if e.stale {
 		opts = append(opts, client.WithStale())
 	}
-	return client.New(e.server, opts...)
+	return e.clientAt(e.server, opts...)
+}
+
+// clientAt returns a client for the node at url, trusting --ca-cert.
+func (e *env) clientAt(url string, opts ...client.Option) *client.Client {
+	if e.caCert != "" && strings.HasPrefix(url, "https://") {
+		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: e.transport()}))
+	}
+	return client.New(url, opts...)
 }
 
 // printJSON writes v as indented JSON to stdout.

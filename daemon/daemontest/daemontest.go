@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,9 +67,10 @@ type Options struct {
 	// Cluster.PingPort and SUTPort return the ports in use, for the
 	// simulator's configuration.
 	PingPort, SUTPort int
-	// TLS runs the nodes with TLS: a CA made for the test and a
-	// certificate per node (Cluster.CA, Cluster.HTTPClient).
-	TLS bool
+	// PlainHTTP runs the nodes without TLS. By default they run TLS with
+	// certificates of the test process's CA (CACert, HTTPClient,
+	// ClientTLS), as deployed nodes do.
+	PlainHTTP bool
 }
 
 // Cluster is a set of nodes started by New.
@@ -76,50 +78,92 @@ type Cluster struct {
 	t     testing.TB
 	opts  Options
 	Nodes []*Node
-	// CA is the directory holding ca.pem, ca-key.pem and each node's
-	// NAME.pem and NAME-key.pem when the cluster runs TLS ("" otherwise).
-	CA string
-	hc *http.Client
 }
 
-// HTTPClient is an HTTP client that trusts the cluster's CA (the default
-// client without TLS).
-func (c *Cluster) HTTPClient() *http.Client { return c.hc }
+// HTTPClient is an HTTP client for the cluster's nodes (trusting the
+// test CA unless the cluster runs plain HTTP).
+func (c *Cluster) HTTPClient() *http.Client {
+	if c.opts.PlainHTTP {
+		return http.DefaultClient
+	}
+	return HTTPClient()
+}
 
-// tlsFiles writes a certificate for node (once) and names the files.
-func (c *Cluster) tlsFiles(node string) tlsutil.Files {
-	c.t.Helper()
-	f := tlsutil.Files{CA: filepath.Join(c.CA, "ca.pem"), Cert: filepath.Join(c.CA, node+".pem"), Key: filepath.Join(c.CA, node+"-key.pem")}
+// The test process's CA, made on first use, signs every test node's
+// certificate.
+var testCA struct {
+	once      sync.Once
+	cert, key []byte
+	pool      *x509.CertPool
+	client    *http.Client
+	err       error
+}
+
+func ca() error {
+	testCA.once.Do(func() {
+		testCA.cert, testCA.key, testCA.err = tlsutil.CreateCA("daemontest CA", 24*time.Hour)
+		if testCA.err != nil {
+			return
+		}
+		testCA.pool = x509.NewCertPool()
+		testCA.pool.AppendCertsFromPEM(testCA.cert)
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: testCA.pool, MinVersion: tls.VersionTLS12}
+		testCA.client = &http.Client{Transport: tr}
+	})
+	return testCA.err
+}
+
+// CACert is the PEM certificate of the CA of every TLS test node.
+func CACert() []byte {
+	if err := ca(); err != nil {
+		panic(err)
+	}
+	return testCA.cert
+}
+
+// ClientTLS is a client TLS configuration that trusts the test CA.
+func ClientTLS() *tls.Config {
+	if err := ca(); err != nil {
+		panic(err)
+	}
+	return &tls.Config{RootCAs: testCA.pool, MinVersion: tls.VersionTLS12}
+}
+
+// HTTPClient is a shared HTTP client that trusts the test CA.
+func HTTPClient() *http.Client {
+	if err := ca(); err != nil {
+		panic(err)
+	}
+	return testCA.client
+}
+
+// CAFile writes the test CA's certificate in a temporary directory of tb
+// and returns its path (for programs that take a file: mozpoolctl).
+func CAFile(tb testing.TB) string {
+	tb.Helper()
+	p := filepath.Join(tb.TempDir(), "ca.pem")
+	require.NoError(tb, os.WriteFile(p, CACert(), 0o600))
+	return p
+}
+
+// tlsFiles writes the CA and a certificate for node under dir/tls (once:
+// a restarted node keeps its certificate) and names the files.
+func tlsFiles(tb testing.TB, dir, node string) tlsutil.Files {
+	tb.Helper()
+	require.NoError(tb, ca())
+	d := filepath.Join(dir, "tls")
+	f := tlsutil.Files{CA: filepath.Join(d, "ca.pem"), Cert: filepath.Join(d, node+".pem"), Key: filepath.Join(d, node+"-key.pem")}
 	if _, err := os.Stat(f.Cert); err == nil {
 		return f
 	}
-	caCert, err := os.ReadFile(f.CA)
-	require.NoError(c.t, err)
-	caKey, err := os.ReadFile(filepath.Join(c.CA, "ca-key.pem"))
-	require.NoError(c.t, err)
-	cert, key, err := tlsutil.CreateNodeCert(caCert, caKey, node, nil, nil, time.Hour)
-	require.NoError(c.t, err)
-	require.NoError(c.t, os.WriteFile(f.Key, key, 0o600))
-	require.NoError(c.t, os.WriteFile(f.Cert, cert, 0o600))
+	require.NoError(tb, os.MkdirAll(d, 0o700))
+	cert, key, err := tlsutil.CreateNodeCert(testCA.cert, testCA.key, node, nil, nil, 24*time.Hour)
+	require.NoError(tb, err)
+	require.NoError(tb, os.WriteFile(f.CA, testCA.cert, 0o600))
+	require.NoError(tb, os.WriteFile(f.Key, key, 0o600))
+	require.NoError(tb, os.WriteFile(f.Cert, cert, 0o600))
 	return f
-}
-
-// setupTLS makes the test's CA and the client that trusts it.
-func (c *Cluster) setupTLS() {
-	c.hc = http.DefaultClient
-	if !c.opts.TLS {
-		return
-	}
-	c.CA = c.t.TempDir()
-	cert, key, err := tlsutil.CreateCA("daemontest CA", time.Hour)
-	require.NoError(c.t, err)
-	require.NoError(c.t, os.WriteFile(filepath.Join(c.CA, "ca.pem"), cert, 0o600))
-	require.NoError(c.t, os.WriteFile(filepath.Join(c.CA, "ca-key.pem"), key, 0o600))
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(cert)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	c.hc = &http.Client{Transport: tr}
 }
 
 // PingPort is the boards' ping port the nodes use (TCP mode).
@@ -181,7 +225,6 @@ func New(t testing.TB, size int, opts ...Options) *Cluster {
 	if c.opts.SUTPort == 0 {
 		c.opts.SUTPort = FreePort(t)
 	}
-	c.setupTLS()
 	first := c.StartNode(NodeName(1), "", "", true)
 	c.Nodes = append(c.Nodes, first)
 	c.WaitLeader()
@@ -239,15 +282,15 @@ func (c *Cluster) tryStartNode(name, dir, raftAddr, gossipAddr string, bootstrap
 	cfg.RaftTimeout = 500 * time.Millisecond
 	cfg.PingMode, cfg.TimeScale = "tcp", c.opts.TimeScale
 	cfg.PingPort, cfg.SUTPort = c.opts.PingPort, c.opts.SUTPort
-	if c.opts.TLS {
-		cfg.TLS = c.tlsFiles(name)
+	if !c.opts.PlainHTTP {
+		cfg.TLS = tlsFiles(t, dir, name)
 	}
 	d, err := daemon.Start(cfg)
 	if err != nil {
 		return nil, err
 	}
 	n := &Node{Name: name, Dir: dir, URL: d.URL, Daemon: d, Cluster: d.Node, FSM: d.FSM, Logs: d.Logs,
-		raft: d.Node.Self().RaftAddr, gossip: d.Node.Self().GossipAddr, hc: c.hc}
+		raft: d.Node.Self().RaftAddr, gossip: d.Node.Self().GossipAddr, hc: c.HTTPClient()}
 	t.Cleanup(n.Stop)
 	return n, nil
 }

@@ -23,7 +23,7 @@ func TestTLSCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-node cluster test")
 	}
-	c := New(t, 3, Options{TLS: true})
+	c := New(t, 3)
 	leader := c.WaitLeader()
 	var f *Node
 	for _, n := range c.Followers() {

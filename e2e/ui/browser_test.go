@@ -67,6 +67,8 @@ func newBrowser(t testing.TB) *browser {
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true),
+		// The test nodes' certificates come from the test's own CA.
+		chromedp.Flag("ignore-certificate-errors", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-domain-reliability", true),
 		chromedp.UserDataDir(t.TempDir()),

@@ -60,6 +60,7 @@ func startLab(t *testing.T) *daemontest.Cluster {
 	cfg.Inventory, cfg.TimeScale, cfg.PingPort, cfg.SUTPort = inv, timeScale, c.PingPort(), c.SUTPort()
 	cfg.RelayRecovery, cfg.Failures, cfg.BrokenFraction = 10*time.Millisecond, sim.Failures{SelfTestOK: 1}, 0
 	cfg.Logger = testlog.New(t).Named("sim")
+	cfg.TLS = daemontest.ClientTLS()
 	for _, n := range c.Nodes {
 		cfg.API = append(cfg.API, n.URL)
 	}
@@ -336,7 +337,7 @@ func TestUI(t *testing.T) {
 		require.True(t, eval[bool](b, `[...document.querySelectorAll('#page-hardware button')].some(e => h.visible(e) && e.textContent.startsWith('Ping'))`),
 			"a reader may ping")
 		goTo("requests", `!document.querySelector('#page-requests').hidden`)
-		require.True(t, visible(`#page-requests form`), "under the open policy anyone may request a device")
+		require.True(t, visible(`#page-requests [data-needs=user]`), "under the open policy anyone may make, renew and return requests")
 		b.screenshot("signed-in-reader")
 
 		signIn(op.Secret, "ui-operator")
