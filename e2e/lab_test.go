@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -424,6 +425,13 @@ func after(log []api.LogEntry, mark int64) []api.LogEntry {
 // lifeguard write them).
 const enteringPrefix = "entering state "
 
+// auditSuffix ends the log lines a write through the API filed: " (by
+// <caller>)".
+var auditSuffix = regexp.MustCompile(` \(by [^)]*\)$`)
+
+// bare is a log line without its audit suffix.
+func bare(msg string) string { return auditSuffix.ReplaceAllString(msg, "") }
+
 // enteringLine is the log line of a machine entering state.
 func enteringLine[S ~string](state S) string { return enteringPrefix + string(state) }
 
@@ -448,8 +456,8 @@ func requestStates(log []api.LogEntry) []requests.State { return entered[request
 func entered[S ~string](log []api.LogEntry) []S {
 	var out []S
 	for _, e := range log {
-		if e.Source == "statemachine" && strings.HasPrefix(e.Message, enteringPrefix) {
-			out = append(out, S(strings.TrimPrefix(e.Message, enteringPrefix)))
+		if m := bare(e.Message); e.Source == "statemachine" && strings.HasPrefix(m, enteringPrefix) {
+			out = append(out, S(strings.TrimPrefix(m, enteringPrefix)))
 		}
 	}
 	return out
