@@ -129,6 +129,8 @@ async function refresh(force = false) {
       conn.textContent = `served by ${nodeName || server.servedBy}`;
       conn.classList.remove('down');
     } catch (e) {
+      // A token revoked meanwhile: forget it and say so.
+      if (e.status === 401 && token()) identify();
       banner.textContent = `Could not refresh: ${e} — retrying every ${POLL_MS / 1000} s.`;
       banner.hidden = false;
       conn.classList.add('down');
