@@ -5,7 +5,6 @@ import (
 	"errors"
 	"maps"
 	"net"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -52,11 +51,7 @@ func (l *Lab) discoverLoop(ctx context.Context) {
 func (l *Lab) discover(ctx context.Context) error {
 	var errs []error
 	for _, u := range l.cfg.API {
-		opts := []client.Option{client.WithTimeout(l.cfg.Discovery)}
-		if l.cfg.TLS != nil {
-			opts = append(opts, client.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: l.cfg.TLS}}))
-		}
-		c := client.New(u, opts...)
+		c := client.New(u, client.WithTimeout(l.cfg.Discovery), client.WithHTTPClient(l.discoveryHC))
 		st, err := c.ClusterStatus(ctx)
 		if err != nil {
 			errs = append(errs, err)
