@@ -51,6 +51,11 @@ func newLocal(t *testing.T) *local {
 	res, err := l.propose(context.Background(), fsm.CmdInventorySync, &fsm.InventorySync{ShipIt: true, Inventory: fsm.Inventory{
 		ImagingServers: []fsm.InventoryServer{{Name: "server1"}},
 		Images:         []fsm.ImageSpec{{Name: "b2g"}},
+		// One board, never ready here: a request waits in the queue
+		// (with no board at all it would fail at once).
+		HardwareTypes: []fsm.InventoryHardwareType{{Type: "panda", Model: "ES"}},
+		Devices: []fsm.InventoryDevice{{Name: "dev1", FQDN: "dev1.example", InventoryID: 1, MAC: "00:16:3e:00:00:01",
+			ImagingServer: "server1", RelayInfo: "relay1:bank1:relay1", HardwareType: "panda", HardwareModel: "ES"}},
 	}})
 	require.NoError(t, err)
 	require.NoError(t, res.Error())

@@ -23,6 +23,7 @@ func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
 		return 0, err
 	}
 	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 		req.Header.Set(api.HeaderToken, c.token)
 	}
 	resp, err := c.hc.Do(req)
@@ -58,6 +59,7 @@ func (c *Client) Restore(ctx context.Context, backup []byte) error {
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 		req.Header.Set(api.HeaderToken, c.token)
 	}
 	resp, err := c.hc.Do(req)

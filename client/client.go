@@ -85,7 +85,8 @@ func (ix *Index) Observe(n uint64) {
 // Option configures a Client.
 type Option func(*Client)
 
-// WithToken sets the cluster token, sent in the api.HeaderToken header.
+// WithToken sets the API token (or the cluster token), sent as
+// Authorization: Bearer and in the api.HeaderToken header.
 func WithToken(token string) Option { return func(c *Client) { c.token = token } }
 
 // WithHTTPClient replaces http.DefaultClient. The client is not modified.
@@ -240,6 +241,7 @@ func (c *Client) once(ctx context.Context, method, u string, hasBody bool, body 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 		req.Header.Set(api.HeaderToken, c.token)
 	}
 	if key, ok := ctx.Value(idemKey{}).(string); ok && key != "" && method != http.MethodGet {

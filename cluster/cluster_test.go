@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"crypto/tls"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -87,7 +88,7 @@ func testConfig(t *testing.T, tn *testNode, bootstrap bool) Config {
 	cfg.Rack = "rack-" + tn.name
 	cfg.RaftBind = tn.raft
 	cfg.GossipBind = "127.0.0.1:0"
-	cfg.HTTPAddr = tn.srv.URL
+	cfg.HTTPAddr = tn.srv.URL // "" for a server not started yet: startNode sets it
 	// Advertised only: nothing listens there.
 	cfg.TFTPAddr = tn.name + ".test:69"
 	cfg.SyslogAddr = tn.name + ".test:514"
@@ -119,7 +120,7 @@ func startNode(t *testing.T, name, dir, raftAddr string, bootstrap bool, opts ..
 	}
 	tn := &testNode{t: t, name: name, dir: dir, raft: raftAddr, fsm: fsm.New(fsm.Config{}), gate: &hangGate{}}
 	var h http.Handler = http.NotFoundHandler()
-	tn.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	tn.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tn.gate.wait()
 		h.ServeHTTP(w, r)
 	}))
@@ -127,6 +128,15 @@ func startNode(t *testing.T, name, dir, raftAddr string, bootstrap bool, opts ..
 	for _, o := range opts {
 		o(&cfg)
 	}
+	// A node with TLS serves its API over HTTPS, client certificates
+	// optional (the internal endpoints require a node's).
+	if cfg.TLS != nil {
+		tn.srv.TLS = cfg.TLS.ServerConfig(tls.VerifyClientCertIfGiven)
+		tn.srv.StartTLS()
+	} else {
+		tn.srv.Start()
+	}
+	cfg.HTTPAddr = tn.srv.URL
 	n, err := New(cfg)
 	require.NoError(t, err)
 	tn.n = n

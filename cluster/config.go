@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/internal/tlsutil"
 )
 
 // Config configures a Node. Build it on DefaultConfig.
@@ -51,6 +52,13 @@ type Config struct {
 	// Token authenticates cluster calls between nodes (forwarded writes,
 	// join, remove, restore) and keys gossip encryption. Empty disables both.
 	Token string
+
+	// TLS, when set, secures the node's connections to others: the Raft
+	// transport runs mutual TLS (a peer without a node certificate of the
+	// cluster's CA cannot connect), forwarded calls go over HTTPS with
+	// this node's certificate, and the internal endpoints refuse callers
+	// without a node certificate. Nil: plain TCP and HTTP.
+	TLS *tlsutil.Bundle
 
 	// FSM is the replicated state machine. Required.
 	FSM *fsm.FSM

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/internal/tlsutil"
 )
 
 // Internal endpoints, served by Handler and called only between nodes.
@@ -237,8 +238,13 @@ func (n *Node) abandonOnLeaderChange(ctx context.Context, leaderID string, aband
 }
 
 // Authorized reports whether r carries the cluster token (always true when
-// the cluster runs without one); see CheckToken.
+// the cluster runs without one; see CheckToken) and, when the cluster runs
+// with TLS, came over a connection whose client presented a node
+// certificate of the cluster's CA.
 func (n *Node) Authorized(r *http.Request) bool {
+	if n.cfg.TLS != nil && (r.TLS == nil || tlsutil.VerifyNode(*r.TLS) != nil) {
+		return false
+	}
 	return CheckToken(r.Header, n.cfg.Token) == nil
 }
 

@@ -20,6 +20,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/internal/tlsutil"
 )
 
 // Node is one imaging server's membership in the cluster.
@@ -66,9 +67,13 @@ type Node struct {
 // waits for a connection (within its context's deadline) and reuses it.
 const maxForwardConns = 64
 
-// forwardTransport is the HTTP transport of forwarded calls.
-func forwardTransport() *http.Transport {
+// forwardTransport is the HTTP transport of forwarded calls (over TLS with
+// this node's certificate when b is set).
+func forwardTransport(b *tlsutil.Bundle) *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if b != nil {
+		tr.TLSClientConfig = b.ClientConfig()
+	}
 	tr.MaxConnsPerHost = maxForwardConns
 	tr.MaxIdleConnsPerHost = maxForwardConns
 	return tr
@@ -96,7 +101,7 @@ func New(cfg Config) (*Node, error) {
 		logger:     cfg.Logger.Named("cluster"),
 		id:         id,
 		health:     newPeerHealth(),
-		client:     &http.Client{Timeout: cfg.ApplyTimeout + 2*time.Second, Transport: forwardTransport()},
+		client:     &http.Client{Timeout: cfg.ApplyTimeout + 2*time.Second, Transport: forwardTransport(cfg.TLS)},
 		leaderChg:  make(chan struct{}),
 		shutdownCh: make(chan struct{}),
 	}
@@ -200,9 +205,14 @@ func (n *Node) openRaft() error {
 	// for ever (seen here when a leader handed off leadership under load).
 	// Synchronous replication still batches entries; raft's own
 	// measurements found pipelining of little benefit with batching.
-	tr, err := raft.NewTCPTransportWithConfig(cfg.RaftBind, adv, &raft.NetworkTransportConfig{
-		MaxPool: 3, Timeout: 10 * time.Second, MaxRPCsInFlight: 1, Logger: cfg.Logger.Named("raft.transport"),
-	})
+	var tr *raft.NetworkTransport
+	if cfg.TLS != nil {
+		tr, err = newTLSTransport(cfg.RaftBind, adv, cfg.TLS, cfg.Logger.Named("raft.transport"))
+	} else {
+		tr, err = raft.NewTCPTransportWithConfig(cfg.RaftBind, adv, &raft.NetworkTransportConfig{
+			MaxPool: 3, Timeout: 10 * time.Second, MaxRPCsInFlight: 1, Logger: cfg.Logger.Named("raft.transport"),
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("cluster: raft transport: %w", err)
 	}
@@ -315,14 +325,12 @@ func (n *Node) WaitForLeader(ctx context.Context) error {
 // be called more than once; it returns ctx.Err() if ctx ends first.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.shutdownOnce.Do(func() {
-		done := make(chan struct{})
-		// Exits when the shutdown steps finish.
-		go func() {
-			defer close(done)
-			n.shutdownErr = n.shutdown()
-		}()
+		done := make(chan error, 1)
+		// Exits when the shutdown steps finish (after ctx, if it ends
+		// first: only this call stops waiting for them).
+		go func() { done <- n.shutdown() }()
 		select {
-		case <-done:
+		case n.shutdownErr = <-done:
 		case <-ctx.Done():
 			n.shutdownErr = ctx.Err()
 		}

@@ -12,8 +12,8 @@ import (
 // CheckToken returns ErrUnauthorized unless the request headers h carry
 // token, as api.HeaderToken or as "Authorization: Bearer <token>" (the
 // scheme in any case). An empty token accepts every caller: the cluster
-// runs without one. It is the one check of the public routes that need the
-// token and of the internal endpoints between nodes.
+// runs without one. It is the check of the internal endpoints between
+// nodes (the API's own routes go through httpapi's permission table).
 func CheckToken(h http.Header, token string) error {
 	if token == "" {
 		return nil

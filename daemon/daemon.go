@@ -10,6 +10,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +38,7 @@ import (
 	"github.com/mozpool/mozpool/events"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/httpapi"
+	"github.com/mozpool/mozpool/internal/tlsutil"
 	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/logstore"
 	"github.com/mozpool/mozpool/metrics"
@@ -61,6 +63,13 @@ type Config struct {
 	Join []string
 	// Token is the cluster token.
 	Token string
+	// TLS names the cluster CA's certificate and this node's certificate
+	// and key (mozpoolctl tls ca / tls cert). With them the API is served
+	// over HTTPS (client certificates optional), Raft runs mutual TLS and
+	// nodes call each other over HTTPS with their certificates. Without
+	// them everything is plain TCP and HTTP, and the node logs a loud
+	// warning.
+	TLS tlsutil.Files
 	// RaftTimeout is the heartbeat and election timeout (lease: half).
 	// Default 1 s.
 	RaftTimeout time.Duration
@@ -132,6 +141,7 @@ type Daemon struct {
 	Callbacks  *callbacks.Deliverer
 	Events     *events.Hub // state-change events, stored in Logs
 	API        *httpapi.Server
+	TLS        *tlsutil.Bundle // nil without TLS
 
 	ln      net.Listener
 	srv     *http.Server
@@ -226,13 +236,23 @@ func Start(cfg Config) (d *Daemon, err error) {
 	driver.Store(d.Requests)
 
 	// 3. Listen for HTTP first so the node can advertise its real address.
+	scheme := "http"
+	if cfg.TLS.Enabled() {
+		if d.TLS, err = tlsutil.Load(cfg.TLS); err != nil {
+			return nil, err
+		}
+		scheme = "https"
+	} else {
+		d.logger.Warn("TLS IS OFF: the API (tokens included), Raft and node-to-node calls travel in clear text " +
+			"and anything that reaches the Raft port can speak Raft; give -tls-ca, -tls-cert and -tls-key (see mozpoolctl tls)")
+	}
 	if d.ln, err = net.Listen("tcp", cfg.HTTPBind); err != nil {
 		return nil, fmt.Errorf("listen http: %w", err)
 	}
 	undo = append(undo, func() { self.ln.Close() })
 	d.URL = strings.TrimRight(cfg.HTTPAdvertise, "/")
 	if d.URL == "" {
-		d.URL = "http://" + d.ln.Addr().String()
+		d.URL = scheme + "://" + d.ln.Addr().String()
 	}
 
 	// 4. Network boot: PXE files, and the TFTP server boards fetch them from.
@@ -289,6 +309,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	ccfg.GossipBind, ccfg.GossipAdvertise = cfg.GossipBind, cfg.GossipAdvertise
 	ccfg.HTTPAddr, ccfg.TFTPAddr, ccfg.SyslogAddr = d.URL, tftpAdvertise, syslogAdvertise
 	ccfg.Bootstrap, ccfg.Token, ccfg.FSM, ccfg.Logger = cfg.Bootstrap, cfg.Token, d.FSM, cfg.Logger
+	ccfg.TLS = d.TLS
 	ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout = cfg.RaftTimeout, cfg.RaftTimeout, cfg.RaftTimeout/2
 	ccfg.LeaderTasks = []func(context.Context){d.Requests.Run, d.Callbacks.Run}
 	if d.Node, err = cluster.New(ccfg); err != nil {
@@ -313,6 +334,9 @@ func Start(cfg Config) (d *Daemon, err error) {
 	acfg := httpapi.DefaultConfig()
 	acfg.FSM, acfg.Cluster, acfg.Logs, acfg.Logger, acfg.Token = d.FSM, d.Node, d.Logs, cfg.Logger, cfg.Token
 	acfg.Hardware = d.Hardware
+	if d.TLS != nil {
+		acfg.ClientTLS = d.TLS.ClientConfig()
+	}
 	api, err := httpapi.New(acfg)
 	if err != nil {
 		return nil, err
@@ -332,8 +356,12 @@ func Start(cfg Config) (d *Daemon, err error) {
 	// shutdown, so they do not hold it.
 	d.srv.RegisterOnShutdown(d.Events.Close)
 	d.srv.RegisterOnShutdown(api.EndLongPolls)
+	ln := d.ln
+	if d.TLS != nil {
+		ln = tls.NewListener(ln, d.TLS.ServerConfig(tls.VerifyClientCertIfGiven))
+	}
 	// Exits when Shutdown closes the server.
-	go func() { d.serveCh <- d.srv.Serve(d.ln) }()
+	go func() { d.serveCh <- d.srv.Serve(ln) }()
 	if err := writeIdentity(cfg.DataDir, d.Node.Self()); err != nil {
 		d.logger.Warn("could not write node.json", "error", err)
 	}
@@ -482,7 +510,11 @@ func (d *Daemon) join(ctx context.Context) {
 	wait := 200 * time.Millisecond
 	for {
 		for _, t := range d.cfg.Join {
-			c := client.New(strings.TrimSpace(t), client.WithToken(d.cfg.Token), client.WithTimeout(15*time.Second))
+			opts := []client.Option{client.WithToken(d.cfg.Token), client.WithTimeout(15 * time.Second)}
+			if d.TLS != nil {
+				opts = append(opts, client.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: d.TLS.ClientConfig()}}))
+			}
+			c := client.New(strings.TrimSpace(t), opts...)
 			res, err := c.Join(ctx, d.Node.Self())
 			if err == nil {
 				d.logger.Info("joined the cluster", "via", t, "action", res.Action, "suffrage", res.Suffrage)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -193,6 +194,7 @@ func startLab(t *testing.T, opts labOptions) *lab {
 	cfg.PingPort, cfg.SUTPort = c.PingPort(), c.SUTPort()
 	cfg.RelayRecovery = relayRecovery
 	cfg.HTTPTimeout = 5 * time.Second
+	cfg.TLS = daemontest.ClientTLS()
 	cfg.Logger = testlog.New(t).Named("sim")
 	var err error
 	l.sim, err = sim.New(cfg)
@@ -431,6 +433,13 @@ func after(log []api.LogEntry, mark int64) []api.LogEntry {
 // lifeguard write them).
 const enteringPrefix = "entering state "
 
+// auditSuffix ends the log lines a write through the API filed: " (by
+// <caller>)".
+var auditSuffix = regexp.MustCompile(` \(by [^)]*\)$`)
+
+// bare is a log line without its audit suffix.
+func bare(msg string) string { return auditSuffix.ReplaceAllString(msg, "") }
+
 // enteringLine is the log line of a machine entering state.
 func enteringLine[S ~string](state S) string { return enteringPrefix + string(state) }
 
@@ -455,8 +464,8 @@ func requestStates(log []api.LogEntry) []requests.State { return entered[request
 func entered[S ~string](log []api.LogEntry) []S {
 	var out []S
 	for _, e := range log {
-		if e.Source == "statemachine" && strings.HasPrefix(e.Message, enteringPrefix) {
-			out = append(out, S(strings.TrimPrefix(e.Message, enteringPrefix)))
+		if m := bare(e.Message); e.Source == "statemachine" && strings.HasPrefix(m, enteringPrefix) {
+			out = append(out, S(strings.TrimPrefix(m, enteringPrefix)))
 		}
 	}
 	return out
@@ -534,8 +543,8 @@ func (l *lab) waitLogLine(t *testing.T, dev string, mark int64, source string, t
 	}, 10*time.Second, poll, "%s: no %s log lines %q", dev, source, texts)
 }
 
-// do sends one request to a node's API and returns the status and body
-// (status 0 if there was no answer).
+// do sends one request to a node's API, as the cluster's bootstrap admin,
+// and returns the status and body (status 0 if there was no answer).
 func do(t *testing.T, method, url string, body any) (int, []byte) {
 	t.Helper()
 	var r io.Reader
@@ -551,7 +560,8 @@ func do(t *testing.T, method, url string, body any) (int, []byte) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	req.Header.Set("Authorization", "Bearer "+daemontest.Token)
+	resp, err := daemontest.HTTPClient().Do(req)
 	if err != nil {
 		// Callers check the status; polling ones try again.
 		t.Logf("%s %s: %v", method, url, err)

@@ -32,6 +32,9 @@ var appliers = map[CommandType]func(*txn, []byte) (any, error){
 	CmdCallbackDone:         (*txn).applyCallbackDone,
 	CmdQueueSetWeight:       (*txn).applyQueueSetWeight,
 	CmdQueueEpoch:           (*txn).applyQueueEpoch,
+	CmdTokenCreate:          (*txn).applyTokenCreate,
+	CmdTokenRevoke:          (*txn).applyTokenRevoke,
+	CmdSetPolicy:            (*txn).applySetPolicy,
 }
 
 // commandBodies makes an empty body of every command type, for
@@ -62,6 +65,9 @@ var commandBodies = map[CommandType]func() Command{
 	CmdCallbackDone:         func() Command { return new(CallbackDone) },
 	CmdQueueSetWeight:       func() Command { return new(QueueSetWeight) },
 	CmdQueueEpoch:           func() Command { return new(QueueEpoch) },
+	CmdTokenCreate:          func() Command { return new(TokenCreate) },
+	CmdTokenRevoke:          func() Command { return new(TokenRevoke) },
+	CmdSetPolicy:            func() Command { return new(SetPolicy) },
 }
 
 // CheckCommand reports whether b is a command this version can apply: a

@@ -89,8 +89,8 @@ func (tx *txn) applyRequestCreate(b []byte) (any, error) {
 		ID: s.nextID("request"), ImagingServer: c.Server, RequestedDevice: c.RequestedDevice,
 		Assignee: c.Assignee, Expires: c.Expires.UTC(), Image: c.Image, BootConfig: c.BootConfig,
 		Environment: env, State: state, StateEntered: tx.at, StateDeadline: tx.deadline(timeout), Created: tx.at,
-		CallbackURL: c.CallbackURL,
-		Priority:    prio, Group: c.Group, HardwareType: c.HardwareType, HardwareModel: c.HardwareModel,
+		CallbackURL: c.CallbackURL, Owner: c.Owner,
+		Priority: prio, Group: c.Group, HardwareType: c.HardwareType, HardwareModel: c.HardwareModel,
 		Tags: maps.Clone(c.Tags), MaxWait: c.MaxWait, NoWait: c.NoWait,
 	}
 	if len(r.Tags) == 0 {
@@ -132,6 +132,9 @@ func (tx *txn) applyRequestEvent(b []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkOwner(m.r, c.Caller); err != nil {
+		return nil, err
+	}
 	if c.Generation != 0 && c.Generation != m.r.Generation {
 		return &EventResult{State: m.r.State, Ignored: true, Reason: "stale generation"}, nil
 	}
@@ -165,6 +168,9 @@ func (tx *txn) applyRequestRenew(b []byte) (any, error) {
 	tx.decode(b, &c)
 	m, err := tx.requestTx(c.ID)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkOwner(m.r, c.Caller); err != nil {
 		return nil, err
 	}
 	if c.Expires.Before(tx.at) || c.Expires.After(tx.at.Add(MaxRequestDuration)) {
@@ -209,4 +215,13 @@ func (tx *txn) applyRequestCompact(b []byte) (any, error) {
 		}
 	}
 	return map[string]int{"deleted": n}, nil
+}
+
+// checkOwner refuses a caller that is set and does not own an owned
+// request.
+func checkOwner(r *Request, caller string) error {
+	if caller != "" && r.Owner != "" && r.Owner != caller {
+		return fmt.Errorf("%w: request %d belongs to %s", ErrForbidden, r.ID, r.Owner)
+	}
+	return nil
 }

@@ -26,7 +26,7 @@ func TestCheckCommand_KnowsEveryApplier(t *testing.T) {
 // and it is listed.
 func TestClone_CopiesEveryReference(t *testing.T) {
 	copied := map[string]bool{"Image.BootConfigKeys": true, "Device.Counters": true, "Request.Counters": true, "Request.Callbacks": true, "Device.Tags": true, "Request.Tags": true}
-	for _, v := range []any{ImagingServer{}, HardwareType{}, Image{}, PXEConfig{}, ImagePXEConfig{}, Device{}, Request{}, RelayBoard{}} {
+	for _, v := range []any{ImagingServer{}, HardwareType{}, Image{}, PXEConfig{}, ImagePXEConfig{}, Device{}, Request{}, RelayBoard{}, Token{}} {
 		typ := reflect.TypeOf(v)
 		for i := range typ.NumField() {
 			f := typ.Field(i)
@@ -42,7 +42,7 @@ func TestClone_CopiesEveryReference(t *testing.T) {
 	st := reflect.TypeOf(State{})
 	for i := range st.NumField() {
 		require.Contains(t, []string{"Servers", "HardwareTypes", "Images", "PXEConfigs", "ImagePXEConfigs", "Devices",
-			"Requests", "RelayBoards", "NextID", "TimeScale", "MinDeviceTimeout", "idem", "idemOrder", "autoOrder", "Queue", "History"},
+			"Requests", "RelayBoards", "NextID", "TimeScale", "MinDeviceTimeout", "idem", "idemOrder", "autoOrder", "Queue", "History", "Tokens", "Policy"},
 			st.Field(i).Name, "State.%s is not copied by clone", st.Field(i).Name)
 	}
 }

@@ -40,6 +40,9 @@ const (
 	CmdCallbackDone         CommandType = 23
 	CmdQueueSetWeight       CommandType = 24
 	CmdQueueEpoch           CommandType = 25
+	CmdTokenCreate          CommandType = 26
+	CmdTokenRevoke          CommandType = 27
+	CmdSetPolicy            CommandType = 28
 
 	// IgnoreUnknown is or-ed into a type byte for commands that older nodes
 	// may skip safely. A node that does not know a type without this bit
@@ -73,6 +76,9 @@ var commandNames = map[CommandType]string{
 	CmdCallbackDone:         "callback_done",
 	CmdQueueSetWeight:       "queue_set_weight",
 	CmdQueueEpoch:           "queue_epoch",
+	CmdTokenCreate:          "token_create",
+	CmdTokenRevoke:          "token_revoke",
+	CmdSetPolicy:            "set_policy",
 }
 
 func (t CommandType) String() string {
@@ -87,10 +93,13 @@ var ErrShortCommand = errors.New("command too short")
 
 // Header is embedded in every command. At is stamped by the proposer (UTC);
 // IdempotencyKey, when set, makes a retried command a no-op that returns the
-// first result.
+// first result. Actor is who made the write through the API: a token's
+// name, or "anonymous@<address>" ("" for the nodes' own commands); every
+// log line the command files names it.
 type Header struct {
 	At             time.Time `json:"at"`
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	Actor          string    `json:"actor,omitempty"`
 }
 
 // Head returns the header; every command type embeds Header.
@@ -290,6 +299,10 @@ type RequestCreate struct {
 	Tags          map[string]string `json:"tags,omitempty"`
 	MaxWait       time.Duration     `json:"max_wait,omitempty"`
 	NoWait        bool              `json:"no_wait,omitempty"`
+
+	// Owner is the name of the token the request was created with ("":
+	// anonymous). Only its owner, or an operator, may renew or return it.
+	Owner string `json:"owner,omitempty"`
 }
 
 // RequestEvent delivers an event to a request ("close" is a return).
@@ -300,6 +313,9 @@ type RequestEvent struct {
 	Event      string           `json:"event"`
 	Args       RequestEventArgs `json:"args"`
 	Generation uint64           `json:"generation,omitempty"`
+	// Caller, when set, must own the request, or the request must have
+	// no owner (ErrForbidden otherwise).
+	Caller string `json:"caller,omitempty"`
 }
 
 // RequestTimeout tells a request that the deadline of the state entered at
@@ -316,6 +332,8 @@ type RequestRenew struct {
 	Header
 	ID      int64     `json:"id"`
 	Expires time.Time `json:"expires"`
+	// Caller: as in RequestEvent.
+	Caller string `json:"caller,omitempty"`
 }
 
 // RequestExpire expires a request whose expiry has passed at the command's
@@ -365,4 +383,25 @@ type QueueSetWeight struct {
 // follow differently from its peers (it searched where they queue).
 type QueueEpoch struct {
 	Header
+}
+
+// TokenCreate adds an API token. Only the SHA-256 of the secret is
+// replicated (hex); the secret itself is shown once to its creator.
+type TokenCreate struct {
+	Header
+	Name string `json:"name"`
+	Role string `json:"role"`
+	Hash string `json:"hash"`
+}
+
+// TokenRevoke deletes an API token by name.
+type TokenRevoke struct {
+	Header
+	Name string `json:"name"`
+}
+
+// SetPolicy sets the cluster's access policy (PolicyOpen or PolicyStrict).
+type SetPolicy struct {
+	Header
+	Policy string `json:"policy"`
 }

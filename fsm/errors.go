@@ -21,6 +21,11 @@ var (
 	ErrUnknownServer = errors.New("unknown imaging server")
 	// ErrUnknownRequest: no request has the given id.
 	ErrUnknownRequest = errors.New("unknown request")
+	// ErrForbidden: the caller may not act on the entity (a request
+	// another identity owns).
+	ErrForbidden = errors.New("forbidden")
+	// ErrUnknownToken: no API token has the given name.
+	ErrUnknownToken = errors.New("unknown token")
 	// ErrInvalid: the command's content is not acceptable (bad name, MAC…).
 	ErrInvalid = errors.New("invalid")
 	// ErrExists: an add named an entity that already exists.
@@ -39,6 +44,8 @@ var errorCodes = map[string]error{
 	"unknown_hardware_type": ErrUnknownHardwareType,
 	"unknown_server":        ErrUnknownServer,
 	"unknown_request":       ErrUnknownRequest,
+	"unknown_token":         ErrUnknownToken,
+	"forbidden":             ErrForbidden,
 	"invalid":               ErrInvalid,
 	"exists":                ErrExists,
 	"conflict":              ErrConflict,

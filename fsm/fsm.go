@@ -181,6 +181,12 @@ func (f *FSM) ApplyCommand(index uint64, b []byte) Result {
 		v, err := fn(tx, b)
 		// Whatever the command changed may serve a waiting request.
 		tx.runQueue()
+		if h.Actor != "" {
+			// The audit trail: every line the write filed names who made it.
+			for i := range tx.logs {
+				tx.logs[i].Message += " (by " + h.Actor + ")"
+			}
+		}
 		res = makeResult(index, t, v, err)
 		if h.IdempotencyKey != "" {
 			f.s.rememberIdem(h.IdempotencyKey, tx.at, res)

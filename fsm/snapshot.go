@@ -42,6 +42,8 @@ const (
 	recMinDeviceTimeout recordType = 13
 	recQueue            recordType = 14
 	recHistory          recordType = 15
+	recToken            recordType = 16
+	recPolicy           recordType = 17
 )
 
 // ErrSnapshotVersion is returned by Restore for a snapshot it cannot read.
@@ -88,6 +90,10 @@ func encodeSnapshotAt(s *State, index uint64) ([]byte, error) {
 	putSorted(put, recDevice, s.Devices)
 	putSorted(put, recRequest, s.Requests)
 	putSorted(put, recRelayBoard, s.RelayBoards)
+	putSorted(put, recToken, s.Tokens)
+	if s.Policy != "" {
+		put(recPolicy, s.Policy)
+	}
 	put(recCounters, s.NextID)
 	if s.TimeScale != 0 {
 		// Deadlines depend on it: a restored node must scale as the
@@ -240,6 +246,10 @@ func (s *State) restoreRecord(t recordType, b []byte) error {
 		return restoreInto(s.Requests, b, func(v *Request) int64 { return v.ID })
 	case recRelayBoard:
 		return restoreInto(s.RelayBoards, b, func(v *RelayBoard) string { return v.Name })
+	case recToken:
+		return restoreInto(s.Tokens, b, func(v *Token) string { return v.Name })
+	case recPolicy:
+		return json.Unmarshal(b, &s.Policy)
 	case recCounters:
 		return json.Unmarshal(b, &s.NextID)
 	case recTimeScale:
@@ -353,6 +363,8 @@ func (s *State) clone() *State {
 		idem:             s.idem, // not encoded: the queues are
 		idemOrder:        slices.Clone(s.idemOrder),
 		autoOrder:        slices.Clone(s.autoOrder),
+		Tokens:           cloneEntities(s.Tokens, nil),
+		Policy:           s.Policy,
 		Queue:            s.Queue.cloneEncoded(),
 		History:          s.History.clone(),
 	}

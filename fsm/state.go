@@ -168,6 +168,9 @@ type Request struct {
 	Reused bool `json:"reused,omitempty"`
 	// Reason says why the queue gave up on the request.
 	Reason string `json:"reason,omitempty"`
+	// Owner is the name of the token that created the request ("":
+	// created anonymously, which anyone may renew or return).
+	Owner string `json:"owner,omitempty"`
 	// Index is the log index of the last change to the record.
 	Index uint64 `json:"index,omitempty"`
 }
@@ -224,6 +227,11 @@ type State struct {
 	Devices         map[string]*Device         `json:"-"`
 	Requests        map[int64]*Request         `json:"-"`
 	RelayBoards     map[string]*RelayBoard     `json:"-"`
+	Tokens          map[string]*Token          `json:"-"`
+
+	// Policy is the cluster's access policy: PolicyOpen ("" reads as
+	// open) or PolicyStrict.
+	Policy string `json:"policy,omitempty"`
 
 	// NextID holds the last id given out per entity kind.
 	NextID map[string]int64 `json:"next_id"`
@@ -259,6 +267,7 @@ func newState() *State {
 		Devices:         map[string]*Device{},
 		Requests:        map[int64]*Request{},
 		RelayBoards:     map[string]*RelayBoard{},
+		Tokens:          map[string]*Token{},
 		NextID:          map[string]int64{},
 		idem:            map[string]*idemEntry{},
 		Queue:           newQueue(),

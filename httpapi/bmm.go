@@ -113,8 +113,8 @@ func (rt routeTable) owned(method, path string, owner ownerFunc, h handlerFunc) 
 			return h(r, ps)
 		})(w, r, ps)
 	}
-	rt.r.Handle(method, path, handle)
-	rt.r.Handle(method, path[:len(path)-1], handle)
+	rt.raw(method, path, handle)
+	rt.raw(method, path[:len(path)-1], handle)
 }
 
 // proxyToOwner returns local=true when this node serves server. Otherwise it
@@ -207,10 +207,11 @@ func (s *Server) postPowerCycle(r *http.Request, ps httprouter.Params) (any, err
 	if err := hw.StartPowerCycle(dev); err != nil {
 		return nil, err
 	}
+	s.auditHardware(r, dev, "power-cycle requested")
 	return struct{}{}, nil
 }
 
-func (s *Server) getPowerOff(_ *http.Request, ps httprouter.Params) (any, error) {
+func (s *Server) getPowerOff(r *http.Request, ps httprouter.Params) (any, error) {
 	hw, err := s.hardware()
 	if err != nil {
 		return nil, err
@@ -218,6 +219,7 @@ func (s *Server) getPowerOff(_ *http.Request, ps httprouter.Params) (any, error)
 	if err := hw.StartPowerOff(ps.ByName("id")); err != nil {
 		return nil, err
 	}
+	s.auditHardware(r, ps.ByName("id"), "power-off requested")
 	return struct{}{}, nil
 }
 
@@ -229,7 +231,20 @@ func (s *Server) postClearPXE(r *http.Request, ps httprouter.Params) (any, error
 	if err := hw.ClearPXE(r.Context(), ps.ByName("id")); err != nil {
 		return nil, err
 	}
+	s.auditHardware(r, ps.ByName("id"), "PXE file cleared")
 	return struct{}{}, nil
+}
+
+// auditHardware files a line in the device's log naming who asked for a
+// hardware operation (the FSM appends the caller). The operation has
+// started whatever happens to the line: a failure is only logged.
+func (s *Server) auditHardware(r *http.Request, dev, what string) {
+	entry := fsm.LogEntry{Kind: fsm.LogDevice, Name: dev, Source: "api", Message: what}
+	cmd := &fsm.LogAppend{Entries: []fsm.LogEntry{entry}}
+	cmd.Actor = callerOf(r).Actor()
+	if _, err := s.cluster.Apply(r.Context(), fsm.CmdLogAppend, cmd); err != nil {
+		s.logger.Warn("could not log a hardware operation", "device", dev, "operation", what, "error", err)
+	}
 }
 
 // pingLimit is the hard limit of the ping route, as Mozpool's.

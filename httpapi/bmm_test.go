@@ -110,6 +110,10 @@ func TestBMM_OtherRoutes(t *testing.T) {
 	require.JSONEq(t, `{"success": false}`, string(e.get("/api/device/dev1/ping/").body))
 	require.JSONEq(t, `{"success": true}`, string(e.get("/api/relay/relay1/test/").body))
 	require.Equal(t, []string{"power-off dev1", "clear-pxe dev1", "ping dev1", "ping dev1", "test relay1"}, hw.Calls())
+	// The device log names who asked for each hardware operation.
+	log := string(e.get("/api/device/dev1/log/").body)
+	require.Contains(t, log, "power-off requested (by cluster-token)")
+	require.Contains(t, log, "PXE file cleared (by cluster-token)")
 
 	e.get("/api/relay/nosuch/test/").requireError(t, http.StatusNotFound)
 	e.get("/api/device/nosuch/ping/").requireError(t, http.StatusNotFound)

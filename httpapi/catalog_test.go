@@ -172,9 +172,9 @@ func TestInventorySync(t *testing.T) {
 func TestInventorySyncErrors(t *testing.T) {
 	e := newTestEnv(t)
 	body := map[string]any{"inventory": bigInventory(1)}
-	e.post("/api/inventory/sync/", body).requireError(t, http.StatusForbidden)
-	e.post("/api/inventory/sync/", body, "X-Mozpool-Token", "wrong").requireError(t, http.StatusForbidden)
-	e.post("/api/inventory/sync/", body, "Authorization", "Bearer wrong").requireError(t, http.StatusForbidden)
+	e.anon().post("/api/inventory/sync/", body).requireError(t, http.StatusUnauthorized)
+	e.post("/api/inventory/sync/", body, "X-Mozpool-Token", "wrong").requireError(t, http.StatusUnauthorized)
+	e.post("/api/inventory/sync/", body, "Authorization", "Bearer wrong").requireError(t, http.StatusUnauthorized)
 	e.post("/api/inventory/sync/", map[string]any{"dry_run": true}, "X-Mozpool-Token", testToken).requireError(t, http.StatusBadRequest)
 
 	bad := bigInventory(0)

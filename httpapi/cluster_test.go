@@ -50,8 +50,8 @@ func TestClusterJoin(t *testing.T) {
 	e := newTestEnv(t)
 	id := cluster.Identity{ID: "node2", Name: "server2", RaftAddr: "127.0.0.2:7000", HTTPAddr: "http://127.0.0.2:8010"}
 
-	e.post("/api/cluster/join/", id).requireError(t, http.StatusForbidden)
-	e.post("/api/cluster/join/", id, "X-Mozpool-Token", "nope").requireError(t, http.StatusForbidden)
+	e.anon().post("/api/cluster/join/", id).requireError(t, http.StatusUnauthorized)
+	e.post("/api/cluster/join/", id, "X-Mozpool-Token", "nope").requireError(t, http.StatusUnauthorized)
 	require.Empty(t, e.cluster.joined)
 
 	r := e.post("/api/cluster/join/", id, "X-Mozpool-Token", testToken)
@@ -65,7 +65,7 @@ func TestClusterJoin(t *testing.T) {
 
 func TestClusterRemove(t *testing.T) {
 	e := newTestEnv(t)
-	e.post("/api/cluster/remove/", map[string]string{"id": "node2"}).requireError(t, http.StatusForbidden)
+	e.anon().post("/api/cluster/remove/", map[string]string{"id": "node2"}).requireError(t, http.StatusUnauthorized)
 
 	r := e.post("/api/cluster/remove/", map[string]string{"id": "node2"}, "Authorization", "Bearer "+testToken)
 	require.Equal(t, http.StatusOK, r.StatusCode, "body %q", r.body)
@@ -77,7 +77,7 @@ func TestClusterRemove(t *testing.T) {
 }
 
 func TestClusterWithoutToken(t *testing.T) {
-	e := newTestEnv(t, func(c *Config) { c.Token = "" })
+	e := newTestEnv(t, func(c *Config) { c.Token = "" }).anon()
 	r := e.post("/api/cluster/remove/", map[string]string{"id": "node2"})
 	require.Equal(t, http.StatusOK, r.StatusCode, "body %q", r.body)
 }
@@ -96,7 +96,7 @@ func TestClusterInternalMount(t *testing.T) {
 
 func TestBackupAndRestore(t *testing.T) {
 	e := newTestEnv(t)
-	e.get("/api/cluster/backup/").requireError(t, http.StatusForbidden)
+	e.anon().get("/api/cluster/backup/").requireError(t, http.StatusUnauthorized)
 	r := e.get("/api/cluster/backup/", "X-Mozpool-Token", testToken)
 	require.Equal(t, http.StatusOK, r.StatusCode)
 	require.Equal(t, "application/octet-stream", r.Header.Get("Content-Type"))
@@ -106,7 +106,7 @@ func TestBackupAndRestore(t *testing.T) {
 
 	require.Equal(t, http.StatusOK, e.post("/api/device/dev1/set-comments/", map[string]any{"comments": "after"}).StatusCode)
 	e.post("/api/cluster/restore/", "garbage", "X-Mozpool-Token", testToken).requireError(t, http.StatusBadRequest)
-	e.post("/api/cluster/restore/", backup).requireError(t, http.StatusForbidden)
+	e.anon().post("/api/cluster/restore/", backup).requireError(t, http.StatusUnauthorized)
 	r = e.post("/api/cluster/restore/", backup, "X-Mozpool-Token", testToken)
 	require.Equal(t, http.StatusOK, r.StatusCode, string(r.body))
 	e.fsm.Read(func(s *fsm.State) {
@@ -116,9 +116,9 @@ func TestBackupAndRestore(t *testing.T) {
 
 // TestTokenForms: every route that needs the cluster token takes it as
 // X-Mozpool-Token or as Authorization: Bearer, and refuses a missing or
-// wrong one with a JSON 403 before looking at the body.
+// wrong one with a JSON 401 before looking at the body.
 func TestTokenForms(t *testing.T) {
-	e := newTestEnv(t)
+	e := newTestEnv(t).anon()
 	routes := []struct {
 		method, path string
 		// pass is the status once the token is accepted: the bodies sent
@@ -146,7 +146,7 @@ func TestTokenForms(t *testing.T) {
 	}
 	for _, rt := range routes {
 		for _, hdr := range refused {
-			e.do(rt.method, rt.path, "{}", hdr...).requireError(t, http.StatusForbidden)
+			e.do(rt.method, rt.path, "{}", hdr...).requireError(t, http.StatusUnauthorized)
 		}
 		for _, hdr := range accepted {
 			r := e.do(rt.method, rt.path, "{}", hdr...)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/tls"
 	"errors"
 	"time"
 
@@ -28,11 +29,17 @@ type Config struct {
 	// Logger receives request logs (debug) and server errors (error).
 	// Default: a null logger.
 	Logger hclog.Logger
-	// Token is the cluster token that join, remove, inventory sync, backup
-	// and restore require (header X-Mozpool-Token or Authorization:
-	// Bearer). Empty means the cluster runs without a token: those routes
-	// are open, and New logs a warning. Default: "".
+	// Token is the cluster token: a caller presenting it (Authorization:
+	// Bearer, or X-Mozpool-Token) is the bootstrap admin, named
+	// ClusterTokenName. Other callers present API tokens (replicated in
+	// the FSM) or none, as the permission table and the cluster's policy
+	// allow (permissions.go). Empty means the node runs without
+	// authentication: every caller may call every route, and New logs a
+	// warning. Default: "".
 	Token string
+	// ClientTLS, when set, is the TLS configuration of calls proxied to
+	// other nodes (the node's certificate, the cluster's CA).
+	ClientTLS *tls.Config
 	// Version is what GET /api/version/ reports. Default: "4.2.1", the
 	// Mozpool release whose API this one reproduces.
 	Version string

@@ -45,7 +45,11 @@ func statusFor(err error) int {
 		errors.Is(err, cluster.ErrBadJoin),
 		errors.Is(err, cluster.ErrBadBackup):
 		return http.StatusBadRequest
-	case errors.Is(err, cluster.ErrUnauthorized):
+	case errors.Is(err, cluster.ErrUnauthorized),
+		errors.Is(err, errUnauthenticated):
+		return http.StatusUnauthorized
+	case errors.Is(err, errForbidden),
+		errors.Is(err, fsm.ErrForbidden):
 		return http.StatusForbidden
 	case errors.Is(err, errNotFound),
 		errors.Is(err, fsm.ErrUnknownDevice),
@@ -54,6 +58,7 @@ func statusFor(err error) int {
 		errors.Is(err, fsm.ErrUnknownHardwareType),
 		errors.Is(err, fsm.ErrUnknownServer),
 		errors.Is(err, fsm.ErrUnknownRequest),
+		errors.Is(err, fsm.ErrUnknownToken),
 		errors.Is(err, errUnknownBoard),
 		errors.Is(err, cluster.ErrUnknownNode):
 		return http.StatusNotFound

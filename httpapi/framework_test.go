@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/cluster"
+	"github.com/mozpool/mozpool/fsm"
 )
 
 func TestVersion(t *testing.T) {
@@ -49,7 +50,7 @@ func TestSlashlessChecksRunFirst(t *testing.T) {
 	// without the slash, and a list route with another name is a 404.
 	e.post("/api/device/nosuch/set-comments", `{"comments": "x"}`).requireError(t, http.StatusNotFound)
 	e.get("/api/device/dev1").requireError(t, http.StatusNotFound)
-	e.post("/api/cluster/join", "{}").requireError(t, http.StatusForbidden)
+	e.anon().post("/api/cluster/join", "{}").requireError(t, http.StatusUnauthorized)
 }
 
 func TestHealthServesBothSpellings(t *testing.T) {
@@ -149,7 +150,8 @@ func TestStatusFor(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, statusFor(cluster.ErrNoLeader))
 	require.Equal(t, http.StatusNotFound, statusFor(cluster.ErrUnknownNode))
 	require.Equal(t, http.StatusBadRequest, statusFor(cluster.ErrBadJoin))
-	require.Equal(t, http.StatusForbidden, statusFor(cluster.ErrUnauthorized))
+	require.Equal(t, http.StatusUnauthorized, statusFor(cluster.ErrUnauthorized))
+	require.Equal(t, http.StatusForbidden, statusFor(fsm.ErrForbidden))
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -211,6 +211,8 @@ type testEnv struct {
 	cluster *fakeCluster
 	fsm     *fsm.FSM
 	clock   *fakeClock
+	// anonymous: requests carry no token unless given one.
+	anonymous bool
 }
 
 // newTestEnv starts the env, with the device machine (devices have its
@@ -355,6 +357,13 @@ func (e *testEnv) do(method, path string, body any, hdr ...string) response {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
+	// Tests act as the bootstrap admin unless they send credentials of
+	// their own or the env is anonymous.
+	_, auth := req.Header["Authorization"]
+	_, tok := req.Header["X-Mozpool-Token"]
+	if !auth && !tok && !e.anonymous && e.srv.token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.srv.token)
+	}
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Do(req)
 	require.NoError(e.t, err)
@@ -362,6 +371,13 @@ func (e *testEnv) do(method, path string, body any, hdr ...string) response {
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(e.t, err)
 	return response{Response: resp, body: b}
+}
+
+// anon is the env sending no credentials unless given some.
+func (e *testEnv) anon() *testEnv {
+	c := *e
+	c.anonymous = true
+	return &c
 }
 
 func (e *testEnv) get(path string, hdr ...string) response {

@@ -15,7 +15,6 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/mozpool/mozpool/api"
-	"github.com/mozpool/mozpool/cluster"
 	"github.com/mozpool/mozpool/fsm"
 )
 
@@ -115,13 +114,6 @@ func intParam(q url.Values, name string) (n int, ok bool, err error) {
 	return n, true, nil
 }
 
-// requireToken is a check for routes that need the cluster token (see
-// cluster.CheckToken). With no token configured every caller passes (New
-// has warned).
-func (s *Server) requireToken(r *http.Request, _ httprouter.Params) error {
-	return cluster.CheckToken(r.Header, s.token)
-}
-
 // knownDevice is a check that 404s a device name the FSM does not know,
 // before the trailing-slash redirect, as the original's device wrapper did
 // (503 while the node has not caught up since its start).
@@ -172,6 +164,7 @@ func (s *Server) apply(r *http.Request, t fsm.CommandType, cmd fsm.Command) (fsm
 		return fsm.Result{}, badRequestf("Idempotency-Key must not start with %q", fsm.AutoKeyPrefix)
 	}
 	cmd.Head().IdempotencyKey = key
+	cmd.Head().Actor = callerOf(r).Actor()
 	res, err := s.cluster.Apply(r.Context(), t, cmd)
 	if err != nil {
 		return fsm.Result{}, err

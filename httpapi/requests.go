@@ -161,6 +161,7 @@ func (s *Server) postRequest(r *http.Request, ps httprouter.Params) (any, error)
 		Header:          fsm.Header{At: now},
 		RequestedDevice: dev, Assignee: assignee, Expires: now.Add(dur), Image: image,
 		BootConfig: bootConfig, Environment: env, Server: s.cluster.Self().Name, CallbackURL: callbackURL,
+		Owner: requestOwner(r),
 	}
 	qf.apply(cmd)
 	res, err := s.apply(r, fsm.CmdRequestCreate, cmd)
@@ -273,7 +274,8 @@ func (s *Server) renewRequest(w http.ResponseWriter, r *http.Request, ps httprou
 			return nil, err
 		}
 		now := s.now().UTC()
-		_, err = s.apply(r, fsm.CmdRequestRenew, &fsm.RequestRenew{Header: fsm.Header{At: now}, ID: id, Expires: now.Add(dur)})
+		_, err = s.apply(r, fsm.CmdRequestRenew, &fsm.RequestRenew{Header: fsm.Header{At: now}, ID: id, Expires: now.Add(dur),
+			Caller: s.ownerCheck(r)})
 		if err != nil {
 			return nil, err
 		}
@@ -295,7 +297,7 @@ func (s *Server) returnRequest(w http.ResponseWriter, r *http.Request, ps httpro
 		if err := discardBody(r); err != nil { // body ignored, within the limit
 			return nil, err
 		}
-		_, err = s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: string(requests.EventClose)})
+		_, err = s.apply(r, fsm.CmdRequestEvent, &fsm.RequestEvent{ID: id, Event: string(requests.EventClose), Caller: s.ownerCheck(r)})
 		if err != nil {
 			return nil, err
 		}
@@ -326,4 +328,13 @@ func (s *Server) requestEvent(r *http.Request, ps httprouter.Params) (any, error
 		return nil, err
 	}
 	return struct{}{}, nil
+}
+
+// requestOwner is the owner of a request the caller creates: its token's
+// name, none for anonymous callers.
+func requestOwner(r *http.Request) string {
+	if c := callerOf(r); !c.Anonymous {
+		return c.Name
+	}
+	return ""
 }

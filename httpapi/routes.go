@@ -40,10 +40,11 @@ func (s *Server) routes() http.Handler {
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { s.writeError(w, req, errNotFound) })
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { s.writeError(w, req, errMethodNotAllowed) })
 	r.PanicHandler = s.recoverPanic
-	rt := routeTable{s: s, r: r, list: &s.routeList}
+	rt := routeTable{s: s, r: r, list: &s.routeList, registered: &s.routesSeen}
 
 	// Top level. The web UI is static files; "/" and "/ui" send browsers to it.
 	rt.json(get, "/api/version/", s.getVersion)
+	rt.json(get, "/api/auth/whoami/", s.getWhoami)
 	rt.mount(get, "/", http.RedirectHandler("ui/", http.StatusFound))
 	rt.mount(get, "/ui", http.RedirectHandler("ui/", http.StatusFound))
 	rt.mount(get, "/ui/*filepath", ui.Handler())
@@ -81,7 +82,7 @@ func (s *Server) routes() http.Handler {
 	rt.json(get, "/api/request/:id/status/", s.getRequestStatus, s.read)
 	rt.json(get, "/api/request/:id/log/", s.getRequestLog, s.read)
 	rt.json(get, "/api/queue/", s.getQueue, s.read)
-	rt.json(post, "/api/queue/weight/", s.postQueueWeight, s.requireToken, s.ordered)
+	rt.json(post, "/api/queue/weight/", s.postQueueWeight, s.ordered)
 	rt.raw(post, "/api/request/:id/renew/", s.renewRequest) // no 303, as the original
 	rt.raw(post, "/api/request/:id/renew", s.renewRequest)
 	rt.raw(post, "/api/request/:id/return/", s.returnRequest)
@@ -101,19 +102,26 @@ func (s *Server) routes() http.Handler {
 	rt.json(post, "/api/bmm/pxe_config/", s.postPXEConfig, s.ordered)
 	rt.json(post, "/api/bmm/pxe_config/:name/update/", s.postPXEConfigUpdate, s.ordered)
 	rt.json(post, "/api/bmm/image_pxe_config/", s.postImagePXEConfig, s.ordered)
-	rt.json(post, "/api/inventory/sync/", s.postInventorySync, s.requireToken, s.ordered)
+	rt.json(post, "/api/inventory/sync/", s.postInventorySync, s.ordered)
 
 	// Cluster.
 	rt.json(get, "/api/cluster/status/", s.getClusterStatus)
 	rt.both(get, "/api/cluster/health", s.getClusterHealth) // monitors: no 303
 	rt.json(get, "/api/cluster/self/", s.getClusterSelf)
-	rt.json(post, "/api/cluster/join/", s.postClusterJoin, s.requireToken)
-	rt.json(post, "/api/cluster/remove/", s.postClusterRemove, s.requireToken)
-	rt.json(post, "/api/cluster/transfer-leader/", s.postTransferLeader, s.requireToken)
+	rt.json(post, "/api/cluster/join/", s.postClusterJoin)
+	rt.json(post, "/api/cluster/remove/", s.postClusterRemove)
+	rt.json(post, "/api/cluster/transfer-leader/", s.postTransferLeader)
 	rt.raw(get, "/api/cluster/backup/", s.getBackup) // a file, not JSON: no 303
-	rt.json(post, "/api/cluster/restore/", s.postRestore, s.requireToken)
+	rt.json(post, "/api/cluster/restore/", s.postRestore)
+	rt.json(get, "/api/cluster/policy/", s.getPolicy)
+	rt.json(post, "/api/cluster/policy/", s.postPolicy)
 	rt.mount(get, "/_cluster/*path", s.cluster.Handler())
 	rt.mount(post, "/_cluster/*path", s.cluster.Handler())
+
+	// API tokens.
+	rt.json(get, "/api/token/:name/", s.getTokenList, listOnly("name"))
+	rt.json(post, "/api/token/", s.postToken)
+	rt.json(post, "/api/token/:name/revoke/", s.postTokenRevoke)
 
 	return r
 }
@@ -131,19 +139,24 @@ type Route struct {
 func (s *Server) Routes() []Route { return slices.Clone(s.routeList) }
 
 // routeTable registers routes on the router with the server's adapter and
-// records each one in list.
+// records each one in list (and, as "METHOD path", in registered). Every
+// registration goes through guard, which applies the route's line of the
+// permission table (permissions.go).
 type routeTable struct {
-	s    *Server
-	r    *httprouter.Router
-	list *[]Route
+	s          *Server
+	r          *httprouter.Router
+	list       *[]Route
+	registered *[]string
 }
 
 func (rt routeTable) handle(method, path string, h httprouter.Handle) {
-	rt.r.Handle(method, path, h)
+	rt.r.Handle(method, path, rt.guard(method, path, h))
 	*rt.list = append(*rt.list, Route{Method: method, Path: path})
+	*rt.registered = append(*rt.registered, method+" "+path)
 }
 
-// raw registers an httprouter handle as it is: no checks, no redirect.
+// raw registers a handle as it is, behind its permission: no checks, no
+// redirect.
 func (rt routeTable) raw(method, path string, h httprouter.Handle) { rt.handle(method, path, h) }
 
 // json registers a JSON route at path (which ends in "/") and its
@@ -175,6 +188,5 @@ func (rt routeTable) both(method, path string, h handlerFunc) {
 
 // mount hands every path matching a catch-all pattern to h.
 func (rt routeTable) mount(method, path string, h http.Handler) {
-	rt.r.Handler(method, path, h)
-	*rt.list = append(*rt.list, Route{Method: method, Path: path})
+	rt.raw(method, path, func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) { h.ServeHTTP(w, r) })
 }

@@ -83,6 +83,8 @@ type Server struct {
 
 	handler   http.Handler
 	routeList []Route // what routes registered, for Routes
+	// routesSeen lists "METHOD path" of every registered route.
+	routesSeen []string
 
 	// events feeds GET /api/events/ (SetEvents; nil: 404).
 	events EventSource
@@ -115,10 +117,11 @@ func New(cfg Config) (*Server, error) {
 			ResponseHeaderTimeout: 35 * time.Second,
 			IdleConnTimeout:       90 * time.Second,
 			MaxIdleConnsPerHost:   16,
+			TLSClientConfig:       cfg.ClientTLS,
 		},
 	}
 	if s.token == "" {
-		s.logger.Warn("no cluster token configured: join, remove, inventory sync, backup and restore are open to anyone who can reach this node")
+		s.logger.Warn("NO CLUSTER TOKEN CONFIGURED: authentication is off; anyone who can reach this node may do anything, from powering boards off to restoring a backup")
 	}
 	s.handler = s.logRequests(s.routes())
 	return s, nil
@@ -213,6 +216,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mozpool"`)
+	}
 	s.writeJSON(w, r, status, api.Error{Error: err.Error()})
 }
 
@@ -271,7 +277,13 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		start := s.now()
 		w.Header().Set(api.HeaderServedBy, s.cluster.Self().ID)
 		rec := &statusRecorder{ResponseWriter: w}
+		ci := &callInfo{}
+		r = r.WithContext(context.WithValue(r.Context(), callKey{}, ci))
 		next.ServeHTTP(rec, r)
+		who := anonymousCaller(r).Name
+		if ci.c != nil {
+			who = ci.c.Name
+		}
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
@@ -282,6 +294,6 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			log = s.logger.Debug
 		}
 		log("request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery, "status", rec.status,
-			"duration", s.now().Sub(start), "remote_addr", r.RemoteAddr)
+			"duration", s.now().Sub(start), "remote_addr", r.RemoteAddr, "caller", who)
 	})
 }

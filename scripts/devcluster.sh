@@ -23,7 +23,13 @@
 # -raft-timeout 500ms), MOZPOOL_PING_PORT and MOZPOOL_SUT_PORT (the
 # boards' ping and SUT agent ports, for nodes and simulator alike; default
 # the programs' own, 20700 and 20701), MOZPOOL_DEVCLUSTER_DIR (default
-# .devcluster), GO (default go).
+# .devcluster), GO (default go), MOZPOOL_PLAIN_HTTP=1 (run without TLS).
+#
+# TLS is on: `up` makes a CA (mozpoolctl tls ca) and a certificate per node
+# (mozpoolctl tls cert) in .devcluster/tls/, nodes serve HTTPS and run Raft
+# over mutual TLS, and the simulator and mozpoolctl trust the CA
+# (.devcluster/tls/ca.pem: give it to clients as MOZPOOL_CA_CERT, or as
+# REQUESTS_CA_BUNDLE to python-requests).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,6 +56,28 @@ build() {
 }
 
 token() { cat "$dir/token"; }
+
+# TLS is kept as `up` chose it, for `start`.
+plain=${MOZPOOL_PLAIN_HTTP:-$(cat "$dir/plain-http" 2>/dev/null || echo 0)}
+tls_dir=$dir/tls
+if [ "$plain" != 1 ]; then
+	export MOZPOOL_CA_CERT=$tls_dir/ca.pem
+fi
+
+# tls_args I: the TLS flags of node I (its certificate is made on first use).
+tls_args() {
+	if [ "$plain" = 1 ]; then
+		echo -plain-http
+		return
+	fi
+	local name
+	name=$(node_name "$1")
+	if [ ! -f "$tls_dir/$name.pem" ]; then
+		"$bin/mozpoolctl" tls cert --node "$name" --ca "$tls_dir/ca.pem" --ca-key "$tls_dir/ca-key.pem" \
+			--dir "$tls_dir" >/dev/null
+	fi
+	echo -tls-ca "$tls_dir/ca.pem" -tls-cert "$tls_dir/$name.pem" -tls-key "$tls_dir/$name-key.pem"
+}
 ctl() { "$bin/mozpoolctl" --token "$(token)" "$@"; }
 
 node_name() { printf 'mobile-imaging-%03d' "$1"; }
@@ -95,7 +123,9 @@ start_node() {
 		args+=(-join "$(node_url 1)")
 	fi
 	rm -f "$ndir/data/node.json"
-	"$bin/mozpoold" -data "$ndir/data" -name "$(node_name "$i")" -rack "rack$i" \
+	local tls
+	read -ra tls < <(tls_args "$i")
+	"$bin/mozpoold" "${tls[@]}" -data "$ndir/data" -name "$(node_name "$i")" -rack "rack$i" \
 		-http "$http" -raft "$raft" -gossip "$gossip" -tftp "$tftp" -syslog "$syslog" \
 		-ping-mode tcp ${board_ports[@]+"${board_ports[@]}"} \
 		-time-scale "$scale" -token "$(token)" "${args[@]}" ${MOZPOOL_NODE_ARGS:-} \
@@ -105,7 +135,7 @@ start_node() {
 	if [ ! -f "$ndir/ports" ]; then
 		local f=$ndir/data/node.json
 		{
-			echo "http=$(sed -n 's|.*"http_addr": *"http://\([^"]*\)".*|\1|p' "$f")"
+			echo "http=$(sed -n 's|.*"http_addr": *"https\{0,1\}://\([^"]*\)".*|\1|p' "$f")"
 			echo "raft=$(sed -n 's/.*"raft_addr": *"\([^"]*\)".*/\1/p' "$f")"
 			echo "gossip=$(sed -n 's/.*"gossip_addr": *"\([^"]*\)".*/\1/p' "$f")"
 			echo "tftp=$(sed -n 's/.*"tftp_addr": *"\([^"]*\)".*/\1/p' "$f")"
@@ -136,7 +166,15 @@ cmd_up() {
 	echo "$ping_port" >"$dir/ping-port"
 	echo "$sut_port" >"$dir/sut-port"
 	head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/token"
+	plain=${MOZPOOL_PLAIN_HTTP:-0}
+	echo "$plain" >"$dir/plain-http"
 	build
+	if [ "$plain" = 1 ]; then
+		echo "devcluster: WARNING: MOZPOOL_PLAIN_HTTP=1: TLS is off, tokens travel in clear text" >&2
+	else
+		mkdir -p "$tls_dir"
+		"$bin/mozpoolctl" tls ca --dir "$tls_dir" >/dev/null
+	fi
 	start_node 1
 	wait_for "$bin/mozpoolctl" --server "$(node_url 1)" health || die "node 1 found no leader"
 	for i in $(seq 2 "$n"); do start_node "$i"; done
@@ -225,9 +263,12 @@ cmd_run() {
 	echo
 	echo "Mozpool dev cluster is running. Web UI (any node):"
 	sed 's|$|/ui/|; s/^/  /' "$dir/nodes"
-	echo "API on the same URLs without /ui/ (token in $dir/token)."
+	echo "API on the same URLs without /ui/ (admin token in $dir/token)."
+	if [ "$plain" != 1 ]; then
+		echo "TLS: the nodes' CA is $tls_dir/ca.pem (MOZPOOL_CA_CERT for mozpoolctl, REQUESTS_CA_BUNDLE for python)."
+	fi
 	echo "Simulated lab (ground truth): $(cat "$dir/sim-url")/boards"
-	echo "Cluster status:  $bin/mozpoolctl --server $(node_url 1) status"
+	echo "Cluster status:  MOZPOOL_CA_CERT=${MOZPOOL_CA_CERT:-} $bin/mozpoolctl --server $(node_url 1) status"
 	echo "Press Ctrl-C to stop."
 	while true; do sleep 1; done
 }

@@ -18,6 +18,8 @@ case $mode in kill | stop) ;; *) echo "usage: $0 [TRIALS] [kill|stop]" >&2; exit
 dc=$root/scripts/devcluster.sh
 dir=${MOZPOOL_DEVCLUSTER_DIR:-$root/.devcluster}
 ctl=$root/bin/mozpoolctl
+# The dev cluster runs TLS (unless MOZPOOL_PLAIN_HTTP=1): trust its CA.
+export MOZPOOL_CA_CERT=${MOZPOOL_CA_CERT:-$dir/tls/ca.pem}
 
 "$dc" down >/dev/null 2>&1 || true
 "$dc" up 3 >/dev/null

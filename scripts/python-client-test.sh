@@ -104,10 +104,15 @@ export MOZPOOL_INVENTORY=$tmp/lab.json
 export MOZPOOL_SIM_ARGS="-broken 0 -fail-booting 0 -fail-mobile-init 0 -fail-downloading 0 -fail-extracting 0
 	-fail-rebooting 0 -fail-running 0 -self-test-ok 1 -relay-recovery 10ms"
 
-# 4. The cluster.
+# 4. The cluster, with TLS (devcluster.sh's default) under the open
+# policy: the client sends no credentials and trusts the cluster's CA
+# through REQUESTS_CA_BUNDLE, as a lab would configure it.
 "$root/scripts/devcluster.sh" up 3
 server=$(head -1 "$MOZPOOL_DEVCLUSTER_DIR/nodes")
-say "cluster up; API at $server"
+if [ -f "$MOZPOOL_DEVCLUSTER_DIR/tls/ca.pem" ]; then
+	export REQUESTS_CA_BUNDLE=$MOZPOOL_DEVCLUSTER_DIR/tls/ca.pem SSL_CERT_FILE=$MOZPOOL_DEVCLUSTER_DIR/tls/ca.pem
+fi
+say "cluster up; API at $server${REQUESTS_CA_BUNDLE:+ (CA $REQUESTS_CA_BUNDLE)}"
 
 # 5. Wait until a board is ready.
 "$python" - "$server" "$ready_timeout" <<'EOF' || die "no board became ready"

@@ -83,7 +83,7 @@ func newBoard(l *Lab, name string, ip net.IP, mac, server string, rb *relayBoard
 	}
 	b.http = &http.Client{
 		Timeout:   l.cfg.HTTPTimeout,
-		Transport: &http.Transport{DialContext: b.dial, DisableKeepAlives: true},
+		Transport: &http.Transport{DialContext: b.dial, DisableKeepAlives: true, TLSClientConfig: l.cfg.TLS},
 	}
 	return b
 }

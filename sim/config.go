@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -92,6 +93,9 @@ type Config struct {
 	// /api/cluster/status/ from the first that answers to learn each
 	// imaging server's HTTP, TFTP and syslog addresses. Required.
 	API []string
+	// TLS, when set, is the client configuration of the boards' calls and
+	// of discovery (the cluster's CA), for nodes that serve HTTPS.
+	TLS *tls.Config
 	// Discovery is how often the imaging servers' addresses are read
 	// again (nodes restart on new ports). Default: 3 s.
 	Discovery time.Duration

@@ -23,6 +23,9 @@ type server struct {
 	Syslog netip.AddrPort
 }
 
+// discoveryTimeout is the least time a status look-up is given.
+const discoveryTimeout = 5 * time.Second
+
 // discoverLoop refreshes the imaging servers' addresses every
 // Config.Discovery until ctx ends.
 func (l *Lab) discoverLoop(ctx context.Context) {
@@ -51,7 +54,10 @@ func (l *Lab) discoverLoop(ctx context.Context) {
 func (l *Lab) discover(ctx context.Context) error {
 	var errs []error
 	for _, u := range l.cfg.API {
-		c := client.New(u, client.WithTimeout(l.cfg.Discovery))
+		// At least discoveryTimeout: a look-up that has to open a
+		// connection (a TLS handshake on a loaded machine) must be able to
+		// finish, or every later one has to open one too.
+		c := client.New(u, client.WithTimeout(max(l.cfg.Discovery, discoveryTimeout)), client.WithHTTPClient(l.discoveryHC))
 		st, err := c.ClusterStatus(ctx)
 		if err != nil {
 			errs = append(errs, err)

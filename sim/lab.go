@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"slices"
 	"sort"
 	"strconv"
@@ -40,6 +41,9 @@ var (
 type Lab struct {
 	cfg    Config
 	logger hclog.Logger
+	// discoveryHC reads the cluster status, keeping its connections (a
+	// TLS handshake per look-up would not fit a short Discovery).
+	discoveryHC *http.Client
 
 	boards []*board          // sorted by name
 	byName map[string]*board // name -> board
@@ -74,10 +78,11 @@ func New(cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	l := &Lab{
-		cfg:    cfg,
-		logger: cfg.Logger.Named(loggerName),
-		byName: map[string]*board{},
-		inv:    cloneInventory(cfg.Inventory),
+		discoveryHC: &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.TLS, MaxIdleConnsPerHost: 2}},
+		cfg:         cfg,
+		logger:      cfg.Logger.Named(loggerName),
+		byName:      map[string]*board{},
+		inv:         cloneInventory(cfg.Inventory),
 	}
 	relays := map[string]*relayBoard{}
 	ips := map[string]string{}
@@ -250,6 +255,7 @@ func (l *Lab) Shutdown(ctx context.Context) error {
 	l.shutdown = true
 	started := l.started
 	l.mu.Unlock()
+	defer l.discoveryHC.CloseIdleConnections()
 	if !started {
 		return nil
 	}

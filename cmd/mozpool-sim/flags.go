@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -27,10 +29,11 @@ type options struct {
 func parseFlags(args []string) (*options, error) {
 	o := &options{cfg: sim.DefaultConfig()}
 	c := &o.cfg
-	var api string
+	var api, caCert string
 	fs := flag.NewFlagSet("mozpool-sim", flag.ContinueOnError)
 	fs.StringVar(&o.inventory, "inventory", "", "lab inventory JSON file; every device needs relay_info and ip_address (required)")
 	fs.StringVar(&api, "api", "", "comma-separated cluster node URLs, to find the imaging servers' HTTP, TFTP and syslog addresses (required)")
+	fs.StringVar(&caCert, "ca-cert", os.Getenv("MOZPOOL_CA_CERT"), "PEM file of the cluster's CA, for nodes that serve HTTPS (default $MOZPOOL_CA_CERT)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "ground-truth HTTP listen address")
 	fs.StringVar(&o.writeInventory, "write-inventory", "", "write the inventory with the relay boards' bound ports to this file")
 	fs.Float64Var(&c.TimeScale, "time-scale", c.TimeScale, "multiply every simulated delay (0.1: a 60 s phase takes 6 s)")
@@ -68,6 +71,17 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if len(c.API) == 0 {
 		return nil, errors.New("-api is required")
+	}
+	if caCert != "" {
+		pem, err := os.ReadFile(caCert)
+		if err != nil {
+			return nil, fmt.Errorf("-ca-cert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-ca-cert: %s holds no PEM certificate", caCert)
+		}
+		c.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	return o, nil
 }

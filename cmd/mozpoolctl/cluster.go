@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/mozpool/mozpool/api"
-	"github.com/mozpool/mozpool/client"
 )
 
 // runStatus prints the cluster's servers, then the leader, the term and
@@ -109,7 +108,7 @@ func runJoin(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	node := client.New(pos[0])
+	node := e.clientAt(pos[0])
 
 	var ident api.Identity
 	if *id == "" || *raftAddr == "" {

@@ -61,6 +61,13 @@ var commands = []*command{
 	{name: "queue weight", args: "GROUP WEIGHT", summary: "set a fair-share group's weight (0 resets it to 1; token)", run: runQueueWeight},
 	{name: "queue", args: "[--group G] [--assignee A] [--device D] [--env E] [--image I] [--hardware-type T]",
 		summary: "list the requests waiting for a board, in service order, with position and ETA", run: runQueue},
+	{name: "token create", args: "NAME [--role reader|user|operator|admin]", summary: "create an API token (admin); prints its secret, shown only once", run: runTokenCreate},
+	{name: "token list", summary: "list API tokens: name, role, creation (admin)", run: runTokenList},
+	{name: "token revoke", args: "NAME", summary: "revoke an API token (admin)", run: runTokenRevoke},
+	{name: "policy", args: "[open|strict]", summary: "show the cluster's access policy, or set it (admin)", run: runPolicy},
+	{name: "whoami", summary: "show who the node takes this token for, and the policy", run: runWhoami},
+	{name: "tls ca", args: "[--dir D] [--days N]", summary: "create the cluster's CA: D/ca.pem and D/ca-key.pem", run: runTLSCA},
+	{name: "tls cert", args: "--node NAME [--dns a,b] [--ip x,y] [--ca ca.pem --ca-key ca-key.pem] [--dir D] [--days N]", summary: "create a node certificate signed by the CA: D/NAME.pem and D/NAME-key.pem", run: runTLSCert},
 	{name: "relay", args: "powercycle|status|turnon|turnoff HOST[:PORT] BANK RELAY", summary: "power-cycle, switch or read a relay over ProXR, straight to the board (60 s deadline)", run: runRelay},
 }
 

@@ -22,7 +22,7 @@ import (
 func ctl(t *testing.T, server string, args ...string) (string, int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(append([]string{"--server", server, "--token", daemontest.Token}, args...), &out, &errOut)
+	code := run(append([]string{"--server", server, "--token", daemontest.Token, "--ca-cert", daemontest.CAFile(t)}, args...), &out, &errOut)
 	return out.String() + errOut.String(), code
 }
 
@@ -111,14 +111,15 @@ func TestE2E_MozpoolctlOnRealCluster(t *testing.T) {
 
 	// Joining needs the token.
 	var errOut bytes.Buffer
-	code = run([]string{"--server", follower.URL, "join", n4.URL}, io.Discard, &errOut)
+	code = run([]string{"--server", follower.URL, "--ca-cert", daemontest.CAFile(t), "join", n4.URL}, io.Discard, &errOut)
 	require.Equal(t, 1, code)
-	require.Contains(t, errOut.String(), "403")
+	require.Contains(t, errOut.String(), "401")
 }
 
 func get(t *testing.T, url string) (*http.Response, map[string]any) {
 	t.Helper()
-	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	hc := &http.Client{Transport: daemontest.HTTPClient().Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := hc.Get(url)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -128,9 +129,14 @@ func get(t *testing.T, url string) (*http.Response, map[string]any) {
 	return resp, body
 }
 
+// post sends body as the cluster's bootstrap admin.
 func post(t *testing.T, url, body string) (*http.Response, string) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+daemontest.Token)
+	resp, err := daemontest.HTTPClient().Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -226,12 +232,100 @@ func TestE2E_BackupRestore(t *testing.T) {
 	out, code = ctl(t, u, "restore", file)
 	require.Equal(t, 2, code, "restore without --yes is refused: %s", out)
 	var errOut bytes.Buffer
-	require.Equal(t, 1, run([]string{"--server", u, "backup", file}, io.Discard, &errOut), "backup needs the token")
-	require.Contains(t, errOut.String(), "403")
+	require.Equal(t, 1, run([]string{"--server", u, "--ca-cert", daemontest.CAFile(t), "backup", file}, io.Discard, &errOut), "backup needs the token")
+	require.Contains(t, errOut.String(), "401")
 
 	out, code = ctl(t, u, "restore", "--yes", file)
 	require.Equal(t, 0, code, out)
 	for _, n := range c.Nodes {
 		require.Eventually(t, func() bool { return comments(n.FSM, "panda-0001") == "before" }, 10*time.Second, 20*time.Millisecond, n.Name)
 	}
+}
+
+// ctlAs runs mozpoolctl with the given token ("" for none).
+func ctlAs(t *testing.T, server, token string, args ...string) (string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(append([]string{"--server", server, "--token", token, "--ca-cert", daemontest.CAFile(t)}, args...), &out, &errOut)
+	return out.String() + errOut.String(), code
+}
+
+// TestE2E_TokensAndPolicy: an admin creates tokens on one node, they work
+// on the others (replicated); a reader may read but not write (403); the
+// write of an operator is logged with its name; a revoked token is
+// refused (401); under strict, anonymous reads are refused.
+func TestE2E_TokensAndPolicy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node cluster test")
+	}
+	c := daemontest.New(t, 3)
+	inv, err := loadInventory("../../lab/lab.json")
+	require.NoError(t, err)
+	c.LoadInventory(inv)
+	a, b := c.Nodes[0].URL, c.Nodes[1].URL
+
+	op, code := ctl(t, a, "token", "create", "ci-bot", "--role", "operator")
+	require.Equal(t, 0, code, op)
+	opSecret := secretIn(t, op)
+	rd, code := ctl(t, a, "token", "create", "dashboard", "--role", "reader")
+	require.Equal(t, 0, code, rd)
+	rdSecret := secretIn(t, rd)
+
+	out, code := ctl(t, b, "token", "list")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "ci-bot")
+	require.NotContains(t, out, opSecret)
+
+	require.Eventually(t, func() bool {
+		out, code = ctlAs(t, b, opSecret, "whoami")
+		return code == 0
+	}, 10*time.Second, 20*time.Millisecond, "the token is replicated: %s", out)
+	require.Contains(t, out, "ci-bot (operator), policy open")
+	out, code = ctlAs(t, b, opSecret, "device", "set-comments", "panda-0001", "flaky")
+	require.Equal(t, 0, code, out)
+	var logged bool
+	require.Eventually(t, func() bool {
+		_, body := get(t, b+"/api/device/panda-0001/log/")
+		raw, _ := json.Marshal(body)
+		logged = strings.Contains(string(raw), "(by ci-bot)")
+		return logged
+	}, 10*time.Second, 20*time.Millisecond, "the device log names the caller")
+
+	out, code = ctlAs(t, b, rdSecret, "device", "set-comments", "panda-0001", "x")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "403")
+	out, code = ctlAs(t, b, rdSecret, "device", "list")
+	require.Equal(t, 0, code, out)
+	out, code = ctlAs(t, b, rdSecret, "token", "list")
+	require.Equal(t, 1, code, out)
+
+	out, code = ctl(t, a, "token", "revoke", "ci-bot")
+	require.Equal(t, 0, code, out)
+	require.Eventually(t, func() bool {
+		_, code := ctlAs(t, b, opSecret, "whoami")
+		return code == 1
+	}, 10*time.Second, 20*time.Millisecond, "the revoked token is refused on every node")
+	out, _ = ctlAs(t, b, opSecret, "whoami")
+	require.Contains(t, out, "401")
+
+	out, code = ctl(t, a, "policy", "strict")
+	require.Equal(t, 0, code, out)
+	require.Eventually(t, func() bool {
+		_, code := ctlAs(t, b, "", "device", "list")
+		return code == 1
+	}, 10*time.Second, 20*time.Millisecond, "anonymous reads refused under strict")
+	out, code = ctlAs(t, b, rdSecret, "device", "list")
+	require.Equal(t, 0, code, out)
+}
+
+// secretIn finds the token secret in the output of token create.
+func secretIn(t *testing.T, out string) string {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "mzp_") {
+			return l
+		}
+	}
+	t.Fatalf("no token in %q", out)
+	return ""
 }

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -15,6 +19,7 @@ import (
 type env struct {
 	stdout, stderr io.Writer
 	server, token  string
+	caCert         string
 	json           bool
 	stale          bool
 	// index is the highest X-Mozpool-Index seen by the command's clients,
@@ -45,7 +50,8 @@ func (e *env) globalFlags(name, server, token string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&e.server, "server", server, "node `URL`")
-	fs.StringVar(&e.token, "token", token, "cluster `token`")
+	fs.StringVar(&e.token, "token", token, "API `token` (or the cluster token)")
+	fs.StringVar(&e.caCert, "ca-cert", os.Getenv("MOZPOOL_CA_CERT"), "PEM `file` of the CA to trust for an https:// server (default $MOZPOOL_CA_CERT; else the system's)")
 	fs.BoolVar(&e.json, "json", false, "print raw JSON")
 	fs.BoolVar(&e.stale, "stale", false, "read the node's state as it is, even before it has caught up with the cluster")
 	return fs
@@ -100,7 +106,15 @@ func (e *env) client() *client.Client {
 	if e.stale {
 		opts = append(opts, client.WithStale())
 	}
-	return client.New(e.server, opts...)
+	return e.clientAt(e.server, opts...)
+}
+
+// clientAt returns a client for the node at url, trusting --ca-cert.
+func (e *env) clientAt(url string, opts ...client.Option) *client.Client {
+	if e.caCert != "" && strings.HasPrefix(url, "https://") {
+		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: e.transport()}))
+	}
+	return client.New(url, opts...)
 }
 
 // printJSON writes v as indented JSON to stdout.
@@ -162,3 +176,23 @@ func yesNo(b bool) string {
 	}
 	return "no"
 }
+
+// transport trusts --ca-cert; a file that cannot be read fails every call
+// with the reason.
+func (e *env) transport() http.RoundTripper {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	pem, err := os.ReadFile(e.caCert)
+	pool := x509.NewCertPool()
+	if err == nil && !pool.AppendCertsFromPEM(pem) {
+		err = fmt.Errorf("%s holds no PEM certificate", e.caCert)
+	}
+	if err != nil {
+		return failingTransport{fmt.Errorf("--ca-cert: %w", err)}
+	}
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr
+}
+
+type failingTransport struct{ err error }
+
+func (f failingTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, f.err }

@@ -23,7 +23,7 @@ func parseFlags(args []string) (daemon.Config, hclog.Logger, error) {
 	c := daemon.DefaultConfig()
 	host, _ := os.Hostname()
 	var join, logLevel string
-	var logJSON bool
+	var logJSON, plainHTTP bool
 	fs := flag.NewFlagSet("mozpoold", flag.ContinueOnError)
 	fs.StringVar(&c.DataDir, "data", "", "data directory: raft log, snapshots, node id, device logs, PXE files (required)")
 	fs.StringVar(&c.Name, "name", host, "imaging server name this node serves, as in the inventory")
@@ -46,6 +46,10 @@ func parseFlags(args []string) (daemon.Config, hclog.Logger, error) {
 	fs.IntVar(&c.PingPort, "ping-port", c.PingPort, "port for -ping-mode tcp")
 	fs.IntVar(&c.SUTPort, "sut-port", c.SUTPort, "SUT agent port on the boards")
 	fs.Float64Var(&c.TimeScale, "time-scale", 0, "set the cluster's time scale (multiplies every state timeout: 0.1 makes 600 s take 60 s); 0 leaves it as it is")
+	fs.StringVar(&c.TLS.CA, "tls-ca", os.Getenv("MOZPOOL_TLS_CA"), "PEM file of the cluster's CA certificate (mozpoolctl tls ca; default $MOZPOOL_TLS_CA)")
+	fs.StringVar(&c.TLS.Cert, "tls-cert", os.Getenv("MOZPOOL_TLS_CERT"), "PEM file of this node's certificate (mozpoolctl tls cert; reloaded when it changes; default $MOZPOOL_TLS_CERT)")
+	fs.StringVar(&c.TLS.Key, "tls-key", os.Getenv("MOZPOOL_TLS_KEY"), "PEM file of this node's key (default $MOZPOOL_TLS_KEY)")
+	fs.BoolVar(&plainHTTP, "plain-http", false, "run without TLS: API, Raft and node-to-node calls in clear text (INSECURE; for a lab on a trusted network)")
 	fs.BoolVar(&logJSON, "log-json", false, "log as JSON lines")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -59,6 +63,12 @@ func parseFlags(args []string) (daemon.Config, hclog.Logger, error) {
 	}
 	if c.DataDir == "" {
 		return c, nil, errors.New("-data is required")
+	}
+	switch {
+	case plainHTTP && c.TLS.Enabled():
+		return c, nil, errors.New("-plain-http and -tls-* exclude each other")
+	case !plainHTTP && (c.TLS.CA == "" || c.TLS.Cert == "" || c.TLS.Key == ""):
+		return c, nil, errors.New("TLS needs -tls-ca, -tls-cert and -tls-key (create them with mozpoolctl tls ca and tls cert), or run with -plain-http")
 	}
 	if err := c.Validate(); err != nil {
 		return c, nil, err

@@ -37,7 +37,7 @@ func benchInventory(devices int) api.Inventory {
 func BenchmarkReplicatedWrites(b *testing.B) {
 	c := New(b, 3)
 	c.LoadInventory(benchInventory(64))
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}, Timeout: 30 * time.Second}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, TLSClientConfig: ClientTLS()}, Timeout: 30 * time.Second}
 	cases := []struct {
 		clients int
 		target  string
@@ -67,7 +67,10 @@ func BenchmarkReplicatedWrites(b *testing.B) {
 						}
 						node := targets[int(i)%len(targets)]
 						url := fmt.Sprintf("%s/api/device/panda-%04d/set-comments/", node.URL, w+1)
-						resp, err := hc.Post(url, "application/json", bytes.NewReader(body))
+						req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+						req.Header.Set("Content-Type", "application/json")
+						req.Header.Set("Authorization", "Bearer "+Token) // comments need an operator
+						resp, err := hc.Do(req)
 						if err != nil {
 							failed.Add(1)
 							continue

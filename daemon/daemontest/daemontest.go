@@ -7,10 +7,16 @@ package daemontest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +28,7 @@ import (
 	"github.com/mozpool/mozpool/daemon"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
+	"github.com/mozpool/mozpool/internal/tlsutil"
 	"github.com/mozpool/mozpool/logstore"
 )
 
@@ -40,10 +47,17 @@ type Node struct {
 	raft    string
 	gossip  string
 	stopped bool
+	hc      *http.Client
 }
 
-// Client returns an API client for this node, with the cluster token.
-func (n *Node) Client() *client.Client { return client.New(n.URL, client.WithToken(Token)) }
+// Client returns an API client for this node, with the cluster token (and
+// trusting the cluster's CA when it runs TLS).
+func (n *Node) Client() *client.Client {
+	if n.hc == nil {
+		return client.New(n.URL, client.WithToken(Token))
+	}
+	return client.New(n.URL, client.WithToken(Token), client.WithHTTPClient(n.hc))
+}
 
 // Options tune the nodes of a test cluster.
 type Options struct {
@@ -58,6 +72,10 @@ type Options struct {
 	// Zero, the default, is 500 ms: longer than the daemon's default, so a
 	// machine busy with parallel tests does not trigger elections.
 	RaftTimeout time.Duration
+	// PlainHTTP runs the nodes without TLS. By default they run TLS with
+	// certificates of the test process's CA (CACert, HTTPClient,
+	// ClientTLS), as deployed nodes do.
+	PlainHTTP bool
 }
 
 // Cluster is a set of nodes started by New.
@@ -65,6 +83,92 @@ type Cluster struct {
 	t     testing.TB
 	opts  Options
 	Nodes []*Node
+}
+
+// HTTPClient is an HTTP client for the cluster's nodes (trusting the
+// test CA unless the cluster runs plain HTTP).
+func (c *Cluster) HTTPClient() *http.Client {
+	if c.opts.PlainHTTP {
+		return http.DefaultClient
+	}
+	return HTTPClient()
+}
+
+// The test process's CA, made on first use, signs every test node's
+// certificate.
+var testCA struct {
+	once      sync.Once
+	cert, key []byte
+	pool      *x509.CertPool
+	client    *http.Client
+	err       error
+}
+
+func ca() error {
+	testCA.once.Do(func() {
+		testCA.cert, testCA.key, testCA.err = tlsutil.CreateCA("daemontest CA", 24*time.Hour)
+		if testCA.err != nil {
+			return
+		}
+		testCA.pool = x509.NewCertPool()
+		testCA.pool.AppendCertsFromPEM(testCA.cert)
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: testCA.pool, MinVersion: tls.VersionTLS12}
+		testCA.client = &http.Client{Transport: tr}
+	})
+	return testCA.err
+}
+
+// CACert is the PEM certificate of the CA of every TLS test node.
+func CACert() []byte {
+	if err := ca(); err != nil {
+		panic(err)
+	}
+	return testCA.cert
+}
+
+// ClientTLS is a client TLS configuration that trusts the test CA.
+func ClientTLS() *tls.Config {
+	if err := ca(); err != nil {
+		panic(err)
+	}
+	return &tls.Config{RootCAs: testCA.pool, MinVersion: tls.VersionTLS12}
+}
+
+// HTTPClient is a shared HTTP client that trusts the test CA.
+func HTTPClient() *http.Client {
+	if err := ca(); err != nil {
+		panic(err)
+	}
+	return testCA.client
+}
+
+// CAFile writes the test CA's certificate in a temporary directory of tb
+// and returns its path (for programs that take a file: mozpoolctl).
+func CAFile(tb testing.TB) string {
+	tb.Helper()
+	p := filepath.Join(tb.TempDir(), "ca.pem")
+	require.NoError(tb, os.WriteFile(p, CACert(), 0o600))
+	return p
+}
+
+// tlsFiles writes the CA and a certificate for node under dir/tls (once:
+// a restarted node keeps its certificate) and names the files.
+func tlsFiles(tb testing.TB, dir, node string) tlsutil.Files {
+	tb.Helper()
+	require.NoError(tb, ca())
+	d := filepath.Join(dir, "tls")
+	f := tlsutil.Files{CA: filepath.Join(d, "ca.pem"), Cert: filepath.Join(d, node+".pem"), Key: filepath.Join(d, node+"-key.pem")}
+	if _, err := os.Stat(f.Cert); err == nil {
+		return f
+	}
+	require.NoError(tb, os.MkdirAll(d, 0o700))
+	cert, key, err := tlsutil.CreateNodeCert(testCA.cert, testCA.key, node, nil, nil, 24*time.Hour)
+	require.NoError(tb, err)
+	require.NoError(tb, os.WriteFile(f.CA, testCA.cert, 0o600))
+	require.NoError(tb, os.WriteFile(f.Key, key, 0o600))
+	require.NoError(tb, os.WriteFile(f.Cert, cert, 0o600))
+	return f
 }
 
 // PingPort is the boards' ping port the nodes use (TCP mode).
@@ -186,12 +290,15 @@ func (c *Cluster) tryStartNode(name, dir, raftAddr, gossipAddr, httpAddr string,
 	}
 	cfg.PingMode, cfg.TimeScale = "tcp", c.opts.TimeScale
 	cfg.PingPort, cfg.SUTPort = c.opts.PingPort, c.opts.SUTPort
+	if !c.opts.PlainHTTP {
+		cfg.TLS = tlsFiles(t, dir, name)
+	}
 	d, err := daemon.Start(cfg)
 	if err != nil {
 		return nil, err
 	}
 	n := &Node{Name: name, Dir: dir, URL: d.URL, Daemon: d, Cluster: d.Node, FSM: d.FSM, Logs: d.Logs,
-		raft: d.Node.Self().RaftAddr, gossip: d.Node.Self().GossipAddr}
+		raft: d.Node.Self().RaftAddr, gossip: d.Node.Self().GossipAddr, hc: c.HTTPClient()}
 	t.Cleanup(n.Stop)
 	return n, nil
 }
@@ -224,7 +331,7 @@ func (c *Cluster) Restart(n *Node) *Node {
 	// would have (a new gossip port makes memberlist report a conflict,
 	// and peers would forward to the old HTTP port until they learn the
 	// new one).
-	m := c.startNode(n.Name, n.Dir, n.raft, n.gossip, strings.TrimPrefix(n.URL, "http://"), false)
+	m := c.startNode(n.Name, n.Dir, n.raft, n.gossip, strings.TrimPrefix(strings.TrimPrefix(n.URL, "http://"), "https://"), false)
 	for i, x := range c.Nodes {
 		if x == n {
 			c.Nodes[i] = m

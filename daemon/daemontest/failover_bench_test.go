@@ -57,7 +57,7 @@ func failoverTrial(b *testing.B, c *Cluster, mode string) time.Duration {
 	for i, n := range c.Live() {
 		w := &writer{node: n}
 		writers = append(writers, w)
-		cl := client.New(n.URL, client.WithToken(Token), client.WithTimeout(20*time.Second))
+		cl := client.New(n.URL, client.WithToken(Token), client.WithTimeout(20*time.Second), client.WithHTTPClient(HTTPClient()))
 		dev := fmt.Sprintf("panda-%04d", i+1)
 		wg.Add(1)
 		// Ends when ctx is cancelled below.

@@ -15,7 +15,7 @@ import (
 // scrape GETs a node's /metrics and parses the text exposition format.
 func scrape(t *testing.T, n *Node) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get(n.URL + "/metrics")
+	resp, err := HTTPClient().Get(n.URL + "/metrics")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)

@@ -35,7 +35,7 @@ func b2gSpec() client.RequestSpec {
 // body.
 func rawGet(t *testing.T, url string) (int, string, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := HTTPClient().Get(url)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
@@ -59,8 +59,8 @@ func TestReads_YourWritesAcrossNodes(t *testing.T) {
 		other = n
 	}
 	ix := &client.Index{}
-	a := client.New(leader.URL, client.WithToken(Token), client.WithIndex(ix))
-	b := client.New(other.URL, client.WithToken(Token), client.WithIndex(ix))
+	a := client.New(leader.URL, client.WithToken(Token), client.WithIndex(ix), client.WithHTTPClient(HTTPClient()))
+	b := client.New(other.URL, client.WithToken(Token), client.WithIndex(ix), client.WithHTTPClient(HTTPClient()))
 
 	for i := range 10 {
 		comments := fmt.Sprintf("write %d", i)
@@ -131,7 +131,7 @@ func TestReads_RestartedNodeAnswers503UntilCaughtUp(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, status, body)
 	status, _, _ = rawGet(t, back.URL+"/ui/")
 	require.Equal(t, http.StatusOK, status)
-	_, err = client.New(back.URL, client.WithRetries(0)).CreateRequest(ctx, "any", b2gSpec())
+	_, err = client.New(back.URL, client.WithRetries(0), client.WithHTTPClient(HTTPClient())).CreateRequest(ctx, "any", b2gSpec())
 	var ce *client.Error
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, http.StatusServiceUnavailable, ce.Status, "a create is not validated against a stale state")

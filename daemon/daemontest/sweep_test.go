@@ -147,7 +147,7 @@ func TestSweep_MalformedInputOnEveryRoute(t *testing.T) {
 	require.NoError(t, c.Nodes[0].Client().ReturnRequest(ctx, req.ID))
 
 	s := &sweep{t: t, c: c, byRoute: map[httpapi.Route]int{}, findings: map[string]string{},
-		hc: &http.Client{Timeout: 60 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+		hc: &http.Client{Transport: HTTPClient().Transport, Timeout: 60 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		}}}
 	s.converge()
@@ -316,7 +316,7 @@ func (s *sweep) do(call sweepCall) {
 		// The server may answer 413 and close before the client has
 		// sent the whole body; the client then reports the write
 		// failure. The node must still be up.
-		_, herr := http.Get(n.URL + "/api/cluster/self/")
+		_, herr := HTTPClient().Get(n.URL + "/api/cluster/self/")
 		require.NoError(t, herr, "%s: node down after %v", what, err)
 		return
 	}

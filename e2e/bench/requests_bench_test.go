@@ -41,6 +41,7 @@ func startLab(b *testing.B) *daemontest.Cluster {
 	cfg.Inventory, cfg.TimeScale, cfg.PingPort, cfg.SUTPort = inv, scale, c.PingPort(), c.SUTPort()
 	cfg.RelayRecovery, cfg.Failures = 10*time.Millisecond, sim.Failures{SelfTestOK: 1}
 	cfg.Logger = testlog.New(b)
+	cfg.TLS = daemontest.ClientTLS()
 	for _, n := range c.Nodes {
 		cfg.API = append(cfg.API, n.URL)
 	}
@@ -76,7 +77,7 @@ func startLab(b *testing.B) *daemontest.Cluster {
 // it please_image; once every board is claimed, creations still search.
 func BenchmarkRequestCreate(b *testing.B) {
 	c := startLab(b)
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}, Timeout: 30 * time.Second}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, TLSClientConfig: daemontest.ClientTLS()}, Timeout: 30 * time.Second}
 	body := []byte(`{"assignee": "bench", "duration": 3600, "image": "b2g", "b2gbase": "http://x"}`)
 	for _, clients := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {

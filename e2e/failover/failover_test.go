@@ -6,6 +6,8 @@ package failover
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,12 +48,15 @@ func (dc *devcluster) run(args ...string) string {
 	return string(out)
 }
 
+// transport carries the test's calls (trusting the dev cluster's CA).
+var transport http.RoundTripper = http.DefaultTransport
+
 func getJSON(url string, v any) error { return getJSONAt(url, 0, v) }
 
 // getJSONAt is getJSON from a node that has applied at least minIndex (0:
 // any): an answer acknowledged by one node is then visible on another.
 func getJSONAt(url string, minIndex uint64, v any) error {
-	c := &http.Client{Timeout: 10 * time.Second}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: transport}
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -141,6 +146,14 @@ func TestLeaderKilledWhileRequestsInFlight(t *testing.T) {
 	require.NoError(t, err)
 	dc.nodes = strings.Fields(string(nodes))
 	require.Len(t, dc.nodes, 3)
+	// The dev cluster runs TLS: trust its CA.
+	if pem, err := os.ReadFile(filepath.Join(dir, "dc", "tls", "ca.pem")); err == nil {
+		pool := x509.NewCertPool()
+		require.True(t, pool.AppendCertsFromPEM(pem))
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+		transport = tr
+	}
 
 	// Wait for the boards' initial self-tests.
 	require.Eventually(t, func() bool {
@@ -177,7 +190,7 @@ func TestLeaderKilledWhileRequestsInFlight(t *testing.T) {
 	var ackIndex uint64 // the highest index an acknowledgement reflected
 	var wg sync.WaitGroup
 	ackedOne := make(chan struct{}, requestsInFlight)
-	hc := &http.Client{Timeout: 15 * time.Second}
+	hc := &http.Client{Timeout: 15 * time.Second, Transport: transport}
 	for i := 0; i < requestsInFlight; i++ {
 		wg.Add(1)
 		// Exits when the request is acknowledged or after 90 s.

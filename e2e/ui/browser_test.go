@@ -67,6 +67,8 @@ func newBrowser(t testing.TB) *browser {
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true),
+		// The test nodes' certificates come from the test's own CA.
+		chromedp.Flag("ignore-certificate-errors", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-domain-reliability", true),
 		chromedp.UserDataDir(t.TempDir()),
@@ -227,12 +229,15 @@ const helpersJS = `window.h = {
     return [...document.querySelectorAll('#page-log .vt-row:not([hidden])')]
       .map(r => ({ time: r.querySelector('.c-time').textContent, message: r.querySelector('.c-message').textContent }));
   },
+  // The audit suffix " (by <caller>)" of lines a write filed is not
+  // part of the line looked for.
+  bare: m => m.replace(/ \(by [^)]*\)$/, ''),
   logTime(line) {
-    const e = this.logLines().find(e => e.message === line);
+    const e = this.logLines().find(e => this.bare(e.message) === line);
     return e ? e.time : '';
   },
   logAfter(time, line) {
-    return this.logLines().some(e => e.time >= time && e.message === line);
+    return this.logLines().some(e => e.time >= time && this.bare(e.message) === line);
   },
 };
 true`

@@ -60,6 +60,7 @@ func startLab(t *testing.T) *daemontest.Cluster {
 	cfg.Inventory, cfg.TimeScale, cfg.PingPort, cfg.SUTPort = inv, timeScale, c.PingPort(), c.SUTPort()
 	cfg.RelayRecovery, cfg.Failures, cfg.BrokenFraction = 10*time.Millisecond, sim.Failures{SelfTestOK: 1}, 0
 	cfg.Logger = testlog.New(t).Named("sim")
+	cfg.TLS = daemontest.ClientTLS()
 	for _, n := range c.Nodes {
 		cfg.API = append(cfg.API, n.URL)
 	}
@@ -114,6 +115,20 @@ func TestUI(t *testing.T) {
 	require.True(t, eval[bool](b, `location.pathname === '/ui/'`), "/ did not lead to /ui/")
 	eval[bool](b, helpersJS)
 	eval[bool](b, `window.__loaded = true`) // gone if the page ever reloads
+
+	// signIn signs in with tok through the header's form (signing out
+	// first), as a person would; the header then names the token.
+	signIn := func(tok, name string) {
+		t.Helper()
+		if eval[bool](b, `!document.querySelector('#signout-btn').hidden`) {
+			b.do(10*time.Second, chromedp.Click(`#signout-btn`))
+			b.waitFor(10*time.Second, `document.querySelector('#signout-btn').hidden`, "signed out")
+		}
+		b.do(10*time.Second, chromedp.SendKeys(`#token`, tok), chromedp.Click(`#signin-btn`))
+		b.waitFor(10*time.Second, fmt.Sprintf(`document.querySelector('#who').textContent.startsWith(%q)`, name+" ("), "signed in as "+name)
+	}
+	// The operator actions below need a token: the bootstrap admin's.
+	signIn(daemontest.Token, "cluster-token")
 
 	// goTo shows a page through its navigation link, as a person would.
 	goTo := func(page, ready string) {
@@ -224,7 +239,7 @@ func TestUI(t *testing.T) {
 		eval[bool](b, fmt.Sprintf(`h.set('#page-devices input[type=search]', %q)`, moved))
 		b.waitFor(5*time.Second, fmt.Sprintf(`h.cell('devices', %q, 'state') === %q`, moved, lifeguard.StateReady), "the second device")
 		b.do(10*time.Second, chromedp.Click(`#page-devices .vt-clear`), chromedp.Click(rowSel("devices", moved)+" .c-name"))
-		eval[bool](b, fmt.Sprintf(`fetch('../api/device/%s/state-change/%s/to/%s/', {method: 'POST'})
+		eval[bool](b, fmt.Sprintf(`fetch('../api/device/%s/state-change/%s/to/%s/', {method: 'POST', headers: {Authorization: 'Bearer ' + sessionStorage.getItem('mozpool-token')}})
 			.then(r => r.ok && h.click('#page-devices', 'Force 1 device'))`, moved, lifeguard.StateReady, lifeguard.StateTroubleshooting))
 		b.waitFor(20*time.Second, `!!document.querySelector('.jobs-panel:not([hidden]) .job-failed')`, "the failed job in the open queue")
 		msg := eval[string](b, `document.querySelector('.jobs-panel .job-failed').textContent`)
@@ -301,6 +316,40 @@ func TestUI(t *testing.T) {
 		b.waitFor(20*time.Second, `[...document.querySelectorAll('.jobs-panel .job-done')].some(j => j.textContent.includes('ping'))
 			|| document.querySelector('.jobs-indicator').textContent.includes('no jobs queued')`, "the ping job")
 		b.screenshot("hardware")
+	})
+
+	t.Run("a reader and an operator see different actions", func(t *testing.T) {
+		defer b.use(t)()
+		ctx := context.Background()
+		op, err := node.Client().CreateToken(ctx, "ui-operator", "operator")
+		require.NoError(t, err)
+		rd, err := node.Client().CreateToken(ctx, "ui-reader", "reader")
+		require.NoError(t, err)
+		visible := func(sel string) bool { return eval[bool](b, fmt.Sprintf(`h.visible(document.querySelector(%q))`, sel)) }
+
+		signIn(rd.Secret, "ui-reader")
+		goTo("devices", `!document.querySelector('#page-devices').hidden`)
+		eval[bool](b, `h.set('#page-devices input[type=search]', '')`)
+		b.waitFor(10*time.Second, `document.querySelectorAll('#page-devices .vt-row:not([hidden])').length === 12`, "all devices")
+		require.False(t, visible(`#page-devices .actions-wrap`), "a reader sees no device actions")
+		require.Contains(t, eval[string](b, `document.querySelector('#who').textContent`), "ui-reader (reader)")
+		goTo("hardware", `document.querySelectorAll('#page-hardware .vt-row:not([hidden])').length === 12`)
+		require.True(t, eval[bool](b, `[...document.querySelectorAll('#page-hardware [data-needs=operator]')].every(e => !h.visible(e))`),
+			"a reader sees no power or PXE actions")
+		require.True(t, eval[bool](b, `[...document.querySelectorAll('#page-hardware button')].some(e => h.visible(e) && e.textContent.startsWith('Ping'))`),
+			"a reader may ping")
+		goTo("requests", `!document.querySelector('#page-requests').hidden`)
+		require.True(t, visible(`#page-requests [data-needs=user]`), "under the open policy anyone may make, renew and return requests")
+		b.screenshot("signed-in-reader")
+
+		signIn(op.Secret, "ui-operator")
+		goTo("devices", `document.querySelectorAll('#page-devices .vt-row:not([hidden])').length === 12`)
+		require.True(t, visible(`#page-devices .actions-wrap`), "an operator sees the device actions")
+		goTo("hardware", `document.querySelectorAll('#page-hardware .vt-row:not([hidden])').length === 12`)
+		require.True(t, eval[bool](b, `[...document.querySelectorAll('#page-hardware button')].some(e => h.visible(e) && e.textContent.startsWith('Power cycle'))`),
+			"an operator may power-cycle")
+		b.screenshot("signed-in-operator")
+		b.requireClean(false)
 	})
 
 	t.Run("dark mode", func(t *testing.T) {

@@ -9,7 +9,8 @@ return/; renew and return answer 204; a slash-less GET is answered 303 and
 followed.
 
 Environment:
-  MOZPOOL_SERVER         base URL of one node, e.g. http://127.0.0.1:8010
+  MOZPOOL_SERVER         base URL of one node, e.g. https://127.0.0.1:8010
+                         (trust its CA with REQUESTS_CA_BUNDLE)
                          (required)
   MOZPOOL_READY_TIMEOUT  seconds to wait for the request to be ready
                          (default 300)
@@ -200,7 +201,7 @@ class MozpoolClientTest(unittest.TestCase):
         self.assertEqual(json.loads(req["boot_config"]), {"b2gbase": B2GBASE})
         parse_time(req["expires"])
         url = req["url"]
-        self.assertTrue(url.startswith("http://"), url)
+        self.assertTrue(url.startswith(("http://", "https://")), url)
         self.assertTrue(url.endswith("/api/request/%d/" % req["id"]), url)
         try:
             self._lifecycle(url, req)

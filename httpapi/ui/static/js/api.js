@@ -16,7 +16,47 @@ export class APIError extends Error {
 }
 
 function statusText(code) {
-  return { 400: 'bad request', 404: 'not found', 409: 'conflict', 502: 'owner unreachable', 503: 'unavailable' }[code] || 'error';
+  return { 400: 'bad request', 401: 'sign in needed', 403: 'forbidden', 404: 'not found', 409: 'conflict', 502: 'owner unreachable', 503: 'unavailable' }[code] || 'error';
+}
+
+// The API token the user signed in with lives in the tab's session storage
+// (gone when the tab closes) and goes with every call.
+const TOKEN_KEY = 'mozpool-token';
+
+/** token is the token signed in with ('' for none). */
+export function token() {
+  try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
+}
+
+/** setToken keeps a token for this tab ('' forgets it). */
+export function setToken(t) {
+  if (t) sessionStorage.setItem(TOKEN_KEY, t); else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+/** Who the server takes the user for, and the cluster's policy (whoami). */
+export const auth = { name: '', role: '', anonymous: true, policy: 'open' };
+
+const RANK = { reader: 1, user: 2, operator: 3, admin: 4 };
+
+/**
+ * may says whether the user may do what needs role: the token's role is at
+ * least that, or (the open policy) requests are anyone's to make, renew and
+ * return. The server decides; the UI only hides what would be refused.
+ */
+export function may(role) {
+  if ((RANK[auth.role] || 0) >= RANK[role]) return true;
+  return role === 'user' && auth.policy === 'open';
+}
+
+/** whoami asks the server who the user is; a 401 under strict is an anonymous user. */
+export async function whoami() {
+  try {
+    Object.assign(auth, { role: '', anonymous: true }, await get('auth/whoami/'));
+  } catch (e) {
+    if (e.status !== 401 || token()) throw e;
+    Object.assign(auth, { name: '', role: '', anonymous: true, policy: 'strict' });
+  }
+  return auth;
 }
 
 /** What the last answer said about the server: its node id and clock skew. */
@@ -35,6 +75,8 @@ export async function request(method, path, body, { raw = false, signal } = {}) 
     init.body = JSON.stringify(body);
     init.headers['Content-Type'] = 'application/json';
   }
+  const t = token();
+  if (t) init.headers.Authorization = `Bearer ${t}`;
   let resp;
   const sent = Date.now();
   const early = method === 'GET' && window.__mozpoolEarly?.[path];

@@ -3,7 +3,7 @@
 // the connection banner. Pages are built on first visit
 // and kept, so selection and scroll survive switching between them.
 
-import { server, get, eventsURL } from './api.js';
+import { server, get, eventsURL, auth, may, token, setToken, whoami } from './api.js';
 import { JobQueue } from './jobs.js';
 import * as home from './pages/home.js';
 import * as requests from './pages/requests.js';
@@ -64,6 +64,56 @@ function route() {
   refresh(true);
 }
 
+// Sign-in: the token is kept in the tab's session storage; what the role
+// may not do is hidden (elements marked data-needs="user|operator|admin";
+// see style.css).
+const signin = document.getElementById('signin');
+const tokenBox = document.getElementById('token');
+const who = document.getElementById('who');
+const signoutBtn = document.getElementById('signout-btn');
+const signinBtn = document.getElementById('signin-btn');
+
+function applyRole() {
+  for (const r of ['user', 'operator', 'admin']) document.body.dataset['may' + r[0].toUpperCase() + r.slice(1)] = may(r) ? 'yes' : 'no';
+  const signedIn = !auth.anonymous;
+  who.textContent = signedIn ? `${auth.name} (${auth.role})` : `anonymous · ${auth.policy} policy`;
+  tokenBox.hidden = signinBtn.hidden = signedIn;
+  signoutBtn.hidden = !signedIn;
+}
+
+async function identify() {
+  try {
+    await whoami();
+  } catch (e) {
+    if (e.status === 401 && token()) {
+      setToken('');
+      await whoami().catch(() => {});
+      applyRole();
+      banner.textContent = 'Sign-in refused: the token is not valid.';
+      banner.hidden = false;
+      return;
+    }
+  }
+  applyRole();
+}
+
+signin.addEventListener('submit', async e => {
+  e.preventDefault();
+  const t = tokenBox.value.trim();
+  if (!t) return;
+  setToken(t);
+  tokenBox.value = '';
+  await identify();
+  refresh(true);
+});
+signoutBtn.addEventListener('click', async () => {
+  setToken('');
+  await identify();
+  refresh(true);
+});
+applyRole();
+identify();
+
 // The header names the node serving the page (its API answers carry only
 // the node id).
 let nodeName = '';
@@ -86,6 +136,8 @@ async function refresh(force = false) {
       conn.textContent = `served by ${nodeName || server.servedBy}`;
       conn.classList.remove('down');
     } catch (e) {
+      // A token revoked meanwhile: forget it and say so.
+      if (e.status === 401 && token()) identify();
       banner.textContent = `Could not refresh: ${e} — retrying every ${POLL_MS / 1000} s.`;
       banner.hidden = false;
       conn.classList.add('down');

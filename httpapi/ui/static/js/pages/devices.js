@@ -104,7 +104,7 @@ export function create(ctx) {
   const commentsBtn = h('button.primary', { type: 'button', onclick: doComments });
   const commentsPanel = h('div.panel', comments, commentsBtn);
 
-  const actions = h('div.actions-wrap');
+  const actions = h('div.actions-wrap', { dataset: { needs: 'operator' } });
   const { el, search } = pageShell({ id: 'devices', title: 'Devices', table, extras: [chips], actions, searchHint: 'name, state, image, server, comments' });
   actions.append(tabs([['Please…', pleasePanel], ['Force state', forcePanel], ['Comments', commentsPanel]]));
 

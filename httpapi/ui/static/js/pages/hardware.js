@@ -29,8 +29,8 @@ export function create(ctx) {
     onSelect: () => updateButtons(),
   });
 
-  const cycleBtn = h('button.primary', { type: 'button', onclick: () => each('power cycle', d => post(`device/${enc(d.name)}/power-cycle/`, {})) });
-  const offBtn = h('button', { type: 'button', onclick: () => each('power off', d => get(`device/${enc(d.name)}/power-off/`)) });
+  const cycleBtn = h('button.primary', { type: 'button', dataset: { needs: 'operator' }, onclick: () => each('power cycle', d => post(`device/${enc(d.name)}/power-cycle/`, {})) });
+  const offBtn = h('button', { type: 'button', dataset: { needs: 'operator' }, onclick: () => each('power off', d => get(`device/${enc(d.name)}/power-off/`)) });
   const pingBtn = h('button', { type: 'button', onclick: () => each('ping', async d => (await get(`device/${enc(d.name)}/ping/`)).success ? 'answers' : 'no answer', true) });
   const powerPanel = h('div.panel', cycleBtn, offBtn, pingBtn,
     note('Power control does not change the Lifeguard state.'));
@@ -40,17 +40,17 @@ export function create(ctx) {
   const pxeBtn = h('button.primary', { type: 'button', onclick: () => each(`PXE boot ${pxe.value}`, d => post(`device/${enc(d.name)}/power-cycle/`, { pxe_config: pxe.value, boot_config: pxeBoot.value })) });
   pxe.addEventListener('change', updateButtons);
   pxeBoot.addEventListener('input', updateButtons);
-  const pxePanel = h('div.panel', h('label.field', h('span', 'PXE config'), pxe), pxeBoot, pxeBtn);
+  const pxePanel = h('div.panel', { dataset: { needs: 'operator' } }, h('label.field', h('span', 'PXE config'), pxe), pxeBoot, pxeBtn);
 
   const env = h('input', { type: 'text', list: 'environments', placeholder: 'environment', 'aria-label': 'environment', size: 18 });
   const envList = h('datalist', { id: 'environments' });
   const envBtn = h('button.primary', { type: 'button', onclick: () => each(`environment ${env.value}`, d => post(`device/${enc(d.name)}/set-environment/`, { environment: env.value.trim() })) });
   env.addEventListener('input', updateButtons);
-  const envPanel = h('div.panel', env, envList, envBtn);
+  const envPanel = h('div.panel', { dataset: { needs: 'operator' } }, env, envList, envBtn);
 
   const comments = h('input', { type: 'text', placeholder: 'comments (empty clears them)', 'aria-label': 'comments', size: 40 });
   const commentsBtn = h('button.primary', { type: 'button', onclick: () => each(`comments “${comments.value}”`, d => post(`device/${enc(d.name)}/set-comments/`, { comments: comments.value })) });
-  const commentsPanel = h('div.panel', comments, commentsBtn);
+  const commentsPanel = h('div.panel', { dataset: { needs: 'operator' } }, comments, commentsBtn);
 
   const { el, search } = pageShell({ id: 'hardware', title: 'Hardware', table, searchHint: 'fqdn, MAC, server, relay',
     actions: tabs([['Power', powerPanel], ['PXE boot', pxePanel], ['Environment', envPanel], ['Comments', commentsPanel]]) });

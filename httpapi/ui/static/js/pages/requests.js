@@ -84,7 +84,7 @@ export function create(ctx) {
 
   const { el, search } = pageShell({ id: 'requests', title: 'Requests', table, searchHint: 'id, device, assignee, state',
     extras: [h('label.check', withClosed, 'include closed')],
-    actions: tabs([['New request', form], ['Close', closePanel], ['Renew', renewPanel]]) });
+    actions: h('div', { dataset: { needs: 'user' } }, tabs([['New request', form], ['Close', closePanel], ['Renew', renewPanel]])) });
 
   function updateButtons() {
     const n = table.selected().length;
