@@ -204,6 +204,9 @@ func TestE2E_HTTPOnFollowerAndFailover(t *testing.T) {
 	// The killed node comes back from its data dir and catches up.
 	back := c.Restart(old)
 	require.Eventually(t, func() bool { return comments(back.FSM, "panda-0003") == "after failover" }, 15*time.Second, 20*time.Millisecond)
+	// It answers reads (503 before) once it knows it has caught up with
+	// the leader's commit index.
+	require.Eventually(t, func() bool { return back.Cluster.Serving() }, 15*time.Second, 20*time.Millisecond)
 	resp, body = get(t, back.URL+"/api/device/panda-0002/details/")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "zz", body["device"].(map[string]any)["environment"])

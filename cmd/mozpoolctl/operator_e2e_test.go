@@ -48,7 +48,7 @@ func ctlFollow(t *testing.T, server string, want func(out string) bool, args ...
 	code := make(chan int, 1)
 	// Exits when the command returns (interrupted below).
 	go func() {
-		code <- run(append([]string{"--server", server, "--token", daemontest.Token}, args...), out, out)
+		code <- run(append([]string{"--server", server, "--token", daemontest.Token, "--ca-cert", daemontest.CAFile(t)}, args...), out, out)
 	}()
 	require.Eventually(t, func() bool { return want(out.String()) }, 30*time.Second, 10*time.Millisecond,
 		"mozpoolctl %s never printed what was expected; output:\n%s", strings.Join(args, " "), out)
