@@ -26,10 +26,14 @@ func WithNotice(ctx context.Context, n Notice) context.Context {
 	return context.WithValue(ctx, noticeKey{}, n)
 }
 
-func noticeFrom(ctx context.Context) Notice {
+// NoticeFrom returns the Notice ctx carries (the zero Notice if none), for
+// stand-ins of this package's Client that report queue events as it does.
+func NoticeFrom(ctx context.Context) Notice {
 	n, _ := ctx.Value(noticeKey{}).(Notice)
 	return n
 }
+
+func noticeFrom(ctx context.Context) Notice { return NoticeFrom(ctx) }
 
 func (n Notice) queued() {
 	if n.Queued != nil {
