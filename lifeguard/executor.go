@@ -139,8 +139,8 @@ func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 		return nil, err
 	}
 	e := &Executor{
-		cfg:    cfg,
-		logger: cfg.Logger.Named("lifeguard"),
+		cfg:     cfg,
+		logger:  cfg.Logger.Named("lifeguard"),
 		acted:   map[string]uint64{},
 		fired:   map[string]stateEntry{},
 		running: map[string]runningAction{},
