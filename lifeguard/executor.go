@@ -37,7 +37,8 @@ type ExecutorConfig struct {
 	Hardware Hardware
 	// Propose proposes a command through the cluster. Required.
 	Propose func(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error)
-	// Concurrency bounds the hardware actions running at once, and
+	// Concurrency bounds the hardware actions running at once (power
+	// cycles aside: their relay boards run one at a time), and
 	// separately the timeout proposals. Default 32.
 	Concurrency int
 	// MinActionTime is the least time an action gets even when its state's
@@ -103,7 +104,8 @@ type Executor struct {
 	// being proposed: the entry's timeout is not proposed meanwhile
 	// (docs/design.md#relay-queue).
 	held map[string]uint64
-	// bg tracks the power_cycle_started proposals.
+	// bg tracks the relay actions, which run beside the workers, and the
+	// power_cycle_started proposals.
 	bg sync.WaitGroup
 }
 
@@ -278,7 +280,18 @@ func (e *Executor) view(name string) view {
 func (e *Executor) reconcileAction(ctx context.Context, k actionKey) time.Time {
 	v := e.view(k.device)
 	if k.entry {
-		if v.owned && v.gen == k.gen {
+		switch {
+		case !v.owned || v.gen != k.gen:
+		case ActionFor(v.state).usesRelay():
+			// A power cycle mostly waits for its relay board, which runs
+			// one operation at a time anyway: it does not take one of the
+			// workers, or a rack power-cycled at once would leave relay
+			// boards idle while the workers wait in other boards' queues.
+			e.bg.Add(1)
+			// Exits when the action returns: its entry passes, its
+			// operation ends, or ctx ends.
+			go func() { defer e.bg.Done(); e.act(ctx, v) }()
+		default:
 			e.act(ctx, v)
 		}
 		return time.Time{}
