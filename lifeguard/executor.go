@@ -297,7 +297,7 @@ func (e *Executor) reconcileAction(ctx context.Context, k actionKey) time.Time {
 		return time.Time{}
 	}
 	e.mu.Lock()
-	if r, ok := e.running[v.name]; ok && (!v.owned || r.gen != v.gen) {
+	if r, ok := e.running[v.name]; ok && (!v.owned || r.gen < v.gen) {
 		r.cancel() // its entry has passed: its result would be dropped
 	}
 	if !v.owned {
@@ -332,6 +332,10 @@ func (e *Executor) act(ctx context.Context, v view) {
 	defer cancel()
 	e.mu.Lock()
 	if r, ok := e.running[v.name]; ok {
+		if r.gen > v.gen {
+			e.mu.Unlock()
+			return // a newer entry's action runs already
+		}
 		r.cancel()
 	}
 	e.running[v.name] = runningAction{v.gen, cancel}
