@@ -64,6 +64,9 @@ func (tx *txn) applyDeviceTimeout(b []byte) (any, error) {
 	if c.Generation != m.d.Generation || m.d.StateDeadline.IsZero() {
 		return &EventResult{State: m.d.State, Ignored: true, Reason: "stale generation"}, nil
 	}
+	if !c.Deadline.IsZero() && !c.Deadline.Equal(m.d.StateDeadline) {
+		return &EventResult{State: m.d.State, Ignored: true, Reason: "deadline re-armed"}, nil
+	}
 	tx.devices.Timeout(m)
 	return &EventResult{State: m.d.State}, nil
 }

@@ -252,6 +252,10 @@ type DeviceTimeout struct {
 	Header
 	Device     string `json:"device"`
 	Generation uint64 `json:"generation"`
+	// Deadline, when set, is the deadline that passed; a timeout of an
+	// entry whose deadline has been re-armed since (DeviceTx.Rearm) is
+	// stale.
+	Deadline time.Time `json:"deadline,omitzero"`
 }
 
 // DeviceStateChange is a forced, conditional state change: it applies only

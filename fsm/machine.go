@@ -82,6 +82,16 @@ func (m *DeviceTx) Goto(state string, timeout time.Duration) {
 	m.tx.touchDevice(d.Name)
 }
 
+// Rearm counts the current state entry's timeout again from At: the
+// deadline becomes At plus timeout (scaled as by Goto), and the generation
+// stays, so results tagged with it still apply. It is for a state whose
+// work starts later than the entry, as a relay operation that waited for
+// its board behind others.
+func (m *DeviceTx) Rearm(timeout time.Duration) {
+	m.d.StateDeadline = m.tx.deviceDeadline(timeout)
+	m.tx.touchDevice(m.d.Name)
+}
+
 // ClearDeadline leaves the state without a timeout.
 func (m *DeviceTx) ClearDeadline() { m.d.StateDeadline = time.Time{} }
 

@@ -140,14 +140,17 @@ func stateTable() map[State]stateSpec {
 			OnTimeout: gotoState(StateReady),
 			Events:    map[Event]transition{EventFailed: on(StateStartSelfTest)}},
 
-		// pc_power_cycling: plain reboot; the relay cycle takes ≈ 1–3 s plus
-		// the board's queue, so 60 s, retried up to 200 times.
+		// pc_power_cycling: plain reboot; the relay cycle takes ≈ 1–3 s, so
+		// 60 s, retried up to 200 times. Time spent waiting for the relay
+		// board does not count: power_cycle_started re-arms the deadline
+		// when the cycle leaves the board's queue (as in every relay state).
 		StatePCPowerCycling: {Timeout: 60 * time.Second, Action: ActionPowerCycle,
 			OnEntry:   enterPowerCycling(false),
 			OnTimeout: powerCycleFailed,
 			Events: map[Event]transition{
-				EventPowerCycleOK:     clearThen(counterPowerCycle, StatePCRebooting),
-				EventPowerCycleFailed: func(m *fsm.DeviceTx, _ fsm.EventArgs) error { powerCycleFailed(m); return nil },
+				EventPowerCycleOK:      clearThen(counterPowerCycle, StatePCRebooting),
+				EventPowerCycleFailed:  func(m *fsm.DeviceTx, _ fsm.EventArgs) error { powerCycleFailed(m); return nil },
+				EventPowerCycleStarted: rearm,
 			}},
 		// pc_rebooting: wait so u-boot's own ping replies are not taken for
 		// the OS coming up.
@@ -201,8 +204,9 @@ func stateTable() map[State]stateSpec {
 			OnEntry:   enterPowerCycling(true),
 			OnTimeout: powerCycleFailed,
 			Events: map[Event]transition{
-				EventPowerCycleOK:     clearThen(counterPowerCycle, StatePXEBooting),
-				EventPowerCycleFailed: func(m *fsm.DeviceTx, _ fsm.EventArgs) error { powerCycleFailed(m); return nil },
+				EventPowerCycleOK:      clearThen(counterPowerCycle, StatePXEBooting),
+				EventPowerCycleFailed:  func(m *fsm.DeviceTx, _ fsm.EventArgs) error { powerCycleFailed(m); return nil },
+				EventPowerCycleStarted: rearm,
 			}},
 		// pxe_booting: a panda net-boots in ≈ 90 s; twice that, 30 tries.
 		StatePXEBooting: {Timeout: 180 * time.Second, OnTimeout: retryPXE(counterPXEBooting, pxeBootLimit, StateFailedPXEBooting),
@@ -256,7 +260,7 @@ func stateTable() map[State]stateSpec {
 			Events: map[Event]transition{EventSUTVerifyOK: clearThen(counterSUTVerifying, StateSUTSDCardVerifying)}},
 		StateSUTVerifyPowerCycle: {Timeout: 60 * time.Second, Action: ActionRelayPowerCycle,
 			OnTimeout: limitThen(counterSUTVerifyPowerCycle, sutPowerCycleLimit, StateFailedSUTVerifying, StateSUTVerifyPowerCycle),
-			Events:    map[Event]transition{EventPowerCycleOK: on(StateSUTVerifying)}},
+			Events:    map[Event]transition{EventPowerCycleOK: on(StateSUTVerifying), EventPowerCycleStarted: rearm}},
 		// sut_sdcard_verifying: the check can take minutes (13 commands × 15 s).
 		StateSUTSDCardVerifying: {Timeout: 200 * time.Second, Action: ActionCheckSDCard,
 			OnTimeout: sdcardFailed,
@@ -392,6 +396,16 @@ func enterPowerCycling(pxe bool) func(m *fsm.DeviceTx) {
 			enter(m, StateFailedPXEBooting)
 		}
 	}
+}
+
+// rearm handles power_cycle_started: the relay operation of the current
+// entry, which waited for its board, has started; the state's timeout
+// counts again from now (the command's time), with the same generation so
+// that the operation's result still applies.
+func rearm(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+	m.Rearm(spec(State(m.State())).Timeout)
+	m.Log("statemachine", "power cycle started after waiting for the relay board; timeout counts from now")
+	return nil
 }
 
 func powerCycleFailed(m *fsm.DeviceTx) {

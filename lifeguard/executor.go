@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mozpool/mozpool/bmm/relay"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/reconcile"
 	"github.com/mozpool/mozpool/internal/retry"
@@ -36,7 +37,8 @@ type ExecutorConfig struct {
 	Hardware Hardware
 	// Propose proposes a command through the cluster. Required.
 	Propose func(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error)
-	// Concurrency bounds the hardware actions running at once, and
+	// Concurrency bounds the hardware actions running at once (power
+	// cycles aside: their relay boards run one at a time), and
 	// separately the timeout proposals. Default 32.
 	Concurrency int
 	// MinActionTime is the least time an action gets even when its state's
@@ -93,6 +95,24 @@ type Executor struct {
 	// longer owned.
 	acted map[string]uint64
 	fired map[string]stateEntry
+	// running is, per device, the state entry whose action runs and how
+	// to cancel it: a newer entry cancels it, as its result would be
+	// dropped.
+	running map[string]runningAction
+	// held is, per device, the generation whose relay operation waits for
+	// its relay board, or has started and its power_cycle_started is
+	// being proposed: the entry's timeout is not proposed meanwhile
+	// (docs/design.md#relay-queue).
+	held map[string]uint64
+	// bg tracks the relay actions, which run beside the workers, and the
+	// power_cycle_started proposals.
+	bg sync.WaitGroup
+}
+
+// runningAction is the action of one state entry, running.
+type runningAction struct {
+	gen    uint64
+	cancel context.CancelFunc
 }
 
 // actionKey is a key of the action loop: a device to look at, or (entry)
@@ -121,10 +141,12 @@ func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 		return nil, err
 	}
 	e := &Executor{
-		cfg:    cfg,
-		logger: cfg.Logger.Named("lifeguard"),
-		acted:  map[string]uint64{},
-		fired:  map[string]stateEntry{},
+		cfg:     cfg,
+		logger:  cfg.Logger.Named("lifeguard"),
+		acted:   map[string]uint64{},
+		fired:   map[string]stateEntry{},
+		running: map[string]runningAction{},
+		held:    map[string]uint64{},
 	}
 	var err error
 	e.actions, err = reconcile.New(reconcile.Config[actionKey]{Reconcile: e.reconcileAction,
@@ -196,6 +218,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); timersErr = e.timers.Run(ctx) }()
 	err := e.actions.Run(ctx)
 	wg.Wait()
+	e.bg.Wait()
 	return errors.Join(err, timersErr)
 }
 
@@ -223,6 +246,7 @@ func (e *Executor) waitCaughtUp(ctx context.Context) bool {
 type view struct {
 	name, state string
 	gen         uint64
+	entered     time.Time
 	deadline    time.Time
 	owned       bool
 	claimed     bool
@@ -238,7 +262,7 @@ func (e *Executor) view(name string) view {
 		if !ok {
 			return
 		}
-		v.state, v.gen, v.deadline = d.State, d.Generation, d.StateDeadline
+		v.state, v.gen, v.entered, v.deadline = d.State, d.Generation, d.StateEntered, d.StateDeadline
 		v.owned, v.claimed = d.ImagingServer == e.cfg.Server, d.RequestID != 0
 		if img, ok := s.Images[d.Image]; ok {
 			v.imageSUT = img.HasSUTAgent
@@ -256,12 +280,26 @@ func (e *Executor) view(name string) view {
 func (e *Executor) reconcileAction(ctx context.Context, k actionKey) time.Time {
 	v := e.view(k.device)
 	if k.entry {
-		if v.owned && v.gen == k.gen {
+		switch {
+		case !v.owned || v.gen != k.gen:
+		case ActionFor(v.state).usesRelay():
+			// A power cycle mostly waits for its relay board, which runs
+			// one operation at a time anyway: it does not take one of the
+			// workers, or a rack power-cycled at once would leave relay
+			// boards idle while the workers wait in other boards' queues.
+			e.bg.Add(1)
+			// Exits when the action returns: its entry passes, its
+			// operation ends, or ctx ends.
+			go func() { defer e.bg.Done(); e.act(ctx, v) }()
+		default:
 			e.act(ctx, v)
 		}
 		return time.Time{}
 	}
 	e.mu.Lock()
+	if r, ok := e.running[v.name]; ok && (!v.owned || r.gen < v.gen) {
+		r.cancel() // its entry has passed: its result would be dropped
+	}
 	if !v.owned {
 		delete(e.acted, v.name)
 		e.mu.Unlock()
@@ -280,15 +318,46 @@ func (e *Executor) reconcileAction(ctx context.Context, k actionKey) time.Time {
 }
 
 // act runs the entry action of v's state and proposes its result. Its
-// context ends with the state's deadline (at least MinActionTime) or when
-// ctx ends.
+// context ends with the state's deadline (at least MinActionTime), when a
+// newer entry of the device is seen, or when ctx ends. A relay operation
+// that waits for its relay board is not bounded by the deadline while it
+// waits: once it starts, it gets the state's whole timeout again, and
+// power_cycle_started re-arms the deadline in the replicated state.
 func (e *Executor) act(ctx context.Context, v view) {
 	a := ActionFor(v.state)
 	if a == ActionNone {
 		return
 	}
-	actx, cancel := context.WithTimeout(ctx, max(time.Until(v.deadline), e.cfg.MinActionTime))
+	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	e.mu.Lock()
+	if r, ok := e.running[v.name]; ok {
+		if r.gen > v.gen {
+			e.mu.Unlock()
+			return // a newer entry's action runs already
+		}
+		r.cancel()
+	}
+	e.running[v.name] = runningAction{v.gen, cancel}
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		if r, ok := e.running[v.name]; ok && r.gen == v.gen {
+			delete(e.running, v.name)
+		}
+		e.mu.Unlock()
+	}()
+	limit := newActionLimit(max(time.Until(v.deadline), e.cfg.MinActionTime), cancel)
+	defer limit.stop()
+	if a.usesRelay() {
+		h := &relayHold{}
+		actx = relay.WithNotice(actx, e.relayNotice(ctx, v, limit, h))
+		defer func() {
+			if !h.restarted() {
+				e.release(v.name, v.gen) // it never left the queue
+			}
+		}()
+	}
 	event, err := e.perform(actx, v, a)
 	if err != nil {
 		e.logger.Debug("action failed", "device", v.name, "state", v.state, "action", a.String(), "error", err)
@@ -319,9 +388,13 @@ func (e *Executor) reconcileTimer(ctx context.Context, name string) time.Time {
 		e.mu.Unlock()
 		return v.deadline
 	}
+	if gen, ok := e.held[name]; ok && gen == v.gen {
+		e.mu.Unlock()
+		return time.Time{} // its relay operation waits for the board: see release
+	}
 	e.fired[name] = stateEntry{v.gen, v.deadline}
 	e.mu.Unlock()
-	e.propose(ctx, name, v.gen, fsm.CmdDeviceTimeout, &fsm.DeviceTimeout{Device: name, Generation: v.gen})
+	e.propose(ctx, name, v.gen, fsm.CmdDeviceTimeout, &fsm.DeviceTimeout{Device: name, Generation: v.gen, Deadline: v.deadline})
 	return time.Time{}
 }
 
@@ -411,4 +484,105 @@ func okEvent(event Event, err error) (Event, error) {
 		return "", err
 	}
 	return event, nil
+}
+
+// usesRelay reports whether the action power-cycles through a relay board.
+func (a Action) usesRelay() bool {
+	return a == ActionPowerCycle || a == ActionPXEPowerCycle || a == ActionRelayPowerCycle
+}
+
+// relayNotice follows the relay operation of v's entry through its relay
+// board's queue. When the operation has to wait, the entry is held: its
+// action is no longer bounded by limit, and its timeout is not proposed.
+// When a waiting operation starts, limit is set to the state's whole
+// timeout from now, and power_cycle_started is proposed so that the
+// replicated deadline counts from now too; the hold ends once that is
+// committed (or the entry has passed).
+func (e *Executor) relayNotice(ctx context.Context, v view, limit *actionLimit, h *relayHold) relay.Notice {
+	return relay.Notice{
+		Queued: func() {
+			h.mu.Lock()
+			h.waited = true
+			h.mu.Unlock()
+			limit.stop()
+			e.mu.Lock()
+			e.held[v.name] = v.gen
+			e.mu.Unlock()
+			e.logger.Debug("relay board busy; the state's time counts from the start of the power cycle", "device", v.name, "state", v.state)
+		},
+		Started: func() {
+			h.mu.Lock()
+			h.started = true
+			w := h.waited
+			h.mu.Unlock()
+			if !w {
+				return // started at once: the entry's deadline stands
+			}
+			limit.reset(max(v.deadline.Sub(v.entered), e.cfg.MinActionTime))
+			e.bg.Add(1)
+			// Exits when the event is committed, the entry has passed, or
+			// ctx ends.
+			go func() {
+				defer e.bg.Done()
+				e.propose(ctx, v.name, v.gen, fsm.CmdDeviceEvent, &fsm.DeviceEvent{
+					Device: v.name, Event: string(EventPowerCycleStarted), Generation: v.gen, Source: "bmm",
+				})
+				e.release(v.name, v.gen)
+			}()
+		},
+	}
+}
+
+// relayHold is what relayNotice has seen of one relay operation.
+type relayHold struct {
+	mu              sync.Mutex
+	waited, started bool
+}
+
+// restarted reports whether the operation waited and then started: its
+// power_cycle_started proposal ends the hold.
+func (h *relayHold) restarted() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.waited && h.started
+}
+
+// release ends the hold of a device's entry, if it holds gen, and has the
+// timer loop look at the device again.
+func (e *Executor) release(name string, gen uint64) {
+	e.mu.Lock()
+	g, ok := e.held[name]
+	if ok && g == gen {
+		delete(e.held, name)
+	}
+	e.mu.Unlock()
+	if ok && g == gen {
+		e.timers.Mark(name)
+	}
+}
+
+// actionLimit cancels an action when its time is up; the time can be
+// stopped (while a relay operation waits for its board) and set again.
+type actionLimit struct {
+	mu     sync.Mutex
+	t      *time.Timer
+	cancel context.CancelFunc
+}
+
+func newActionLimit(d time.Duration, cancel context.CancelFunc) *actionLimit {
+	return &actionLimit{t: time.AfterFunc(d, cancel), cancel: cancel}
+}
+
+func (l *actionLimit) stop() {
+	l.mu.Lock()
+	l.t.Stop()
+	l.mu.Unlock()
+}
+
+// reset gives the action d from now.
+func (l *actionLimit) reset(d time.Duration) {
+	l.mu.Lock()
+	l.t.Stop()
+	l.t = time.AfterFunc(d, l.cancel)
+	l.mu.Unlock()
 }

@@ -80,10 +80,14 @@ const (
 	EventFailed           Event = "failed"
 	EventPowerCycleOK     Event = "power_cycle_ok"
 	EventPowerCycleFailed Event = "power_cycle_failed"
-	EventPingOK           Event = "ping_ok"
-	EventSUTVerifyOK      Event = "sut_verify_ok"
-	EventSUTSDCardOK      Event = "sut_sdcard_ok"
-	EventSUTSDCardFailed  Event = "sut_sdcard_failed"
+	// EventPowerCycleStarted: the power cycle of a relay state, which
+	// had to wait for its relay board, has left the board's queue; the
+	// state's timeout counts again from now (docs/design.md#relay-queue).
+	EventPowerCycleStarted Event = "power_cycle_started"
+	EventPingOK            Event = "ping_ok"
+	EventSUTVerifyOK       Event = "sut_verify_ok"
+	EventSUTSDCardOK       Event = "sut_sdcard_ok"
+	EventSUTSDCardFailed   Event = "sut_sdcard_failed"
 )
 
 // Reports of a board's live image (its second-stage scripts).

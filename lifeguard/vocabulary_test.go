@@ -40,7 +40,7 @@ func TestVocabulary_WireNames(t *testing.T) {
 		"b2g_downloading", "b2g_extracting", "b2g_rebooting",
 		"failed", "failed_self_test", "maint_mode", "mobile_init_started", "ping_ok",
 		"please_image", "please_power_cycle", "please_self_test", "please_start_maintenance",
-		"power_cycle_failed", "power_cycle_ok", "self_test_ok", "self_test_running",
+		"power_cycle_failed", "power_cycle_ok", "power_cycle_started", "self_test_ok", "self_test_running",
 		"sut_sdcard_failed", "sut_sdcard_ok", "sut_verify_ok",
 	}, slices.Sorted(maps.Keys(events)))
 

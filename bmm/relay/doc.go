@@ -18,6 +18,16 @@
 // the board is never asked to accept a connection while it recovers and
 // never refuses one.
 //
+// A power cycle is queued at most once per relay: a PowerCycle of a relay
+// whose power cycle is already waiting joins it and gets its result. A
+// waiting power cycle whose callers have all given up keeps its ticket, so
+// that a retry joins it where it was; if nobody has joined it when its turn
+// comes, it is dropped without connecting (and without a recovery pause).
+//
+// A Notice in an operation's context (WithNotice) is told when the
+// operation has to wait for the board and when it leaves the queue, so that
+// a caller can count its own time from the start of the operation.
+//
 // # Deadlines
 //
 // An operation's deadline (Config.OpTimeout, 30 s, for power operations;
@@ -33,7 +43,9 @@
 // # Goroutines
 //
 // The Client owns no long-lived goroutines and needs no Close. Operations
-// run on their callers' goroutines. Two kinds of short-lived goroutine are
+// run on their callers' goroutines, except power cycles: each runs on a
+// goroutine of its own, which its callers wait for, and which exits when
+// the cycle has run or has been dropped at the head of the queue. Two kinds of short-lived goroutine are
 // started by the runtime on its behalf: the timer that ends a board's
 // recovery pause (time.AfterFunc; it hands the board on and exits), and,
 // only when the caller's ctx ends mid-operation, the one that unblocks the

@@ -29,8 +29,9 @@ func newQueue() *queue {
 
 // acquire blocks until addr is free and this caller is first in its queue,
 // or until ctx is done. On success the caller holds addr and must call
-// release exactly once. Waiting is bounded only by ctx.
-func (q *queue) acquire(ctx context.Context, addr string) error {
+// release exactly once. Waiting is bounded only by ctx. If the board is
+// busy, onWait (when not nil) is called once the caller is in the queue.
+func (q *queue) acquire(ctx context.Context, addr string, onWait func()) error {
 	q.mu.Lock()
 	waiters, held := q.boards[addr]
 	if !held {
@@ -41,6 +42,9 @@ func (q *queue) acquire(ctx context.Context, addr string) error {
 	t := &ticket{ready: make(chan struct{})}
 	q.boards[addr] = append(waiters, t)
 	q.mu.Unlock()
+	if onWait != nil {
+		onWait()
+	}
 
 	select {
 	case <-t.ready:

@@ -27,7 +27,7 @@ func (q *queue) held(addr string) bool {
 func TestQueueFIFO(t *testing.T) {
 	q := newQueue()
 	ctx := context.Background()
-	require.NoError(t, q.acquire(ctx, "a"))
+	require.NoError(t, q.acquire(ctx, "a", nil))
 
 	const n = 8
 	var mu sync.Mutex
@@ -38,7 +38,7 @@ func TestQueueFIFO(t *testing.T) {
 		// Exits once it has been granted the board and released it.
 		go func() {
 			defer wg.Done()
-			if err := q.acquire(ctx, "a"); err != nil {
+			if err := q.acquire(ctx, "a", nil); err != nil {
 				t.Error(err)
 				return
 			}
@@ -52,7 +52,7 @@ func TestQueueFIFO(t *testing.T) {
 	}
 
 	// Another board is independent of the busy one.
-	require.NoError(t, q.acquire(ctx, "b"))
+	require.NoError(t, q.acquire(ctx, "b", nil))
 	q.release("b")
 
 	q.release("a")
@@ -64,12 +64,12 @@ func TestQueueFIFO(t *testing.T) {
 
 func TestQueueCancelWhileWaiting(t *testing.T) {
 	q := newQueue()
-	require.NoError(t, q.acquire(context.Background(), "a"))
+	require.NoError(t, q.acquire(context.Background(), "a", nil))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	// Exits when its ctx is cancelled.
-	go func() { errc <- q.acquire(ctx, "a") }()
+	go func() { errc <- q.acquire(ctx, "a", nil) }()
 	require.Eventually(t, func() bool { return q.waiting("a") == 1 }, 5*time.Second, time.Millisecond)
 	cancel()
 	require.ErrorIs(t, <-errc, context.Canceled)
@@ -84,16 +84,16 @@ func TestQueueCancelAfterGrantPassesOn(t *testing.T) {
 	// the board on rather than keep it or drop it.
 	for range 20 {
 		q := newQueue()
-		require.NoError(t, q.acquire(context.Background(), "a"))
+		require.NoError(t, q.acquire(context.Background(), "a", nil))
 
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
 		// Exits when it sees the board granted or its ctx done.
-		go func() { errc <- q.acquire(ctx, "a") }()
+		go func() { errc <- q.acquire(ctx, "a", nil) }()
 		require.Eventually(t, func() bool { return q.waiting("a") == 1 }, 5*time.Second, time.Millisecond)
 		next := make(chan error, 1)
 		// Exits when it gets the board.
-		go func() { next <- q.acquire(context.Background(), "a") }()
+		go func() { next <- q.acquire(context.Background(), "a", nil) }()
 		require.Eventually(t, func() bool { return q.waiting("a") == 2 }, 5*time.Second, time.Millisecond)
 
 		// Cancel and grant under the lock, so a waiter that wakes for the
@@ -118,14 +118,14 @@ func TestQueueCancelAfterGrantPassesOn(t *testing.T) {
 func TestClientWaiting(t *testing.T) {
 	c := &Client{q: newQueue()}
 	require.Equal(t, 0, c.Waiting())
-	require.NoError(t, c.q.acquire(context.Background(), "a:1"))
-	require.NoError(t, c.q.acquire(context.Background(), "b:1"))
+	require.NoError(t, c.q.acquire(context.Background(), "a:1", nil))
+	require.NoError(t, c.q.acquire(context.Background(), "b:1", nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errs := make(chan error, 3)
 	for _, addr := range []string{"a:1", "a:1", "b:1"} {
 		// Exits when granted the board or when ctx is cancelled.
-		go func() { errs <- c.q.acquire(ctx, addr) }()
+		go func() { errs <- c.q.acquire(ctx, addr, nil) }()
 	}
 	require.Eventually(t, func() bool { return c.Waiting() == 3 }, 5*time.Second, time.Millisecond)
 	c.q.release("b:1")
