@@ -112,6 +112,7 @@ func (m *RequestTx) Release() {
 	r := m.r
 	d, ok := m.tx.s.Devices[r.Device]
 	if r.Device == "" || !ok {
+		r.closeClaim(m.tx.index)
 		r.Device, r.ImagingResult = "", ""
 		return
 	}
@@ -127,6 +128,7 @@ func (m *RequestTx) Release() {
 		m.tx.logDevice(d.Name, "mozpool", "released by request %d (%s)%s", r.ID, r.State, busy)
 	}
 	m.Log("mozpool", "released device %s%s", d.Name, busy)
+	r.closeClaim(m.tx.index)
 	r.Device, r.ImagingResult = "", ""
 }
 
@@ -213,6 +215,7 @@ func (m *RequestTx) Claim(device string) error {
 	}
 	d.RequestID, d.LastUsed = r.ID, m.tx.at
 	r.Device, r.ImagingResult = d.Name, ""
+	r.openClaim(d.Name, m.tx.index)
 	m.tx.touchDevice(d.Name)
 	return nil
 }
@@ -223,6 +226,10 @@ func (m *RequestTx) Claim(device string) error {
 func (m *RequestTx) Unclaim() {
 	if d, ok := m.tx.s.Devices[m.r.Device]; ok && d.RequestID == m.r.ID {
 		d.RequestID = 0
+	}
+	// The claim was made in this entry: its span goes too.
+	if n := len(m.r.Claims); m.r.Device != "" && n > 0 && m.r.Claims[n-1].To == 0 {
+		m.r.Claims = m.r.Claims[:n-1]
 	}
 	m.r.Device = ""
 }

@@ -225,7 +225,11 @@ func (s *Server) getRequestDetails(_ *http.Request, ps httprouter.Params) (any, 
 	if err != nil {
 		return nil, err
 	}
-	return s.newRequest(&req), nil
+	out := s.newRequest(&req)
+	for _, c := range req.Claims {
+		out.Claims = append(out.Claims, api.Claim{Device: c.Device, From: c.From, To: c.To})
+	}
+	return out, nil
 }
 
 func (s *Server) requestLog(id int64, q logstore.Query) ([]api.LogEntry, error) {
