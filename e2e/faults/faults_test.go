@@ -11,6 +11,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"slices"
@@ -140,6 +141,7 @@ type result struct {
 	ops, acked, lost, doubles, stale, nonLinear, unknown int
 	gap                                                  time.Duration
 	healthy                                              string
+	leaders                                              string
 }
 
 func TestFaults(t *testing.T) {
@@ -169,15 +171,15 @@ func TestFaults(t *testing.T) {
 
 func printTable(rs []result) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-18s %6s %6s %5s %7s %6s %6s %7s %9s  %s\n", "scenario", "ops", "acked", "lost",
-		"doubles", "stale", "nonlin", "unknown", "write-gap", "healthy nodes")
+	fmt.Fprintf(&b, "\n%-18s %6s %6s %5s %7s %6s %6s %7s %9s  %-7s  %s\n", "scenario", "ops", "acked", "lost",
+		"doubles", "stale", "nonlin", "unknown", "write-gap", "leader", "healthy nodes")
 	for _, r := range rs {
 		gap := "-"
 		if r.healthy != "" {
 			gap = r.gap.Round(10 * time.Millisecond).String()
 		}
-		fmt.Fprintf(&b, "%-18s %6d %6d %5d %7d %6d %6d %7d %9s  %s\n", r.name, r.ops, r.acked, r.lost,
-			r.doubles, r.stale, r.nonLinear, r.unknown, gap, r.healthy)
+		fmt.Fprintf(&b, "%-18s %6d %6d %5d %7d %6d %6d %7d %9s  %-7s  %s\n", r.name, r.ops, r.acked, r.lost,
+			r.doubles, r.stale, r.nonLinear, r.unknown, gap, r.leaders, r.healthy)
 	}
 	fmt.Print(b.String())
 }
@@ -245,6 +247,15 @@ func (l *lab) runScenario(sc scenario) result {
 
 	ops := h.all()
 	r := result{name: sc.name, ops: len(ops)}
+	after := -1
+	require.Eventually(t, func() bool { after = l.leader(); return after >= 0 }, time.Minute, 100*time.Millisecond)
+	r.leaders = fmt.Sprintf("%d->%d", leader+1, after+1)
+	counts := map[string]int{}
+	for _, o := range ops {
+		counts[o.kind.String()+" "+o.out.String()]++
+	}
+	t.Logf("%s: operations by outcome %v; %d connections between nodes went through the proxies so far",
+		sc.name, counts, l.proxy.accepted.Load())
 	var healthy []string
 	for i, n := range l.nodes {
 		if !slices.Contains(touched, i) {
@@ -267,7 +278,67 @@ func (l *lab) runScenario(sc scenario) result {
 	}
 	l.check(ops, &r)
 	l.reset(sc.name)
+	l.round++
 	return r
+}
+
+// checkClaimSpans reads every request's claim history from node
+// l.round%3 and counts the pairs of spans that overlap on one device.
+func (l *lab) checkClaimSpans(top uint64, reqs map[int64]api.RequestSummary) int {
+	t := l.t
+	n := l.nodes[l.round%len(l.nodes)]
+	type span struct {
+		req      int64
+		from, to uint64
+	}
+	var mu sync.Mutex
+	byDevice := map[string][]span{}
+	ids := make(chan int64)
+	var wg sync.WaitGroup
+	for range 4 {
+		ix := &client.Index{}
+		ix.Observe(top)
+		c := client.New(n.url, client.WithIndex(ix), client.WithTimeout(10*time.Second))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ids {
+				q, err := c.Request(context.Background(), id)
+				if err != nil {
+					t.Errorf("details of request %d from %s: %v", id, n.name, err)
+					continue
+				}
+				mu.Lock()
+				for _, cl := range q.Claims {
+					to := cl.To
+					if to == 0 {
+						to = math.MaxUint64
+					}
+					byDevice[cl.Device] = append(byDevice[cl.Device], span{id, cl.From, to})
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for id := range reqs {
+		ids <- id
+	}
+	close(ids)
+	wg.Wait()
+	doubles, spans := 0, 0
+	for dev, ss := range byDevice {
+		spans += len(ss)
+		sort.Slice(ss, func(i, j int) bool { return ss[i].from < ss[j].from })
+		for i := 1; i < len(ss); i++ {
+			if ss[i].from < ss[i-1].to {
+				t.Errorf("board %s held by request %d [%d, %d) and request %d [%d, %d)", dev,
+					ss[i-1].req, ss[i-1].from, ss[i-1].to, ss[i].req, ss[i].from, ss[i].to)
+				doubles++
+			}
+		}
+	}
+	t.Logf("claim history from %s: %d spans over %d boards, %d requests", n.name, spans, len(byDevice), len(reqs))
+	return doubles
 }
 
 // writeGap is the longest time, from the fault's start to the end of the
@@ -382,6 +453,11 @@ func (l *lab) check(ops []op, r *result) {
 			}
 		}
 	}
+
+	// No board held by two requests at once over the whole replicated
+	// history: the claim spans of every request, read from one node (a
+	// different one each scenario), never overlap on a device.
+	r.doubles += l.checkClaimSpans(top, views[l.round%len(views)].reqs)
 
 	// Each request's history is linearizable.
 	bad, res := linearizable(ops)

@@ -254,47 +254,74 @@ func linearizable(ops []op) (bad []int64, result porcupine.CheckResult) {
 	return bad, res
 }
 
-// worker is one client: it talks to its own node, and reads through the
-// others too, all sharing one index memory (read-your-writes across
-// nodes, as a client that fails over).
+// worker is one client: it writes through its own node (create, renew,
+// return) and reads back there; its reader reads the same requests through
+// the other nodes, at the index the worker has seen (read-your-writes
+// across nodes, as a client that fails over), without holding up the
+// writes.
 type worker struct {
-	id      int
-	home    int
-	scen    string
-	clients []*client.Client
-	recs    []*recorder
-	h       *history
-	seq     int
-	// last holds, per request, the last state this worker read.
-	last map[int64]string
+	id     int
+	home   int
+	scen   string
+	h      *history
+	seq    int
+	writer *conn
+	reader *conn
+	toRead chan int64
 }
 
-func newWorker(id, home int, scen, token string, urls []string, h *history) *worker {
-	w := &worker{id: id, home: home, scen: scen, h: h, last: map[int64]string{}}
-	ix := &client.Index{}
+// conn is one goroutine's clients of the three nodes, sharing an index
+// memory, and what it last read of each request.
+type conn struct {
+	id      int
+	clients []*client.Client
+	recs    []*recorder
+	last    map[int64]string
+}
+
+func newConn(id int, ix *client.Index, token string, urls []string) *conn {
+	c := &conn{id: id, last: map[int64]string{}}
 	for _, u := range urls {
 		rec := &recorder{base: &http.Transport{MaxIdleConnsPerHost: 2}}
-		w.recs = append(w.recs, rec)
-		w.clients = append(w.clients, client.New(u, client.WithIndex(ix), client.WithToken(token),
+		c.recs = append(c.recs, rec)
+		c.clients = append(c.clients, client.New(u, client.WithIndex(ix), client.WithToken(token),
 			client.WithTimeout(3*time.Second), client.WithRetries(2),
 			client.WithHTTPClient(&http.Client{Transport: rec})))
 	}
-	return w
+	return c
 }
 
-func (w *worker) record(o op, node int, err error) op {
-	o.client, o.node, o.end = w.id, node, time.Now()
+func newWorker(id, home int, scen, token string, urls []string, h *history) *worker {
+	ix := &client.Index{}
+	return &worker{id: id, home: home, scen: scen, h: h, toRead: make(chan int64, 64),
+		writer: newConn(2*id, ix, token, urls), reader: newConn(2*id+1, ix, token, urls)}
+}
+
+func (c *conn) record(o op, node int, err error) op {
+	o.client, o.node, o.end = c.id, node, time.Now()
 	o.out = classify(err)
 	if err != nil {
 		o.err = err.Error()
 	}
-	o.minSent, o.gotIndex = w.recs[node].minSent, w.recs[node].gotIndex
+	o.minSent, o.gotIndex = c.recs[node].minSent, c.recs[node].gotIndex
 	return o
 }
 
 // run creates, reads, renews and returns requests through the worker's
-// node until ctx ends.
+// node until ctx ends, while its reader reads them through the others.
 func (w *worker) run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; ; n++ {
+			id, ok := <-w.toRead
+			if !ok {
+				return
+			}
+			w.reader.read(w.h, id, (w.home+1+n%2)%len(w.reader.clients))
+		}
+	}()
+	defer func() { close(w.toRead); <-done }()
 	pause := func(d time.Duration) bool {
 		select {
 		case <-ctx.Done():
@@ -303,7 +330,14 @@ func (w *worker) run(ctx context.Context) {
 			return true
 		}
 	}
-	for n := 0; ctx.Err() == nil; n++ {
+	tell := func(id int64) {
+		select {
+		case w.toRead <- id:
+		default: // the reader is behind (a node that does not answer)
+		}
+	}
+	c := w.writer
+	for ctx.Err() == nil {
 		w.seq++
 		key := fmt.Sprintf("faults-%s-%d-%d", w.scen, w.id, w.seq)
 		var id int64
@@ -311,10 +345,10 @@ func (w *worker) run(ctx context.Context) {
 		// (as a client would), until it is answered.
 		for ctx.Err() == nil {
 			o := op{kind: opCreate, key: key, start: time.Now()}
-			r, err := w.clients[w.home].CreateRequest(client.WithIdempotencyKey(context.Background(), key), "any", client.RequestSpec{
+			r, err := c.clients[w.home].CreateRequest(client.WithIdempotencyKey(context.Background(), key), "any", client.RequestSpec{
 				Assignee: key, Duration: time.Hour, Image: "b2g", BootConfig: map[string]any{"b2gbase": "http://b2g/" + key},
 			})
-			o = w.record(o, w.home, err)
+			o = c.record(o, w.home, err)
 			if o.out == outOK {
 				o.req, o.fields, id = r.ID, r, r.ID
 			}
@@ -332,34 +366,34 @@ func (w *worker) run(ctx context.Context) {
 			}
 			continue
 		}
-		w.read(id, w.home)
+		tell(id)
+		c.read(w.h, id, w.home)
 		if !pause(200 * time.Millisecond) {
 			w.giveBack(id)
 			return
 		}
 		o := op{kind: opRenew, req: id, start: time.Now()}
-		err := w.clients[w.home].RenewRequest(context.Background(), id, time.Hour)
-		w.h.add(w.record(o, w.home, err))
-		// A read through another node, at the index this worker has seen.
-		w.read(id, (w.home+1+n%2)%len(w.clients))
+		err := c.clients[w.home].RenewRequest(context.Background(), id, time.Hour)
+		w.h.add(c.record(o, w.home, err))
 		if !pause(200 * time.Millisecond) {
 			w.giveBack(id)
 			return
 		}
 		w.giveBack(id)
-		w.read(id, (w.home+2-n%2)%len(w.clients))
-		w.read(id, w.home)
+		tell(id)
+		c.read(w.h, id, w.home)
 	}
 }
 
 // giveBack returns request id, retrying while the outcome is unknown (a
 // few times: the scenario's reset returns what is left).
 func (w *worker) giveBack(id int64) {
-	for range 5 {
+	c := w.writer
+	for range 3 {
 		o := op{kind: opReturn, req: id, start: time.Now()}
-		err := w.clients[w.home].ReturnRequest(client.WithIdempotencyKey(context.Background(),
+		err := c.clients[w.home].ReturnRequest(client.WithIdempotencyKey(context.Background(),
 			fmt.Sprintf("faults-return-%d", id)), id)
-		o = w.record(o, w.home, err)
+		o = c.record(o, w.home, err)
 		w.h.add(o)
 		if o.out != outUnknown {
 			return
@@ -370,12 +404,12 @@ func (w *worker) giveBack(id int64) {
 
 // read reads request id's status through node, and notes whether the
 // answer went back in time: an index below the one asked for, an
-// acknowledged request not found, or a state older than one this worker
-// read before.
-func (w *worker) read(id int64, node int) {
+// acknowledged request not found, or a state older than one this
+// goroutine read before.
+func (c *conn) read(h *history, id int64, node int) {
 	o := op{kind: opRead, req: id, start: time.Now()}
-	st, err := w.clients[node].RequestStatus(context.Background(), id)
-	o = w.record(o, node, err)
+	st, err := c.clients[node].RequestStatus(context.Background(), id)
+	o = c.record(o, node, err)
 	var ce *client.Error
 	switch {
 	case err == nil:
@@ -383,12 +417,12 @@ func (w *worker) read(id int64, node int) {
 		if o.gotIndex < o.minSent {
 			o.stale = fmt.Sprintf("answered at index %d, asked for at least %d", o.gotIndex, o.minSent)
 		}
-		if prev, ok := w.last[id]; ok && stateRank(st.State) < stateRank(prev) {
+		if prev, ok := c.last[id]; ok && stateRank(st.State) < stateRank(prev) {
 			o.stale = fmt.Sprintf("state %s after %s", st.State, prev)
 		}
-		w.last[id] = st.State
+		c.last[id] = st.State
 	case errors.As(err, &ce) && ce.Status == http.StatusNotFound:
 		o.stale = "acknowledged request not found"
 	}
-	w.h.add(o)
+	h.add(o)
 }

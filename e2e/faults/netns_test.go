@@ -67,6 +67,7 @@ type lab struct {
 	simCmd  *exec.Cmd
 	simDone chan struct{}
 	devices int
+	round   int // scenarios run so far
 }
 
 type node struct {

@@ -18,10 +18,11 @@ import (
 // bridge, which forwards them to the peer. The proxies add a one-way delay
 // when told to. The kernel has no netem qdisc, hence this.
 type proxies struct {
-	delay atomic.Int64 // nanoseconds, each way
-	mu    sync.Mutex
-	lns   []net.Listener
-	conns map[net.Conn]struct{}
+	delay    atomic.Int64 // nanoseconds, each way
+	accepted atomic.Int64
+	mu       sync.Mutex
+	lns      []net.Listener
+	conns    map[net.Conn]struct{}
 }
 
 func startProxies(t *testing.T, l *lab) *proxies {
@@ -67,6 +68,7 @@ func (p *proxies) serve(ln net.Listener, target string) {
 		if err != nil {
 			return
 		}
+		p.accepted.Add(1)
 		go func() {
 			out, err := net.DialTimeout("tcp", target, 5*time.Second)
 			if err != nil {
