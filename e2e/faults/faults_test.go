@@ -137,11 +137,11 @@ var scenarios = []scenario{
 
 // result is one row of the table.
 type result struct {
-	name                                                 string
-	ops, acked, lost, doubles, stale, nonLinear, unknown int
-	gap                                                  time.Duration
-	healthy                                              string
-	leaders                                              string
+	name                                                           string
+	ops, acked, lost, doubles, stale, backward, nonLinear, unknown int
+	gap                                                            time.Duration
+	healthy                                                        string
+	leaders                                                        string
 }
 
 func TestFaults(t *testing.T) {
@@ -160,6 +160,7 @@ func TestFaults(t *testing.T) {
 			require.Zero(t, r.doubles, "boards held by two requests")
 			require.Zero(t, r.stale, "reads that went back in time")
 			require.Zero(t, r.nonLinear, "requests whose history is not linearizable")
+			require.Zero(t, r.backward, "requests whose state went back")
 		})
 		l.t = t
 		if t.Failed() {
@@ -171,15 +172,15 @@ func TestFaults(t *testing.T) {
 
 func printTable(rs []result) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-18s %6s %6s %5s %7s %6s %6s %7s %9s  %-7s  %s\n", "scenario", "ops", "acked", "lost",
-		"doubles", "stale", "nonlin", "unknown", "write-gap", "leader", "healthy nodes")
+	fmt.Fprintf(&b, "\n%-18s %6s %6s %5s %7s %6s %5s %6s %7s %9s  %-7s  %s\n", "scenario", "ops", "acked", "lost",
+		"doubles", "stale", "back", "nonlin", "unknown", "write-gap", "leader", "healthy nodes")
 	for _, r := range rs {
 		gap := "-"
 		if r.healthy != "" {
 			gap = r.gap.Round(10 * time.Millisecond).String()
 		}
-		fmt.Fprintf(&b, "%-18s %6d %6d %5d %7d %6d %6d %7d %9s  %-7s  %s\n", r.name, r.ops, r.acked, r.lost,
-			r.doubles, r.stale, r.nonLinear, r.unknown, gap, r.leaders, r.healthy)
+		fmt.Fprintf(&b, "%-18s %6d %6d %5d %7d %6d %5d %6d %7d %9s  %-7s  %s\n", r.name, r.ops, r.acked, r.lost,
+			r.doubles, r.stale, r.backward, r.nonLinear, r.unknown, gap, r.leaders, r.healthy)
 	}
 	fmt.Print(b.String())
 }
@@ -228,7 +229,7 @@ func (l *lab) runScenario(sc scenario) result {
 	var wg sync.WaitGroup
 	var workers []*worker
 	for i := range 3 * clientsPerNode {
-		w := newWorker(i, i%3, sc.name, l.token, l.urls(), h)
+		w := newWorker(i, i%3, sc.name, l.token, l.urls(), l.devices, h)
 		workers = append(workers, w)
 		wg.Add(1)
 		go func() { defer wg.Done(); w.run(ctx) }()
@@ -282,15 +283,49 @@ func (l *lab) runScenario(sc scenario) result {
 	return r
 }
 
-// checkClaimSpans reads every request's claim history from node
-// l.round%3 and counts the pairs of spans that overlap on one device.
-func (l *lab) checkClaimSpans(top uint64, reqs map[int64]api.RequestSummary) int {
+// span is a request's hold on a board, [from, to) in log indexes.
+type span struct {
+	req      int64
+	from, to uint64
+}
+
+// overlapping describes the spans of one board that overlap.
+func overlapping(byDevice map[string][]span) []string {
+	var out []string
+	for dev, ss := range byDevice {
+		ss = slices.Clone(ss)
+		sort.Slice(ss, func(i, j int) bool { return ss[i].from < ss[j].from })
+		// Sorted by start, spans overlap somewhere if and only if two
+		// neighbours do.
+		for i := 1; i < len(ss); i++ {
+			if ss[i].from < ss[i-1].to {
+				out = append(out, fmt.Sprintf("board %s held by request %d [%d, %d) and request %d [%d, %d)", dev,
+					ss[i-1].req, ss[i-1].from, ss[i-1].to, ss[i].req, ss[i].from, ss[i].to))
+			}
+		}
+	}
+	return out
+}
+
+// forward checks that states entered in this order only move forward; it
+// describes the first step back.
+func forward(states []string) string {
+	for i := 1; i < len(states); i++ {
+		prev, cur := states[i-1], states[i]
+		if stateRank(cur) < stateRank(prev) || (stateRank(prev) == 4 && cur != prev) {
+			return fmt.Sprintf("%s after %s", cur, prev)
+		}
+	}
+	return ""
+}
+
+// checkReplicated reads every request's claim history and log from node
+// l.round%3; it counts the pairs of claim spans that overlap on one
+// device, and the requests whose log enters an earlier state after a
+// later one.
+func (l *lab) checkReplicated(top uint64, reqs map[int64]api.RequestSummary) (doubles, backward int) {
 	t := l.t
 	n := l.nodes[l.round%len(l.nodes)]
-	type span struct {
-		req      int64
-		from, to uint64
-	}
 	var mu sync.Mutex
 	byDevice := map[string][]span{}
 	ids := make(chan int64)
@@ -308,7 +343,22 @@ func (l *lab) checkClaimSpans(top uint64, reqs map[int64]api.RequestSummary) int
 					t.Errorf("details of request %d from %s: %v", id, n.name, err)
 					continue
 				}
+				entries, err := c.RequestLog(context.Background(), id)
+				if err != nil {
+					t.Errorf("log of request %d from %s: %v", id, n.name, err)
+					continue
+				}
+				var states []string
+				for _, e := range entries {
+					if s, ok := strings.CutPrefix(e.Message, "entering state "); ok {
+						states = append(states, s)
+					}
+				}
 				mu.Lock()
+				if why := forward(states); why != "" {
+					t.Errorf("request %d went back: %s (states %v)", id, why, states)
+					backward++
+				}
 				for _, cl := range q.Claims {
 					to := cl.To
 					if to == 0 {
@@ -325,20 +375,17 @@ func (l *lab) checkClaimSpans(top uint64, reqs map[int64]api.RequestSummary) int
 	}
 	close(ids)
 	wg.Wait()
-	doubles, spans := 0, 0
-	for dev, ss := range byDevice {
+	spans := 0
+	for _, ss := range byDevice {
 		spans += len(ss)
-		sort.Slice(ss, func(i, j int) bool { return ss[i].from < ss[j].from })
-		for i := 1; i < len(ss); i++ {
-			if ss[i].from < ss[i-1].to {
-				t.Errorf("board %s held by request %d [%d, %d) and request %d [%d, %d)", dev,
-					ss[i-1].req, ss[i-1].from, ss[i-1].to, ss[i].req, ss[i].from, ss[i].to)
-				doubles++
-			}
-		}
 	}
+	overlaps := overlapping(byDevice)
+	for _, o := range overlaps {
+		t.Error(o)
+	}
+	doubles = len(overlaps)
 	t.Logf("claim history from %s: %d spans over %d boards, %d requests", n.name, spans, len(byDevice), len(reqs))
-	return doubles
+	return doubles, backward
 }
 
 // writeGap is the longest time, from the fault's start to the end of the
@@ -419,7 +466,7 @@ func (l *lab) check(ops []op, r *result) {
 			case o.kind == opCreate && !ok:
 				t.Errorf("acknowledged create %d (%s) not on %s", o.req, o.key, l.nodes[i].name)
 				lost[o.req] = true
-			case o.kind == opCreate && (q.Assignee != o.key || q.RequestedDevice != "any" ||
+			case o.kind == opCreate && (q.Assignee != o.key || q.RequestedDevice != o.device ||
 				!strings.Contains(q.BootConfig, "http://b2g/"+o.key)):
 				t.Errorf("request %d on %s: %+v, created as %s", o.req, l.nodes[i].name, q, o.key)
 				lost[o.req] = true
@@ -457,7 +504,10 @@ func (l *lab) check(ops []op, r *result) {
 	// No board held by two requests at once over the whole replicated
 	// history: the claim spans of every request, read from one node (a
 	// different one each scenario), never overlap on a device.
-	r.doubles += l.checkClaimSpans(top, views[l.round%len(views)].reqs)
+	// Every request's states, as its log entered them, only move forward.
+	doubles, backward := l.checkReplicated(top, views[l.round%len(views)].reqs)
+	r.doubles += doubles
+	r.backward = backward
 
 	// Each request's history is linearizable.
 	bad, res := linearizable(ops)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	mathrand "math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -45,6 +46,7 @@ type op struct {
 	kind   opKind
 	req    int64  // the request's id (0: a create not acknowledged)
 	key    string // a create's idempotency key
+	device string // the device a create asked for ("any" or a name)
 	start  time.Time
 	end    time.Time
 	out    outcome
@@ -268,6 +270,7 @@ type worker struct {
 	writer *conn
 	reader *conn
 	toRead chan int64
+	boards int
 }
 
 // conn is one goroutine's clients of the three nodes, sharing an index
@@ -291,9 +294,9 @@ func newConn(id int, ix *client.Index, token string, urls []string) *conn {
 	return c
 }
 
-func newWorker(id, home int, scen, token string, urls []string, h *history) *worker {
+func newWorker(id, home int, scen, token string, urls []string, boards int, h *history) *worker {
 	ix := &client.Index{}
-	return &worker{id: id, home: home, scen: scen, h: h, toRead: make(chan int64, 64),
+	return &worker{id: id, home: home, scen: scen, h: h, toRead: make(chan int64, 64), boards: boards,
 		writer: newConn(2*id, ix, token, urls), reader: newConn(2*id+1, ix, token, urls)}
 }
 
@@ -341,11 +344,17 @@ func (w *worker) run(ctx context.Context) {
 		w.seq++
 		key := fmt.Sprintf("faults-%s-%d-%d", w.scen, w.id, w.seq)
 		var id int64
+		// Most creates ask for any board; every third one for a named
+		// board, which other requests may hold or be about to claim.
+		device := "any"
+		if w.seq%3 == 0 {
+			device = fmt.Sprintf("panda-%04d", 1+mathrand.IntN(w.boards))
+		}
 		// A create whose outcome is unknown is retried with the same key
 		// (as a client would), until it is answered.
 		for ctx.Err() == nil {
-			o := op{kind: opCreate, key: key, start: time.Now()}
-			r, err := c.clients[w.home].CreateRequest(client.WithIdempotencyKey(context.Background(), key), "any", client.RequestSpec{
+			o := op{kind: opCreate, key: key, device: device, start: time.Now()}
+			r, err := c.clients[w.home].CreateRequest(client.WithIdempotencyKey(context.Background(), key), device, client.RequestSpec{
 				Assignee: key, Duration: time.Hour, Image: "b2g", BootConfig: map[string]any{"b2gbase": "http://b2g/" + key},
 			})
 			o = c.record(o, w.home, err)

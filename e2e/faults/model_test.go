@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -72,4 +73,22 @@ func TestRequestModel(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestOverlapping(t *testing.T) {
+	const held = math.MaxUint64
+	require.Empty(t, overlapping(map[string][]span{
+		"a": {{1, 10, 20}, {2, 20, 30}, {3, 30, held}}, // back to back
+		"b": {{4, 5, 5}, {5, 5, 9}},                    // released and claimed by one entry
+	}))
+	require.Len(t, overlapping(map[string][]span{"a": {{1, 10, 20}, {2, 19, 30}}}), 1)
+	require.Len(t, overlapping(map[string][]span{"a": {{3, 40, 50}, {1, 10, held}, {2, 25, 30}}}), 1, "a span still held")
+}
+
+func TestForward(t *testing.T) {
+	require.Empty(t, forward([]string{"finding_device", "pending", "finding_device", "pending", "ready", "expired", "closed"}))
+	require.Empty(t, forward([]string{"finding_device", "failed_device_not_found"}))
+	require.NotEmpty(t, forward([]string{"pending", "ready", "pending"}))
+	require.NotEmpty(t, forward([]string{"ready", "closed", "ready"}))
+	require.NotEmpty(t, forward([]string{"failed_bad_image", "closed"}))
 }
