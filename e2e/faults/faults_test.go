@@ -156,6 +156,7 @@ func TestFaults(t *testing.T) {
 			defer func() { l.t = nil }()
 			r := l.runScenario(sc)
 			results = append(results, r)
+			t.Log(table([]result{r}))
 			require.Zero(t, r.lost, "acknowledged writes lost")
 			require.Zero(t, r.doubles, "boards held by two requests")
 			require.Zero(t, r.stale, "reads that went back in time")
@@ -167,10 +168,11 @@ func TestFaults(t *testing.T) {
 			break
 		}
 	}
-	printTable(results)
+	fmt.Print(table(results))
 }
 
-func printTable(rs []result) {
+// table formats rows of results under a header.
+func table(rs []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%-18s %6s %6s %5s %7s %6s %5s %6s %7s %9s  %-7s  %s\n", "scenario", "ops", "acked", "lost",
 		"doubles", "stale", "back", "nonlin", "unknown", "write-gap", "leader", "healthy nodes")
@@ -182,7 +184,7 @@ func printTable(rs []result) {
 		fmt.Fprintf(&b, "%-18s %6d %6d %5d %7d %6d %5d %6d %7d %9s  %-7s  %s\n", r.name, r.ops, r.acked, r.lost,
 			r.doubles, r.stale, r.backward, r.nonLinear, r.unknown, gap, r.leaders, r.healthy)
 	}
-	fmt.Print(b.String())
+	return b.String()
 }
 
 // leader returns the index of the node that says it leads.
@@ -251,12 +253,15 @@ func (l *lab) runScenario(sc scenario) result {
 	after := -1
 	require.Eventually(t, func() bool { after = l.leader(); return after >= 0 }, time.Minute, 100*time.Millisecond)
 	r.leaders = fmt.Sprintf("%d->%d", leader+1, after+1)
-	counts := map[string]int{}
+	counts, causes := map[string]int{}, map[string]int{}
 	for _, o := range ops {
 		counts[o.kind.String()+" "+o.out.String()]++
+		if o.out != outOK {
+			causes[errorKind(o)]++
+		}
 	}
-	t.Logf("%s: operations by outcome %v; %d connections between nodes went through the proxies so far",
-		sc.name, counts, l.proxy.accepted.Load())
+	t.Logf("%s: operations by outcome %v; not ok because %v; %d connections between nodes went through the proxies so far",
+		sc.name, counts, causes, l.proxy.accepted.Load())
 	var healthy []string
 	for i, n := range l.nodes {
 		if !slices.Contains(touched, i) {
@@ -386,6 +391,26 @@ func (l *lab) checkReplicated(top uint64, reqs map[int64]api.RequestSummary) (do
 	doubles = len(overlaps)
 	t.Logf("claim history from %s: %d spans over %d boards, %d requests", n.name, spans, len(byDevice), len(reqs))
 	return doubles, backward
+}
+
+// errorKind sums up why an operation failed: its HTTP status or the kind
+// of failure.
+func errorKind(o op) string {
+	msg := o.err
+	switch {
+	case o.status != 0:
+		return fmt.Sprintf("HTTP %d", o.status)
+	case strings.Contains(msg, "deadline exceeded") || strings.Contains(msg, "Timeout"):
+		return "timeout"
+	case strings.Contains(msg, "connection refused"):
+		return "refused"
+	case strings.Contains(msg, "connection reset") || strings.Contains(msg, "EOF"):
+		return "reset"
+	}
+	if len(msg) > 40 {
+		msg = msg[:40]
+	}
+	return msg
 }
 
 // writeGap is the longest time, from the fault's start to the end of the

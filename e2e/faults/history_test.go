@@ -52,6 +52,7 @@ type op struct {
 	out    outcome
 	state  string // a read's answer
 	err    string
+	status int // the HTTP status of an error answer (0: none)
 	// minSent is the X-Mozpool-Min-Index the call carried, gotIndex the
 	// X-Mozpool-Index of its answer (0: none).
 	minSent, gotIndex uint64
@@ -306,6 +307,10 @@ func (c *conn) record(o op, node int, err error) op {
 	if err != nil {
 		o.err = err.Error()
 	}
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		o.status = ce.Status
+	}
 	o.minSent, o.gotIndex = c.recs[node].minSent, c.recs[node].gotIndex
 	return o
 }
@@ -394,11 +399,12 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-// giveBack returns request id, retrying while the outcome is unknown (a
-// few times: the scenario's reset returns what is left).
+// giveBack returns request id, retrying once if the outcome is unknown
+// (the scenario's reset returns what is left), then goes on to create:
+// the clients of a node cut off keep trying writes through it.
 func (w *worker) giveBack(id int64) {
 	c := w.writer
-	for range 3 {
+	for range 2 {
 		o := op{kind: opReturn, req: id, start: time.Now()}
 		err := c.clients[w.home].ReturnRequest(client.WithIdempotencyKey(context.Background(),
 			fmt.Sprintf("faults-return-%d", id)), id)
