@@ -9,6 +9,7 @@
 package faults
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -137,11 +138,11 @@ var scenarios = []scenario{
 
 // result is one row of the table.
 type result struct {
-	name                                                           string
-	ops, acked, lost, doubles, stale, backward, nonLinear, unknown int
-	gap                                                            time.Duration
-	healthy                                                        string
-	leaders                                                        string
+	name                                                                   string
+	ops, acked, lost, doubles, stale, backward, skewed, nonLinear, unknown int
+	gap                                                                    time.Duration
+	healthy                                                                string
+	leaders                                                                string
 }
 
 func TestFaults(t *testing.T) {
@@ -174,15 +175,15 @@ func TestFaults(t *testing.T) {
 // table formats rows of results under a header.
 func table(rs []result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-18s %6s %6s %5s %7s %6s %5s %6s %7s %9s  %-7s  %s\n", "scenario", "ops", "acked", "lost",
-		"doubles", "stale", "back", "nonlin", "unknown", "write-gap", "leader", "healthy nodes")
+	fmt.Fprintf(&b, "\n%-18s %6s %6s %5s %7s %6s %5s %6s %7s %9s %5s  %-7s  %s\n", "scenario", "ops", "acked", "lost",
+		"doubles", "stale", "back", "nonlin", "unknown", "write-gap", "skew", "leader", "healthy nodes")
 	for _, r := range rs {
 		gap := "-"
 		if r.healthy != "" {
 			gap = r.gap.Round(10 * time.Millisecond).String()
 		}
-		fmt.Fprintf(&b, "%-18s %6d %6d %5d %7d %6d %5d %6d %7d %9s  %-7s  %s\n", r.name, r.ops, r.acked, r.lost,
-			r.doubles, r.stale, r.backward, r.nonLinear, r.unknown, gap, r.leaders, r.healthy)
+		fmt.Fprintf(&b, "%-18s %6d %6d %5d %7d %6d %5d %6d %7d %9s %5d  %-7s  %s\n", r.name, r.ops, r.acked, r.lost,
+			r.doubles, r.stale, r.backward, r.nonLinear, r.unknown, gap, r.skewed, r.leaders, r.healthy)
 	}
 	return b.String()
 }
@@ -328,7 +329,7 @@ func forward(states []string) string {
 // l.round%3; it counts the pairs of claim spans that overlap on one
 // device, and the requests whose log enters an earlier state after a
 // later one.
-func (l *lab) checkReplicated(top uint64, reqs map[int64]api.RequestSummary) (doubles, backward int) {
+func (l *lab) checkReplicated(top uint64, reqs map[int64]api.RequestSummary) (doubles, backward, skewed int) {
 	t := l.t
 	n := l.nodes[l.round%len(l.nodes)]
 	var mu sync.Mutex
@@ -353,16 +354,30 @@ func (l *lab) checkReplicated(top uint64, reqs map[int64]api.RequestSummary) (do
 					t.Errorf("log of request %d from %s: %v", id, n.name, err)
 					continue
 				}
-				var states []string
+				// The log comes in time order (the commands' timestamps);
+				// its ids are in the order this node applied the entries.
+				var byTime, shown []string
 				for _, e := range entries {
 					if s, ok := strings.CutPrefix(e.Message, "entering state "); ok {
-						states = append(states, s)
+						byTime = append(byTime, s)
+						shown = append(shown, fmt.Sprintf("%s@%s#%d", s, e.Timestamp, e.ID))
+					}
+				}
+				slices.SortStableFunc(entries, func(a, b api.LogEntry) int { return cmp.Compare(a.ID, b.ID) })
+				var applied []string
+				for _, e := range entries {
+					if s, ok := strings.CutPrefix(e.Message, "entering state "); ok {
+						applied = append(applied, s)
 					}
 				}
 				mu.Lock()
-				if why := forward(states); why != "" {
-					t.Errorf("request %d went back: %s (states %v)", id, why, states)
+				if why := forward(applied); why != "" {
+					t.Errorf("request %d went back: %s (states as applied %v)", id, why, applied)
 					backward++
+				}
+				if why := forward(byTime); why != "" {
+					t.Logf("request %d: its log in time order shows %s (state@time#id: %v)", id, why, shown)
+					skewed++
 				}
 				for _, cl := range q.Claims {
 					to := cl.To
@@ -390,7 +405,7 @@ func (l *lab) checkReplicated(top uint64, reqs map[int64]api.RequestSummary) (do
 	}
 	doubles = len(overlaps)
 	t.Logf("claim history from %s: %d spans over %d boards, %d requests", n.name, spans, len(byDevice), len(reqs))
-	return doubles, backward
+	return doubles, backward, skewed
 }
 
 // errorKind sums up why an operation failed: its HTTP status or the kind
@@ -530,9 +545,9 @@ func (l *lab) check(ops []op, r *result) {
 	// history: the claim spans of every request, read from one node (a
 	// different one each scenario), never overlap on a device.
 	// Every request's states, as its log entered them, only move forward.
-	doubles, backward := l.checkReplicated(top, views[l.round%len(views)].reqs)
+	doubles, backward, skewed := l.checkReplicated(top, views[l.round%len(views)].reqs)
 	r.doubles += doubles
-	r.backward = backward
+	r.backward, r.skewed = backward, skewed
 
 	// Each request's history is linearizable.
 	bad, res := linearizable(ops)
