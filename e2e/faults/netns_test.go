@@ -218,6 +218,11 @@ func (l *lab) start(n *node, timeScale float64) {
 		"-http", hp(httpPort), "-raft", hp(raftPort), "-gossip", hp(gossipPort),
 		"-tftp", hp(tftpPort), "-syslog", hp(syslogPort), "-ping-mode", "tcp",
 		"-time-scale", strconv.FormatFloat(timeScale, 'f', -1, 64), "-token", l.token}
+	// MOZPOOL_FAULTS_RAFT_TIMEOUT runs the nodes with another
+	// -raft-timeout than the default, to see what it changes.
+	if d := os.Getenv("MOZPOOL_FAULTS_RAFT_TIMEOUT"); d != "" {
+		args = append(args, "-raft-timeout", d)
+	}
 	if n.i == 1 {
 		args = append(args, "-bootstrap")
 	} else {
