@@ -300,6 +300,10 @@ func (f *FSM) StateRecords() ([]StateRecord, error) {
 // replaces it (the queues are copied, as pruning clears their slots).
 // TestClone_CopiesEveryReference keeps it in step with the entity types.
 func (s *State) clone() *State {
+	// A request's callbacks and claims are changed in place (Done, To).
+	request := func(v *Request) {
+		v.Counters, v.Callbacks, v.Claims = maps.Clone(v.Counters), slices.Clone(v.Callbacks), slices.Clone(v.Claims)
+	}
 	c := &State{
 		Servers:          cloneEntities(s.Servers, nil),
 		HardwareTypes:    cloneEntities(s.HardwareTypes, nil),
@@ -307,7 +311,7 @@ func (s *State) clone() *State {
 		PXEConfigs:       cloneEntities(s.PXEConfigs, nil),
 		ImagePXEConfigs:  cloneEntities(s.ImagePXEConfigs, nil),
 		Devices:          cloneEntities(s.Devices, func(v *Device) { v.Counters = maps.Clone(v.Counters) }),
-		Requests:         cloneEntities(s.Requests, func(v *Request) { v.Counters = maps.Clone(v.Counters) }),
+		Requests:         cloneEntities(s.Requests, request),
 		RelayBoards:      cloneEntities(s.RelayBoards, nil),
 		NextID:           maps.Clone(s.NextID),
 		TimeScale:        s.TimeScale,
