@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: help build run test test-ui test-python test-short fuzz bench bench-lab bench-vs-etcd bench-ui bench-catchup bench-queue lint check-monitoring fmt tidy cover clean
+.PHONY: help build run test test-ui test-python test-faults test-short fuzz bench bench-lab bench-vs-etcd bench-ui bench-catchup bench-queue lint check-monitoring fmt tidy cover clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,15 @@ test-ui: ## the web UI in headless Chromium against 3-node clusters; screenshots
 
 test-python: ## drive a local 3-node cluster with the Python requests library, as mozpoolclient does
 	GO=$(GO) scripts/python-client-test.sh
+
+# The fault suite needs root (network namespaces), ip(8) and iptables(8);
+# it installs Debian's iproute2 and iptables when they are missing. Without
+# MOZPOOL_FAULTS=1 (make test) its test skips itself.
+test-faults: ## the fault suite: 3 nodes in network namespaces partitioned, slowed, paused and killed; prints a table per scenario (root)
+	@[ "$$(id -u)" = 0 ] || { echo "test-faults: needs root (network namespaces, iptables)"; exit 1; }
+	@if ! command -v ip >/dev/null || ! command -v iptables >/dev/null; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2 iptables; fi
+	MOZPOOL_FAULTS=1 MOZPOOL_TEST_QUIET=1 $(GO) test -count=1 -v -timeout 20m -run '^TestFaults$$' ./e2e/faults/
 
 test-short: ## skip the multi-node cluster tests
 	$(GO) test -short -count=1 $(PKGS)

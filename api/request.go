@@ -18,6 +18,18 @@ type Request struct {
 	URL string `json:"url"`
 	// CallbackURL is notified of the request's outcomes ("" when none).
 	CallbackURL string `json:"callback_url,omitempty"`
+	// Claims is the request's claim history, oldest first (details/
+	// only; omitted when the request never held a device).
+	Claims []Claim `json:"claims,omitempty"`
+}
+
+// Claim is one span of a request's hold on a device, in Raft log indexes:
+// claimed by the entry at From, released by the entry at To (0 while
+// held). Spans are half-open: [From, To).
+type Claim struct {
+	Device string `json:"device"`
+	From   uint64 `json:"from"`
+	To     uint64 `json:"to,omitempty"`
 }
 
 // RequestReply answers a request's creation

@@ -197,9 +197,13 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 			status, raw = do(t, http.MethodGet, n.URL+path+"details/", nil)
 			return status == http.StatusOK && json.Unmarshal(raw, &got) == nil && got.ID == q.ID
 		}, 5*time.Second, poll, "details/ via %s", n.Name)
-		// Each node names itself in the url it shows.
+		// Each node names itself in the url it shows; details/ adds
+		// the claim history.
 		require.Equal(t, n.URL+path, got.URL)
 		got.URL = q.URL
+		require.Len(t, got.Claims, 1, "details/ via %s", n.Name)
+		require.Equal(t, q.AssignedDevice, got.Claims[0].Device, "details/ via %s", n.Name)
+		got.Claims = nil
 		require.Equal(t, q, got, "details/ via %s", n.Name)
 		status, raw = do(t, http.MethodGet, n.URL+path+"status/", nil)
 		require.Equal(t, http.StatusOK, status, "status/ via %s: %s", n.Name, raw)
@@ -213,7 +217,7 @@ func testRequestLifecycle(t *testing.T, l *lab, dev string) {
 	var keys map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal(raw, &keys))
 	require.ElementsMatch(t, []string{"id", "requested_device", "assignee", "expires", "environment", "image",
-		"boot_config", "assigned_device", "url"}, slices.Collect(maps.Keys(keys)))
+		"boot_config", "assigned_device", "url", "claims"}, slices.Collect(maps.Keys(keys)))
 	status, _ = do(t, http.MethodGet, f.URL+"/api/request/xyz/details/", nil)
 	require.Equal(t, http.StatusBadRequest, status)
 	status, _ = do(t, http.MethodGet, f.URL+"/api/request/99999/details/", nil)

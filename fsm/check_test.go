@@ -25,7 +25,7 @@ func TestCheckCommand_KnowsEveryApplier(t *testing.T) {
 // while Persist encodes it. A new one fails here until clone copies it
 // and it is listed.
 func TestClone_CopiesEveryReference(t *testing.T) {
-	copied := map[string]bool{"Image.BootConfigKeys": true, "Device.Counters": true, "Request.Counters": true, "Request.Callbacks": true, "Device.Tags": true, "Request.Tags": true}
+	copied := map[string]bool{"Image.BootConfigKeys": true, "Device.Counters": true, "Request.Counters": true, "Request.Callbacks": true, "Device.Tags": true, "Request.Tags": true, "Request.Claims": true}
 	for _, v := range []any{ImagingServer{}, HardwareType{}, Image{}, PXEConfig{}, ImagePXEConfig{}, Device{}, Request{}, RelayBoard{}, Token{}} {
 		typ := reflect.TypeOf(v)
 		for i := range typ.NumField() {

@@ -374,6 +374,8 @@ func (tx *txn) mergeInventory(inv Inventory, shipIt bool) (*InventoryDiff, error
 			}
 			if r, ok := s.Requests[d.RequestID]; ok && d.RequestID != 0 {
 				r.Device = in.Name
+				r.closeClaim(tx.index)
+				r.openClaim(in.Name, tx.index)
 			}
 		}
 		d.Name, d.FQDN, d.MAC, d.ImagingServer, d.RelayInfo, d.HardwareType = in.Name, in.FQDN, mac, in.ImagingServer, in.RelayInfo, hw
@@ -452,6 +454,7 @@ func (tx *txn) mergeRelayBoards(inv Inventory, diff *InventoryDiff) {
 func (tx *txn) deleteDevice(d *Device) {
 	if r, ok := tx.s.Requests[d.RequestID]; ok && d.RequestID != 0 {
 		r.Device, r.ImagingResult = "", ""
+		r.closeClaim(tx.index)
 		tx.touchRequest(r.ID)
 		tx.logs = append(tx.logs, LogEntry{Kind: LogRequest, Name: strconv.FormatInt(r.ID, 10), At: tx.at,
 			Source: "inventory", Message: fmt.Sprintf("device %s was removed from the inventory", d.Name)})

@@ -160,6 +160,7 @@ func (m *RequestTx) Release() {
 	r := m.r
 	d, ok := m.tx.s.Devices[r.Device]
 	if r.Device == "" || !ok {
+		r.closeClaim(m.tx.index)
 		r.Device, r.ImagingResult = "", ""
 		return
 	}
@@ -178,6 +179,7 @@ func (m *RequestTx) Release() {
 	if !r.ReadyAt.IsZero() {
 		m.tx.s.History.observeHold(r.FairGroup(), m.tx.at.Sub(r.ReadyAt))
 	}
+	r.closeClaim(m.tx.index)
 	r.Device, r.ImagingResult, r.ReadyAt = "", "", time.Time{}
 }
 
@@ -264,6 +266,7 @@ func (m *RequestTx) Claim(device string) error {
 	}
 	d.RequestID, d.LastUsed = r.ID, m.tx.at
 	r.Device, r.ImagingResult, r.ClaimedAt, r.ReadyAt, r.Reused = d.Name, "", m.tx.at, time.Time{}, false
+	r.openClaim(d.Name, m.tx.index)
 	m.tx.touchDevice(d.Name)
 	return nil
 }
@@ -274,6 +277,10 @@ func (m *RequestTx) Claim(device string) error {
 func (m *RequestTx) Unclaim() {
 	if d, ok := m.tx.s.Devices[m.r.Device]; ok && d.RequestID == m.r.ID {
 		d.RequestID = 0
+	}
+	// The claim was made in this entry: its span goes too.
+	if n := len(m.r.Claims); m.r.Device != "" && n > 0 && m.r.Claims[n-1].To == 0 {
+		m.r.Claims = m.r.Claims[:n-1]
 	}
 	m.r.Device = ""
 }

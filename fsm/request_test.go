@@ -120,3 +120,49 @@ func TestRequestLog_Deterministic(t *testing.T) {
 		requireState(t, want, g, "replayed log")
 	}
 }
+
+// A request's claim history records each device it held, from the index of
+// the entry that claimed it to that of the entry that released it; a
+// rename of the device moves the claim at the rename's index, and the
+// history survives a snapshot.
+func TestRequest_ClaimHistory(t *testing.T) {
+	f := requestFSM(t)
+	index := uint64(1)
+	at := t0
+	next := func() (uint64, time.Time) { index++; at = at.Add(time.Second); return index, at }
+	for i := 1; i <= 4; i++ {
+		ix, at := next()
+		applyOK(t, f, ix, fsm.CmdDeviceStateChange, fsm.DeviceStateChange{Header: fsm.Header{At: at},
+			Device: fmt.Sprintf("panda-%04d", i), From: string(lifeguard.StateNew), To: string(lifeguard.StateReady)})
+	}
+	created, at := next()
+	var q fsm.Request
+	require.NoError(t, apply(t, f, created, fsm.CmdRequestCreate, fsm.RequestCreate{Header: fsm.Header{At: at},
+		RequestedDevice: "any", Assignee: "me", Expires: at.Add(time.Hour), Image: "android", BootConfig: "{}",
+		Environment: "any"}).Decode(&q))
+	var held string
+	f.Read(func(s *fsm.State) {
+		r := s.Requests[q.ID]
+		held = r.Device
+		require.NotEmpty(t, held)
+		require.Equal(t, []fsm.Claim{{Device: held, From: created}}, r.Claims)
+	})
+
+	renamed, at := next()
+	inv := sampleInventory()
+	for i := range inv.Devices {
+		if inv.Devices[i].Name == held {
+			inv.Devices[i].Name = "renamed-board"
+		}
+	}
+	_, err := sync(t, f, renamed, at, inv, false)
+	require.NoError(t, err)
+
+	closed, at := next()
+	applyOK(t, f, closed, fsm.CmdRequestEvent, fsm.RequestEvent{Header: fsm.Header{At: at}, ID: q.ID, Event: string(requests.EventClose)})
+	want := []fsm.Claim{{Device: held, From: created, To: renamed}, {Device: "renamed-board", From: renamed, To: closed}}
+	f.Read(func(s *fsm.State) { require.Equal(t, want, s.Requests[q.ID].Claims) })
+
+	g := restore(t, snapshotBytes(t, f))
+	g.Read(func(s *fsm.State) { require.Equal(t, want, s.Requests[q.ID].Claims, "after a snapshot") })
+}

@@ -344,6 +344,11 @@ func (f *FSM) StateRecords() ([]StateRecord, error) {
 // replaces it (the queues are copied, as pruning clears their slots).
 // TestClone_CopiesEveryReference keeps it in step with the entity types.
 func (s *State) clone() *State {
+	// A request's callbacks and claims are changed in place (Done, To).
+	request := func(v *Request) {
+		v.Counters, v.Callbacks, v.Claims = maps.Clone(v.Counters), slices.Clone(v.Callbacks), slices.Clone(v.Claims)
+		v.Tags = maps.Clone(v.Tags)
+	}
 	c := &State{
 		Servers:         cloneEntities(s.Servers, nil),
 		HardwareTypes:   cloneEntities(s.HardwareTypes, nil),
@@ -353,9 +358,7 @@ func (s *State) clone() *State {
 		Devices: cloneEntities(s.Devices, func(v *Device) {
 			v.Counters, v.Tags = maps.Clone(v.Counters), maps.Clone(v.Tags)
 		}),
-		Requests: cloneEntities(s.Requests, func(v *Request) {
-			v.Counters, v.Callbacks, v.Tags = maps.Clone(v.Counters), slices.Clone(v.Callbacks), maps.Clone(v.Tags)
-		}),
+		Requests:         cloneEntities(s.Requests, request),
 		RelayBoards:      cloneEntities(s.RelayBoards, nil),
 		NextID:           maps.Clone(s.NextID),
 		TimeScale:        s.TimeScale,

@@ -171,6 +171,12 @@ type Request struct {
 	// Owner is the name of the token that created the request ("":
 	// created anonymously, which anyone may renew or return).
 	Owner string `json:"owner,omitempty"`
+	// Claims is the request's claim history, oldest first: every device
+	// it held, with the log indexes of the entries that claimed and
+	// released it. Replicated like the rest of the record, it lets a
+	// checker prove over the whole history, not a sample of it, that no
+	// device was ever held by two requests at once.
+	Claims []Claim `json:"claims,omitempty"`
 	// Index is the log index of the last change to the record.
 	Index uint64 `json:"index,omitempty"`
 }
@@ -181,6 +187,28 @@ func (r *Request) FairGroup() string {
 		return r.Group
 	}
 	return r.Assignee
+}
+
+// Claim is one span of a request's hold on a device: from the log index of
+// the entry that claimed it to that of the entry that released it (0 while
+// held). Spans are half-open, [From, To): a device released and claimed
+// again by one entry is held by one request at a time.
+type Claim struct {
+	Device string `json:"device"`
+	From   uint64 `json:"from"`
+	To     uint64 `json:"to,omitempty"`
+}
+
+// openClaim starts a span of r's hold on device at index.
+func (r *Request) openClaim(device string, index uint64) {
+	r.Claims = append(r.Claims, Claim{Device: device, From: index})
+}
+
+// closeClaim ends r's current span, if one is open, at index.
+func (r *Request) closeClaim(index uint64) {
+	if n := len(r.Claims); n > 0 && r.Claims[n-1].To == 0 {
+		r.Claims[n-1].To = index
+	}
 }
 
 // RelayBoard is a ProXR relay board controlling a rack's power.

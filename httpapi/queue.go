@@ -152,7 +152,11 @@ func (s *Server) getRequestDetails(_ *http.Request, ps httprouter.Params) (any, 
 	if err != nil {
 		return nil, err
 	}
-	return api.RequestDetails{Request: s.newRequest(&req), QueueInfo: s.queueInfo(&req)}, nil
+	out := api.RequestDetails{Request: s.newRequest(&req), QueueInfo: s.queueInfo(&req)}
+	for _, c := range req.Claims {
+		out.Claims = append(out.Claims, api.Claim{Device: c.Device, From: c.From, To: c.To})
+	}
+	return out, nil
 }
 
 // longPoll reads ?wait= (a Go duration or seconds, at most maxLongPoll)

@@ -233,8 +233,19 @@ func TestRequestDetails(t *testing.T) {
 	created := e.createRequest("any", b2gBody())
 	id := idOf(t, created["id"])
 
+	// The creation's answer plus (new) the claim history.
 	details := e.getOK(fmt.Sprintf("/api/request/%d/details/", id))
+	claims, ok := details["claims"].([]any)
+	require.True(t, ok, "claims in %v", details)
+	require.Len(t, claims, 1)
+	claim := claims[0].(map[string]any)
+	require.Equal(t, "dev1", claim["device"])
+	require.NotContains(t, claim, "to", "held")
+	delete(details, "claims")
 	require.Equal(t, created, details)
+	require.Equal(t, http.StatusNoContent, e.post(fmt.Sprintf("/api/request/%d/return/", id), nil).StatusCode)
+	claim = e.getOK(fmt.Sprintf("/api/request/%d/details/", id))["claims"].([]any)[0].(map[string]any)
+	require.Greater(t, claim["to"], claim["from"], "released by the return")
 
 	r := e.get(fmt.Sprintf("/api/request/%d/details", id))
 	require.Equal(t, http.StatusSeeOther, r.StatusCode)
