@@ -70,7 +70,8 @@ type Config struct {
 	// them everything is plain TCP and HTTP, and the node logs a loud
 	// warning.
 	TLS tlsutil.Files
-	// RaftTimeout is the heartbeat and election timeout (lease: half).
+	// RaftTimeout is the heartbeat and election timeout, and the leader
+	// lease: a leader steps down after that long without a quorum.
 	// Default 1 s.
 	RaftTimeout time.Duration
 	// TFTPRoot is the directory of PXE files (default DataDir/tftp);
@@ -310,7 +311,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	ccfg.HTTPAddr, ccfg.TFTPAddr, ccfg.SyslogAddr = d.URL, tftpAdvertise, syslogAdvertise
 	ccfg.Bootstrap, ccfg.Token, ccfg.FSM, ccfg.Logger = cfg.Bootstrap, cfg.Token, d.FSM, cfg.Logger
 	ccfg.TLS = d.TLS
-	ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout = cfg.RaftTimeout, cfg.RaftTimeout, cfg.RaftTimeout/2
+	ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout = cfg.RaftTimeout, cfg.RaftTimeout, cfg.RaftTimeout
 	ccfg.LeaderTasks = []func(context.Context){d.Requests.Run, d.Callbacks.Run}
 	if d.Node, err = cluster.New(ccfg); err != nil {
 		return nil, err

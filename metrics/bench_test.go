@@ -39,9 +39,11 @@ func BenchmarkStateCollector(b *testing.B) {
 		}
 	})
 	c := &stateCollector{fsm: f,
-		devices:  prometheus.NewDesc("d", "d", []string{"state", "imaging_server"}, nil),
-		requests: prometheus.NewDesc("r", "r", []string{"state"}, nil),
-		waiting:  prometheus.NewDesc("w", "w", []string{"state"}, nil), now: time.Now}
+		devices:   prometheus.NewDesc("d", "d", []string{"state", "imaging_server"}, nil),
+		requests:  prometheus.NewDesc("r", "r", []string{"state"}, nil),
+		waiting:   prometheus.NewDesc("w", "w", []string{"state"}, nil),
+		queued:    prometheus.NewDesc("q", "q", []string{"group"}, nil),
+		queueWait: prometheus.NewDesc("qw", "qw", []string{"group"}, nil), now: time.Now}
 	ch := make(chan prometheus.Metric, 1024)
 	b.ResetTimer()
 	for range b.N {

@@ -16,7 +16,11 @@ type stateCollector struct {
 	devices  *prometheus.Desc
 	requests *prometheus.Desc
 	waiting  *prometheus.Desc
-	now      func() time.Time
+	// queued and queueWait: the requests waiting in the queue, and the
+	// age of the oldest of them, by fair-share group.
+	queued    *prometheus.Desc
+	queueWait *prometheus.Desc
+	now       func() time.Time
 }
 
 // waitingStates are the request states of a request that has no device
@@ -35,6 +39,12 @@ func (m *Metrics) RegisterState(f *fsm.FSM) {
 		waiting: prometheus.NewDesc(Namespace+"_request_oldest_waiting_seconds",
 			"Age of the oldest request still waiting for a device (new, finding_device, pending), by state; absent when none waits.",
 			[]string{"state"}, nil),
+		queued: prometheus.NewDesc(Namespace+"_queue_requests",
+			"Requests waiting in the queue for a board, by fair-share group (the request's group, else its assignee).",
+			[]string{"group"}, nil),
+		queueWait: prometheus.NewDesc(Namespace+"_queue_oldest_wait_seconds",
+			"How long the longest-waiting request of each fair-share group has been in the queue; absent for a group with none waiting.",
+			[]string{"group"}, nil),
 		now: time.Now,
 	})
 }
@@ -43,6 +53,8 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.devices
 	ch <- c.requests
 	ch <- c.waiting
+	ch <- c.queued
+	ch <- c.queueWait
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -50,12 +62,21 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	devices := map[key]int{}
 	requests := map[string]int{}
 	oldest := map[string]time.Time{}
+	queued := map[string]int{}
+	queuedSince := map[string]time.Time{}
 	c.fsm.Read(func(s *fsm.State) {
 		for _, d := range s.Devices {
 			devices[key{d.State, d.ImagingServer}]++
 		}
 		for _, r := range s.Requests {
 			requests[r.State]++
+			if r.QueueSeq != 0 {
+				g := r.FairGroup()
+				queued[g]++
+				if o, ok := queuedSince[g]; !ok || r.QueuedAt.Before(o) {
+					queuedSince[g] = r.QueuedAt
+				}
+			}
 			if waitingStates[r.State] {
 				if o, ok := oldest[r.State]; !ok || r.Created.Before(o) {
 					oldest[r.State] = r.Created
@@ -66,6 +87,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.now()
 	for st, created := range oldest {
 		ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, max(now.Sub(created).Seconds(), 0), st)
+	}
+	for g, n := range queued {
+		ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(n), g)
+		ch <- prometheus.MustNewConstMetric(c.queueWait, prometheus.GaugeValue, max(now.Sub(queuedSince[g]).Seconds(), 0), g)
 	}
 	for k, n := range devices {
 		ch <- prometheus.MustNewConstMetric(c.devices, prometheus.GaugeValue, float64(n), k.state, k.server)

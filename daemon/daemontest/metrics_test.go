@@ -85,6 +85,8 @@ func TestMetrics_ThreeNodes(t *testing.T) {
 		"mozpool_devices":                          dto.MetricType_GAUGE,
 		"mozpool_requests":                         dto.MetricType_GAUGE,
 		"mozpool_request_oldest_waiting_seconds":   dto.MetricType_GAUGE,
+		"mozpool_queue_requests":                   dto.MetricType_GAUGE,
+		"mozpool_queue_oldest_wait_seconds":        dto.MetricType_GAUGE,
 		"mozpool_bmm_operations_total":             dto.MetricType_COUNTER,
 		"mozpool_bmm_operation_failures_total":     dto.MetricType_COUNTER,
 		"mozpool_device_failures_total":            dto.MetricType_COUNTER,
@@ -120,7 +122,12 @@ func TestMetrics_ThreeNodes(t *testing.T) {
 			requests += m.Gauge.GetValue()
 		}
 		require.Equal(t, 1.0, requests, "%s counts the request", n.Name)
-		v, _ := sample(fams["mozpool_cluster_is_leader"], nil)
+		// No board is ready here: the request waits in the queue, in
+		// its assignee's fair-share group.
+		v, ok := sample(fams["mozpool_queue_requests"], map[string]string{"group": "tester"})
+		require.True(t, ok, "%s exports the queue by group", n.Name)
+		require.Equal(t, 1.0, v, "%s counts the waiting request", n.Name)
+		v, _ = sample(fams["mozpool_cluster_is_leader"], nil)
 		leaders += v
 		v, _ = sample(fams["mozpool_cluster_has_leader"], nil)
 		require.Equal(t, 1.0, v, "%s knows the leader", n.Name)

@@ -217,7 +217,10 @@ func (l *lab) start(n *node, timeScale float64) {
 		"-data", n.data, "-name", n.name, "-rack", fmt.Sprintf("rack%d", n.i),
 		"-http", hp(httpPort), "-raft", hp(raftPort), "-gossip", hp(gossipPort),
 		"-tftp", hp(tftpPort), "-syslog", hp(syslogPort), "-ping-mode", "tcp",
-		"-time-scale", strconv.FormatFloat(timeScale, 'f', -1, 64), "-token", l.token}
+		"-time-scale", strconv.FormatFloat(timeScale, 'f', -1, 64), "-token", l.token,
+		// Plain HTTP: the suite is about the network misbehaving; TLS
+		// on every port is exercised by the in-process clusters.
+		"-plain-http"}
 	// MOZPOOL_FAULTS_RAFT_TIMEOUT runs the nodes with another
 	// -raft-timeout than the default, to see what it changes.
 	if d := os.Getenv("MOZPOOL_FAULTS_RAFT_TIMEOUT"); d != "" {
