@@ -358,7 +358,7 @@ func (l *lab) checkReplicated(top uint64, reqs map[int64]api.RequestSummary) (do
 				// its ids are in the order this node applied the entries.
 				var byTime, shown []string
 				for _, e := range entries {
-					if s, ok := strings.CutPrefix(e.Message, "entering state "); ok {
+					if s, ok := enteredState(e.Message); ok {
 						byTime = append(byTime, s)
 						shown = append(shown, fmt.Sprintf("%s@%s#%d", s, e.Timestamp, e.ID))
 					}
@@ -366,7 +366,7 @@ func (l *lab) checkReplicated(top uint64, reqs map[int64]api.RequestSummary) (do
 				slices.SortStableFunc(entries, func(a, b api.LogEntry) int { return cmp.Compare(a.ID, b.ID) })
 				var applied []string
 				for _, e := range entries {
-					if s, ok := strings.CutPrefix(e.Message, "entering state "); ok {
+					if s, ok := enteredState(e.Message); ok {
 						applied = append(applied, s)
 					}
 				}
@@ -557,9 +557,23 @@ func (l *lab) check(ops []op, r *result) {
 	}
 }
 
-// reset returns every request the scenario left open.
+// enteredState reads the state a request log line says it entered, without
+// the audit suffix that names who made the write (" (by NAME)").
+func enteredState(msg string) (string, bool) {
+	s, ok := strings.CutPrefix(msg, "entering state ")
+	if !ok {
+		return "", false
+	}
+	if i := strings.Index(s, " (by "); i >= 0 {
+		s = s[:i]
+	}
+	return s, true
+}
+
+// reset returns every request the scenario left open (with the token that
+// created them: another caller may not).
 func (l *lab) reset(scen string) {
-	c := client.New(l.nodes[0].url, client.WithTimeout(10*time.Second))
+	c := client.New(l.nodes[0].url, client.WithTimeout(10*time.Second), client.WithToken(l.token))
 	require.Eventually(l.t, func() bool {
 		reqs, err := c.Requests(context.Background(), false)
 		if err != nil {
