@@ -62,6 +62,11 @@ func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw),
 // parseQueueFields reads priority, group, hardware_type, hardware_model,
 // tags, max_wait and wait from a creation body (all optional; null is
 // absent). dur is the request's duration, which max_wait may not exceed.
+// MaxUserPriority is the highest priority anonymous callers, readers and
+// users may give a request; operators and admins may go up to
+// fsm.MaxPriority (a release or an incident outranks everyone's CI).
+const MaxUserPriority = 10
+
 func parseQueueFields(body map[string]json.RawMessage, dur time.Duration) (queueFields, error) {
 	var q queueFields
 	if raw, ok := body["priority"]; ok && !isNull(raw) {

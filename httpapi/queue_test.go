@@ -148,3 +148,25 @@ func TestQueueWeight(t *testing.T) {
 		e.post("/api/queue/weight/", bad, "X-Mozpool-Token", testToken).requireError(t, http.StatusBadRequest)
 	}
 }
+
+// Anonymous callers and users may ask for a priority up to
+// MaxUserPriority; above it needs an operator (403, nothing created).
+func TestPostRequestPriorityCap(t *testing.T) {
+	e := newRequestEnv(t)
+	e.anonymous = true
+	b := b2gBody()
+	b["priority"] = MaxUserPriority
+	id := idOf(t, e.createRequest("any", b)["id"])
+	require.Positive(t, id)
+	b["priority"] = MaxUserPriority + 1
+	msg := e.post("/api/device/any/request/", b).requireError(t, http.StatusForbidden)
+	require.Contains(t, msg, "operator")
+	var n int
+	e.fsm.Read(func(s *fsm.State) { n = len(s.Requests) })
+	require.Equal(t, 1, n, "a refused creation creates nothing")
+
+	e.anonymous = false // the bootstrap admin
+	b["priority"] = fsm.MaxPriority
+	id = idOf(t, e.createRequest("any", b)["id"])
+	require.Equal(t, float64(fsm.MaxPriority), e.getOK(fmt.Sprintf("/api/request/%d/details/", id))["priority"])
+}

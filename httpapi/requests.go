@@ -156,6 +156,10 @@ func (s *Server) postRequest(r *http.Request, ps httprouter.Params) (any, error)
 	if err != nil {
 		return nil, err
 	}
+	if c := callerOf(r); qf.priority != nil && *qf.priority > MaxUserPriority && roleRank(c.Role) < roleRank(fsm.RoleOperator) {
+		return nil, fmt.Errorf("%w: priority above %d needs an operator token (%s may ask for up to %d)",
+			errForbidden, MaxUserPriority, c.Name, MaxUserPriority)
+	}
 	now := s.now().UTC()
 	cmd := &fsm.RequestCreate{
 		Header:          fsm.Header{At: now},
