@@ -45,7 +45,7 @@ func (n *Node) Restore(ctx context.Context, data []byte) error {
 	if len(data) == 0 {
 		return fmt.Errorf("%w: empty", ErrBadBackup)
 	}
-	return n.onLeader(ctx, pathRestore, data, func() error { return n.restoreLocal(data) }, nil)
+	return n.onLeader(ctx, pathRestore, constBody(data), func() error { return n.restoreLocal(data) }, nil)
 }
 
 func (n *Node) restoreLocal(data []byte) error {

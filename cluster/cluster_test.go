@@ -403,6 +403,7 @@ func TestCluster_HungLeaderDoesNotStallForwardedWrites(t *testing.T) {
 	// The write is in flight to the hung leader before its Raft goes silent.
 	require.Eventually(t, func() bool { return leader.gate.held() > 0 }, 10*time.Second, 10*time.Millisecond)
 	require.NoError(t, leader.n.raft.Shutdown().Error())
+	goneAt := time.Now().UTC()
 
 	var got outcome
 	select {
@@ -417,6 +418,23 @@ func TestCluster_HungLeaderDoesNotStallForwardedWrites(t *testing.T) {
 	for _, tn := range rest {
 		require.Eventually(t, func() bool { return hasImage(tn.fsm, "through-hang") }, 5*time.Second, 10*time.Millisecond, tn.name)
 	}
+	// The write committed with the time of the attempt that succeeded,
+	// not the time it first reached the hung leader.
+	last, err := newLeader.n.logs.LastIndex()
+	require.NoError(t, err)
+	found := false
+	for i := last; i > 0 && !found; i-- {
+		var e raft.Log
+		if newLeader.n.logs.GetLog(i, &e) != nil || e.Type != raft.LogCommand {
+			continue
+		}
+		var cmd fsm.ImageUpsert
+		if typ, err := fsm.Decode(e.Data, &cmd); err == nil && typ == fsm.CmdImageUpsert && cmd.Image.Name == "through-hang" {
+			found = true
+			require.False(t, cmd.At.Before(goneAt), "committed with %s, before the old leader went (%s)", cmd.At, goneAt)
+		}
+	}
+	require.True(t, found, "the write is in the new leader's log")
 }
 
 // TestCluster_DeposedLeaderDoesNotAcknowledge: a leader that lost its

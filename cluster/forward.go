@@ -44,7 +44,12 @@ var errRetry = errors.New("retry")
 // ErrShutdown, or ctx's error).
 func (n *Node) Apply(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {
 	h := cmd.Head()
-	if h.At.IsZero() {
+	// A time this node stamps is stamped again at every attempt: a write
+	// held through an election would otherwise commit with the time it
+	// arrived, behind commands stamped after it, and its log lines and
+	// deadlines would read from the past.
+	stamp := h.At.IsZero()
+	if stamp {
 		h.At = time.Now().UTC()
 	}
 	if h.IdempotencyKey == "" {
@@ -54,8 +59,18 @@ func (n *Node) Apply(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (f
 	if err != nil {
 		return fsm.Result{}, err
 	}
+	attempts := 0
+	body := func() []byte {
+		if attempts++; attempts > 1 && stamp {
+			h.At = time.Now().UTC()
+			if nb, err := fsm.Encode(t, cmd); err == nil { // it encoded once: it encodes again
+				b = nb
+			}
+		}
+		return b
+	}
 	var res applied
-	err = n.onLeader(ctx, pathApply, b, func() error {
+	err = n.onLeader(ctx, pathApply, body, func() error {
 		r, err := n.applyLocal(b)
 		res = applied{Result: r}
 		return err
@@ -111,7 +126,7 @@ func (n *Node) applyLocalIndex(b []byte) (fsm.Result, uint64, error) {
 // leader's internal endpoint path and decodes its answer into out. While no
 // leader is known, or the leader changes under it, it retries with backoff
 // for up to ForwardHold, then returns ErrNoLeader.
-func (n *Node) onLeader(ctx context.Context, path string, body []byte, local func() error, out any) error {
+func (n *Node) onLeader(ctx context.Context, path string, body func() []byte, local func() error, out any) error {
 	deadline := time.Now().Add(n.cfg.ForwardHold)
 	wait := 25 * time.Millisecond
 	var last error
@@ -119,10 +134,11 @@ func (n *Node) onLeader(ctx context.Context, path string, body []byte, local fun
 		var err error
 		tried := ""
 		if n.raft.State() == raft.Leader {
+			body() // a new attempt: restamped when the caller set no time
 			err = local()
 			tried = n.id
 		} else if l := n.Leader(); l != nil && l.HTTPAddr != "" && l.ID != n.id {
-			err = n.forward(ctx, l, path, body, out)
+			err = n.forward(ctx, l, path, body(), out)
 			tried = l.ID
 		} else {
 			err = fmt.Errorf("%w: no leader known", errRetry)
@@ -356,3 +372,6 @@ func (n *Node) internal(fn func([]byte) (any, error)) http.HandlerFunc {
 		}
 	}
 }
+
+// constBody is an onLeader body that does not change between attempts.
+func constBody(b []byte) func() []byte { return func() []byte { return b } }

@@ -27,7 +27,7 @@ func (n *Node) Join(ctx context.Context, id Identity) (JoinResult, error) {
 		return JoinResult{}, err
 	}
 	var res JoinResult
-	err = n.onLeader(ctx, pathJoin, body, func() error {
+	err = n.onLeader(ctx, pathJoin, constBody(body), func() error {
 		r, err := n.joinLocal(id)
 		res = r
 		return err
@@ -120,7 +120,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return n.onLeader(ctx, pathRemove, body, func() error { return n.removeLocal(id) }, nil)
+	return n.onLeader(ctx, pathRemove, constBody(body), func() error { return n.removeLocal(id) }, nil)
 }
 
 func (n *Node) removeLocal(id string) error {

@@ -19,7 +19,7 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return n.onLeader(ctx, pathTransfer, body, func() error { return n.transferLocal(id) }, nil)
+	return n.onLeader(ctx, pathTransfer, constBody(body), func() error { return n.transferLocal(id) }, nil)
 }
 
 func (n *Node) transferLocal(id string) error {
