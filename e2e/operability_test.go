@@ -27,7 +27,7 @@ import (
 // scrapeOn GETs a node's /metrics, parsed.
 func scrapeOn(t *testing.T, n *daemontest.Node) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get(n.URL + "/metrics")
+	resp, err := daemontest.HTTPClient().Get(n.URL + "/metrics")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)

@@ -224,6 +224,9 @@ func (s *Server) getPowerOff(r *http.Request, ps httprouter.Params) (any, error)
 }
 
 func (s *Server) postClearPXE(r *http.Request, ps httprouter.Params) (any, error) {
+	if err := discardBody(r); err != nil { // body ignored, within the limit
+		return nil, err
+	}
 	hw, err := s.hardware()
 	if err != nil {
 		return nil, err
