@@ -126,6 +126,9 @@ func TestUI(t *testing.T) {
 		}
 		b.do(10*time.Second, chromedp.SendKeys(`#token`, tok), chromedp.Click(`#signin-btn`))
 		b.waitFor(10*time.Second, fmt.Sprintf(`document.querySelector('#who').textContent.startsWith(%q)`, name+" ("), "signed in as "+name)
+		// The page shows what the role may do once the flags follow it.
+		b.waitFor(10*time.Second, `(() => { const m = document.querySelector('#who').textContent.match(/\((\w+)\)/);
+			return m && document.body.dataset.mayOperator === (['operator', 'admin'].includes(m[1]) ? 'yes' : 'no'); })()`, "the role's actions shown")
 	}
 	// The operator actions below need a token: the bootstrap admin's.
 	signIn(daemontest.Token, "cluster-token")
@@ -336,7 +339,7 @@ func TestUI(t *testing.T) {
 		goTo("hardware", `document.querySelectorAll('#page-hardware .vt-row:not([hidden])').length === 12`)
 		require.True(t, eval[bool](b, `[...document.querySelectorAll('#page-hardware [data-needs=operator]')].every(e => !h.visible(e))`),
 			"a reader sees no power or PXE actions")
-		require.True(t, eval[bool](b, `[...document.querySelectorAll('#page-hardware button')].some(e => h.visible(e) && e.textContent.startsWith('Ping'))`),
+		b.waitFor(10*time.Second, `[...document.querySelectorAll('#page-hardware button')].some(e => h.visible(e) && e.textContent.startsWith('Ping'))`,
 			"a reader may ping")
 		goTo("requests", `!document.querySelector('#page-requests').hidden`)
 		require.True(t, visible(`#page-requests [data-needs=user]`), "under the open policy anyone may make, renew and return requests")
@@ -344,9 +347,9 @@ func TestUI(t *testing.T) {
 
 		signIn(op.Secret, "ui-operator")
 		goTo("devices", `document.querySelectorAll('#page-devices .vt-row:not([hidden])').length === 12`)
-		require.True(t, visible(`#page-devices .actions-wrap`), "an operator sees the device actions")
+		b.waitFor(10*time.Second, `h.visible(document.querySelector('#page-devices .actions-wrap'))`, "an operator sees the device actions")
 		goTo("hardware", `document.querySelectorAll('#page-hardware .vt-row:not([hidden])').length === 12`)
-		require.True(t, eval[bool](b, `[...document.querySelectorAll('#page-hardware button')].some(e => h.visible(e) && e.textContent.startsWith('Power cycle'))`),
+		b.waitFor(10*time.Second, `[...document.querySelectorAll('#page-hardware button')].some(e => h.visible(e) && e.textContent.startsWith('Power cycle'))`,
 			"an operator may power-cycle")
 		b.screenshot("signed-in-operator")
 		b.requireClean(false)
