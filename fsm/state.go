@@ -102,6 +102,11 @@ type Device struct {
 	// LastUsed is when the device was last claimed; device choice prefers
 	// the least recently used.
 	LastUsed time.Time `json:"last_used,omitzero"`
+
+	// History is the rolling record of the device's outcomes, oldest
+	// first, at most HistoryLen (health.go). Absent in snapshots taken
+	// before it existed.
+	History []Outcome `json:"history,omitempty"`
 }
 
 // Address is how the imaging server reaches the board: its IP address

@@ -137,8 +137,14 @@ func stateTable() map[State]stateSpec {
 		// ready: health-checked every 10 minutes ("to keep load reasonable")
 		// unless a request holds it.
 		StateReady: {Timeout: 600 * time.Second, Action: ActionHealthCheck, Please: pleaseFull,
-			OnTimeout: gotoState(StateReady),
-			Events:    map[Event]transition{EventFailed: on(StateStartSelfTest)}},
+			OnTimeout: readyTimeout,
+			Events:    map[Event]transition{EventFailed: healthCheckFailed}},
+		// probation: a device whose self-test passed right after a failure
+		// is health-checked every 2 minutes; probationChecks clean checks
+		// make it ready (health.go).
+		StateProbation: {Timeout: probationPeriod, Action: ActionHealthCheck, Please: pleaseBasic,
+			OnTimeout: probationTimeout,
+			Events:    map[Event]transition{EventFailed: healthCheckFailed}},
 
 		// pc_power_cycling: plain reboot; the relay cycle takes ≈ 1–3 s plus
 		// the board's queue, so 60 s, retried up to 200 times.
@@ -159,6 +165,7 @@ func stateTable() map[State]stateSpec {
 		// at most pingRoundsLimit rounds.
 		StatePCPinging: {Timeout: 10 * time.Second, Action: ActionPing, OnTimeout: pingTimeout,
 			Events: map[Event]transition{EventPingOK: func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+				record(m, opPing, "")
 				m.ClearCounter(counterPCPinging)
 				m.ClearCounter(counterPingRounds)
 				enter(m, StateOperationComplete)
@@ -206,7 +213,10 @@ func stateTable() map[State]stateSpec {
 			}},
 		// pxe_booting: a panda net-boots in ≈ 90 s; twice that, 30 tries.
 		StatePXEBooting: {Timeout: 180 * time.Second, OnTimeout: retryPXE(counterPXEBooting, pxeBootLimit, StateFailedPXEBooting),
-			Events: map[Event]transition{EventMobileInitStarted: clearThen(counterPXEBooting, StateMobileInitStarted)}},
+			Events: map[Event]transition{EventMobileInitStarted: func(m *fsm.DeviceTx, args fsm.EventArgs) error {
+				record(m, opBoot, "")
+				return clearThen(counterPXEBooting, StateMobileInitStarted)(m, args)
+			}}},
 		// mobile_init_started: the live image is up; the PXE file goes so a
 		// reboot uses the SD card; the second stage reports within 10 s.
 		StateMobileInitStarted: {Timeout: 10 * time.Second, Action: ActionClearPXE,
@@ -248,6 +258,7 @@ func stateTable() map[State]stateSpec {
 				case c > sutVerifyLimit:
 					enter(m, StateFailedSUTVerifying)
 				case c%sutVerifyCycleEvery == 0:
+					record(m, opImaging, StateSUTVerifying)
 					enter(m, StateSUTVerifyPowerCycle)
 				default:
 					enter(m, StateSUTVerifying)
@@ -261,7 +272,10 @@ func stateTable() map[State]stateSpec {
 		StateSUTSDCardVerifying: {Timeout: 200 * time.Second, Action: ActionCheckSDCard,
 			OnTimeout: sdcardFailed,
 			Events: map[Event]transition{
-				EventSUTSDCardOK:     clearThen(counterSUTSDCardVerifying, StateOperationComplete),
+				EventSUTSDCardOK: func(m *fsm.DeviceTx, args fsm.EventArgs) error {
+					record(m, opImaging, "")
+					return clearThen(counterSUTSDCardVerifying, StateOperationComplete)(m, args)
+				},
 				EventSUTSDCardFailed: func(m *fsm.DeviceTx, _ fsm.EventArgs) error { sdcardFailed(m); return nil },
 			}},
 		// operation_complete: what was being installed is now on the card.
@@ -272,6 +286,9 @@ func stateTable() map[State]stateSpec {
 					d.Image, d.BootConfig = d.NextImage, d.NextBootConfig
 					d.NextImage, d.NextBootConfig = "", ""
 				}
+				if quarantined(m) {
+					return // the failed state reports failed-bad-device
+				}
 				m.ImagingResult(string(ResultComplete))
 				enter(m, StateReady)
 			}},
@@ -280,7 +297,7 @@ func stateTable() map[State]stateSpec {
 		StateSelfTestRunning: {Timeout: 3600 * time.Second, Action: ActionClearPXE, Please: pleaseBasic,
 			OnTimeout: gotoState(StateFailedSelfTest),
 			Events: map[Event]transition{
-				EventSelfTestOK:     on(StateReady),
+				EventSelfTestOK:     selfTestPassed,
 				EventFailedSelfTest: on(StateFailedSelfTest),
 			}},
 
@@ -296,6 +313,8 @@ func stateTable() map[State]stateSpec {
 		StateFailedB2GExtracting:      failed(true),
 		StateFailedB2GPinging:         failed(true),
 		StateFailedSelfTest:           failed(false),
+		StateFailedHealthChecks:       failed(false),
+		StateFailedFlapping:           failed(false),
 	}
 }
 
@@ -307,6 +326,9 @@ func failed(autoSelfTest bool) stateSpec {
 	return stateSpec{Timeout: noTimeout, Please: pleaseBasic, Failed: true, AutoSelfTest: autoSelfTest,
 		OnEntry: func(m *fsm.DeviceTx) {
 			m.Log("statemachine", "device has failed: %s", m.State())
+			if s := State(m.State()); s != StateFailedHealthChecks && s != StateFailedFlapping {
+				record(m, failureOp(s), s)
+			}
 			m.ImagingResult(string(ResultFailedBadDevice))
 			if autoSelfTest {
 				enter(m, StateStartSelfTest)
@@ -369,7 +391,14 @@ func limitThen(counter string, limit int, failedState, retryState State) func(m 
 // retryPXE is the timeout of an imaging step: retry the PXE boot, up to
 // limit times.
 func retryPXE(counter string, limit int, failedState State) func(m *fsm.DeviceTx) {
-	return limitThen(counter, limit, failedState, StatePXEPowerCycling)
+	retry := limitThen(counter, limit, failedState, StatePXEPowerCycling)
+	return func(m *fsm.DeviceTx) {
+		// The failed state records the last one itself.
+		if s := State(m.State()); m.Device().Counters[counter] < limit {
+			record(m, failureOp(s), s)
+		}
+		retry(m)
+	}
 }
 
 // enterPowerCycling checks what a power cycle needs; the executor does the
@@ -408,6 +437,7 @@ func pingTimeout(m *fsm.DeviceTx) {
 		return
 	}
 	m.ClearCounter(counterPCPinging)
+	record(m, opPing, StatePCPinging)
 	if m.Inc(counterPingRounds) > pingRoundsLimit {
 		m.Log("statemachine", "no ping after %d power cycles", pingRoundsLimit)
 		enter(m, StateFailedPowerCycling)
@@ -417,6 +447,9 @@ func pingTimeout(m *fsm.DeviceTx) {
 }
 
 func sdcardFailed(m *fsm.DeviceTx) {
+	if m.Device().Counters[counterSUTSDCardVerifying] < sdcardLimit {
+		record(m, opImaging, StateSUTSDCardVerifying)
+	}
 	if m.Inc(counterSUTSDCardVerifying) > sdcardLimit {
 		enter(m, StateFailedSUTSDCardVerifying)
 		return

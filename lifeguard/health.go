@@ -1,0 +1,195 @@
+package lifeguard
+
+import (
+	"time"
+
+	"github.com/mozpool/mozpool/fsm"
+)
+
+// Board history (fsm.Outcome) and what the machine decides from it.
+//
+// The machine records an outcome for each operation that ends: a net boot
+// that reaches the live image or times out, an imaging step that times
+// out, an imaging or self-test that completes, a health check, a failed
+// ping round or power cycle, and every failed_* state. Two rules read it:
+//
+//   - quarantine: a device whose last flapWindow outcomes since the last
+//     reset hold flapEpisodes episodes of the same kind of failure (runs
+//     of it, each ended by a recovery) keeps failing and recovering. Before
+//     it can be handed out again it is retired to failed_health_checks
+//     (the failures are health checks) or failed_flapping (anything
+//     else), which says why.
+//   - probation: a device whose self-test passed right after a failure is
+//     not ready yet: it is health-checked every probationPeriod and
+//     becomes ready after probationChecks clean checks.
+//
+// An operator's please_self_test or forced state change out of a failed
+// state leaves a reset marker: the rules then look only at what follows.
+const (
+	flapWindow      = 16
+	flapEpisodes    = 3
+	probationChecks = 2
+	probationPeriod = 120 * time.Second
+	// counterProbation counts the clean checks of probation.
+	counterProbation = "probation"
+)
+
+// Operations of the history.
+const (
+	opBoot        = "boot"
+	opImaging     = "imaging"
+	opSelfTest    = "self_test"
+	opHealthCheck = "health_check"
+	opPing        = "ping"
+	opPowerCycle  = "power_cycle"
+	// failHealthCheck is the failure kind of a failed health check.
+	failHealthCheck = "health_check"
+)
+
+// record appends one outcome (fail "" for a success).
+func record(m *fsm.DeviceTx, op string, fail State) { m.Record(op, string(fail)) }
+
+// failureOp is the operation a failed state (or a timed-out state)
+// belongs to.
+func failureOp(s State) string {
+	switch s {
+	case StatePXEBooting, StateMobileInitStarted, StateFailedPXEBooting, StateFailedMobileInitStarted:
+		return opBoot
+	case StateSelfTestRunning, StateFailedSelfTest:
+		return opSelfTest
+	case StatePCPowerCycling, StatePXEPowerCycling, StateFailedPowerCycling:
+		return opPowerCycle
+	case StatePCPinging:
+		return opPing
+	case failHealthCheck, StateFailedHealthChecks:
+		return opHealthCheck
+	}
+	return opImaging
+}
+
+// quarantine returns the failed state the device's history sends it to,
+// or "" when it may be handed out. It depends on the history alone.
+func quarantine(h []fsm.Outcome) State {
+	h = fsm.SinceReset(h)
+	if len(h) > flapWindow {
+		h = h[len(h)-flapWindow:]
+	}
+	// Episodes of each kind of failure: runs of it ended by a recovery,
+	// a success of the same operation or of a whole one (anything but a
+	// boot: the retries of a failing imaging step boot fine in between).
+	// A long outage (a relay board that does not switch) is one episode;
+	// a board that fails one boot in three has many.
+	episodes := map[string]int{}
+	failing := map[string]bool{}
+	worst := ""
+	for _, o := range h {
+		if o.OK() {
+			for k := range failing {
+				if o.Op != opBoot || failureOp(State(k)) == opBoot {
+					delete(failing, k)
+				}
+			}
+			continue
+		}
+		if !failing[o.Fail] {
+			failing[o.Fail] = true
+			episodes[o.Fail]++
+			if episodes[o.Fail] > episodes[worst] || (episodes[o.Fail] == episodes[worst] && o.Fail < worst) {
+				worst = o.Fail
+			}
+		}
+	}
+	if episodes[worst] < flapEpisodes {
+		return ""
+	}
+	if worst == failHealthCheck {
+		return StateFailedHealthChecks
+	}
+	return StateFailedFlapping
+}
+
+// quarantined enters the quarantine state if the history calls for it and
+// reports whether it did.
+func quarantined(m *fsm.DeviceTx) bool {
+	q := quarantine(m.Device().History)
+	if q == "" {
+		return false
+	}
+	m.Log("statemachine", "quarantined: keeps failing and recovering (health score %d)", fsm.HealthScore(m.Device().History))
+	enter(m, q)
+	return true
+}
+
+// handOut makes the device ready unless its history quarantines it.
+func handOut(m *fsm.DeviceTx) {
+	if !quarantined(m) {
+		enter(m, StateReady)
+	}
+}
+
+// healthCheckFailed handles a failed health check in ready or probation:
+// record it, quarantine or self-test.
+func healthCheckFailed(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+	record(m, opHealthCheck, failHealthCheck)
+	if !quarantined(m) {
+		enter(m, StateStartSelfTest)
+	}
+	return nil
+}
+
+// selfTestPassed: a self-test that follows a failure leads to probation,
+// any other to ready (quarantine permitting).
+func selfTestPassed(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+	// The self-test's own boot does not count.
+	afterFailure := false
+	h := fsm.SinceReset(m.Device().History)
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i].Op != opBoot {
+			afterFailure = !h[i].OK()
+			break
+		}
+	}
+	record(m, opSelfTest, "")
+	switch {
+	case quarantined(m):
+	case afterFailure:
+		m.ClearCounter(counterProbation)
+		enter(m, StateProbation)
+	default:
+		enter(m, StateReady)
+	}
+	return nil
+}
+
+// probationTimeout is a clean check in probation.
+func probationTimeout(m *fsm.DeviceTx) {
+	if m.Claimed() {
+		enter(m, StateProbation)
+		return
+	}
+	record(m, opHealthCheck, "")
+	if m.Inc(counterProbation) >= probationChecks {
+		m.ClearCounter(counterProbation)
+		m.Log("statemachine", "%d clean health checks after a self-test", probationChecks)
+		handOut(m)
+		return
+	}
+	enter(m, StateProbation)
+}
+
+// readyTimeout is the end of a health-check period in ready: the check
+// made on entry did not fail.
+func readyTimeout(m *fsm.DeviceTx) {
+	if !m.Claimed() {
+		record(m, opHealthCheck, "")
+	}
+	enter(m, StateReady)
+}
+
+// resetHistory leaves the reset marker of an operator's rescue of a
+// failed device.
+func resetHistory(m *fsm.DeviceTx) {
+	if State(m.State()).Failed() {
+		m.Record(fsm.OpReset, "")
+	}
+}

@@ -1,0 +1,148 @@
+package lifeguard
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/fsm"
+)
+
+var (
+	// selfTestPass runs a self-test from pxe_power_cycling to its
+	// success; where it ends is the test's to check.
+	selfTestPass = []flowStep{eventStep(EventPowerCycleOK, StatePXEBooting), eventStep(EventMobileInitStarted, StateMobileInitStarted),
+		eventStep(EventSelfTestRunning, StateSelfTestRunning)}
+	// imageFlakily images with b2g, the first net boot failing in u-boot.
+	imageFlakily = concatSteps([]flowStep{pleaseB2G}, toPXEBooting, pxeAgain(toSDCardVerifying))
+)
+
+// lastOutcome is the newest entry of dev's history.
+func lastOutcome(r *rig, dev string) fsm.Outcome {
+	h := r.device(dev).History
+	require.NotEmpty(r.t, h)
+	return h[len(h)-1]
+}
+
+// A board whose net boot fails now and then, recovering each time, is
+// quarantined to failed_flapping at the end of the operation that shows
+// the third episode, instead of being handed out.
+func TestHealth_FlakyBoardQuarantined(t *testing.T) {
+	r := newRig(t)
+	r.toReady(pandaA)
+	for i := 0; i < flapEpisodes-1; i++ {
+		r.run(pandaA, imageFlakily...)
+		r.run(pandaA, eventStep(EventSUTSDCardOK, StateReady))
+		require.Equal(t, fsm.Outcome{At: r.at, Op: opImaging}, lastOutcome(r, pandaA))
+	}
+	r.run(pandaA, imageFlakily...)
+	mark := r.mark()
+	r.run(pandaA, eventStep(EventSUTSDCardOK, StateFailedFlapping))
+	require.Equal(t, []State{StateOperationComplete, StateFailedFlapping}, r.entered(pandaA, mark))
+	d := r.device(pandaA)
+	// Per round: boot failed, boot ok, imaging ok.
+	require.Len(t, d.History, 3*flapEpisodes)
+	require.Equal(t, opBoot, d.History[0].Op)
+	require.Equal(t, string(StatePXEBooting), d.History[0].Fail)
+	require.Equal(t, 67, fsm.HealthScore(d.History))
+	require.True(t, StateFailedFlapping.Failed())
+	res, err := r.tryEvent(pandaA, EventPleaseImage, pleaseImageArgs("b2g", b2gBootConfig))
+	require.NoError(t, err)
+	require.True(t, res.Ignored, "a quarantined board is not imaged")
+}
+
+// A long outage (a relay board whose relays do not switch: the board never
+// boots) is one episode, however many retries it takes: the board is not
+// quarantined once it recovers.
+func TestHealth_LongOutageIsOneEpisode(t *testing.T) {
+	r := newRig(t)
+	r.toReady(pandaA)
+	r.run(pandaA, pleaseB2G)
+	r.run(pandaA, toPXEBooting...)
+	for i := 0; i < 2*flapEpisodes; i++ {
+		r.run(pandaA, pxeAgain(toPXEBooting)...)
+	}
+	r.run(pandaA, pxeAgain(toSDCardVerifying)...)
+	r.run(pandaA, eventStep(EventSUTSDCardOK, StateReady))
+	require.Less(t, fsm.HealthScore(r.device(pandaA).History), 50)
+}
+
+// A board that fails its health check, passes a self-test, and fails again
+// (a board that boots but never answers) is retired to
+// failed_health_checks on the third failed check; the self-tests between
+// lead to probation, not ready.
+func TestHealth_BrokenBoardRetired(t *testing.T) {
+	r := newRig(t)
+	r.toReady(pandaA)
+	failCheck := eventStep(EventFailed, StatePXEPowerCycling)
+	for i := 0; i < flapEpisodes-1; i++ {
+		r.run(pandaA, failCheck)
+		require.Equal(t, fsm.Outcome{At: r.at, Op: opHealthCheck, Fail: failHealthCheck}, lastOutcome(r, pandaA))
+		r.run(pandaA, selfTestPass...)
+		r.run(pandaA, eventStep(EventSelfTestOK, StateProbation))
+		require.False(t, StateProbation.Available(), "a board on probation is not handed out")
+	}
+	r.run(pandaA, eventStep(EventFailed, StateFailedHealthChecks))
+	require.Equal(t, StateFailedHealthChecks, r.state(pandaA))
+}
+
+// A board that recovered by a self-test is handed out only after
+// probationChecks clean health checks; a failure meanwhile sends it back
+// to a self-test.
+func TestHealth_Probation(t *testing.T) {
+	r := newRig(t)
+	r.toReady(pandaA)
+	r.run(pandaA, eventStep(EventFailed, StatePXEPowerCycling))
+	r.run(pandaA, selfTestPass...)
+	r.run(pandaA, eventStep(EventSelfTestOK, StateProbation))
+	for i := 1; i < probationChecks; i++ {
+		r.run(pandaA, timeoutStep(StateProbation))
+	}
+	r.run(pandaA, timeoutStep(StateReady))
+	require.Equal(t, fsm.Outcome{At: r.at, Op: opHealthCheck}, lastOutcome(r, pandaA))
+
+	// A self-test without a failure before it leads straight to ready.
+	r.run(pandaA, eventStep(EventPleaseSelfTest, StatePXEPowerCycling))
+	r.run(pandaA, selfTestPass...)
+	r.run(pandaA, eventStep(EventSelfTestOK, StateReady))
+
+	// A failed check in probation is a failed check: here the third
+	// episode, which retires the board.
+	r.run(pandaA, eventStep(EventFailed, StatePXEPowerCycling))
+	r.run(pandaA, selfTestPass...)
+	r.run(pandaA, eventStep(EventSelfTestOK, StateProbation))
+	r.run(pandaA, eventStep(EventFailed, StateFailedHealthChecks))
+}
+
+// An operator's self-test of a quarantined board resets its history: the
+// rules look only at what follows, and the score is 100 again.
+func TestHealth_OperatorReset(t *testing.T) {
+	r := newRig(t)
+	r.toReady(pandaA)
+	for i := 0; i < flapEpisodes-1; i++ {
+		r.run(pandaA, imageFlakily...)
+		r.run(pandaA, eventStep(EventSUTSDCardOK, StateReady))
+	}
+	r.run(pandaA, imageFlakily...)
+	r.run(pandaA, eventStep(EventSUTSDCardOK, StateFailedFlapping))
+	r.run(pandaA, eventStep(EventPleaseSelfTest, StatePXEPowerCycling))
+	require.Equal(t, fsm.OpReset, lastOutcome(r, pandaA).Op)
+	require.Equal(t, 100, fsm.HealthScore(r.device(pandaA).History))
+	r.run(pandaA, selfTestPass...)
+	r.run(pandaA, eventStep(EventSelfTestOK, StateReady))
+	r.run(pandaA, imageFlakily...)
+	r.run(pandaA, eventStep(EventSUTSDCardOK, StateReady))
+}
+
+// The history survives a snapshot and restore, and stays at HistoryLen.
+func TestHealth_HistoryBoundedAndSnapshotted(t *testing.T) {
+	r := newRig(t)
+	r.toReady(pandaA)
+	for i := 0; i < fsm.HistoryLen+5; i++ {
+		r.run(pandaA, timeoutStep(StateReady))
+	}
+	h := r.device(pandaA).History
+	require.Len(t, h, fsm.HistoryLen)
+	c := r.clone(t)
+	require.Equal(t, h, c.device(pandaA).History)
+}
