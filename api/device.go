@@ -20,6 +20,10 @@ type Device struct {
 	// history since its last reset (100 with none). New: Mozpool 4.x
 	// clients ignore it.
 	HealthScore int `json:"health_score"`
+	// RelaySuspect (new, present only when true) says the device's relay
+	// board is the suspect of a shared fault: its boards' failures of that
+	// kind are not counted against them.
+	RelaySuspect bool `json:"relay_suspect,omitempty"`
 }
 
 // DeviceDetails is a device as /api/device/:id/details/ shows it: the list

@@ -34,6 +34,7 @@ const (
 	recIdempotency      recordType = 11
 	recTimeScale        recordType = 12
 	recMinDeviceTimeout recordType = 13
+	recRelayHealth      recordType = 14
 )
 
 // ErrSnapshotVersion is returned by Restore for a snapshot it cannot read.
@@ -80,6 +81,7 @@ func encodeSnapshotAt(s *State, index uint64) ([]byte, error) {
 	putSorted(put, recDevice, s.Devices)
 	putSorted(put, recRequest, s.Requests)
 	putSorted(put, recRelayBoard, s.RelayBoards)
+	putSorted(put, recRelayHealth, s.RelayHealth) // none in older snapshots
 	put(recCounters, s.NextID)
 	if s.TimeScale != 0 {
 		// Deadlines depend on it: a restored node must scale as the
@@ -229,6 +231,8 @@ func (s *State) restoreRecord(t recordType, b []byte) error {
 		return restoreInto(s.Requests, b, func(v *Request) int64 { return v.ID })
 	case recRelayBoard:
 		return restoreInto(s.RelayBoards, b, func(v *RelayBoard) string { return v.Name })
+	case recRelayHealth:
+		return restoreInto(s.RelayHealth, b, func(v *RelayHealth) string { return v.Addr })
 	case recCounters:
 		return json.Unmarshal(b, &s.NextID)
 	case recTimeScale:

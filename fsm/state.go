@@ -190,6 +190,8 @@ type State struct {
 	Devices         map[string]*Device         `json:"-"`
 	Requests        map[int64]*Request         `json:"-"`
 	RelayBoards     map[string]*RelayBoard     `json:"-"`
+	// RelayHealth is keyed by relay board address (relayhealth.go).
+	RelayHealth map[string]*RelayHealth `json:"-"`
 
 	// NextID holds the last id given out per entity kind.
 	NextID map[string]int64 `json:"next_id"`
@@ -220,6 +222,7 @@ func newState() *State {
 		Devices:         map[string]*Device{},
 		Requests:        map[int64]*Request{},
 		RelayBoards:     map[string]*RelayBoard{},
+		RelayHealth:     map[string]*RelayHealth{},
 		NextID:          map[string]int64{},
 		idem:            map[string]*idemEntry{},
 	}

@@ -142,6 +142,10 @@ func stateTable() map[State]stateSpec {
 		// probation: a device whose self-test passed right after a failure
 		// is health-checked every 2 minutes; probationChecks clean checks
 		// make it ready (health.go).
+		// relay_wait: the device's operation failed behind a suspect
+		// relay board; it is retried every 5 minutes, and at once when
+		// the relay board works again (health.go).
+		StateRelayWait: {Timeout: relayWaitPeriod, Please: pleaseBasic, OnTimeout: resume},
 		StateProbation: {Timeout: probationPeriod, Action: ActionHealthCheck, Please: pleaseBasic,
 			OnTimeout: probationTimeout,
 			Events:    map[Event]transition{EventFailed: healthCheckFailed}},
@@ -166,6 +170,7 @@ func stateTable() map[State]stateSpec {
 		StatePCPinging: {Timeout: 10 * time.Second, Action: ActionPing, OnTimeout: pingTimeout,
 			Events: map[Event]transition{EventPingOK: func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
 				record(m, opPing, "")
+				relayWorks(m)
 				m.ClearCounter(counterPCPinging)
 				m.ClearCounter(counterPingRounds)
 				enter(m, StateOperationComplete)
@@ -212,9 +217,10 @@ func stateTable() map[State]stateSpec {
 				EventPowerCycleFailed: func(m *fsm.DeviceTx, _ fsm.EventArgs) error { powerCycleFailed(m); return nil },
 			}},
 		// pxe_booting: a panda net-boots in ≈ 90 s; twice that, 30 tries.
-		StatePXEBooting: {Timeout: 180 * time.Second, OnTimeout: retryPXE(counterPXEBooting, pxeBootLimit, StateFailedPXEBooting),
+		StatePXEBooting: {Timeout: 180 * time.Second, OnTimeout: unlessShared(retryPXE(counterPXEBooting, pxeBootLimit, StateFailedPXEBooting)),
 			Events: map[Event]transition{EventMobileInitStarted: func(m *fsm.DeviceTx, args fsm.EventArgs) error {
 				record(m, opBoot, "")
+				relayWorks(m)
 				return clearThen(counterPXEBooting, StateMobileInitStarted)(m, args)
 			}}},
 		// mobile_init_started: the live image is up; the PXE file goes so a
@@ -388,6 +394,16 @@ func limitThen(counter string, limit int, failedState, retryState State) func(m 
 	}
 }
 
+// unlessShared runs f unless the failure is laid at a suspect relay
+// board's door (sharedFault).
+func unlessShared(f func(m *fsm.DeviceTx)) func(m *fsm.DeviceTx) {
+	return func(m *fsm.DeviceTx) {
+		if !sharedFault(m) {
+			f(m)
+		}
+	}
+}
+
 // retryPXE is the timeout of an imaging step: retry the PXE boot, up to
 // limit times.
 func retryPXE(counter string, limit int, failedState State) func(m *fsm.DeviceTx) {
@@ -424,6 +440,9 @@ func enterPowerCycling(pxe bool) func(m *fsm.DeviceTx) {
 }
 
 func powerCycleFailed(m *fsm.DeviceTx) {
+	if sharedFault(m) {
+		return
+	}
 	if m.Inc(counterPowerCycle) > powerCycleLimit {
 		enter(m, StateFailedPowerCycling)
 		return
@@ -437,6 +456,9 @@ func pingTimeout(m *fsm.DeviceTx) {
 		return
 	}
 	m.ClearCounter(counterPCPinging)
+	if sharedFault(m) {
+		return
+	}
 	record(m, opPing, StatePCPinging)
 	if m.Inc(counterPingRounds) > pingRoundsLimit {
 		m.Log("statemachine", "no ping after %d power cycles", pingRoundsLimit)

@@ -193,3 +193,41 @@ func resetHistory(m *fsm.DeviceTx) {
 		m.Record(fsm.OpReset, "")
 	}
 }
+
+// Shared faults (fsm/relayhealth.go). A board that does not boot after a
+// power cycle, or whose relay cannot be switched, may have a bad relay
+// board rather than be bad itself. Such a failure is reported to the FSM's
+// tally; once SharedFaultBoards boards behind the same relay board have
+// failed the same way within the window, the relay board is suspect and
+// its boards' failures of that kind are neither counted against their
+// budgets nor written in their histories: they wait in relay_wait, retried
+// every relayWaitPeriod, and at once when a board behind the relay board
+// boots again (the relay board works).
+const relayWaitPeriod = 5 * time.Minute
+
+// sharedFault reports a failure in the current state that the relay board
+// may have caused; when the relay board is suspect the device waits in
+// relay_wait and sharedFault returns true: the caller counts nothing.
+func sharedFault(m *fsm.DeviceTx) bool {
+	s := State(m.State())
+	if !m.SharedFault(string(s)) {
+		return false
+	}
+	m.Log("statemachine", "%s failed behind a suspect relay board: not counted, waiting for the relay board", s)
+	enter(m, StateRelayWait)
+	return true
+}
+
+// relayWorks is a board booting after a power cycle: its relay board
+// works; boards waiting behind it are retried.
+func relayWorks(m *fsm.DeviceTx) { m.SharedOK(string(StateRelayWait), resume) }
+
+// resume retries the operation of a device in relay_wait: a net boot when
+// it has a next image, else a plain power cycle.
+func resume(m *fsm.DeviceTx) {
+	if m.Device().NextImage != "" {
+		enter(m, StatePXEPowerCycling)
+		return
+	}
+	enter(m, StatePCPowerCycling)
+}

@@ -146,3 +146,87 @@ func TestHealth_HistoryBoundedAndSnapshotted(t *testing.T) {
 	c := r.clone(t)
 	require.Equal(t, h, c.device(pandaA).History)
 }
+
+// relayHealth returns the FSM's record of the rig's relay board (nil when
+// it has none).
+func relayHealth(r *rig) *fsm.RelayHealth {
+	var out *fsm.RelayHealth
+	r.f.Read(func(s *fsm.State) {
+		if rh, ok := s.RelayHealth["relay-1.lab"]; ok {
+			c := *rh
+			out = &c
+		}
+	})
+	return out
+}
+
+// Three boards behind one relay board that do not boot after a power
+// cycle make the relay board suspect: the third and every later such
+// failure there is not counted (the boards wait in relay_wait), and when a
+// board behind it boots again the relay board is cleared and the waiting
+// boards are retried at once.
+func TestHealth_SharedRelayFault(t *testing.T) {
+	r := newRig(t)
+	boards := []string{pandaA, pandaB, "panda-0003"}
+	for _, b := range boards {
+		r.toReady(b)
+		r.run(b, pleaseB2G)
+		r.run(b, toPXEBooting...)
+	}
+	r.run(pandaA, timeoutStep(StatePXEPowerCycling))
+	r.run(pandaB, timeoutStep(StatePXEPowerCycling))
+	require.False(t, relayHealth(r).Suspect, "two boards are not yet a pattern")
+	mark := r.mark()
+	r.run("panda-0003", timeoutStep(StateRelayWait))
+	rh := relayHealth(r)
+	require.True(t, rh.Suspect)
+	require.Equal(t, string(StatePXEBooting), rh.Kind)
+	require.Len(t, rh.Recent, 3)
+	require.Empty(t, r.device("panda-0003").Counters[counterPXEBooting], "not counted against the board")
+	require.Len(t, r.device("panda-0003").History, 0, "not in the board's history")
+	var logged int
+	for _, n := range r.notes[mark:] {
+		for _, l := range n.Logs {
+			if l.Source == "statemachine" && l.Name == "panda-0003" {
+				logged++
+			}
+		}
+	}
+	require.NotZero(t, logged)
+	require.Equal(t, rh, relayHealth(r.clone(t)), "kept in snapshots")
+
+	// Later failures there wait too.
+	r.run(pandaA, toPXEBooting...)
+	r.run(pandaA, timeoutStep(StateRelayWait))
+	require.Equal(t, 1, r.device(pandaA).Counters[counterPXEBooting])
+
+	// relay_wait retries by itself.
+	r.run("panda-0003", timeoutStep(StatePXEPowerCycling))
+
+	// A board that boots proves the relay board works: pandaA is retried.
+	r.run(pandaB, toMobileInit...)
+	require.Nil(t, relayHealth(r), "cleared")
+	require.Equal(t, StatePXEPowerCycling, r.state(pandaA))
+	r.run(pandaA, toSDCardVerifying...)
+	r.run(pandaA, eventStep(EventSUTSDCardOK, StateReady))
+}
+
+// Failures spread beyond the window do not make a relay board suspect.
+func TestHealth_SharedFaultWindow(t *testing.T) {
+	r := newRig(t)
+	for _, b := range []string{pandaA, pandaB, "panda-0003"} {
+		r.toReady(b)
+		r.run(b, pleaseB2G)
+		r.run(b, toPXEBooting...)
+		r.at = r.at.Add(fsm.SharedFaultWindow / 2) // 3 failures over a window and a half
+		r.run(b, timeoutStep(StatePXEPowerCycling))
+	}
+	require.False(t, relayHealth(r).Suspect)
+}
+
+func TestRelayBoardOf(t *testing.T) {
+	require.Equal(t, "relay-1.lab:2101", fsm.RelayBoardOf("relay-1.lab:2101:bank1:relay2"))
+	require.Equal(t, "relay-1.lab", fsm.RelayBoardOf("relay-1.lab:bank1:relay2"))
+	require.Empty(t, fsm.RelayBoardOf(""))
+	require.Empty(t, fsm.RelayBoardOf("relay-1.lab"))
+}

@@ -37,6 +37,9 @@ const (
 	// StateProbation: a device whose self-test passed after a failure,
 	// health-checked until it has enough clean checks (health.go).
 	StateProbation State = "probation"
+	// StateRelayWait: a device whose operation failed behind a suspect
+	// relay board waits for it (health.go).
+	StateRelayWait State = "relay_wait"
 
 	StateFailedPowerCycling       State = "failed_power_cycling"
 	StateFailedPXEBooting         State = "failed_pxe_booting"

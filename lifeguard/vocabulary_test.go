@@ -24,7 +24,7 @@ func TestVocabulary_WireNames(t *testing.T) {
 		"failed_sut_sdcard_verifying", "failed_sut_verifying",
 		"locked_out", "maintenance_mode", "mobile_init_started", "new", "operation_complete",
 		"pc_pinging", "pc_power_cycling", "pc_rebooting", "pc_sut_rebooting",
-		"probation", "pxe_booting", "pxe_power_cycling", "ready", "self_test_running",
+		"probation", "pxe_booting", "pxe_power_cycling", "ready", "relay_wait", "self_test_running",
 		"start_maintenance", "start_pxe_boot", "start_self_test",
 		"sut_sdcard_verifying", "sut_verify_power_cycle", "sut_verifying", "troubleshooting",
 	}, states)

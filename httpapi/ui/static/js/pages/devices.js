@@ -34,7 +34,8 @@ export function create(ctx) {
       { id: 'name', title: 'Name', width: 'minmax(9rem, 1.1fr)', text: d => d.name, html: d => `<span class="mono">${esc(d.name)}</span>` },
       { id: 'state', title: 'State', width: 'minmax(13rem, 1.4fr)', text: d => d.state + (d.request_id ? ` request ${d.request_id}` : ''),
         sortKey: d => naturalKey(d.state),
-        html: d => stateBadge(d.state) + (d.request_id ? ' ' + link(`/log?request=${d.request_id}`, `request ${d.request_id}`, 'sub') : '') },
+        html: d => stateBadge(d.state) + (d.relay_suspect ? ' <span class="warn" title="its relay board is suspected of a shared fault">relay suspect</span>' : '') +
+          (d.request_id ? ' ' + link(`/log?request=${d.request_id}`, `request ${d.request_id}`, 'sub') : '') },
       { id: 'image', title: 'Image', width: 'minmax(7rem, .8fr)', text: d => d.image || '',
         html: d => esc(d.image || '') + (bootConfigMark(d.boot_config) ? ' <span class="dagger">†</span>' : ''),
         tip: d => d.boot_config || '' },
