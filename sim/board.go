@@ -50,7 +50,7 @@ type board struct {
 	bank     int
 	relayNum int
 	broken   bool
-	flaky    bool // every third boot fails in u-boot
+	flaky    bool // every third boot hangs in u-boot
 
 	rng     *rand.Rand // board goroutine only
 	http    *http.Client
@@ -173,18 +173,21 @@ func (b *board) boot(ctx context.Context) error {
 	cfg := &b.lab.cfg
 	b.mu.Lock()
 	b.boots++
-	bootFails := cfg.Failures.Booting
-	if b.flaky && b.boots%3 == 0 {
-		bootFails = 1
-	}
+	flakyHang := b.flaky && b.boots%3 == 0
 	b.mu.Unlock()
 
 	if err := b.enter(ctx, PhaseBooting, true, false); err != nil {
 		return err
 	}
 	b.syslog(ctx, appUBoot, uBootBanner, "OMAP4430 ES2.3, DRAM: 1 GiB, MMC: OMAP SD/MMC: 0")
-	if err := b.wait(ctx, bootFails, cfg.Delays.Booting); err != nil {
+	if err := b.wait(ctx, cfg.Failures.Booting, cfg.Delays.Booting); err != nil {
 		return err
+	}
+	if flakyHang {
+		// Every third boot of a flaky board hangs in u-boot, silent
+		// until its power is cycled.
+		b.syslog(ctx, appUBoot, "data abort")
+		return b.hang(ctx, PhaseHung, false)
 	}
 	if err := b.enter(ctx, PhasePXE, false, false); err != nil {
 		return err

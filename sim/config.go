@@ -125,9 +125,9 @@ type Config struct {
 	// ones is decided by Seed. Default: 0.
 	BrokenFraction float64
 	// FlakyFraction (0..1) of the boards are flaky: every third boot
-	// sequence of theirs fails in u-boot (the board resets by itself, as
-	// a board with a bad power connector or SD slot does), the others
-	// succeed. Which ones is decided by Seed, among boards that are not
+	// sequence of theirs hangs at the end of u-boot, silent (no ping, no
+	// PXE fetch) until its power is cycled, as a board with a marginal
+	// power supply or SD slot does; the others succeed. Which ones is decided by Seed, among boards that are not
 	// broken. Default: 0.
 	FlakyFraction float64
 	// FaultyRelay, if set, makes one relay board's relays stop switching

@@ -29,7 +29,7 @@ type BoardState struct {
 	SDImage string `json:"sd_image"`
 	// Broken boards never answer ping or run a SUT agent.
 	Broken bool `json:"broken"`
-	// Flaky boards fail every third boot (Config.FlakyFraction).
+	// Flaky boards hang on every third boot (Config.FlakyFraction).
 	Flaky bool `json:"flaky,omitempty"`
 	// Pingable and SUTAgent say whether the board's ping listener and SUT
 	// agent are up right now.
