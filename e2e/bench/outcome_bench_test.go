@@ -214,9 +214,17 @@ func BenchmarkOutcome(b *testing.B) {
 		waitSum += h.wait
 	}
 	current := map[string]string{}
+	goodQuarantineKinds := map[string]int{}
 	c.Nodes[0].FSM.Read(func(s *fsm.State) {
 		for name, d := range s.Devices {
 			current[name] = d.State
+			if (d.State == "failed_flapping" || d.State == "failed_health_checks") && good(name) {
+				for _, o := range fsm.SinceReset(d.History) {
+					if !o.OK() {
+						goodQuarantineKinds[o.Fail]++
+					}
+				}
+			}
 		}
 	})
 	w.mu.Lock()
@@ -225,6 +233,9 @@ func BenchmarkOutcome(b *testing.B) {
 	faultFrom := labStart.Add(scaled(cfg.FaultyRelay.After))
 	faultTo := faultFrom.Add(scaled(cfg.FaultyRelay.For + 2*healthPeriod))
 	relayGoodRetired, controlGoodRetired := 0, 0
+	// Quarantined boards at the end, by ground truth, and the good ones'
+	// failure kinds.
+	quarantined := map[string]int{}
 	for name, s := range truth {
 		ts := w.devices[name]
 		if s.Broken {
@@ -245,6 +256,16 @@ func BenchmarkOutcome(b *testing.B) {
 				retireSum += float64(last.Sub(firstReady)) / float64(scaled(healthPeriod))
 			}
 		}
+		if st := current[name]; st == "failed_flapping" || st == "failed_health_checks" {
+			switch {
+			case s.Broken:
+				quarantined["broken"]++
+			case s.Flaky:
+				quarantined["flaky"]++
+			default:
+				quarantined["good"]++
+			}
+		}
 		if (s.Relay.Host == faultyRelay || s.Relay.Host == controlRelay) && good(name) {
 			for _, t := range ts {
 				if strings.HasPrefix(t.state, "failed_") && !t.at.Before(faultFrom) && t.at.Before(faultTo) {
@@ -262,8 +283,8 @@ func BenchmarkOutcome(b *testing.B) {
 	d := cfg.Delays
 	ideal := scaled(2*d.Booting.Mean + d.MobileInit.Mean + d.Downloading.Mean + d.Extracting.Mean + d.Rebooting.Mean)
 	// Printed rather than logged: the lab's log lines would bury it.
-	fmt.Printf("outcome: run %s: %d hand-outs (%d good, %d broken, %d flaky), %d requests given up; broken boards %d, retired %d; ideal imaging %s; states at the end %v\n",
-		end.Sub(labStart).Round(time.Second), len(handouts), goodN, brokenOut, flakyOut, gaveUp, brokenN, retired, ideal, countStates(current))
+	fmt.Printf("outcome: run %s: %d hand-outs (%d good, %d broken, %d flaky), %d requests given up; broken boards %d, retired %d; ideal imaging %s; quarantined %v (good ones' failures %v); states at the end %v\n",
+		end.Sub(labStart).Round(time.Second), len(handouts), goodN, brokenOut, flakyOut, gaveUp, brokenN, retired, ideal, quarantined, goodQuarantineKinds, countStates(current))
 	if len(handouts) > 0 {
 		b.ReportMetric(100*float64(goodN)/float64(len(handouts)), "good_handout_%")
 		b.ReportMetric(float64(waitSum)/float64(len(handouts))/float64(ideal), "ready_vs_ideal")
