@@ -1,6 +1,8 @@
 package lifeguard
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/mozpool/mozpool/fsm"
@@ -15,7 +17,8 @@ import (
 //
 //   - quarantine: a device whose last flapWindow outcomes since the last
 //     reset hold flapEpisodes episodes of the same kind of failure (runs
-//     of it, each ended by a recovery) keeps failing and recovering. Before
+//     of it, each ended by a recovery; flapBootEpisodes for a net boot
+//     that never reaches the live image) keeps failing and recovering. Before
 //     it can be handed out again it is retired to failed_health_checks
 //     (the failures are health checks) or failed_flapping (anything
 //     else), which says why.
@@ -26,10 +29,12 @@ import (
 // An operator's please_self_test or forced state change out of a failed
 // state leaves a reset marker: the rules then look only at what follows.
 const (
-	flapWindow      = 16
-	flapEpisodes    = 3
-	probationChecks = 2
-	probationPeriod = 120 * time.Second
+	flapWindow   = 16
+	flapEpisodes = 3
+	// flapBootEpisodes: see flapEpisodesFor.
+	flapBootEpisodes = 2
+	probationChecks  = 2
+	probationPeriod  = 120 * time.Second
 	// counterProbation counts the clean checks of probation.
 	counterProbation = "probation"
 )
@@ -81,7 +86,6 @@ func quarantine(h []fsm.Outcome) State {
 	// a board that fails one boot in three has many.
 	episodes := map[string]int{}
 	failing := map[string]bool{}
-	worst := ""
 	for _, o := range h {
 		if o.OK() {
 			for k := range failing {
@@ -94,18 +98,33 @@ func quarantine(h []fsm.Outcome) State {
 		if !failing[o.Fail] {
 			failing[o.Fail] = true
 			episodes[o.Fail]++
-			if episodes[o.Fail] > episodes[worst] || (episodes[o.Fail] == episodes[worst] && o.Fail < worst) {
-				worst = o.Fail
-			}
 		}
 	}
-	if episodes[worst] < flapEpisodes {
-		return ""
+	// Kinds in a fixed order, so that the verdict depends on the history
+	// alone.
+	kinds := slices.Sorted(maps.Keys(episodes))
+	for _, k := range kinds {
+		if episodes[k] < flapEpisodesFor(k) {
+			continue
+		}
+		if k == failHealthCheck {
+			return StateFailedHealthChecks
+		}
+		return StateFailedFlapping
 	}
-	if worst == failHealthCheck {
-		return StateFailedHealthChecks
+	return ""
+}
+
+// flapEpisodesFor is how many episodes of a kind of failure quarantine a
+// board: flapBootEpisodes for a net boot that never reaches the live image
+// (a healthy board's boot fails by resetting itself, which retries at once
+// and is never seen; only a board that hangs, or a shared part, makes it
+// time out), flapEpisodes for the rest.
+func flapEpisodesFor(kind string) int {
+	if failureOp(State(kind)) == opBoot {
+		return flapBootEpisodes
 	}
-	return StateFailedFlapping
+	return flapEpisodes
 }
 
 // quarantined enters the quarantine state if the history calls for it and

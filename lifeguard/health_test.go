@@ -24,13 +24,13 @@ func lastOutcome(r *rig, dev string) fsm.Outcome {
 	return h[len(h)-1]
 }
 
-// A board whose net boot fails now and then, recovering each time, is
+// A board whose net boot hangs now and then, recovering each time, is
 // quarantined to failed_flapping at the end of the operation that shows
-// the third episode, instead of being handed out.
+// the second episode, instead of being handed out.
 func TestHealth_FlakyBoardQuarantined(t *testing.T) {
 	r := newRig(t)
 	r.toReady(pandaA)
-	for i := 0; i < flapEpisodes-1; i++ {
+	for i := 0; i < flapBootEpisodes-1; i++ {
 		r.run(pandaA, imageFlakily...)
 		r.run(pandaA, eventStep(EventSUTSDCardOK, StateReady))
 		require.Equal(t, fsm.Outcome{At: r.at, Op: opImaging}, lastOutcome(r, pandaA))
@@ -41,7 +41,7 @@ func TestHealth_FlakyBoardQuarantined(t *testing.T) {
 	require.Equal(t, []State{StateOperationComplete, StateFailedFlapping}, r.entered(pandaA, mark))
 	d := r.device(pandaA)
 	// Per round: boot failed, boot ok, imaging ok.
-	require.Len(t, d.History, 3*flapEpisodes)
+	require.Len(t, d.History, 3*flapBootEpisodes)
 	require.Equal(t, opBoot, d.History[0].Op)
 	require.Equal(t, string(StatePXEBooting), d.History[0].Fail)
 	require.Equal(t, 67, fsm.HealthScore(d.History))
@@ -49,6 +49,19 @@ func TestHealth_FlakyBoardQuarantined(t *testing.T) {
 	res, err := r.tryEvent(pandaA, EventPleaseImage, pleaseImageArgs("b2g", b2gBootConfig))
 	require.NoError(t, err)
 	require.True(t, res.Ignored, "a quarantined board is not imaged")
+}
+
+// Any other kind of failure quarantines on its third episode.
+func TestHealth_FlakyDownloadQuarantined(t *testing.T) {
+	r := newRig(t)
+	r.toReady(pandaA)
+	downloadFailsOnce := concatSteps([]flowStep{pleaseB2G}, toB2GDownloading, []flowStep{timeoutStep(StatePXEPowerCycling)}, toSDCardVerifying)
+	for i := 0; i < flapEpisodes-1; i++ {
+		r.run(pandaA, downloadFailsOnce...)
+		r.run(pandaA, eventStep(EventSUTSDCardOK, StateReady))
+	}
+	r.run(pandaA, downloadFailsOnce...)
+	r.run(pandaA, eventStep(EventSUTSDCardOK, StateFailedFlapping))
 }
 
 // A long outage (a relay board whose relays do not switch: the board never
@@ -119,7 +132,7 @@ func TestHealth_Probation(t *testing.T) {
 func TestHealth_OperatorReset(t *testing.T) {
 	r := newRig(t)
 	r.toReady(pandaA)
-	for i := 0; i < flapEpisodes-1; i++ {
+	for i := 0; i < flapBootEpisodes-1; i++ {
 		r.run(pandaA, imageFlakily...)
 		r.run(pandaA, eventStep(EventSUTSDCardOK, StateReady))
 	}
