@@ -16,9 +16,8 @@ import (
 // ping round or power cycle, and every failed_* state. Two rules read it:
 //
 //   - quarantine: a device whose last flapWindow outcomes since the last
-//     reset hold flapEpisodes episodes of the same kind of failure (runs
-//     of it, each ended by a recovery; flapBootEpisodes for a net boot
-//     that never reaches the live image) keeps failing and recovering. Before
+//     reset hold enough episodes of the same kind of failure (runs of
+//     it, each ended by a recovery; flapEpisodesFor says how many) keeps failing and recovering. Before
 //     it can be handed out again it is retired to failed_health_checks
 //     (the failures are health checks) or failed_flapping (anything
 //     else), which says why.
@@ -29,12 +28,13 @@ import (
 // An operator's please_self_test or forced state change out of a failed
 // state leaves a reset marker: the rules then look only at what follows.
 const (
-	flapWindow   = 16
-	flapEpisodes = 3
-	// flapBootEpisodes: see flapEpisodesFor.
-	flapBootEpisodes = 2
-	probationChecks  = 2
-	probationPeriod  = 120 * time.Second
+	flapWindow = 16
+	// Episodes that quarantine: see flapEpisodesFor.
+	flapEpisodes       = 4
+	flapBootEpisodes   = 2
+	flapHealthEpisodes = 3
+	probationChecks    = 2
+	probationPeriod    = 120 * time.Second
 	// counterProbation counts the clean checks of probation.
 	counterProbation = "probation"
 )
@@ -119,10 +119,15 @@ func quarantine(h []fsm.Outcome) State {
 // board: flapBootEpisodes for a net boot that never reaches the live image
 // (a healthy board's boot fails by resetting itself, which retries at once
 // and is never seen; only a board that hangs, or a shared part, makes it
-// time out), flapEpisodes for the rest.
+// time out), flapHealthEpisodes for health checks (a healthy idle board
+// answers), flapEpisodes for the imaging steps, which fail now and then on
+// any board.
 func flapEpisodesFor(kind string) int {
-	if failureOp(State(kind)) == opBoot {
+	switch failureOp(State(kind)) {
+	case opBoot:
 		return flapBootEpisodes
+	case opHealthCheck:
+		return flapHealthEpisodes
 	}
 	return flapEpisodes
 }

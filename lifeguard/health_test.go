@@ -88,7 +88,7 @@ func TestHealth_BrokenBoardRetired(t *testing.T) {
 	r := newRig(t)
 	r.toReady(pandaA)
 	failCheck := eventStep(EventFailed, StatePXEPowerCycling)
-	for i := 0; i < flapEpisodes-1; i++ {
+	for i := 0; i < flapHealthEpisodes-1; i++ {
 		r.run(pandaA, failCheck)
 		require.Equal(t, fsm.Outcome{At: r.at, Op: opHealthCheck, Fail: failHealthCheck}, lastOutcome(r, pandaA))
 		r.run(pandaA, selfTestPass...)
