@@ -95,9 +95,9 @@ func quarantine(h []fsm.Outcome) State {
 			}
 			continue
 		}
-		if !failing[o.Fail] {
-			failing[o.Fail] = true
-			episodes[o.Fail]++
+		if k := kindOf(o.Fail); !failing[k] {
+			failing[k] = true
+			episodes[k]++
 		}
 	}
 	// Kinds in a fixed order, so that the verdict depends on the history
@@ -115,18 +115,31 @@ func quarantine(h []fsm.Outcome) State {
 	return ""
 }
 
+// kindOf groups failures that say the same of a board: a failed health
+// check, a SUT agent that never answers after imaging and a board that
+// never answers ping after a power cycle all mean it does not answer, and
+// count as failed health checks.
+func kindOf(fail string) string {
+	switch State(fail) {
+	case StateSUTVerifying, StateFailedSUTVerifying, StatePCPinging:
+		return failHealthCheck
+	}
+	return fail
+}
+
 // flapEpisodesFor is how many episodes of a kind of failure quarantine a
 // board: flapBootEpisodes for a net boot that never reaches the live image
 // (a healthy board's boot fails by resetting itself, which retries at once
-// and is never seen; only a board that hangs, or a shared part, makes it
-// time out), flapHealthEpisodes for health checks (a healthy idle board
-// answers), flapEpisodes for the imaging steps, which fail now and then on
+// and is never seen; only a board that hangs, or a shared part, makes
+// pxe_booting time out; mobile_init_started's 10 s, though, a busy
+// imaging server can overrun), flapHealthEpisodes for a board that does
+// not answer (kindOf), flapEpisodes for the imaging steps, which fail now and then on
 // any board.
 func flapEpisodesFor(kind string) int {
-	switch failureOp(State(kind)) {
-	case opBoot:
+	switch s := State(kind); {
+	case s == StatePXEBooting || s == StateFailedPXEBooting:
 		return flapBootEpisodes
-	case opHealthCheck:
+	case failureOp(s) == opHealthCheck:
 		return flapHealthEpisodes
 	}
 	return flapEpisodes

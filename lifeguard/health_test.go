@@ -243,3 +243,38 @@ func TestRelayBoardOf(t *testing.T) {
 	require.Empty(t, fsm.RelayBoardOf(""))
 	require.Empty(t, fsm.RelayBoardOf("relay-1.lab"))
 }
+
+// The verdict from histories alone: what counts as the same kind, and
+// how many episodes each kind takes.
+func TestHealth_QuarantineRule(t *testing.T) {
+	fail := func(op string, s State) fsm.Outcome { return fsm.Outcome{Op: op, Fail: string(s)} }
+	ok := func(op string) fsm.Outcome { return fsm.Outcome{Op: op} }
+	tests := []struct {
+		name string
+		h    []fsm.Outcome
+		want State
+	}{
+		{"empty", nil, ""},
+		{"not answering, three ways", []fsm.Outcome{
+			fail(opHealthCheck, failHealthCheck), ok(opSelfTest),
+			fail(opImaging, StateFailedSUTVerifying), ok(opSelfTest),
+			fail(opPing, StatePCPinging), ok(opPing)}, StateFailedHealthChecks},
+		{"two hung net boots", []fsm.Outcome{
+			fail(opBoot, StatePXEBooting), ok(opBoot), ok(opImaging), fail(opBoot, StatePXEBooting), ok(opBoot)}, StateFailedFlapping},
+		{"two slow mobile inits are not enough", []fsm.Outcome{
+			fail(opBoot, StateMobileInitStarted), ok(opBoot), fail(opBoot, StateMobileInitStarted), ok(opBoot)}, ""},
+		{"three download episodes are not enough", []fsm.Outcome{
+			fail(opImaging, StateB2GDownloading), ok(opImaging), fail(opImaging, StateB2GDownloading), ok(opImaging),
+			fail(opImaging, StateB2GDownloading), ok(opImaging)}, ""},
+		{"retries of one download are one episode", []fsm.Outcome{
+			fail(opImaging, StateB2GDownloading), ok(opBoot), fail(opImaging, StateB2GDownloading), ok(opBoot),
+			fail(opImaging, StateB2GDownloading), ok(opBoot), fail(opImaging, StateB2GDownloading), ok(opImaging)}, ""},
+		{"only what follows a reset", []fsm.Outcome{
+			fail(opBoot, StatePXEBooting), ok(opBoot), {Op: fsm.OpReset}, fail(opBoot, StatePXEBooting), ok(opBoot)}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, quarantine(tc.h))
+		})
+	}
+}
