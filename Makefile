@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: help build run test test-ui test-python test-faults test-short fuzz bench bench-lab bench-vs-etcd bench-ui bench-catchup bench-queue lint check-monitoring fmt tidy cover clean
+.PHONY: help build run test test-ui test-python test-faults test-short fuzz bench bench-lab bench-outcome bench-vs-etcd bench-ui bench-catchup bench-queue lint check-monitoring fmt tidy cover clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ bench: ## replicated writes/s, request creations/s with 1,000 simulated boards, 
 
 bench-lab: ## every board of a 1,002-board lab power-cycled at once: time to 1,000 ready against the ideal, and the ratio
 	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench WholeLab -benchtime 1x -timeout 20m ./e2e/bench/lab/
+
+bench-outcome: ## the outcome soak: 300 simulated boards (broken, flaky, a stuck relay board) under CI-like traffic, ~4 minutes
+	MOZPOOL_TEST_QUIET=1 $(GO) test -run '^$$' -bench Outcome -benchtime 1x -timeout 15m ./e2e/bench/
 
 bench-vs-etcd: ## the claim-and-release workload against this cluster and a 3-member etcd (installs etcd-server), with the ratio
 	scripts/bench-vs-etcd.sh

@@ -97,6 +97,22 @@ type ClusterStatus struct {
 	// DevicesByRack counts devices per rack, then per state; the rack of
 	// a device is that of its imaging server ("" when unknown).
 	DevicesByRack map[string]map[string]int `json:"devices_by_rack"`
+	// SuspectRelayBoards are the relay boards suspected of a shared fault,
+	// by address.
+	SuspectRelayBoards []SuspectRelayBoard `json:"suspect_relay_boards"`
+}
+
+// SuspectRelayBoard is a relay board behind which several boards failed
+// the same way within a short time.
+type SuspectRelayBoard struct {
+	// Addr is host:port (or host) as in the devices' relay_info.
+	Addr string `json:"addr"`
+	// Kind is the failure the boards shared (the state they failed in).
+	Kind string `json:"kind"`
+	// Since is when the relay board became suspect (wire time format).
+	Since string `json:"since"`
+	// Devices are the boards whose recent failures made it suspect.
+	Devices []string `json:"devices"`
 }
 
 // Health answers /api/cluster/health: 200 with OK, Node and AppliedIndex

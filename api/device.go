@@ -16,6 +16,14 @@ type Device struct {
 	BootConfig    *string `json:"boot_config"`
 	Environment   *string `json:"environment"`
 	RequestID     *int64  `json:"request_id"`
+	// HealthScore is 0..100: the share of successes in the device's
+	// history since its last reset (100 with none). New: Mozpool 4.x
+	// clients ignore it.
+	HealthScore int `json:"health_score"`
+	// RelaySuspect (new, present only when true) says the device's relay
+	// board is the suspect of a shared fault: its boards' failures of that
+	// kind are not counted against them.
+	RelaySuspect bool `json:"relay_suspect,omitempty"`
 }
 
 // DeviceDetails is a device as /api/device/:id/details/ shows it: the list
@@ -30,6 +38,18 @@ type DeviceDetails struct {
 	Generation     uint64  `json:"generation"`
 	NextImage      *string `json:"next_image"`
 	NextBootConfig *string `json:"next_boot_config"`
+	// History is the device's recent outcomes, oldest first.
+	History []DeviceOutcome `json:"history"`
+}
+
+// DeviceOutcome is one entry of a device's history: an operation ("boot",
+// "imaging", "self_test", "health_check", "ping", "power_cycle", or
+// "reset") and, for a failure, its kind.
+type DeviceOutcome struct {
+	// At is in the wire time format.
+	At   string `json:"at"`
+	Op   string `json:"op"`
+	Fail string `json:"fail,omitempty"`
 }
 
 // LogEntry is one line of a device's or a request's log.

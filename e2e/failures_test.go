@@ -37,7 +37,7 @@ func testDownloadFails(t *testing.T, l *lab, dev string) {
 			lifeguard.StateMobileInitStarted, lifeguard.StateB2GDownloading)
 	}
 	want = append(want, lifeguard.StateFailedB2GDownloading)
-	want = append(want, selfTestPath...)
+	want = append(want, selfTestAfterFailurePath...)
 	log := l.waitFlow(t, dev, mark, 2*flowTimeout, want...)
 	require.True(t, logHas(log, "statemachine", failedLine(lifeguard.StateFailedB2GDownloading)))
 

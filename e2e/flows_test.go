@@ -30,6 +30,13 @@ var selfTestPath = []lifeguard.State{
 	lifeguard.StateMobileInitStarted, lifeguard.StateSelfTestRunning, lifeguard.StateReady,
 }
 
+// selfTestAfterFailurePath is a self-test that follows a failure: the
+// board is on probation until its clean health checks.
+var selfTestAfterFailurePath = []lifeguard.State{
+	lifeguard.StateStartSelfTest, lifeguard.StatePXEPowerCycling, lifeguard.StatePXEBooting,
+	lifeguard.StateMobileInitStarted, lifeguard.StateSelfTestRunning, lifeguard.StateProbation,
+}
+
 // posted reports whether board posted ev at or after since.
 func posted(b sim.BoardState, ev lifeguard.Event, since time.Time) bool {
 	for _, p := range b.Events {

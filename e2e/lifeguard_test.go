@@ -68,7 +68,7 @@ func testStopsAnswering(t *testing.T, l *lab, dev string) {
 	// Instead of waiting for the ready timeout, force the health check.
 	mark := l.logMark(t, dev)
 	require.Equal(t, http.StatusOK, stateChange(t, via, dev, lifeguard.StateReady, lifeguard.StateReady))
-	l.waitFlow(t, dev, mark, selfTestTimeout, selfTestPath...)
+	l.waitFlow(t, dev, mark, selfTestTimeout, selfTestAfterFailurePath...)
 	require.Eventually(t, func() bool { return pingFailed(l.logSince(dev, mark)) },
 		10*time.Second, poll, "the health check's failed ping is logged")
 	require.True(t, l.sim.Board(dev).Powered, "the self-test's power cycle turned the board back on")

@@ -379,11 +379,12 @@ func TestDeviceImagingResult(t *testing.T) {
 		require.Equal(t, lifeguard.StatePXEPowerCycling, got.State, "4th b2g_downloading timeout: failed, then self-test")
 		requireResult(t, r, mark, "failed-bad-device")
 
-		// The self-test that follows reports nothing more.
+		// The self-test that follows reports nothing more; it follows a
+		// failure, so the board goes on probation.
 		mark = logMark(r)
 		for _, s := range []devStep{
 			{lifeguard.EventPowerCycleOK, lifeguard.StatePXEBooting}, {lifeguard.EventMobileInitStarted, lifeguard.StateMobileInitStarted},
-			{lifeguard.EventSelfTestRunning, lifeguard.StateSelfTestRunning}, {lifeguard.EventSelfTestOK, lifeguard.StateReady},
+			{lifeguard.EventSelfTestRunning, lifeguard.StateSelfTestRunning}, {lifeguard.EventSelfTestOK, lifeguard.StateProbation},
 		} {
 			require.Equal(t, s.want, r.event(lgDev, s.event, 0, fsm.EventArgs{}).State)
 		}

@@ -44,6 +44,7 @@ const (
 	recHistory          recordType = 15
 	recToken            recordType = 16
 	recPolicy           recordType = 17
+	recRelayHealth      recordType = 18
 )
 
 // ErrSnapshotVersion is returned by Restore for a snapshot it cannot read.
@@ -94,6 +95,7 @@ func encodeSnapshotAt(s *State, index uint64) ([]byte, error) {
 	if s.Policy != "" {
 		put(recPolicy, s.Policy)
 	}
+	putSorted(put, recRelayHealth, s.RelayHealth) // none in older snapshots
 	put(recCounters, s.NextID)
 	if s.TimeScale != 0 {
 		// Deadlines depend on it: a restored node must scale as the
@@ -250,6 +252,8 @@ func (s *State) restoreRecord(t recordType, b []byte) error {
 		return restoreInto(s.Tokens, b, func(v *Token) string { return v.Name })
 	case recPolicy:
 		return json.Unmarshal(b, &s.Policy)
+	case recRelayHealth:
+		return restoreInto(s.RelayHealth, b, func(v *RelayHealth) string { return v.Addr })
 	case recCounters:
 		return json.Unmarshal(b, &s.NextID)
 	case recTimeScale:
@@ -356,7 +360,7 @@ func (s *State) clone() *State {
 		PXEConfigs:      cloneEntities(s.PXEConfigs, nil),
 		ImagePXEConfigs: cloneEntities(s.ImagePXEConfigs, nil),
 		Devices: cloneEntities(s.Devices, func(v *Device) {
-			v.Counters, v.Tags = maps.Clone(v.Counters), maps.Clone(v.Tags)
+			v.Counters, v.Tags, v.History = maps.Clone(v.Counters), maps.Clone(v.Tags), slices.Clone(v.History)
 		}),
 		Requests:         cloneEntities(s.Requests, request),
 		RelayBoards:      cloneEntities(s.RelayBoards, nil),
@@ -367,6 +371,7 @@ func (s *State) clone() *State {
 		idemOrder:        slices.Clone(s.idemOrder),
 		autoOrder:        slices.Clone(s.autoOrder),
 		Tokens:           cloneEntities(s.Tokens, nil),
+		RelayHealth:      cloneEntities(s.RelayHealth, func(v *RelayHealth) { v.Recent = slices.Clone(v.Recent) }),
 		Policy:           s.Policy,
 		Queue:            s.Queue.cloneEncoded(),
 		History:          s.History.clone(),

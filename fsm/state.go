@@ -105,6 +105,11 @@ type Device struct {
 	// LastUsed is when the device was last claimed; device choice prefers
 	// the least recently used.
 	LastUsed time.Time `json:"last_used,omitzero"`
+
+	// History is the rolling record of the device's outcomes, oldest
+	// first, at most HistoryLen (health.go). Absent in snapshots taken
+	// before it existed.
+	History []Outcome `json:"history,omitempty"`
 }
 
 // Address is how the imaging server reaches the board: its IP address
@@ -260,6 +265,8 @@ type State struct {
 	// Policy is the cluster's access policy: PolicyOpen ("" reads as
 	// open) or PolicyStrict.
 	Policy string `json:"policy,omitempty"`
+	// RelayHealth is keyed by relay board address (relayhealth.go).
+	RelayHealth map[string]*RelayHealth `json:"-"`
 
 	// NextID holds the last id given out per entity kind.
 	NextID map[string]int64 `json:"next_id"`
@@ -296,6 +303,7 @@ func newState() *State {
 		Requests:        map[int64]*Request{},
 		RelayBoards:     map[string]*RelayBoard{},
 		Tokens:          map[string]*Token{},
+		RelayHealth:     map[string]*RelayHealth{},
 		NextID:          map[string]int64{},
 		idem:            map[string]*idemEntry{},
 		Queue:           newQueue(),

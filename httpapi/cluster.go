@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -29,8 +31,29 @@ func (s *Server) getClusterStatus(*http.Request, httprouter.Params) (any, error)
 			}
 			out.DevicesByRack[rack][d.State]++
 		}
+		out.SuspectRelayBoards = suspectRelayBoards(st)
 	})
 	return out, nil
+}
+
+// suspectRelayBoards lists the suspect relay boards, by address.
+func suspectRelayBoards(st *fsm.State) []api.SuspectRelayBoard {
+	out := []api.SuspectRelayBoard{}
+	for _, addr := range slices.Sorted(maps.Keys(st.RelayHealth)) {
+		rh := st.RelayHealth[addr]
+		if !rh.Suspect {
+			continue
+		}
+		var devs []string
+		for _, f := range rh.Recent {
+			if f.Kind == rh.Kind && !slices.Contains(devs, f.Device) {
+				devs = append(devs, f.Device)
+			}
+		}
+		slices.Sort(devs)
+		out = append(out, api.SuspectRelayBoard{Addr: addr, Kind: rh.Kind, Since: api.FormatTime(rh.SuspectSince), Devices: devs})
+	}
+	return out
 }
 
 // getClusterHealth answers 200 when this node knows a leader and is caught

@@ -32,7 +32,9 @@ func (s *Server) getDeviceList(r *http.Request, _ httprouter.Params) (any, error
 		for name, d := range st.Devices {
 			names = append(names, name)
 			if details {
-				devices = append(devices, newDevice(d))
+				v := newDevice(d)
+				v.RelaySuspect = st.RelaySuspect(d.RelayInfo)
+				devices = append(devices, v)
 			}
 		}
 	})
@@ -159,6 +161,7 @@ func (s *Server) getDeviceDetails(_ *http.Request, ps httprouter.Params) (any, e
 	s.fsm.Read(func(st *fsm.State) {
 		if d, ok := st.Devices[name]; ok {
 			out = &api.DeviceDetailsReply{Device: newDeviceDetails(d)}
+			out.Device.RelaySuspect = st.RelaySuspect(d.RelayInfo)
 		}
 	})
 	if out == nil {

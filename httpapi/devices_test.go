@@ -13,7 +13,7 @@ import (
 	"github.com/mozpool/mozpool/fsm"
 )
 
-var deviceKeys = []string{"boot_config", "comments", "environment", "fqdn", "id", "image", "imaging_server",
+var deviceKeys = []string{"boot_config", "comments", "environment", "fqdn", "health_score", "id", "image", "imaging_server",
 	"inventory_id", "mac_address", "name", "relay_info", "request_id", "state"}
 
 func TestDeviceList(t *testing.T) {
@@ -29,7 +29,7 @@ func TestDeviceList(t *testing.T) {
 		require.Equal(t, map[string]any{
 			"id": float64(1), "name": "dev1", "fqdn": "dev1.lab.example.com", "inventory_id": float64(1),
 			"mac_address": "001122334401", "imaging_server": "server1", "relay_info": "relay1.lab.example.com:bank1:relay1",
-			"state": "new", "comments": nil, "image": nil, "boot_config": nil, "environment": "even", "request_id": nil,
+			"state": "new", "comments": nil, "image": nil, "boot_config": nil, "environment": "even", "request_id": nil, "health_score": float64(100),
 		}, d)
 		require.Nil(t, devs[2].(map[string]any)["environment"], "empty environment is null")
 	}
@@ -144,7 +144,7 @@ func TestDeviceStatusLimitsLog(t *testing.T) {
 func TestDeviceDetails(t *testing.T) {
 	e := newTestEnv(t)
 	d := e.getOK("/api/device/dev1/details/")["device"].(map[string]any)
-	want := append([]string{"generation", "hardware_type", "next_boot_config", "next_image", "state_deadline"}, deviceKeys...)
+	want := append([]string{"generation", "hardware_type", "history", "next_boot_config", "next_image", "state_deadline"}, deviceKeys...)
 	require.ElementsMatch(t, want, keys(d))
 	require.Equal(t, "panda/ES Rev B2", d["hardware_type"])
 	require.Equal(t, "2024-03-01T12:00:00", d["state_deadline"])

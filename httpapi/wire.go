@@ -43,6 +43,7 @@ func newDevice(d *fsm.Device) api.Device {
 		Image:         stringOrNil(d.Image),
 		BootConfig:    stringOrNil(d.BootConfig),
 		Environment:   stringOrNil(d.Environment),
+		HealthScore:   fsm.HealthScore(d.History),
 	}
 	if d.RequestID != 0 {
 		id := d.RequestID
@@ -52,6 +53,10 @@ func newDevice(d *fsm.Device) api.Device {
 }
 
 func newDeviceDetails(d *fsm.Device) api.DeviceDetails {
+	history := make([]api.DeviceOutcome, len(d.History))
+	for i, o := range d.History {
+		history[i] = api.DeviceOutcome{At: api.FormatTime(o.At), Op: o.Op, Fail: o.Fail}
+	}
 	return api.DeviceDetails{
 		Device:         newDevice(d),
 		HardwareType:   d.HardwareType,
@@ -59,6 +64,7 @@ func newDeviceDetails(d *fsm.Device) api.DeviceDetails {
 		Generation:     d.Generation,
 		NextImage:      stringOrNil(d.NextImage),
 		NextBootConfig: stringOrNil(d.NextBootConfig),
+		History:        history,
 	}
 }
 

@@ -137,8 +137,18 @@ func stateTable() map[State]stateSpec {
 		// ready: health-checked every 10 minutes ("to keep load reasonable")
 		// unless a request holds it.
 		StateReady: {Timeout: 600 * time.Second, Action: ActionHealthCheck, Please: pleaseFull,
-			OnTimeout: gotoState(StateReady),
-			Events:    map[Event]transition{EventFailed: on(StateStartSelfTest)}},
+			OnTimeout: readyTimeout,
+			Events:    map[Event]transition{EventFailed: healthCheckFailed}},
+		// probation: a device whose self-test passed right after a failure
+		// is health-checked every 2 minutes; probationChecks clean checks
+		// make it ready (health.go).
+		// relay_wait: the device's operation failed behind a suspect
+		// relay board; it is retried every 5 minutes, and at once when
+		// the relay board works again (health.go).
+		StateRelayWait: {Timeout: relayWaitPeriod, Please: pleaseBasic, OnTimeout: resume},
+		StateProbation: {Timeout: probationPeriod, Action: ActionHealthCheck, Please: pleaseBasic,
+			OnTimeout: probationTimeout,
+			Events:    map[Event]transition{EventFailed: healthCheckFailed}},
 
 		// pc_power_cycling: plain reboot; the relay cycle takes ≈ 1–3 s, so
 		// 60 s, retried up to 200 times. Time spent waiting for the relay
@@ -162,6 +172,8 @@ func stateTable() map[State]stateSpec {
 		// at most pingRoundsLimit rounds.
 		StatePCPinging: {Timeout: 10 * time.Second, Action: ActionPing, OnTimeout: pingTimeout,
 			Events: map[Event]transition{EventPingOK: func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+				record(m, opPing, "")
+				relayWorks(m)
 				m.ClearCounter(counterPCPinging)
 				m.ClearCounter(counterPingRounds)
 				enter(m, StateOperationComplete)
@@ -209,8 +221,12 @@ func stateTable() map[State]stateSpec {
 				EventPowerCycleStarted: rearm,
 			}},
 		// pxe_booting: a panda net-boots in ≈ 90 s; twice that, 30 tries.
-		StatePXEBooting: {Timeout: 180 * time.Second, OnTimeout: retryPXE(counterPXEBooting, pxeBootLimit, StateFailedPXEBooting),
-			Events: map[Event]transition{EventMobileInitStarted: clearThen(counterPXEBooting, StateMobileInitStarted)}},
+		StatePXEBooting: {Timeout: 180 * time.Second, OnTimeout: unlessShared(retryPXE(counterPXEBooting, pxeBootLimit, StateFailedPXEBooting)),
+			Events: map[Event]transition{EventMobileInitStarted: func(m *fsm.DeviceTx, args fsm.EventArgs) error {
+				record(m, opBoot, "")
+				relayWorks(m)
+				return clearThen(counterPXEBooting, StateMobileInitStarted)(m, args)
+			}}},
 		// mobile_init_started: the live image is up; the PXE file goes so a
 		// reboot uses the SD card; the second stage reports within 10 s.
 		StateMobileInitStarted: {Timeout: 10 * time.Second, Action: ActionClearPXE,
@@ -252,6 +268,7 @@ func stateTable() map[State]stateSpec {
 				case c > sutVerifyLimit:
 					enter(m, StateFailedSUTVerifying)
 				case c%sutVerifyCycleEvery == 0:
+					record(m, opImaging, StateSUTVerifying)
 					enter(m, StateSUTVerifyPowerCycle)
 				default:
 					enter(m, StateSUTVerifying)
@@ -265,7 +282,10 @@ func stateTable() map[State]stateSpec {
 		StateSUTSDCardVerifying: {Timeout: 200 * time.Second, Action: ActionCheckSDCard,
 			OnTimeout: sdcardFailed,
 			Events: map[Event]transition{
-				EventSUTSDCardOK:     clearThen(counterSUTSDCardVerifying, StateOperationComplete),
+				EventSUTSDCardOK: func(m *fsm.DeviceTx, args fsm.EventArgs) error {
+					record(m, opImaging, "")
+					return clearThen(counterSUTSDCardVerifying, StateOperationComplete)(m, args)
+				},
 				EventSUTSDCardFailed: func(m *fsm.DeviceTx, _ fsm.EventArgs) error { sdcardFailed(m); return nil },
 			}},
 		// operation_complete: what was being installed is now on the card.
@@ -276,6 +296,9 @@ func stateTable() map[State]stateSpec {
 					d.Image, d.BootConfig = d.NextImage, d.NextBootConfig
 					d.NextImage, d.NextBootConfig = "", ""
 				}
+				if quarantined(m) {
+					return // the failed state reports failed-bad-device
+				}
 				m.ImagingResult(string(ResultComplete))
 				enter(m, StateReady)
 			}},
@@ -284,7 +307,7 @@ func stateTable() map[State]stateSpec {
 		StateSelfTestRunning: {Timeout: 3600 * time.Second, Action: ActionClearPXE, Please: pleaseBasic,
 			OnTimeout: gotoState(StateFailedSelfTest),
 			Events: map[Event]transition{
-				EventSelfTestOK:     on(StateReady),
+				EventSelfTestOK:     selfTestPassed,
 				EventFailedSelfTest: on(StateFailedSelfTest),
 			}},
 
@@ -300,6 +323,8 @@ func stateTable() map[State]stateSpec {
 		StateFailedB2GExtracting:      failed(true),
 		StateFailedB2GPinging:         failed(true),
 		StateFailedSelfTest:           failed(false),
+		StateFailedHealthChecks:       failed(false),
+		StateFailedFlapping:           failed(false),
 	}
 }
 
@@ -311,6 +336,9 @@ func failed(autoSelfTest bool) stateSpec {
 	return stateSpec{Timeout: noTimeout, Please: pleaseBasic, Failed: true, AutoSelfTest: autoSelfTest,
 		OnEntry: func(m *fsm.DeviceTx) {
 			m.Log("statemachine", "device has failed: %s", m.State())
+			if s := State(m.State()); s != StateFailedHealthChecks && s != StateFailedFlapping {
+				record(m, failureOp(s), s)
+			}
 			m.ImagingResult(string(ResultFailedBadDevice))
 			if autoSelfTest {
 				enter(m, StateStartSelfTest)
@@ -370,10 +398,27 @@ func limitThen(counter string, limit int, failedState, retryState State) func(m 
 	}
 }
 
+// unlessShared runs f unless the failure is laid at a suspect relay
+// board's door (sharedFault).
+func unlessShared(f func(m *fsm.DeviceTx)) func(m *fsm.DeviceTx) {
+	return func(m *fsm.DeviceTx) {
+		if !sharedFault(m) {
+			f(m)
+		}
+	}
+}
+
 // retryPXE is the timeout of an imaging step: retry the PXE boot, up to
 // limit times.
 func retryPXE(counter string, limit int, failedState State) func(m *fsm.DeviceTx) {
-	return limitThen(counter, limit, failedState, StatePXEPowerCycling)
+	retry := limitThen(counter, limit, failedState, StatePXEPowerCycling)
+	return func(m *fsm.DeviceTx) {
+		// The failed state records the last one itself.
+		if s := State(m.State()); m.Device().Counters[counter] < limit {
+			record(m, failureOp(s), s)
+		}
+		retry(m)
+	}
 }
 
 // enterPowerCycling checks what a power cycle needs; the executor does the
@@ -409,6 +454,9 @@ func rearm(m *fsm.DeviceTx, _ fsm.EventArgs) error {
 }
 
 func powerCycleFailed(m *fsm.DeviceTx) {
+	if sharedFault(m) {
+		return
+	}
 	if m.Inc(counterPowerCycle) > powerCycleLimit {
 		enter(m, StateFailedPowerCycling)
 		return
@@ -422,6 +470,10 @@ func pingTimeout(m *fsm.DeviceTx) {
 		return
 	}
 	m.ClearCounter(counterPCPinging)
+	if sharedFault(m) {
+		return
+	}
+	record(m, opPing, StatePCPinging)
 	if m.Inc(counterPingRounds) > pingRoundsLimit {
 		m.Log("statemachine", "no ping after %d power cycles", pingRoundsLimit)
 		enter(m, StateFailedPowerCycling)
@@ -431,6 +483,9 @@ func pingTimeout(m *fsm.DeviceTx) {
 }
 
 func sdcardFailed(m *fsm.DeviceTx) {
+	if m.Device().Counters[counterSUTSDCardVerifying] < sdcardLimit {
+		record(m, opImaging, StateSUTSDCardVerifying)
+	}
 	if m.Inc(counterSUTSDCardVerifying) > sdcardLimit {
 		enter(m, StateFailedSUTSDCardVerifying)
 		return

@@ -53,6 +53,7 @@ func (Machine) Event(m *fsm.DeviceTx, event string, args fsm.EventArgs) error {
 	switch ev := Event(event); ev {
 	case EventPleaseSelfTest:
 		if s.Please >= pleaseBasic {
+			resetHistory(m)
 			enter(m, StateStartSelfTest)
 			return nil
 		}
@@ -118,7 +119,10 @@ func (Machine) Timeout(m *fsm.DeviceTx) {
 }
 
 // Force enters state unconditionally (a forced state change).
-func (Machine) Force(m *fsm.DeviceTx, state string) { enter(m, State(state)) }
+func (Machine) Force(m *fsm.DeviceTx, state string) {
+	resetHistory(m)
+	enter(m, State(state))
+}
 
 // Action is the hardware action of the state (ActionNone for states the
 // table does not know).

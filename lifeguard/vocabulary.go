@@ -34,6 +34,12 @@ const (
 	StateOperationComplete   State = "operation_complete"
 	StateMaintenanceMode     State = "maintenance_mode"
 	StateSelfTestRunning     State = "self_test_running"
+	// StateProbation: a device whose self-test passed after a failure,
+	// health-checked until it has enough clean checks (health.go).
+	StateProbation State = "probation"
+	// StateRelayWait: a device whose operation failed behind a suspect
+	// relay board waits for it (health.go).
+	StateRelayWait State = "relay_wait"
 
 	StateFailedPowerCycling       State = "failed_power_cycling"
 	StateFailedPXEBooting         State = "failed_pxe_booting"
@@ -47,6 +53,10 @@ const (
 	StateFailedB2GExtracting      State = "failed_b2g_extracting"
 	StateFailedB2GPinging         State = "failed_b2g_pinging"
 	StateFailedSelfTest           State = "failed_self_test"
+	// Quarantine (health.go): the device keeps failing and recovering,
+	// in health checks or in anything else.
+	StateFailedHealthChecks State = "failed_health_checks"
+	StateFailedFlapping     State = "failed_flapping"
 )
 
 // failedPrefix starts the name of every failed state.

@@ -20,11 +20,11 @@ func TestVocabulary_WireNames(t *testing.T) {
 		"android_downloading", "android_extracting", "b2g_downloading", "b2g_extracting",
 		"failed_android_downloading", "failed_android_extracting", "failed_android_pinging",
 		"failed_b2g_downloading", "failed_b2g_extracting", "failed_b2g_pinging",
-		"failed_mobile_init_started", "failed_power_cycling", "failed_pxe_booting", "failed_self_test",
+		"failed_flapping", "failed_health_checks", "failed_mobile_init_started", "failed_power_cycling", "failed_pxe_booting", "failed_self_test",
 		"failed_sut_sdcard_verifying", "failed_sut_verifying",
 		"locked_out", "maintenance_mode", "mobile_init_started", "new", "operation_complete",
 		"pc_pinging", "pc_power_cycling", "pc_rebooting", "pc_sut_rebooting",
-		"pxe_booting", "pxe_power_cycling", "ready", "self_test_running",
+		"probation", "pxe_booting", "pxe_power_cycling", "ready", "relay_wait", "self_test_running",
 		"start_maintenance", "start_pxe_boot", "start_self_test",
 		"sut_sdcard_verifying", "sut_verify_power_cycle", "sut_verifying", "troubleshooting",
 	}, states)

@@ -50,6 +50,7 @@ type board struct {
 	bank     int
 	relayNum int
 	broken   bool
+	flaky    bool // every third boot hangs in u-boot
 
 	rng     *rand.Rand // board goroutine only
 	http    *http.Client
@@ -172,6 +173,7 @@ func (b *board) boot(ctx context.Context) error {
 	cfg := &b.lab.cfg
 	b.mu.Lock()
 	b.boots++
+	flakyHang := b.flaky && b.boots%3 == 0
 	b.mu.Unlock()
 
 	if err := b.enter(ctx, PhaseBooting, true, false); err != nil {
@@ -180,6 +182,12 @@ func (b *board) boot(ctx context.Context) error {
 	b.syslog(ctx, appUBoot, uBootBanner, "OMAP4430 ES2.3, DRAM: 1 GiB, MMC: OMAP SD/MMC: 0")
 	if err := b.wait(ctx, cfg.Failures.Booting, cfg.Delays.Booting); err != nil {
 		return err
+	}
+	if flakyHang {
+		// Every third boot of a flaky board hangs in u-boot, silent
+		// until its power is cycled.
+		b.syslog(ctx, appUBoot, "data abort")
+		return b.hang(ctx, PhaseHung, false)
 	}
 	if err := b.enter(ctx, PhasePXE, false, false); err != nil {
 		return err

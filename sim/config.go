@@ -82,6 +82,20 @@ type Failures struct {
 	SelfTestFailed float64
 }
 
+// RelayFault is a relay board whose relays stop switching for a while and
+// then recover: its controller still answers every command (a set is
+// acknowledged) but the relays stay as they were, so its boards are
+// neither powered off nor on.
+type RelayFault struct {
+	// Board is the index of the relay board in the lab's relay boards
+	// sorted by configured address (Lab.Relays order).
+	Board int `json:"board"`
+	// After is when the fault starts, from Start; For how long it
+	// lasts. Both are multiplied by Config.TimeScale.
+	After time.Duration `json:"after"`
+	For   time.Duration `json:"for"`
+}
+
 // Config configures a Lab.
 type Config struct {
 	// Inventory is the lab: every device with a relay_info and an
@@ -114,6 +128,15 @@ type Config struct {
 	// power up and boot but never answer ping or the SUT agent. Which
 	// ones is decided by Seed. Default: 0.
 	BrokenFraction float64
+	// FlakyFraction (0..1) of the boards are flaky: every third boot
+	// sequence of theirs hangs at the end of u-boot, silent (no ping, no
+	// PXE fetch) until its power is cycled, as a board with a marginal
+	// power supply or SD slot does; the others succeed. Which ones is decided by Seed, among boards that are not
+	// broken. Default: 0.
+	FlakyFraction float64
+	// FaultyRelay, if set, makes one relay board's relays stop switching
+	// for a while (see RelayFault). Default: none.
+	FaultyRelay *RelayFault
 	// SDImage is the image on every board's SD card when the lab starts.
 	// Default: "b2g".
 	SDImage string
@@ -204,6 +227,7 @@ func (c Config) Validate() error {
 		{"Failures.SelfTestOK", c.Failures.SelfTestOK},
 		{"Failures.SelfTestFailed", c.Failures.SelfTestFailed},
 		{"BrokenFraction", c.BrokenFraction},
+		{"FlakyFraction", c.FlakyFraction},
 	}
 	for _, p := range probs {
 		if p.p < 0 || p.p > 1 {
@@ -228,7 +252,12 @@ func (c Config) Validate() error {
 			return fmt.Errorf("sim: Delays.%s must not be negative, got %s±%s", d.name, d.d.Mean, d.d.Jitter)
 		}
 	}
+	if f := c.FaultyRelay; f != nil && (f.Board < 0 || f.After < 0 || f.For <= 0) {
+		return fmt.Errorf("sim: FaultyRelay needs Board >= 0, After >= 0 and For > 0, got %+v", *f)
+	}
 	switch {
+	case c.BrokenFraction+c.FlakyFraction > 1:
+		return fmt.Errorf("sim: BrokenFraction + FlakyFraction must not exceed 1, got %g", c.BrokenFraction+c.FlakyFraction)
 	case len(c.API) == 0:
 		return errors.New("sim: API needs at least one cluster node URL")
 	case c.Discovery <= 0:

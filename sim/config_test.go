@@ -30,6 +30,8 @@ func TestConfigValidate(t *testing.T) {
 		{"probability above 1", func(c *Config) { c.Failures.Extracting = 1.5 }},
 		{"negative probability", func(c *Config) { c.Failures.Running = -0.1 }},
 		{"broken fraction above 1", func(c *Config) { c.BrokenFraction = 2 }},
+		{"broken and flaky above 1", func(c *Config) { c.BrokenFraction, c.FlakyFraction = 0.6, 0.6 }},
+		{"faulty relay without duration", func(c *Config) { c.FaultyRelay = &RelayFault{Board: 0} }},
 		{"self-test outcomes above 1", func(c *Config) { c.Failures.SelfTestOK, c.Failures.SelfTestFailed = 0.8, 0.3 }},
 		{"negative delay", func(c *Config) { c.Delays.Booting.Jitter = -time.Second }},
 		{"same ports", func(c *Config) { c.SUTPort = c.PingPort }},

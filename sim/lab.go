@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -127,6 +128,12 @@ func New(cfg Config) (*Lab, error) {
 	for _, name := range brokenBoards(cfg.Seed, cfg.BrokenFraction, l.boards) {
 		l.byName[name].broken = true
 	}
+	for _, name := range flakyBoards(cfg.Seed, cfg.FlakyFraction, l.boards) {
+		l.byName[name].flaky = true
+	}
+	if f := cfg.FaultyRelay; f != nil && f.Board >= len(l.relays) {
+		return nil, fmt.Errorf("%w: FaultyRelay.Board %d, but the lab has %d relay boards", ErrBadInventory, f.Board, len(l.relays))
+	}
 	return l, nil
 }
 
@@ -203,7 +210,17 @@ func (l *Lab) Start(ctx context.Context) error {
 		l.discoverLoop(runCtx)
 	}()
 
-	// 3. Boards.
+	// 3. The faulty relay board's schedule.
+	if f := l.cfg.FaultyRelay; f != nil {
+		l.wg.Add(1)
+		// Exits when the fault is over or Shutdown cancels runCtx.
+		go func() {
+			defer l.wg.Done()
+			l.relayFault(runCtx, *f)
+		}()
+	}
+
+	// 4. Boards.
 	for _, b := range l.boards {
 		l.wg.Add(1)
 		// Exits when Shutdown cancels runCtx; power changes only abort
@@ -329,6 +346,40 @@ func parseRelayInfo(s string) (relay.RelayInfo, error) {
 		return ri, err
 	}
 	return relay.ParseRelayInfo(s)
+}
+
+// relayFault makes f's relay board stuck from f.After to f.After+f.For
+// (scaled) after Start.
+func (l *Lab) relayFault(ctx context.Context, f RelayFault) {
+	rb := l.relays[f.Board]
+	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) * l.cfg.TimeScale) }
+	if sleep(ctx, scale(f.After)) != nil {
+		return
+	}
+	_, fake := l.relayAddr(rb)
+	fake.SetStuck(true)
+	l.logger.Info("relay board stuck: relays stop switching", "addr", rb.addr, "for", scale(f.For))
+	if sleep(ctx, scale(f.For)) != nil {
+		return
+	}
+	fake.SetStuck(false)
+	l.logger.Info("relay board recovered", "addr", rb.addr)
+}
+
+// flakyBoards picks round(fraction × boards) boards that brokenBoards did
+// not, from seed alone, as brokenBoards does.
+func flakyBoards(seed int64, fraction float64, boards []*board) []string {
+	var healthy []*board
+	for _, b := range boards {
+		if !b.broken {
+			healthy = append(healthy, b)
+		}
+	}
+	n := int(fraction*float64(len(boards)) + 0.5)
+	if n == 0 || len(healthy) == 0 {
+		return nil
+	}
+	return brokenBoards(seed+1, float64(min(n, len(healthy)))/float64(len(healthy)), healthy)
 }
 
 // brokenBoards picks round(fraction × boards) boards from seed alone: the

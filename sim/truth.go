@@ -29,6 +29,8 @@ type BoardState struct {
 	SDImage string `json:"sd_image"`
 	// Broken boards never answer ping or run a SUT agent.
 	Broken bool `json:"broken"`
+	// Flaky boards hang on every third boot (Config.FlakyFraction).
+	Flaky bool `json:"flaky,omitempty"`
 	// Pingable and SUTAgent say whether the board's ping listener and SUT
 	// agent are up right now.
 	Pingable bool      `json:"pingable"`
@@ -68,6 +70,9 @@ type RelayState struct {
 	Actuations int `json:"actuations"`
 	// Connections counts connections served.
 	Connections int `json:"connections"`
+	// Stuck is set while the board's relays do not switch
+	// (Config.FaultyRelay).
+	Stuck bool `json:"stuck,omitempty"`
 }
 
 // Board returns the named board's state, or the zero BoardState (empty
@@ -128,7 +133,7 @@ func (b *board) state(relayAddr string) BoardState {
 	defer b.mu.Unlock()
 	return BoardState{
 		Name: b.name, IP: b.ip.String(), MAC: b.mac, ImagingServer: b.server,
-		Powered: b.powered, Phase: b.phase, SDImage: b.sdImage, Broken: b.broken,
+		Powered: b.powered, Phase: b.phase, SDImage: b.sdImage, Broken: b.broken, Flaky: b.flaky,
 		Pingable: b.ping != nil, SUTAgent: b.agent != nil,
 		Relay: RelayWire{Host: relayAddr, Bank: b.bank, Relay: b.relayNum},
 		Boots: b.boots, Failures: b.failures, LastFailure: b.lastFailure,
@@ -152,6 +157,7 @@ func (rb *relayBoard) state(addr string, fake *bmmtest.RelayBoard) RelayState {
 		s.Commands = append(s.Commands, text)
 	}
 	s.Connections = len(fake.Connections())
+	s.Stuck = fake.Stuck()
 	return s
 }
 

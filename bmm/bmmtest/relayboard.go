@@ -106,6 +106,7 @@ type RelayBoard struct {
 	commands []Command
 	conns    []Connection
 	failLeft int
+	stuck    bool
 	onChange []func(bank, relay int, powered bool)
 }
 
@@ -227,6 +228,24 @@ func (b *RelayBoard) OnChange(f func(bank, relay int, powered bool)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.onChange = append(b.onChange, f)
+}
+
+// SetStuck makes the board's relays stop switching (or switch again): set
+// commands are answered as if acted on, but no relay changes and each is
+// recorded as failed; get and test commands answer as usual. This is a
+// board whose relay coils or driver have failed while its controller
+// still talks.
+func (b *RelayBoard) SetStuck(stuck bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stuck = stuck
+}
+
+// Stuck reports whether SetStuck(true) is in force.
+func (b *RelayBoard) Stuck() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stuck
 }
 
 // SetRefuse makes the board go down (stop listening, drop the connection
@@ -437,6 +456,12 @@ func (b *RelayBoard) execute(frame []byte) (reply []byte, keep bool) {
 			return nil, false
 		}
 		return slices.Clone(failReply), true
+	}
+	if set && b.stuck {
+		b.commands = append(b.commands, Command{At: now, Text: text, Failed: true})
+		b.mu.Unlock()
+		b.logger.Debug("relay stuck, command not acted on", "command", text)
+		return []byte{replyOK}, true
 	}
 	b.commands = append(b.commands, Command{At: now, Text: text})
 	var hooks []func(int, int, bool)

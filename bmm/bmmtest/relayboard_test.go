@@ -262,3 +262,19 @@ func TestRelayBoardClose(t *testing.T) {
 	require.NoError(t, b.Close(), "Close twice")
 	require.Error(t, b.SetRefuse(false), "no coming back after Close")
 }
+
+func TestRelayBoardStuck(t *testing.T) {
+	b := newBoard(t, bmmtest.RelayBoardOptions{})
+	b.SetStuck(true)
+	require.True(t, b.Stuck())
+	conn := dial(t, b)
+	require.Equal(t, []byte{0x55}, exchange(t, conn, 0xFE, 0x6E, 0x02), "set answered as done")
+	require.True(t, b.DevicePowered(2, 3), "a stuck relay does not switch")
+	b.SetStuck(false)
+	require.Equal(t, []byte{0x55}, exchange(t, conn, 0xFE, 0x6E, 0x02))
+	require.False(t, b.DevicePowered(2, 3), "switches again once unstuck")
+	cmds := b.Commands()
+	require.Len(t, cmds, 2)
+	require.True(t, cmds[0].Failed)
+	require.False(t, cmds[1].Failed)
+}

@@ -53,6 +53,9 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	for _, rack := range sortedKeys(st.DevicesByRack) {
 		t.row("  "+orDash(rack)+":", countsLine(st.DevicesByRack[rack]))
 	}
+	for _, rb := range st.SuspectRelayBoards {
+		t.row("suspect relay board:", fmt.Sprintf("%s since %s: %s failed in %s", rb.Addr, rb.Since, strings.Join(rb.Devices, ", "), rb.Kind))
+	}
 	return t.flush()
 }
 

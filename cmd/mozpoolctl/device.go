@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
+	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/client"
 )
 
@@ -79,7 +81,30 @@ func runDeviceShow(ctx context.Context, e *env, args []string) error {
 	t.row("environment:", orDash(deref(d.Environment)))
 	t.row("request:", requestID(d.RequestID))
 	t.row("comments:", orDash(deref(d.Comments)))
+	t.row("health score:", d.HealthScore)
+	t.row("history:", historyLine(d.History))
 	return t.flush()
+}
+
+// historyLine writes a device's history on one line, newest first:
+// "imaging ok, boot failed (pxe_booting), …" ("-" when empty).
+func historyLine(h []api.DeviceOutcome) string {
+	if len(h) == 0 {
+		return "-"
+	}
+	parts := make([]string, 0, len(h))
+	for i := len(h) - 1; i >= 0; i-- {
+		o := h[i]
+		switch {
+		case o.Op == "reset":
+			parts = append(parts, "reset")
+		case o.Fail == "":
+			parts = append(parts, o.Op+" ok")
+		default:
+			parts = append(parts, o.Op+" failed ("+o.Fail+")")
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func runDeviceSetComments(ctx context.Context, e *env, args []string) error {

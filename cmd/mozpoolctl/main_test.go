@@ -502,8 +502,11 @@ func TestDevice(t *testing.T) {
 	f.on("GET /api/device/list/", ok(map[string][]string{"devices": {"panda-0001", "panda-0002"}}))
 	f.on("GET /api/device/list/?details=1", ok(map[string][]api.Device{"devices": devs}))
 	deadline := "2024-05-01T10:00:00Z"
+	scored := devs[1]
+	scored.HealthScore = 50
 	f.on("GET /api/device/panda-0002/details/", ok(api.DeviceDetailsReply{Device: api.DeviceDetails{
-		Device: devs[1], HardwareType: "panda/ES Rev B2", Generation: 4, StateDeadline: &deadline,
+		Device: scored, HardwareType: "panda/ES Rev B2", Generation: 4, StateDeadline: &deadline,
+		History: []api.DeviceOutcome{{At: "2024-03-01T12:00:00", Op: "boot", Fail: "pxe_booting"}, {At: "2024-03-01T12:05:00", Op: "imaging"}},
 	}}))
 	f.on("POST /api/device/panda-0001/set-comments/", ok(nil))
 	f.on("POST /api/device/panda-0001/set-environment/", ok(nil))
@@ -537,6 +540,8 @@ func TestDevice(t *testing.T) {
 	require.Contains(t, r.stdout, "state:             self_test_running (generation 4)\n")
 	require.Contains(t, r.stdout, "hardware type:     panda/ES Rev B2\n")
 	require.Contains(t, r.stdout, "comments:          flaky sd card\n")
+	require.Contains(t, r.stdout, "health score:      50\n")
+	require.Contains(t, r.stdout, "history:           imaging ok, boot failed (pxe_booting)\n")
 
 	r = runCLI(t, f, "device", "set-comments", "panda-0001", "reseated the sd card")
 	require.Equal(t, exitOK, r.code)
