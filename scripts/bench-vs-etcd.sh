@@ -5,7 +5,8 @@
 #
 # Mozpool: a 3-node dev cluster (scripts/devcluster.sh) with 1,002
 # simulated boards at time scale 0.05; one operation creates a request for
-# any board and returns it, round robin over the nodes. etcd: Debian's
+# any board and returns it, round robin over the nodes (plain HTTP, as etcd
+# here). etcd: Debian's
 # etcd-server 3.4 (installed with apt-get when etcd is missing), 3 members on
 # loopback with fsync on (its default), free ports; one operation is a
 # transaction that puts a device key if absent, then a delete of it, through
@@ -72,7 +73,8 @@ etcd_pids=()
 
 echo "== mozpool: 3 nodes, 1,002 simulated boards"
 "$GO" run "$root/cmd/mozpool-sim" generate -boards 334 >"$work/lab.json"
-MOZPOOL_INVENTORY=$work/lab.json MOZPOOL_TIME_SCALE=0.05 "$root/scripts/devcluster.sh" up 3 >/dev/null
+# Plain HTTP, as the etcd members run: the same transport for both.
+MOZPOOL_PLAIN_HTTP=1 MOZPOOL_INVENTORY=$work/lab.json MOZPOOL_TIME_SCALE=0.05 "$root/scripts/devcluster.sh" up 3 >/dev/null
 murls=$(paste -sd, "$MOZPOOL_DEVCLUSTER_DIR/nodes")
 "$work/loadgen" -target mozpool -urls "$murls" -clients "$clients" -duration "$duration" | tee "$work/mozpool.out"
 
