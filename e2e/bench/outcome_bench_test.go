@@ -13,13 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/events"
 	"github.com/mozpool/mozpool/fsm"
-	"github.com/mozpool/mozpool/internal/testlog"
 	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/sim"
 )
@@ -108,32 +105,14 @@ func BenchmarkOutcome(b *testing.B) {
 		b.Skip("a soak: run with -benchtime 1x")
 	}
 	c := daemontest.New(b, 3, daemontest.Options{TimeScale: outcomeScale})
-	nets := daemontest.LoopbackNets(2)
-	inv, err := sim.GenerateInventory(sim.GenerateOptions{
-		Servers:         []string{daemontest.NodeName(1), daemontest.NodeName(2), daemontest.NodeName(3)},
-		BoardsPerServer: outcomeBoards / 3, BoardNet: nets[0], RelayNet: nets[1], RelayPort: 0,
-	})
-	require.NoError(b, err)
-	cfg := sim.DefaultConfig()
-	cfg.Inventory, cfg.TimeScale, cfg.PingPort, cfg.SUTPort = inv, outcomeScale, c.PingPort(), c.SUTPort()
+	cfg := c.SimConfig(b, outcomeBoards/3)
 	cfg.RelayRecovery = 10 * time.Millisecond
 	cfg.BrokenFraction, cfg.FlakyFraction = 0.02, 0.03
 	cfg.FaultyRelay = &sim.RelayFault{Board: 0, After: 15 * time.Minute, For: 10 * time.Minute}
-	cfg.Logger = testlog.New(b)
-	for _, n := range c.Nodes {
-		cfg.API = append(cfg.API, n.URL)
-	}
-	lab, err := sim.New(cfg)
-	require.NoError(b, err)
 	w := watchOutcome(b, c)
 	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(func() {
-		cancel()
-		sctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
-		defer stop()
-		lab.Shutdown(sctx)
-	})
-	require.NoError(b, lab.Start(ctx))
+	b.Cleanup(cancel)
+	lab := daemontest.StartSim(b, cfg)
 	labStart := time.Now()
 	c.LoadInventory(lab.Inventory())
 
@@ -148,7 +127,7 @@ func BenchmarkOutcome(b *testing.B) {
 	good := func(name string) bool { s := truth[name]; return !s.Broken && !s.Flaky }
 
 	// CI-like traffic.
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}, Timeout: 30 * time.Second}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, TLSClientConfig: c.ClientTLS()}, Timeout: 30 * time.Second}
 	body := []byte(`{"assignee": "ci", "duration": 86400, "image": "b2g", "b2gbase": "http://x"}`)
 	runCtx, stopRun := context.WithTimeout(ctx, scaled(outcomeRun))
 	defer stopRun()

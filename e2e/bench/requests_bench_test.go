@@ -4,7 +4,6 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
-	"github.com/mozpool/mozpool/internal/testlog"
 	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/sim"
 )
@@ -31,30 +29,9 @@ func startLab(b *testing.B) *daemontest.Cluster {
 	const scale = 0.05
 	// Free ping and SUT ports (daemontest's), random loopback networks.
 	c := daemontest.New(b, 3, daemontest.Options{TimeScale: scale})
-	nets := daemontest.LoopbackNets(2)
-	inv, err := sim.GenerateInventory(sim.GenerateOptions{
-		Servers:         []string{daemontest.NodeName(1), daemontest.NodeName(2), daemontest.NodeName(3)},
-		BoardsPerServer: boards / 3, BoardNet: nets[0], RelayNet: nets[1], RelayPort: 0,
-	})
-	require.NoError(b, err)
-	cfg := sim.DefaultConfig()
-	cfg.Inventory, cfg.TimeScale, cfg.PingPort, cfg.SUTPort = inv, scale, c.PingPort(), c.SUTPort()
+	cfg := c.SimConfig(b, boards/3)
 	cfg.RelayRecovery, cfg.Failures = 10*time.Millisecond, sim.Failures{SelfTestOK: 1}
-	cfg.Logger = testlog.New(b)
-	cfg.TLS = daemontest.ClientTLS()
-	for _, n := range c.Nodes {
-		cfg.API = append(cfg.API, n.URL)
-	}
-	lab, err := sim.New(cfg)
-	require.NoError(b, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(func() {
-		cancel()
-		sctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
-		defer stop()
-		lab.Shutdown(sctx)
-	})
-	require.NoError(b, lab.Start(ctx))
+	lab := daemontest.StartSim(b, cfg)
 	c.LoadInventory(lab.Inventory())
 	start := time.Now()
 	require.Eventually(b, func() bool {

@@ -50,26 +50,32 @@ func encodeKey(k *ecdsa.PrivateKey) ([]byte, error) {
 
 // CreateCA returns a new self-signed CA certificate and its key (PEM).
 func CreateCA(name string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	sn, err := serial()
-	if err != nil {
-		return nil, nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          sn,
+	return issue(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: name, Organization: []string{"Mozpool"}},
-		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
+	}, validity, nil, nil)
+}
+
+// issue gives tmpl a new P-256 key, a serial number and a validity from a
+// minute ago, and signs it with parentKey (self-signed when parent is
+// nil); it returns the certificate and the key (PEM).
+func issue(tmpl *x509.Certificate, validity time.Duration, parent *x509.Certificate, parentKey any) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if tmpl.SerialNumber, err = serial(); err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Minute), now.Add(validity)
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -91,39 +97,18 @@ func CreateNodeCert(caCertPEM, caKeyPEM []byte, node string, dns []string, ips [
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	sn, err := serial()
-	if err != nil {
-		return nil, nil, err
-	}
-	now := time.Now()
 	names := append([]string{node, NodeServerName, "localhost"}, dns...)
 	ipAddrs := append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, ips...)
 	if ip := net.ParseIP(node); ip != nil {
 		ipAddrs = append(ipAddrs, ip)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: sn,
-		Subject:      pkix.Name{CommonName: node, Organization: []string{"Mozpool"}},
-		NotBefore:    now.Add(-time.Minute),
-		NotAfter:     now.Add(validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:     names,
-		IPAddresses:  ipAddrs,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	keyPEM, err = encodeKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM, nil
+	return issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: node, Organization: []string{"Mozpool"}},
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:    names,
+		IPAddresses: ipAddrs,
+	}, validity, ca, caKey)
 }
 
 func parseCA(certPEM, keyPEM []byte) (*x509.Certificate, any, error) {

@@ -4,7 +4,6 @@
 package lab
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
-	"github.com/mozpool/mozpool/internal/testlog"
 	"github.com/mozpool/mozpool/lifeguard"
 	"github.com/mozpool/mozpool/sim"
 )
@@ -77,17 +75,8 @@ func scaled(d time.Duration, scale float64) time.Duration { return time.Duration
 func BenchmarkWholeLabSelfTest(b *testing.B) {
 	scale := timeScale(b)
 	c := daemontest.New(b, servers, daemontest.Options{TimeScale: scale})
-	nets := daemontest.LoopbackNets(2)
-	names := make([]string, servers)
-	for i := range names {
-		names[i] = daemontest.NodeName(i + 1)
-	}
-	inv, err := sim.GenerateInventory(sim.GenerateOptions{
-		Servers: names, BoardsPerServer: boardsPerServer, BoardNet: nets[0], RelayNet: nets[1], RelayPort: 0,
-	})
-	require.NoError(b, err)
-	cfg := sim.DefaultConfig()
-	cfg.Inventory, cfg.TimeScale, cfg.PingPort, cfg.SUTPort = inv, scale, c.PingPort(), c.SUTPort()
+	cfg := c.SimConfig(b, boardsPerServer)
+	inv := cfg.Inventory
 	rest := relayBoardRest(b, scale)
 	cfg.RelayRecovery = rest
 	cfg.Failures = sim.Failures{SelfTestOK: 1}
@@ -95,19 +84,6 @@ func BenchmarkWholeLabSelfTest(b *testing.B) {
 		&cfg.Delays.Extracting, &cfg.Delays.Rebooting, &cfg.Delays.SelfTest, &cfg.Delays.Running} {
 		d.Jitter = 0
 	}
-	cfg.Logger = testlog.New(b)
-	for _, n := range c.Nodes {
-		cfg.API = append(cfg.API, n.URL)
-	}
-	lab, err := sim.New(cfg)
-	require.NoError(b, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(func() {
-		cancel()
-		sctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
-		defer stop()
-		lab.Shutdown(sctx)
-	})
 
 	perRelay := map[string]int{}
 	for _, d := range inv.Devices {
@@ -125,7 +101,7 @@ func BenchmarkWholeLabSelfTest(b *testing.B) {
 	ideal := time.Duration(fullest)*cycle + selfTest
 	limit := 10 * ideal
 
-	require.NoError(b, lab.Start(ctx))
+	lab := daemontest.StartSim(b, cfg)
 	start := time.Now()
 	c.LoadInventory(lab.Inventory())
 	first, ok := waitReady(b, c, nil, start, limit)
@@ -135,7 +111,7 @@ func BenchmarkWholeLabSelfTest(b *testing.B) {
 	fmt.Printf("the lab's first self-test (boards registering as they boot): %d boards ready after %s\n",
 		first.ready, first.at.Sub(start).Round(10*time.Millisecond))
 
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: time.Minute}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, TLSClientConfig: c.ClientTLS()}, Timeout: time.Minute}
 	for i := 0; i < b.N; i++ {
 		gen0 := generations(c)
 		start := time.Now()
