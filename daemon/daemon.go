@@ -92,6 +92,10 @@ type Config struct {
 	// it also shortens the relay's off time and recovery pause, and device
 	// timeouts are never scaled below MinScaledDeviceTimeout.
 	TimeScale float64
+	// DebugAddr, if set, serves Go's profiler (net/http/pprof, under
+	// /debug/pprof/) on its own listener, without authentication: bind it
+	// to loopback.
+	DebugAddr string
 	// Logger is the root logger. Default: a null logger.
 	Logger hclog.Logger
 }
@@ -143,8 +147,11 @@ type Daemon struct {
 	Events     *events.Hub // state-change events, stored in Logs
 	API        *httpapi.Server
 	TLS        *tlsutil.Bundle // nil without TLS
+	DebugURL   string          // the profiler's base URL; empty unless DebugAddr is set
 
 	ln      net.Listener
+	debug   *http.Server
+	debugLn net.Listener
 	srv     *http.Server
 	serveCh chan error
 	cancel  context.CancelFunc // stops the executor, joiner and scale setter
@@ -255,6 +262,13 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if d.URL == "" {
 		d.URL = scheme + "://" + d.ln.Addr().String()
 	}
+	if cfg.DebugAddr != "" {
+		if d.debugLn, err = net.Listen("tcp", cfg.DebugAddr); err != nil {
+			return nil, fmt.Errorf("listen debug: %w", err)
+		}
+		undo = append(undo, func() { self.debugLn.Close() })
+		d.DebugURL = "http://" + d.debugLn.Addr().String()
+	}
 
 	// 4. Network boot: PXE files, and the TFTP server boards fetch them from.
 	serverIP := cfg.ServerIP
@@ -363,6 +377,11 @@ func Start(cfg Config) (d *Daemon, err error) {
 	}
 	// Exits when Shutdown closes the server.
 	go func() { d.serveCh <- d.srv.Serve(ln) }()
+	if d.debugLn != nil {
+		d.debug = &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 10 * time.Second}
+		// Exits when Shutdown closes the server.
+		go func() { d.debug.Serve(d.debugLn) }()
+	}
 	if err := writeIdentity(cfg.DataDir, d.Node.Self()); err != nil {
 		d.logger.Warn("could not write node.json", "error", err)
 	}
@@ -377,7 +396,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 		go func() { defer d.wg.Done(); d.setTimeScale(ctx) }()
 	}
 	d.logger.Info("serving", "id", d.Node.ID(), "name", cfg.Name, "http", d.URL,
-		"raft", d.Node.Self().RaftAddr, "gossip", d.Node.Self().GossipAddr, "tftp", tftpAdvertise, "syslog", syslogAdvertise)
+		"raft", d.Node.Self().RaftAddr, "gossip", d.Node.Self().GossipAddr, "tftp", tftpAdvertise, "syslog", syslogAdvertise, "debug", d.DebugURL)
 	return d, nil
 }
 
@@ -398,6 +417,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		// transfer, not an election timeout.
 		d.Node.HandOff()
 		d.srv.Shutdown(ctx)
+		if d.debug != nil {
+			d.debug.Close()
+		}
 		d.cancel()
 		d.wg.Wait()
 		if d.Syslog != nil {
@@ -419,6 +441,9 @@ func (d *Daemon) Kill() {
 	d.once.Do(func() {
 		d.Events.Close()
 		d.srv.Close()
+		if d.debug != nil {
+			d.debug.Close()
+		}
 		if d.Syslog != nil {
 			// A crash files nothing more: with a done context the
 			// receiver drops what it has queued.

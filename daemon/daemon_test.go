@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -97,4 +98,33 @@ func TestStart_FailureUndoes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	d.Shutdown(ctx)
+}
+
+// TestStart_DebugListener: with DebugAddr the node serves Go's profiler on
+// a listener of its own, and the API does not serve it; Shutdown closes it.
+func TestStart_DebugListener(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Name, cfg.Rack = t.TempDir(), "mobile-imaging-001", "rack1"
+	cfg.HTTPBind, cfg.RaftBind, cfg.GossipBind = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DebugAddr = "127.0.0.1:0"
+	cfg.Bootstrap, cfg.PingMode = true, "tcp"
+	cfg.Logger = testlog.New(t)
+	d, err := Start(cfg)
+	require.NoError(t, err)
+	require.NotEmpty(t, d.DebugURL)
+
+	get := func(url string) int {
+		resp, err := http.Get(url)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusOK, get(d.DebugURL+"/debug/pprof/cmdline"))
+	require.Equal(t, http.StatusNotFound, get(d.URL+"/debug/pprof/cmdline"), "the API does not serve the profiler")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, d.Shutdown(ctx))
+	_, err = http.Get(d.DebugURL + "/debug/pprof/cmdline")
+	require.Error(t, err, "the debug listener is closed on shutdown")
 }

@@ -50,6 +50,7 @@ func parseFlags(args []string) (daemon.Config, hclog.Logger, error) {
 	fs.StringVar(&c.TLS.Cert, "tls-cert", os.Getenv("MOZPOOL_TLS_CERT"), "PEM file of this node's certificate (mozpoolctl tls cert; reloaded when it changes; default $MOZPOOL_TLS_CERT)")
 	fs.StringVar(&c.TLS.Key, "tls-key", os.Getenv("MOZPOOL_TLS_KEY"), "PEM file of this node's key (default $MOZPOOL_TLS_KEY)")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "run without TLS: API, Raft and node-to-node calls in clear text (INSECURE; for a lab on a trusted network)")
+	fs.StringVar(&c.DebugAddr, "debug", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; no authentication: bind it to loopback; empty: off")
 	fs.BoolVar(&logJSON, "log-json", false, "log as JSON lines")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
