@@ -206,17 +206,25 @@ func (n *Node) watchServing() {
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	wait := time.Millisecond
 	for {
+		changed := n.cfg.FSM.Changed() // before the check, so no apply is missed
 		if n.cfg.FSM.AppliedIndex() >= index || n.AppliedIndex() >= index {
 			return nil
 		}
+		// An entry that never reaches the FSM (a barrier, a configuration
+		// change) wakes nobody: look again after a growing pause too.
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
 		case <-n.shutdownCh:
+			t.Stop()
 			return ErrShutdown
-		case <-time.After(wait):
+		case <-changed:
+		case <-t.C:
+			wait = min(2*wait, 20*time.Millisecond)
 		}
-		wait = min(2*wait, 20*time.Millisecond)
+		t.Stop()
 	}
 }
 

@@ -123,16 +123,17 @@ func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 // A node that forwarded a write waits for it so that its own reads show the
 // write (read-your-writes on the node a client talks to).
 func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
-	if f.applied.Load() >= index {
-		return nil
-	}
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
 	for f.applied.Load() < index {
+		// Changed before the check: an Apply that stores its index after
+		// the check closes the channel held here.
+		ch := f.Changed()
+		if f.applied.Load() >= index {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-t.C:
+		case <-ch:
 		}
 	}
 	return nil
@@ -163,6 +164,7 @@ func (f *FSM) ApplyCommand(index uint64, b []byte) Result {
 		if t&IgnoreUnknown != 0 {
 			f.logger.Warn("ignoring unknown command", "type", uint8(t), "index", index)
 			f.applied.Store(index)
+			f.wake()
 			return Result{}
 		}
 		panic(fmt.Sprintf("fsm: log entry %d: unknown command type %d", index, uint8(t)))
