@@ -767,3 +767,38 @@ func TestCluster_InternalBodyLimit(t *testing.T) {
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// Apply on a follower returns once the follower's own state has the write;
+// Propose returns once the leader has it, and records the write's index
+// under its command type, which the follower reaches next.
+func TestCluster_ProposeRecordsForwardedIndex(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 3)
+	leader := waitLeader(t, nodes...)
+	f := followers(nodes, leader)[0]
+
+	_, err := f.n.Apply(context.Background(), fsm.CmdImageUpsert, imageCmd("applied"))
+	require.NoError(t, err)
+	require.True(t, hasImage(f.fsm, "applied"), "Apply waits for the follower's own state")
+	require.Zero(t, f.n.ForwardedIndex(), "Apply records nothing")
+
+	res, err := f.n.Propose(context.Background(), fsm.CmdImageUpsert, imageCmd("proposed"))
+	require.NoError(t, err)
+	require.NoError(t, res.Error())
+	idx := f.n.ForwardedIndex(fsm.CmdImageUpsert)
+	require.Greater(t, idx, uint64(0))
+	require.Equal(t, idx, f.n.ForwardedIndex(), "the highest of every type")
+	require.Zero(t, f.n.ForwardedIndex(fsm.CmdTokenCreate, fsm.CmdSetPolicy), "other types")
+	require.True(t, hasImage(leader.fsm, "proposed"), "the leader applied it before answering")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, f.fsm.WaitApplied(ctx, idx))
+	require.True(t, hasImage(f.fsm, "proposed"))
+
+	// The leader forwards nothing: its apply returns once its state has it.
+	_, err = leader.n.Propose(context.Background(), fsm.CmdImageUpsert, imageCmd("on-leader"))
+	require.NoError(t, err)
+	require.Zero(t, leader.n.ForwardedIndex())
+	require.True(t, hasImage(leader.fsm, "on-leader"))
+}

@@ -39,10 +39,68 @@ var errRetry = errors.New("retry")
 // Apply stamps the command's time if unset, gives it an idempotency key if it
 // has none (so that a retry after a lost leadership cannot apply it twice),
 // and proposes it: on the leader directly, on a follower by forwarding to the
-// leader. It returns the FSM's result; the error is non-nil only when the
-// cluster could not commit the command (ErrNoLeader after the hold window,
-// ErrShutdown, or ctx's error).
+// leader. It returns the FSM's result once this node's own state reflects
+// the command, so a caller that reads its local state next sees its write.
+// The error is non-nil only when the cluster could not commit the command
+// (ErrNoLeader after the hold window, ErrShutdown, or ctx's error).
 func (n *Node) Apply(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {
+	res, index, err := n.propose(ctx, t, cmd)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	if index > 0 {
+		// Forwarded: wait until this node has applied the entry too.
+		wctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+		defer cancel()
+		if err := n.cfg.FSM.WaitApplied(wctx, index); err != nil {
+			n.logger.Warn("forwarded write committed but not yet applied here", "index", index, "error", err)
+		}
+	}
+	return res, nil
+}
+
+// Propose is Apply without the wait for this node's own state: on a
+// follower it returns as soon as the leader has committed and applied the
+// command, which saves the follower's wait for the next append that tells
+// it so (up to twice CommitTimeout). The index of a forwarded command is
+// kept per command type (ForwardedIndex), so that whoever reads this
+// node's state after such a write can wait for it first: the HTTP API does
+// (read-your-writes on the node a client writes through).
+func (n *Node) Propose(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {
+	res, index, err := n.propose(ctx, t, cmd)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	if index > 0 {
+		slot := &n.forwarded[t&^fsm.IgnoreUnknown]
+		for cur := slot.Load(); cur < index && !slot.CompareAndSwap(cur, index); cur = slot.Load() {
+		}
+	}
+	return res, nil
+}
+
+// ForwardedIndex is the highest log index at which a command of one of the
+// given types (of any type when none is given) that this node forwarded
+// to the leader with Propose was committed. This node's state reflects
+// that write once its applied index reaches it.
+func (n *Node) ForwardedIndex(types ...fsm.CommandType) uint64 {
+	var m uint64
+	if len(types) == 0 {
+		for i := range n.forwarded {
+			m = max(m, n.forwarded[i].Load())
+		}
+		return m
+	}
+	for _, t := range types {
+		m = max(m, n.forwarded[t&^fsm.IgnoreUnknown].Load())
+	}
+	return m
+}
+
+// propose commits cmd through the leader. index is the entry's log index
+// when the command was forwarded (0 when this node leads: the leader's
+// apply future resolves only once its own FSM has applied the entry).
+func (n *Node) propose(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, uint64, error) {
 	h := cmd.Head()
 	// A time this node stamps is stamped again at every attempt: a write
 	// held through an election would otherwise commit with the time it
@@ -57,7 +115,7 @@ func (n *Node) Apply(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (f
 	}
 	b, err := fsm.Encode(t, cmd)
 	if err != nil {
-		return fsm.Result{}, err
+		return fsm.Result{}, 0, err
 	}
 	attempts := 0
 	body := func() []byte {
@@ -76,18 +134,9 @@ func (n *Node) Apply(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (f
 		return err
 	}, &res)
 	if err != nil {
-		return fsm.Result{}, err
+		return fsm.Result{}, 0, err
 	}
-	if res.Index > 0 {
-		// Forwarded: wait until this node has applied the entry too, so a
-		// client reading from the node it wrote through sees its write.
-		wctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
-		defer cancel()
-		if err := n.cfg.FSM.WaitApplied(wctx, res.Index); err != nil {
-			n.logger.Warn("forwarded write committed but not yet applied here", "index", res.Index, "error", err)
-		}
-	}
-	return res.Result, nil
+	return res.Result, res.Index, nil
 }
 
 // applied is the leader's answer to a forwarded command: the FSM's result

@@ -52,6 +52,9 @@ type Node struct {
 	// joinIndex is the leader's commit index as this node asked it after
 	// its start (0: not yet known); Serving waits until it is applied.
 	joinIndex atomic.Uint64
+	// forwarded holds, per command type, the highest log index at which a
+	// write this node forwarded was committed (see Propose).
+	forwarded [256]atomic.Uint64
 
 	shutdownCh   chan struct{}
 	shutdownOnce sync.Once

@@ -93,6 +93,10 @@ func (s *Server) identify(r *http.Request) (*caller, error) {
 	}
 	hash := fsm.HashToken(secret)
 	var c *caller
+	// A token this node has just created through the leader counts.
+	if err := s.ownWrites(r.Context(), authCommands...); err != nil {
+		return nil, err
+	}
 	s.fsm.Read(func(st *fsm.State) {
 		if t := st.TokenByHash(hash); t != nil {
 			c = &caller{Name: t.Name, Role: t.Role}
@@ -127,6 +131,10 @@ func (s *Server) authorize(r *http.Request, ps httprouter.Params, p permission) 
 	}
 	if s.token == "" {
 		return c, nil
+	}
+	// A policy change this node has just made through the leader counts.
+	if err := s.ownWrites(r.Context(), authCommands...); err != nil {
+		return nil, err
 	}
 	open := p.Anon != anonNever && s.policy() == fsm.PolicyOpen
 	if c.Anonymous {
@@ -198,7 +206,10 @@ func (s *Server) getWhoami(r *http.Request, _ httprouter.Params) (any, error) {
 	return api.Whoami{Name: c.Name, Role: c.Role, Anonymous: c.Anonymous, Policy: s.policy()}, nil
 }
 
-func (s *Server) getPolicy(_ *http.Request, _ httprouter.Params) (any, error) {
+func (s *Server) getPolicy(r *http.Request, _ httprouter.Params) (any, error) {
+	if err := s.ownWrites(r.Context(), authCommands...); err != nil {
+		return nil, err
+	}
 	return api.Policy{Policy: s.policy()}, nil
 }
 
@@ -214,7 +225,10 @@ func (s *Server) postPolicy(r *http.Request, _ httprouter.Params) (any, error) {
 }
 
 // getTokenList lists the tokens (never their secrets or hashes).
-func (s *Server) getTokenList(_ *http.Request, _ httprouter.Params) (any, error) {
+func (s *Server) getTokenList(r *http.Request, _ httprouter.Params) (any, error) {
+	if err := s.ownWrites(r.Context(), authCommands...); err != nil {
+		return nil, err
+	}
 	out := api.TokenList{Tokens: []api.Token{}}
 	s.fsm.Read(func(st *fsm.State) {
 		for _, t := range st.Tokens {

@@ -191,6 +191,11 @@ func (s *Server) postPowerCycle(r *http.Request, ps httprouter.Params) (any, err
 		}
 		var known bool
 		s.fsm.Read(func(st *fsm.State) { _, known = st.PXEConfigs[pxe] })
+		if !known && s.ownWrites(r.Context(), fsm.CmdPXEConfigUpsert) == nil {
+			// A PXE config this node has just created may not be
+			// applied here yet: look again once it is.
+			s.fsm.Read(func(st *fsm.State) { _, known = st.PXEConfigs[pxe] })
+		}
 		if !known {
 			return nil, badRequestf("unknown pxe config %q", pxe)
 		}
@@ -300,7 +305,7 @@ func (s *Server) getBootConfig(w http.ResponseWriter, r *http.Request, ps httpro
 			cfg, ok = d.NextBootConfig, true
 		}
 	})
-	w.Header().Set(api.HeaderIndex, strconv.FormatUint(s.cluster.AppliedIndex(), 10))
+	w.Header().Set(api.HeaderIndex, strconv.FormatUint(s.answerIndex(), 10))
 	if !ok {
 		s.writeError(w, r, unknownDevice(name))
 		return

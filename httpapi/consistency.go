@@ -11,6 +11,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/mozpool/mozpool/api"
+	"github.com/mozpool/mozpool/fsm"
 )
 
 // Reads never go back in time (docs/design.md#reads-never-go-back-in-time):
@@ -35,7 +36,10 @@ func (s *Server) read(r *http.Request, _ httprouter.Params) error {
 			return err
 		}
 	}
-	return s.awaitMinIndex(r)
+	if err := s.awaitMinIndex(r); err != nil {
+		return err
+	}
+	return s.ownWrites(r.Context())
 }
 
 // validated is the check of writes that are validated against the local
@@ -45,7 +49,10 @@ func (s *Server) validated(r *http.Request, _ httprouter.Params) error {
 	if err := s.serving(); err != nil {
 		return err
 	}
-	return s.awaitMinIndex(r)
+	if err := s.awaitMinIndex(r); err != nil {
+		return err
+	}
+	return s.ownWrites(r.Context())
 }
 
 // ordered is the check of writes the leader alone validates: they only
@@ -82,6 +89,48 @@ func minIndex(h http.Header) (n uint64, ok bool, err error) {
 		return 0, false, badRequestf("%s must be a non-negative integer, not %q", api.HeaderMinIndex, vs[0])
 	}
 	return n, true, nil
+}
+
+// Writes are proposed without waiting for this node's own state to reflect
+// them when they were forwarded to the leader (Cluster.Propose): the
+// answer goes out as soon as the leader has committed and applied the
+// write. Whatever reads this node's state afterwards waits for the writes
+// this node forwarded first (ownWrites), so a client still reads its own
+// writes from the node it wrote through: reads and validated writes wait
+// for every forwarded write; authentication waits for forwarded token and
+// policy changes, and a device lookup that misses for forwarded inventory
+// changes.
+var (
+	authCommands      = []fsm.CommandType{fsm.CmdTokenCreate, fsm.CmdTokenRevoke, fsm.CmdSetPolicy}
+	inventoryCommands = []fsm.CommandType{fsm.CmdInventorySync, fsm.CmdDeviceRegister}
+)
+
+// ownWrites waits, up to minIndexWait or ctx's end, until this node has
+// applied the writes of the given types (of every type when none is given)
+// that it forwarded to the leader.
+func (s *Server) ownWrites(ctx context.Context, types ...fsm.CommandType) error {
+	want := s.cluster.ForwardedIndex(types...)
+	if want == 0 || s.fsm.AppliedIndex() >= want {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.minIndexWait)
+	defer cancel()
+	if err := s.fsm.WaitApplied(wctx, want); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: a write this node forwarded (index %d) is not applied here after %s (applied %d); retry, or ask another node",
+			errIndexNotReached, want, s.minIndexWait, s.fsm.AppliedIndex())
+	}
+	return nil
+}
+
+// answerIndex is the index sent in api.HeaderIndex: what this node has
+// applied, or the highest index of a write it forwarded if that is higher
+// (the answer to such a write reflects it, although this node's own state
+// may not yet).
+func (s *Server) answerIndex() uint64 {
+	return max(s.cluster.AppliedIndex(), s.cluster.ForwardedIndex())
 }
 
 // awaitMinIndex waits, up to minIndexWait or the request's end, until the

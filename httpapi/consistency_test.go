@@ -194,3 +194,45 @@ func TestMinIndex_BadValue(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 }
+
+// A write proposed through a follower is answered as soon as the leader
+// has committed it, before the follower's own state reflects it. Whatever
+// reads the follower's state afterwards waits for that write: a read, a
+// validated write, a token lookup, the token list. A write the leader
+// alone validates does not wait. Here the follower's state never catches
+// up within MinIndexWait, so the reads are 503 (not a 404, nor an answer
+// without the write) until it does.
+func TestForwardedWrites_ReadYourWrites(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.MinIndexWait = 20 * time.Millisecond })
+	e.cluster.follow(t)
+	before := e.fsm.AppliedIndex()
+
+	// A token created through this node: the answer carries its secret
+	// and the index it was committed at, which this node has not applied.
+	r := e.post("/api/token/", map[string]any{"name": "ci", "role": "user"})
+	require.Equal(t, http.StatusCreated, r.StatusCode, "%s", r.body)
+	require.Equal(t, before, e.fsm.AppliedIndex(), "the answer did not wait for this node's state")
+	require.Greater(t, indexOf(t, r), before, "the answer's index is the write's")
+	secret, _ := r.obj(t)["token"].(string)
+	require.NotEmpty(t, secret)
+
+	// Using it, listing it, reading: 503 until this node has the write.
+	auth := []string{"Authorization", "Bearer " + secret}
+	require.Contains(t, e.get("/api/device/list/", auth...).requireError(t, http.StatusServiceUnavailable), "forwarded")
+	require.Contains(t, e.get("/api/token/list/").requireError(t, http.StatusServiceUnavailable), "forwarded")
+	require.Contains(t, e.get("/api/device/list/").requireError(t, http.StatusServiceUnavailable), "forwarded")
+
+	e.cluster.catchUp()
+	require.Equal(t, http.StatusOK, e.get("/api/device/list/", auth...).StatusCode)
+	require.Contains(t, string(e.get("/api/token/list/").body), `"ci"`)
+
+	// A write the leader validates alone goes through while this node
+	// lags; the read after it waits for it.
+	r = e.post("/api/device/dev1/set-comments/", map[string]any{"comments": "forwarded"})
+	require.Equal(t, http.StatusOK, r.StatusCode, "%s", r.body)
+	r = e.post("/api/device/dev1/set-comments/", map[string]any{"comments": "forwarded again"})
+	require.Equal(t, http.StatusOK, r.StatusCode, "ordered writes do not wait: %s", r.body)
+	e.get("/api/device/dev1/details/").requireError(t, http.StatusServiceUnavailable)
+	e.cluster.catchUp()
+	require.Equal(t, "forwarded again", e.getOK("/api/device/dev1/details/")["device"].(map[string]any)["comments"])
+}

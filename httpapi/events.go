@@ -160,7 +160,7 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request, _ httprouter.
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
-	h.Set(api.HeaderIndex, strconv.FormatUint(s.cluster.AppliedIndex(), 10))
+	h.Set(api.HeaderIndex, strconv.FormatUint(s.answerIndex(), 10))
 	w.WriteHeader(http.StatusOK)
 	if _, err := fmt.Fprint(w, "retry: 1000\n\n"); err != nil {
 		return

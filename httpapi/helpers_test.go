@@ -64,7 +64,53 @@ type fakeCluster struct {
 	// waiting, if set, receives the index of every WaitApplied call that
 	// has to wait.
 	waiting chan uint64
+
+	// machines builds the leader's FSM of follower mode.
+	machines fsm.Config
+	// leader, when set (follow), makes Propose act as a follower's: the
+	// leader FSM (a copy of the state) commits the command and answers,
+	// and this node's FSM applies it only at catchUp.
+	leader    *fsm.FSM
+	lagging   []lagged
+	forwarded [256]uint64
 }
+
+type lagged struct {
+	index uint64
+	b     []byte
+}
+
+// follow makes the node a follower from here on: Propose answers from a
+// leader's copy of the state, and this node's FSM stays behind until
+// catchUp.
+func (c *fakeCluster) follow(t testing.TB) {
+	snap, err := c.f.Snapshot()
+	require.NoError(t, err)
+	var sink memSink
+	require.NoError(t, snap.Persist(&sink))
+	leader := fsm.New(fsm.Config{Devices: c.machines.Devices, Requests: c.machines.Requests})
+	require.NoError(t, leader.Restore(io.NopCloser(&sink.Buffer)))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.leader = leader
+}
+
+// catchUp applies to this node's FSM what the leader committed.
+func (c *fakeCluster) catchUp() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range c.lagging {
+		c.f.ApplyCommand(l.index, l.b)
+	}
+	c.lagging = nil
+}
+
+// memSink is a raft.SnapshotSink in memory.
+type memSink struct{ bytes.Buffer }
+
+func (*memSink) ID() string    { return "mem" }
+func (*memSink) Cancel() error { return nil }
+func (*memSink) Close() error  { return nil }
 
 func (c *fakeCluster) Serving() bool {
 	c.mu.Lock()
@@ -110,6 +156,47 @@ func (c *fakeCluster) Apply(_ context.Context, t fsm.CommandType, cmd fsm.Comman
 	c.index++
 	c.headers = append(c.headers, *h)
 	return c.f.ApplyCommand(c.index, b), nil
+}
+
+// Propose is Apply unless the node follows (follow): then the leader's
+// copy commits and answers, and this node's FSM lags until catchUp.
+func (c *fakeCluster) Propose(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {
+	c.mu.Lock()
+	leader := c.leader
+	c.mu.Unlock()
+	if leader == nil {
+		return c.Apply(ctx, t, cmd)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := cmd.Head()
+	if h.At.IsZero() {
+		h.At = c.clock.Now().UTC()
+	}
+	b, err := fsm.Encode(t, cmd)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	c.index++
+	c.headers = append(c.headers, *h)
+	c.lagging = append(c.lagging, lagged{index: c.index, b: b})
+	c.forwarded[t] = c.index
+	return leader.ApplyCommand(c.index, b), nil
+}
+
+func (c *fakeCluster) ForwardedIndex(types ...fsm.CommandType) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var m uint64
+	if len(types) == 0 {
+		for _, i := range c.forwarded {
+			m = max(m, i)
+		}
+	}
+	for _, t := range types {
+		m = max(m, c.forwarded[t])
+	}
+	return m
 }
 
 func (c *fakeCluster) lastHeader() fsm.Header {
@@ -244,7 +331,7 @@ func startTestEnv(t testing.TB, machines fsm.Config, opts ...func(*Config)) *tes
 	machines.Logger, machines.Notify = testlog.New(t), notify
 	f := fsm.New(machines)
 	clock := &fakeClock{now: time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)}
-	fc := &fakeCluster{f: f, clock: clock}
+	fc := &fakeCluster{f: f, clock: clock, machines: machines}
 
 	cfg := DefaultConfig()
 	cfg.FSM, cfg.Cluster, cfg.Logs = f, fc, logs

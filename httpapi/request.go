@@ -117,10 +117,15 @@ func intParam(q url.Values, name string) (n int, ok bool, err error) {
 // knownDevice is a check that 404s a device name the FSM does not know,
 // before the trailing-slash redirect, as the original's device wrapper did
 // (503 while the node has not caught up since its start).
-func (s *Server) knownDevice(_ *http.Request, ps httprouter.Params) error {
+func (s *Server) knownDevice(r *http.Request, ps httprouter.Params) error {
 	name := ps.ByName("id")
 	var ok bool
 	s.fsm.Read(func(st *fsm.State) { _, ok = st.Devices[name] })
+	if !ok && s.ownWrites(r.Context(), inventoryCommands...) == nil {
+		// An inventory change this node forwarded may not be applied
+		// here yet: look again once it is.
+		s.fsm.Read(func(st *fsm.State) { _, ok = st.Devices[name] })
+	}
 	if !ok {
 		// A node that has not caught up since its start may not have
 		// replayed the device yet: retry, not 404. A device it knows
@@ -165,7 +170,7 @@ func (s *Server) apply(r *http.Request, t fsm.CommandType, cmd fsm.Command) (fsm
 	}
 	cmd.Head().IdempotencyKey = key
 	cmd.Head().Actor = callerOf(r).Actor()
-	res, err := s.cluster.Apply(r.Context(), t, cmd)
+	res, err := s.cluster.Propose(r.Context(), t, cmd)
 	if err != nil {
 		return fsm.Result{}, err
 	}

@@ -29,6 +29,12 @@ type Cluster interface {
 	// to ~7s through an election) and returns the FSM's Result. The error
 	// is non-nil only for cluster failures (cluster.ErrNoLeader, ...).
 	Apply(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error)
+	// Propose is Apply without the wait for this node's own state to
+	// reflect a forwarded write; ForwardedIndex names, per command type,
+	// the highest index such a write was committed at. The API proposes
+	// with it and waits for ForwardedIndex wherever it reads its state.
+	Propose(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error)
+	ForwardedIndex(types ...fsm.CommandType) uint64
 	// Self is this node's identity.
 	Self() cluster.Identity
 	// Status is this node's view of the cluster.
@@ -154,7 +160,7 @@ func (s *Server) handle(h handlerFunc) httprouter.Handle {
 		v, err := h(r, ps)
 		// Read after the handler: the answer reflects at most this index,
 		// so a client that asks for it next never sees an older state.
-		w.Header().Set(api.HeaderIndex, strconv.FormatUint(s.cluster.AppliedIndex(), 10))
+		w.Header().Set(api.HeaderIndex, strconv.FormatUint(s.answerIndex(), 10))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
