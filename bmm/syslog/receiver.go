@@ -78,6 +78,10 @@ type Receiver struct {
 	// entry (or by Shutdown if the receiver never started).
 	done     chan struct{}
 	stopOnce sync.Once
+
+	// idxMu guards idx, the index of senders (see lookup).
+	idxMu sync.Mutex
+	idx   *senderIndex
 	// abortCtx is the parent of every proposal; abort cancels it when
 	// Shutdown's context ends before the queue is flushed.
 	abortCtx context.Context
@@ -269,56 +273,111 @@ func (r *Receiver) handle(b []byte, from netip.Addr, now time.Time) {
 // whatever hostname it claims. It returns "" and a reason for a sender that
 // is not one of this imaging server's boards.
 func (r *Receiver) lookup(from netip.Addr, hostname string) (device, reason string) {
-	byAddr := func(d *fsm.Device) bool {
-		a, err := netip.ParseAddr(d.IPAddress)
-		return err == nil && from.IsValid() && a.Unmap() == from
-	}
 	host := strings.TrimSuffix(hostname, ".")
-	hostAddr, hostErr := netip.ParseAddr(host)
-	byName := func(d *fsm.Device) bool {
-		if host == "" {
-			return false
-		}
-		if hostErr == nil {
-			a, err := netip.ParseAddr(d.IPAddress)
-			return err == nil && a.Unmap() == hostAddr.Unmap()
-		}
-		return strings.EqualFold(host, d.Name) || strings.EqualFold(host, strings.TrimSuffix(d.FQDN, "."))
+	var keys []senderKey
+	if from.IsValid() {
+		keys = append(keys, senderKey{addr: from.Unmap()})
 	}
-	r.cfg.FSM.Read(func(s *fsm.State) {
-		for _, match := range []func(*fsm.Device) bool{byAddr, byName} {
-			own, other := r.find(s, match)
-			switch {
-			case own != "":
-				device = own
-				return
-			case other != "":
-				reason = "device " + other + " belongs to another imaging server"
-				return
-			}
+	if host != "" {
+		if a, err := netip.ParseAddr(host); err == nil {
+			keys = append(keys, senderKey{addr: a.Unmap()})
+		} else {
+			keys = append(keys, senderKey{name: strings.ToLower(host)})
 		}
-		reason = "no device has this address or hostname"
-	})
+	}
+	now := time.Now()
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	if r.idx == nil || now.Sub(r.idx.built) > indexMaxAge {
+		r.rebuildIndex(now)
+	}
+	device, reason = r.idx.match(keys, r.cfg.Server)
+	if device == "" && r.cfg.FSM.AppliedIndex() != r.idx.index && now.Sub(r.idx.built) > indexMinAge {
+		// A board added or readdressed since the index was built: look
+		// again in a fresh one (at most every indexMinAge, so a flood from
+		// unknown senders does not rebuild it for every datagram).
+		r.rebuildIndex(now)
+		device, reason = r.idx.match(keys, r.cfg.Server)
+	}
 	return device, reason
 }
 
-// find returns the first (by name) matching device of this imaging server
-// and, if there is none, the first matching device of another. A linear
-// scan: a lab has hundreds of boards and boards log a few lines a second.
-func (r *Receiver) find(s *fsm.State, match func(*fsm.Device) bool) (own, other string) {
-	for _, d := range s.Devices {
-		if !match(d) {
-			continue
-		}
-		if d.ImagingServer == r.cfg.Server {
-			if own == "" || d.Name < own {
-				own = d.Name
+// The sender index is rebuilt when it is older than indexMaxAge, and on a
+// miss when the state changed since it was built and it is older than
+// indexMinAge. A board's new address or owner is therefore known within
+// indexMaxAge at most.
+const (
+	indexMaxAge = 2 * time.Second
+	indexMinAge = 100 * time.Millisecond
+)
+
+// senderKey is an address or a lower-case name.
+type senderKey struct {
+	addr netip.Addr
+	name string
+}
+
+// indexEntry is a device a sender key names.
+type indexEntry struct {
+	device, server string
+}
+
+// senderIndex maps devices' addresses, names and FQDNs to the devices, so
+// a datagram is matched without a scan of every device (a large lab's
+// boards send thousands of lines a second).
+type senderIndex struct {
+	built time.Time
+	index uint64 // the FSM's applied index when built
+	keys  map[senderKey][]indexEntry
+}
+
+func (r *Receiver) rebuildIndex(now time.Time) {
+	idx := &senderIndex{built: now, keys: map[senderKey][]indexEntry{}}
+	r.cfg.FSM.Read(func(s *fsm.State) {
+		idx.index = r.cfg.FSM.AppliedIndex()
+		for _, d := range s.Devices {
+			e := indexEntry{device: d.Name, server: d.ImagingServer}
+			if a, err := netip.ParseAddr(d.IPAddress); err == nil {
+				k := senderKey{addr: a.Unmap()}
+				idx.keys[k] = append(idx.keys[k], e)
 			}
-		} else if other == "" || d.Name < other {
-			other = d.Name
+			names := []string{strings.ToLower(d.Name)}
+			if f := strings.ToLower(strings.TrimSuffix(d.FQDN, ".")); f != "" && f != names[0] {
+				names = append(names, f)
+			}
+			for _, n := range names {
+				k := senderKey{name: n}
+				idx.keys[k] = append(idx.keys[k], e)
+			}
+		}
+	})
+	r.idx = idx
+}
+
+// match tries the keys in order (the sender's address first, then its
+// HOSTNAME) and returns, for the first key that names any device, the
+// first (by name) of server's devices; if that key names only other
+// servers' devices, a reason naming the first of them.
+func (x *senderIndex) match(keys []senderKey, server string) (device, reason string) {
+	for _, k := range keys {
+		var own, other string
+		for _, e := range x.keys[k] {
+			if e.server == server {
+				if own == "" || e.device < own {
+					own = e.device
+				}
+			} else if other == "" || e.device < other {
+				other = e.device
+			}
+		}
+		switch {
+		case own != "":
+			return own, ""
+		case other != "":
+			return "", "device " + other + " belongs to another imaging server"
 		}
 	}
-	return own, other
+	return "", "no device has this address or hostname"
 }
 
 // flush collects queued entries into batches and proposes each batch as one

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -38,7 +39,8 @@ const (
 //   - panda-0003 (another server) is found by its hostname;
 //   - panda-0004 (another server) has ip_address 127.0.0.2.
 type lab struct {
-	f *fsm.FSM
+	f   *fsm.FSM
+	inv fsm.Inventory // as synced by newLab
 
 	mu        sync.Mutex // serialises proposals, like the Raft log
 	index     uint64
@@ -72,6 +74,7 @@ func newLab(t testing.TB) *lab {
 	res, err := l.propose(context.Background(), fsm.CmdInventorySync, &fsm.InventorySync{Inventory: inv, ShipIt: true})
 	require.NoError(t, err)
 	require.NoError(t, res.Error())
+	l.inv = inv
 	return l
 }
 
@@ -265,6 +268,37 @@ func TestReceiver_Lookup(t *testing.T) {
 			require.Equal(t, tc.want, e.Name, "handle from %s as %s", tc.from, tc.hostname)
 		})
 	}
+}
+
+// TestReceiver_LookupFollowsInventory: the sender index is not a frozen
+// copy: a board the inventory readdresses is found at its new address.
+func TestReceiver_LookupFollowsInventory(t *testing.T) {
+	l := newLab(t)
+	r, err := New(testConfig(t, l))
+	require.NoError(t, err)
+	send := func(from string) string {
+		r.handle([]byte("<134>1 - - app - - - hi"), netip.MustParseAddr(from), time.Now())
+		select {
+		case e := <-r.queue:
+			return e.Name
+		default:
+			return ""
+		}
+	}
+	require.Equal(t, "panda-0001", send("127.0.0.1"))
+	require.Equal(t, "", send("127.0.0.9"), "no board there yet")
+
+	inv := l.inv
+	inv.Devices = slices.Clone(inv.Devices)
+	for i := range inv.Devices {
+		if inv.Devices[i].Name == "panda-0002" {
+			inv.Devices[i].IPAddress = "127.0.0.9"
+		}
+	}
+	res, err := l.propose(context.Background(), fsm.CmdInventorySync, &fsm.InventorySync{Inventory: inv, ShipIt: true})
+	require.NoError(t, err)
+	require.NoError(t, res.Error())
+	require.Eventually(t, func() bool { return send("127.0.0.9") == "panda-0002" }, 10*time.Second, 20*time.Millisecond)
 }
 
 func TestReceiver_FarTimestampFallsBackToReceiveTime(t *testing.T) {
