@@ -24,6 +24,11 @@ type Config struct {
 	// QueueSize is how many Append calls may wait for the writer before
 	// Append blocks. Default: 4096.
 	QueueSize int
+	// FlushDelay is how long the writer gathers entries before it commits
+	// them (each commit is one fsync, on the disk the Raft log uses too);
+	// a Sync commits at once. Entries become visible to queries up to
+	// that much later. Default: 25 ms; 0 commits as soon as entries come.
+	FlushDelay time.Duration
 	// Logger receives write and prune errors. Default: a null logger.
 	Logger hclog.Logger
 }
@@ -34,6 +39,7 @@ func DefaultConfig() Config {
 		Retention:     14 * 24 * time.Hour,
 		PruneInterval: time.Hour,
 		QueueSize:     4096,
+		FlushDelay:    25 * time.Millisecond,
 		Logger:        hclog.NewNullLogger(),
 	}
 }
@@ -49,6 +55,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("logstore: PruneInterval must be positive, got %s", c.PruneInterval)
 	case c.PruneInterval > c.Retention:
 		return fmt.Errorf("logstore: PruneInterval (%s) must not exceed Retention (%s)", c.PruneInterval, c.Retention)
+	case c.FlushDelay < 0:
+		return fmt.Errorf("logstore: FlushDelay must not be negative, got %s", c.FlushDelay)
 	case c.QueueSize <= 0:
 		return fmt.Errorf("logstore: QueueSize must be positive, got %d", c.QueueSize)
 	case c.Logger == nil:

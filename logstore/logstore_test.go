@@ -272,6 +272,32 @@ func TestReopen(t *testing.T) {
 	require.Equal(t, uint64(101), last.ID)
 }
 
+// TestFlushDelay: appended entries are gathered for FlushDelay into one
+// commit; a Sync (every Query starts with one) commits them at once.
+func TestFlushDelay(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.FlushDelay = time.Hour
+	s := openStore(t, cfg)
+	s.Append([]fsm.LogEntry{devLog("panda-0001", t0, "one")})
+	s.Append([]fsm.LogEntry{devLog("panda-0001", t0.Add(time.Second), "two")})
+	stored := func() (n int) {
+		require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
+			if b := tx.Bucket([]byte(fsm.LogDevice)).Bucket([]byte("panda-0001")); b != nil {
+				n = b.Stats().KeyN
+			}
+			return nil
+		}))
+		return n
+	}
+	require.Zero(t, stored(), "still gathering")
+	require.Equal(t, []string{"one", "two"}, messages(query(t, s, fsm.LogDevice, "panda-0001", Query{})))
+	require.Equal(t, 2, stored())
+
+	cfg.FlushDelay = -time.Second
+	_, err := Open(cfg)
+	require.ErrorContains(t, err, "FlushDelay")
+}
+
 func TestConcurrentAppend(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.QueueSize = 2 // so that Append has to wait for the writer

@@ -259,14 +259,36 @@ func (s *Store) writer() {
 		select {
 		case it := <-s.queue:
 			take(it)
-		drain:
-			for len(batch) < maxBatch {
+			// Gather for FlushDelay, unless someone waits for a Sync or
+			// the batch is full: one commit (one fsync) for all of it.
+			var linger <-chan time.Time
+			var timer *time.Timer
+			if s.cfg.FlushDelay > 0 {
+				timer = time.NewTimer(s.cfg.FlushDelay)
+				linger = timer.C
+			}
+		gather:
+			for len(batch) < maxBatch && len(waiting) == 0 {
+				if linger == nil {
+					select {
+					case it := <-s.queue:
+						take(it)
+					default:
+						break gather
+					}
+					continue
+				}
 				select {
 				case it := <-s.queue:
 					take(it)
-				default:
-					break drain
+				case <-linger:
+					break gather
+				case <-s.stop:
+					break gather
 				}
+			}
+			if timer != nil {
+				timer.Stop()
 			}
 			flush()
 		case <-s.stop:
