@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -78,6 +79,14 @@ type Deliverer struct {
 	cfg    Config
 	logger hclog.Logger
 	wake   chan struct{}
+
+	// While Run runs, Notify collects the requests commands changed in
+	// dirty, and Run looks at those alone: a scan of every request at
+	// every command would cost a busy leader a sixth of its CPU. Run
+	// scans everything when it starts and every Poll.
+	running atomic.Bool
+	dirtyMu sync.Mutex
+	dirty   map[int64]struct{}
 }
 
 // New returns a Deliverer.
@@ -112,9 +121,17 @@ func New(cfg Config) (*Deliverer, error) {
 // Notify wakes Run when a command changed requests (call it from
 // fsm.Config.Notify; it does not block).
 func (d *Deliverer) Notify(n fsm.Notification) {
-	if len(n.Requests) == 0 {
+	if len(n.Requests) == 0 || !d.running.Load() {
 		return
 	}
+	d.dirtyMu.Lock()
+	if d.dirty == nil {
+		d.dirty = map[int64]struct{}{}
+	}
+	for _, id := range n.Requests {
+		d.dirty[id] = struct{}{}
+	}
+	d.dirtyMu.Unlock()
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -134,9 +151,24 @@ func (d *Deliverer) Run(ctx context.Context) {
 	inflight := map[key]bool{}
 	t := time.NewTicker(d.cfg.Poll)
 	defer t.Stop()
+	d.running.Store(true)
+	defer d.running.Store(false)
+	full := true // a scan of every request, at the start and every Poll
 	for {
+		d.dirtyMu.Lock()
+		dirty := d.dirty
+		d.dirty = nil
+		d.dirtyMu.Unlock()
 		var pending []fsm.PendingCallback
-		d.cfg.FSM.Read(func(s *fsm.State) { pending = s.PendingCallbacks() })
+		if full {
+			d.cfg.FSM.Read(func(s *fsm.State) { pending = s.PendingCallbacks() })
+		} else if len(dirty) > 0 {
+			ids := make([]int64, 0, len(dirty))
+			for id := range dirty {
+				ids = append(ids, id)
+			}
+			d.cfg.FSM.Read(func(s *fsm.State) { pending = s.PendingCallbacksOf(ids) })
+		}
 		for _, p := range pending {
 			k := key{p.RequestID, p.Seq}
 			mu.Lock()
@@ -161,7 +193,9 @@ func (d *Deliverer) Run(ctx context.Context) {
 			wg.Wait()
 			return
 		case <-d.wake:
+			full = false
 		case <-t.C:
+			full = true
 		}
 	}
 }

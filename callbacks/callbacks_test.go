@@ -3,6 +3,7 @@ package callbacks
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -162,4 +163,31 @@ func TestDeliver_GivesUp(t *testing.T) {
 	mu.Lock()
 	require.Positive(t, attempts)
 	mu.Unlock()
+}
+
+// Between its scans of every request (here never: Poll is an hour), the
+// deliverer finds new callbacks through the requests commands changed.
+func TestDeliver_FindsNewCallbacksWithoutScanning(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, r.Header.Get(HeaderID))
+	}))
+	defer recv.Close()
+
+	l := newLocal(t)
+	l.start(t, Config{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Poll: time.Hour})
+	first := l.createAndClose(t, recv.URL+"/hook")
+	second := l.createAndClose(t, recv.URL+"/hook")
+	for _, id := range []int64{first, second} {
+		require.Eventually(t, func() bool {
+			cbs := l.callbacks(id)
+			return len(cbs) == 1 && cbs[0].Done && cbs[0].Delivered
+		}, 10*time.Second, 5*time.Millisecond, "request %d", id)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.ElementsMatch(t, []string{fmt.Sprintf("%d-1", first), fmt.Sprintf("%d-1", second)}, got)
 }

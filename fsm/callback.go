@@ -123,17 +123,34 @@ func (tx *txn) applyCallbackDone(b []byte) (any, error) {
 	return nil, nil
 }
 
-// PendingCallbacks returns the callbacks not yet done, oldest request first.
+// PendingCallbacks returns the callbacks not yet done, of every request.
 func (s *State) PendingCallbacks() []PendingCallback {
 	var out []PendingCallback
 	for _, r := range s.Requests {
-		if r.CallbackURL == "" {
-			continue
+		out = r.appendPending(out)
+	}
+	return out
+}
+
+// PendingCallbacksOf returns the callbacks not yet done of the requests
+// ids names (unknown ids are skipped).
+func (s *State) PendingCallbacksOf(ids []int64) []PendingCallback {
+	var out []PendingCallback
+	for _, id := range ids {
+		if r := s.Requests[id]; r != nil {
+			out = r.appendPending(out)
 		}
-		for _, cb := range r.Callbacks {
-			if !cb.Done {
-				out = append(out, PendingCallback{RequestID: r.ID, URL: r.CallbackURL, Callback: cb})
-			}
+	}
+	return out
+}
+
+func (r *Request) appendPending(out []PendingCallback) []PendingCallback {
+	if r.CallbackURL == "" {
+		return out
+	}
+	for _, cb := range r.Callbacks {
+		if !cb.Done {
+			out = append(out, PendingCallback{RequestID: r.ID, URL: r.CallbackURL, Callback: cb})
 		}
 	}
 	return out
