@@ -182,6 +182,9 @@ func (n *Node) onLeader(ctx context.Context, path string, body func() []byte, lo
 	for {
 		var err error
 		tried := ""
+		// Taken before the attempt, so that a change of leader during it
+		// ends the pause after it at once.
+		changed := n.leaderChanged()
 		if n.raft.State() == raft.Leader {
 			body() // a new attempt: restamped when the caller set no time
 			err = local()
@@ -205,13 +208,21 @@ func (n *Node) onLeader(ctx context.Context, path string, body func() []byte, lo
 			n.logger.Warn("no leader within the hold window", "path", path, "last_error", last)
 			return ErrNoLeader
 		}
+		// Pause, unless the leader changes meanwhile: a leader handing
+		// over (a graceful restart) refuses writes until the new one is
+		// elected, and the writes should go there the moment it is.
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
 		case <-n.shutdownCh:
+			t.Stop()
 			return ErrShutdown
-		case <-time.After(wait):
+		case <-changed:
+		case <-t.C:
 		}
+		t.Stop()
 		wait = min(wait*2, 100*time.Millisecond)
 	}
 }
