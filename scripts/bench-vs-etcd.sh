@@ -14,6 +14,8 @@
 # stops everything it started.
 #   DURATION  measured time per client count (default 10s)
 #   CLIENTS   comma-separated client counts (default 1,16,64)
+# BENCH_PROFILE_DIR, if set, receives CPU profiles of the Mozpool leader
+# and followers over the last client count's run (leader.prof, followerN.prof).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 duration=${1:-10s}
@@ -74,12 +76,47 @@ etcd_pids=()
 echo "== mozpool: 3 nodes, 1,002 simulated boards"
 "$GO" run "$root/cmd/mozpool-sim" generate -boards 334 >"$work/lab.json"
 # Plain HTTP, as the etcd members run: the same transport for both.
-MOZPOOL_PLAIN_HTTP=1 MOZPOOL_INVENTORY=$work/lab.json MOZPOOL_TIME_SCALE=0.05 "$root/scripts/devcluster.sh" up 3 >/dev/null
+MOZPOOL_PLAIN_HTTP=1 MOZPOOL_INVENTORY=$work/lab.json MOZPOOL_TIME_SCALE=0.05 MOZPOOL_NODE_ARGS="-debug 127.0.0.1:0" \
+	"$root/scripts/devcluster.sh" up 3 >/dev/null
 murls=$(paste -sd, "$MOZPOOL_DEVCLUSTER_DIR/nodes")
-"$work/loadgen" -target mozpool -urls "$murls" -clients "$clients" -duration "$duration" | tee "$work/mozpool.out"
+# The boards self-test when the lab starts: measure once most are ready.
+python3 - "${murls%%,*}" <<'PY'
+import json, sys, time, urllib.request
+for _ in range(240):
+    try:
+        ds = json.load(urllib.request.urlopen(sys.argv[1] + "/api/device/list/?details=1"))["devices"]
+        if sum(d["state"] == "ready" for d in ds) >= 0.75 * len(ds):
+            break
+    except Exception:
+        pass
+    time.sleep(0.5)
+PY
+# BENCH_PROFILE_DIR: CPU profiles of the leader and a follower over the
+# last client count's measured time.
+if [ -n "${BENCH_PROFILE_DIR:-}" ]; then
+	mkdir -p "$BENCH_PROFILE_DIR"
+	last=${clients##*,}
+	: >"$work/mozpool.out"
+	if [ "$last" != "$clients" ]; then
+		"$work/loadgen" -target mozpool -urls "$murls" -clients "${clients%,*}" -duration "$duration" | tee "$work/mozpool.out"
+	fi
+	secs=${duration%s}
+	for i in 1 2 3; do
+		dbg=$(grep -ho 'debug=[^ ]*' "$MOZPOOL_DEVCLUSTER_DIR/node$i/log" | tail -1 | cut -d= -f2)
+		role=follower$i
+		if curl -s "$(sed -n "${i}p" "$MOZPOOL_DEVCLUSTER_DIR/nodes")/api/cluster/status/" | grep -q '"state": *"Leader"'; then role=leader; fi
+		(sleep 2; curl -s -o "$BENCH_PROFILE_DIR/$role.prof" "$dbg/debug/pprof/profile?seconds=$secs") &
+	done
+	"$work/loadgen" -target mozpool -urls "$murls" -clients "$last" -duration "$duration" | tee -a "$work/mozpool.out"
+	wait
+	echo "profiles in $BENCH_PROFILE_DIR (go tool pprof -top $root/bin/mozpoold FILE)"
+else
+	"$work/loadgen" -target mozpool -urls "$murls" -clients "$clients" -duration "$duration" | tee "$work/mozpool.out"
+fi
 
 echo
-printf '%-8s %16s %16s %7s\n' clients "mozpool ops/s" "etcd ops/s" ratio
+printf '%-8s %14s %12s %7s   %16s %16s\n' clients "mozpool ops/s" "etcd ops/s" ratio "mozpool entries/s" "etcd entries/s"
+# Fields: target clients= ops/s= p50= p99= errors= entries/s= entries/op=
 paste -d' ' "$work/mozpool.out" "$work/etcd.out" | awk '{
-	split($2, c, "="); split($3, m, "="); split($9, e, "=");
-	printf "%-8s %16s %16s %7.2f\n", c[2], m[2], e[2], m[2] / e[2] }'
+	split($2, c, "="); split($3, m, "="); split($11, e, "="); split($7, me, "="); split($15, ee, "=");
+	printf "%-8s %14s %12s %7.2f   %16s %16s\n", c[2], m[2], e[2], m[2] / e[2], me[2], ee[2] }'

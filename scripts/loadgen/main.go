@@ -12,7 +12,13 @@
 //
 // Both go over HTTP/1.1 with JSON and keep-alive connections. For each
 // client count it runs for -duration after a short warm-up and prints one
-// line: target, clients, operations per second, p50 and p99 of the claim.
+// line: target, clients, operations per second, p50 and p99 of the claim,
+// errors, and the Raft log entries the cluster committed per second and
+// per operation over the measured time (Mozpool's commit index from
+// /api/cluster/status/, etcd's raft index from /v3/maintenance/status):
+// etcd commits two entries an operation; Mozpool commits the two writes
+// and whatever the lab does because of them (the board a request claims is
+// imaged) or meanwhile (health checks, timers).
 //
 //	go run ./scripts/loadgen -target mozpool -urls http://127.0.0.1:8001,... -clients 1,16,64 -duration 10s
 package main
@@ -65,12 +71,12 @@ func main() {
 		if err != nil || n < 1 {
 			fail("bad client count " + s)
 		}
-		res, err := run(op, bases, n, *warmup, *duration)
+		res, err := run(op, bases, n, *warmup, *duration, func() (uint64, error) { return raftIndex(*target, bases[0]) })
 		if err != nil {
 			fail(err.Error())
 		}
-		fmt.Printf("%s clients=%d ops/s=%.0f claim_p50_ms=%.1f claim_p99_ms=%.1f errors=%d\n",
-			*target, n, res.rate, res.p50, res.p99, res.errors)
+		fmt.Printf("%s clients=%d ops/s=%.0f claim_p50_ms=%.1f claim_p99_ms=%.1f errors=%d entries/s=%.0f entries/op=%.1f\n",
+			*target, n, res.rate, res.p50, res.p99, res.errors, res.entries, res.entries/max(res.rate, 1e-9))
 	}
 }
 
@@ -82,9 +88,37 @@ func fail(msg string) {
 type result struct {
 	rate, p50, p99 float64
 	errors         int64
+	entries        float64 // Raft log entries committed per second
 }
 
-func run(op func(context.Context, *http.Client, string, *rand.Rand) (time.Duration, error), bases []string, clients int, warmup, duration time.Duration) (result, error) {
+// raftIndex reads the cluster's Raft index through the node or member at
+// base.
+func raftIndex(target, base string) (uint64, error) {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	var out struct {
+		CommitIndex uint64 `json:"commit_index"` // mozpool
+		RaftIndex   string `json:"raftIndex"`    // etcd (a string in its JSON gateway)
+	}
+	var err error
+	if target == "etcd" {
+		err = post(context.Background(), hc, base+"/v3/maintenance/status", []byte(`{}`), &out)
+	} else {
+		var resp *http.Response
+		if resp, err = hc.Get(base + "/api/cluster/status/"); err == nil {
+			defer resp.Body.Close()
+			err = json.NewDecoder(resp.Body).Decode(&out)
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("raft index: %w", err)
+	}
+	if target == "etcd" {
+		return strconv.ParseUint(out.RaftIndex, 10, 64)
+	}
+	return out.CommitIndex, nil
+}
+
+func run(op func(context.Context, *http.Client, string, *rand.Rand) (time.Duration, error), bases []string, clients int, warmup, duration time.Duration, index func() (uint64, error)) (result, error) {
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients + 4}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -118,11 +152,19 @@ func run(op func(context.Context, *http.Client, string, *rand.Rand) (time.Durati
 		}()
 	}
 	time.Sleep(warmup)
+	i0, err := index()
+	if err != nil {
+		return result{}, err
+	}
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	i1, err := index()
+	if err != nil {
+		return result{}, err
+	}
 	cancel()
 	wg.Wait()
 	var all []time.Duration
@@ -134,7 +176,8 @@ func run(op func(context.Context, *http.Client, string, *rand.Rand) (time.Durati
 	}
 	slices.Sort(all)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return result{rate: float64(ops.Load()) / elapsed.Seconds(), p50: ms(all[len(all)/2]), p99: ms(all[len(all)*99/100]), errors: errs.Load()}, nil
+	return result{rate: float64(ops.Load()) / elapsed.Seconds(), p50: ms(all[len(all)/2]), p99: ms(all[len(all)*99/100]), errors: errs.Load(),
+		entries: float64(i1-i0) / elapsed.Seconds()}, nil
 }
 
 func post(ctx context.Context, hc *http.Client, url string, body []byte, out any) error {
