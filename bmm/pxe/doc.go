@@ -5,9 +5,12 @@
 // Set writes <root>/pxelinux.cfg/01-aa-bb-cc-dd-ee-ff for a device's MAC,
 // with every %IPADDRESS% replaced by this imaging server's address, and Clear
 // removes it so the board falls back to booting from its SD card. A file is
-// always replaced atomically (temporary file in the same directory, fsync,
+// always replaced atomically (temporary file in the same directory, then
 // rename), so a board fetching its configuration over TFTP while lifeguard
-// rewrites it gets either the old or the new file, never a mix. File names
+// rewrites it gets either the old or the new file, never a mix. Files are
+// not fsynced: they are derived from the replicated state, and a board
+// whose file a crash of the host lost fails its network boot and is
+// retried, which writes the file again. File names
 // are built only from a validated MAC, so no caller input can name a path
 // outside the root.
 //

@@ -156,30 +156,18 @@ func writeFileAtomic(ctx context.Context, path string, data []byte, mode fs.File
 	if err := tmp.Chmod(mode); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
+	// No fsync: a PXE file is derived from the replicated state. Only a
+	// crash of the host (not of the process) can lose it; a restarted node
+	// runs the action of each board's current state again, which rewrites
+	// it for a board about to be power-cycled, and a board that finds its
+	// file gone fails its network boot and is retried, which rewrites it.
+	// Two fsyncs (file and directory) at every board's imaging would
+	// compete with the Raft log's for the disk.
 	if err := tmp.Close(); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir fsyncs a directory so that a rename in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
-		return err
-	}
-	return nil
+	return os.Rename(tmp.Name(), path)
 }
