@@ -27,7 +27,7 @@ type Config struct {
 	// FlushDelay is how long the writer gathers entries before it commits
 	// them (each commit is one fsync, on the disk the Raft log uses too);
 	// a Sync commits at once. Entries become visible to queries up to
-	// that much later. Default: 25 ms; 0 commits as soon as entries come.
+	// that much later. Default: 100 ms; 0 commits as soon as entries come.
 	FlushDelay time.Duration
 	// Logger receives write and prune errors. Default: a null logger.
 	Logger hclog.Logger
@@ -39,7 +39,7 @@ func DefaultConfig() Config {
 		Retention:     14 * 24 * time.Hour,
 		PruneInterval: time.Hour,
 		QueueSize:     4096,
-		FlushDelay:    25 * time.Millisecond,
+		FlushDelay:    100 * time.Millisecond,
 		Logger:        hclog.NewNullLogger(),
 	}
 }
