@@ -140,6 +140,16 @@ func (c *fakeCluster) WaitApplied(ctx context.Context, index uint64) error {
 }
 
 func (c *fakeCluster) Apply(_ context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {
+	return c.commit(t, cmd, false)
+}
+
+// Propose is Apply unless the node follows (follow): then the leader's
+// copy commits and answers, and this node's FSM lags until catchUp.
+func (c *fakeCluster) Propose(_ context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {
+	return c.commit(t, cmd, true)
+}
+
+func (c *fakeCluster) commit(t fsm.CommandType, cmd fsm.Command, propose bool) (fsm.Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.applyErr != nil {
@@ -155,33 +165,12 @@ func (c *fakeCluster) Apply(_ context.Context, t fsm.CommandType, cmd fsm.Comman
 	}
 	c.index++
 	c.headers = append(c.headers, *h)
-	return c.f.ApplyCommand(c.index, b), nil
-}
-
-// Propose is Apply unless the node follows (follow): then the leader's
-// copy commits and answers, and this node's FSM lags until catchUp.
-func (c *fakeCluster) Propose(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error) {
-	c.mu.Lock()
-	leader := c.leader
-	c.mu.Unlock()
-	if leader == nil {
-		return c.Apply(ctx, t, cmd)
+	if !propose || c.leader == nil {
+		return c.f.ApplyCommand(c.index, b), nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	h := cmd.Head()
-	if h.At.IsZero() {
-		h.At = c.clock.Now().UTC()
-	}
-	b, err := fsm.Encode(t, cmd)
-	if err != nil {
-		return fsm.Result{}, err
-	}
-	c.index++
-	c.headers = append(c.headers, *h)
 	c.lagging = append(c.lagging, lagged{index: c.index, b: b})
 	c.forwarded[t] = c.index
-	return leader.ApplyCommand(c.index, b), nil
+	return c.leader.ApplyCommand(c.index, b), nil
 }
 
 func (c *fakeCluster) ForwardedIndex(types ...fsm.CommandType) uint64 {
