@@ -24,6 +24,10 @@ var (
 	ErrBadBackup = errors.New("bad backup")
 	// ErrShutdown is returned after Shutdown.
 	ErrShutdown = errors.New("node is shut down")
+	// ErrTransferTimeout is returned by TransferLeadership when the
+	// target did not win its election in time (a busy machine, a slow
+	// disk); the leader is unchanged and the call may be retried.
+	ErrTransferTimeout = errors.New("leadership transfer did not complete in time")
 )
 
 // Suffrage values as reported in Status.

@@ -292,6 +292,8 @@ func (n *Node) forward(ctx context.Context, leader *Identity, path string, body 
 		return fmt.Errorf("%w: %s", ErrBadJoin, e.Error)
 	case "bad_request":
 		return fmt.Errorf("%w: %s", ErrBadBackup, e.Error)
+	case "transfer_timeout":
+		return fmt.Errorf("%w: %s", ErrTransferTimeout, e.Error)
 	}
 	return fmt.Errorf("cluster: leader %s answered %d: %s", leader.ID, resp.StatusCode, e.Error)
 }
@@ -426,6 +428,9 @@ func (n *Node) internal(fn func([]byte) (any, error)) http.HandlerFunc {
 			fail(http.StatusBadRequest, "bad_request", err)
 		case errors.Is(err, ErrShutdown):
 			fail(http.StatusServiceUnavailable, "shutdown", err)
+		case errors.Is(err, ErrTransferTimeout):
+			// Not 503: a forwarding node would take that for "no leader" and hold.
+			fail(http.StatusGatewayTimeout, "transfer_timeout", err)
 		default:
 			n.logger.Error("internal call failed", "path", r.URL.Path, "error", err)
 			fail(http.StatusInternalServerError, "internal", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/raft"
 )
@@ -26,31 +27,46 @@ func (n *Node) transferLocal(id string) error {
 	if id == n.id {
 		return nil
 	}
-	if id == "" {
-		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+	var target *raft.Server
+	if id != "" {
+		f := n.raft.GetConfiguration()
+		if err := f.Error(); err != nil {
 			return raftErr(err)
 		}
-		n.logger.Info("leadership transferred on request")
-		return nil
-	}
-	f := n.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return raftErr(err)
-	}
-	for _, s := range f.Configuration().Servers {
-		if string(s.ID) != id {
-			continue
+		for _, s := range f.Configuration().Servers {
+			if string(s.ID) == id {
+				target = &s
+				break
+			}
 		}
-		if s.Suffrage != raft.Voter {
+		switch {
+		case target == nil:
+			return fmt.Errorf("%w: %q", ErrUnknownNode, id)
+		case target.Suffrage != raft.Voter:
 			return fmt.Errorf("%w: %q is not a voter", ErrUnknownNode, id)
 		}
-		if err := n.raft.LeadershipTransferToServer(s.ID, s.Address).Error(); err != nil {
+	}
+	// Raft gives the target one election timeout to win; on a busy
+	// machine it may not, and leadership stays here: try again, a few
+	// times, then say so (a retryable error, not a failure).
+	const attempts = 3
+	var err error
+	for range attempts {
+		if target == nil {
+			err = n.raft.LeadershipTransfer().Error()
+		} else {
+			err = n.raft.LeadershipTransferToServer(target.ID, target.Address).Error()
+		}
+		if err == nil {
+			n.logger.Info("leadership transferred on request", "to", id)
+			return nil
+		}
+		if !strings.Contains(err.Error(), "leadership transfer timeout") || n.raft.State() != raft.Leader {
 			return raftErr(err)
 		}
-		n.logger.Info("leadership transferred on request", "to", id)
-		return nil
+		n.logger.Warn("leadership transfer timed out; trying again", "to", id)
 	}
-	return fmt.Errorf("%w: %q", ErrUnknownNode, id)
+	return fmt.Errorf("%w: %d attempts: %v", ErrTransferTimeout, attempts, err)
 }
 
 // transferHandler serves pathTransfer on the leader.

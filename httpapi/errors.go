@@ -89,6 +89,7 @@ func statusFor(err error) int {
 	case errors.Is(err, cluster.ErrNoLeader),
 		errors.Is(err, cluster.ErrNotLeader),
 		errors.Is(err, cluster.ErrShutdown),
+		errors.Is(err, cluster.ErrTransferTimeout),
 		errors.Is(err, context.Canceled),
 		errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -148,6 +149,7 @@ func TestPanicAnswers500(t *testing.T) {
 func TestStatusFor(t *testing.T) {
 	require.Equal(t, http.StatusInternalServerError, statusFor(errors.New("boom")))
 	require.Equal(t, http.StatusServiceUnavailable, statusFor(cluster.ErrNoLeader))
+	require.Equal(t, http.StatusServiceUnavailable, statusFor(fmt.Errorf("%w: 3 attempts", cluster.ErrTransferTimeout)))
 	require.Equal(t, http.StatusNotFound, statusFor(cluster.ErrUnknownNode))
 	require.Equal(t, http.StatusBadRequest, statusFor(cluster.ErrBadJoin))
 	require.Equal(t, http.StatusUnauthorized, statusFor(cluster.ErrUnauthorized))
