@@ -654,6 +654,7 @@ func TestConfig_Validate(t *testing.T) {
 		"lease > hb":    func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
 		"bad raft addr": func(c *Config) { c.RaftBind = "nope" },
 		"no voters":     func(c *Config) { c.MaxVoters = 0 },
+		"raft log":      func(c *Config) { c.RaftLog = "sqlite" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := base

@@ -16,8 +16,13 @@ import (
 
 // Config configures a Node. Build it on DefaultConfig.
 type Config struct {
-	// DataDir holds raft.db, snapshots and node-id. Required.
+	// DataDir holds the Raft log and stable store (raft-wal/, or raft.db
+	// for data dirs created before it), snapshots and node-id. Required.
 	DataDir string
+	// RaftLog is the Raft log store of a new data dir: RaftLogWAL (the
+	// default when empty) or RaftLogBolt. A data dir keeps the store it
+	// was created with; naming another one is an error.
+	RaftLog string
 	// NodeID overrides the id persisted in DataDir/node-id. Normally
 	// empty: a UUID is generated on first start and kept.
 	NodeID string
@@ -152,6 +157,8 @@ func (c *Config) Validate() error {
 		return errors.New("cluster: http address is required")
 	case c.FSM == nil:
 		return errors.New("cluster: fsm is required")
+	case c.RaftLog != "" && c.RaftLog != RaftLogWAL && c.RaftLog != RaftLogBolt:
+		return fmt.Errorf("cluster: raft log store must be %q or %q, not %q", RaftLogWAL, RaftLogBolt, c.RaftLog)
 	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
 		return errors.New("cluster: leader lease timeout must not exceed heartbeat timeout")
 	case c.ElectionTimeout < c.HeartbeatTimeout:

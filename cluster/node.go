@@ -17,7 +17,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/tlsutil"
@@ -32,7 +31,7 @@ type Node struct {
 
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
-	store     *raftboltdb.BoltStore
+	store     raftStore
 	logs      raft.LogStore // the store above behind a cache
 	snaps     *raft.FileSnapshotStore
 	ml        *memberlist.Memberlist
@@ -178,11 +177,12 @@ func (n *Node) openRaft() error {
 	rc.NoLegacyTelemetry = true
 	rc.Logger = cfg.Logger.Named("raft")
 
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	store, kind, err := openRaftStore(cfg.DataDir, cfg.RaftLog, cfg.Logger)
 	if err != nil {
-		return fmt.Errorf("cluster: open raft.db: %w", err)
+		return fmt.Errorf("cluster: %w", err)
 	}
 	n.store = store
+	n.logger.Debug("raft log store", "kind", kind)
 	logs, err := raft.NewLogCache(512, store)
 	if err != nil {
 		return fmt.Errorf("cluster: log cache: %w", err)

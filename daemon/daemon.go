@@ -74,6 +74,10 @@ type Config struct {
 	// lease: a leader steps down after that long without a quorum.
 	// Default 1 s.
 	RaftTimeout time.Duration
+	// RaftLog is the Raft log store of a new data dir (cluster.RaftLogWAL,
+	// the default when empty, or cluster.RaftLogBolt); a data dir keeps
+	// the one it was created with.
+	RaftLog string
 	// TFTPRoot is the directory of PXE files (default DataDir/tftp);
 	// TFTPAddr, if set, runs the embedded TFTP server there.
 	TFTPRoot, TFTPAddr string
@@ -324,7 +328,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	ccfg.GossipBind, ccfg.GossipAdvertise = cfg.GossipBind, cfg.GossipAdvertise
 	ccfg.HTTPAddr, ccfg.TFTPAddr, ccfg.SyslogAddr = d.URL, tftpAdvertise, syslogAdvertise
 	ccfg.Bootstrap, ccfg.Token, ccfg.FSM, ccfg.Logger = cfg.Bootstrap, cfg.Token, d.FSM, cfg.Logger
-	ccfg.TLS = d.TLS
+	ccfg.TLS, ccfg.RaftLog = d.TLS, cfg.RaftLog
 	ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout = cfg.RaftTimeout, cfg.RaftTimeout, cfg.RaftTimeout
 	ccfg.LeaderTasks = []func(context.Context){d.Requests.Run, d.Callbacks.Run}
 	if d.Node, err = cluster.New(ccfg); err != nil {

@@ -38,6 +38,7 @@ func parseFlags(args []string) (daemon.Config, hclog.Logger, error) {
 	fs.StringVar(&join, "join", "", "comma-separated API URLs of cluster members to join through at start (retried)")
 	fs.StringVar(&c.Token, "token", os.Getenv("MOZPOOL_CLUSTER_TOKEN"), "cluster token shared by all nodes (default $MOZPOOL_CLUSTER_TOKEN)")
 	fs.DurationVar(&c.RaftTimeout, "raft-timeout", c.RaftTimeout, "raft heartbeat and election timeout, and the leader lease")
+	fs.StringVar(&c.RaftLog, "raft-log", "", "Raft log store of a new data dir: wal (the default) or bolt; a data dir keeps the store it was created with")
 	fs.StringVar(&c.TFTPRoot, "tftp-root", "", "directory of PXE files served to this rack's boards (default DATA/tftp)")
 	fs.StringVar(&c.TFTPAddr, "tftp", "", "run the embedded read-only TFTP server for -tftp-root on this address (e.g. :69); empty: off")
 	fs.StringVar(&c.SyslogAddr, "syslog", "", "receive this rack's boards' syslog (UDP, RFC 3164 and 5424) on this address (e.g. :514) and file it in their device logs; empty: off")
