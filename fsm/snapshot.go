@@ -97,7 +97,7 @@ func encodeSnapshotAt(s *State, index uint64) ([]byte, error) {
 		put(recPolicy, s.Policy)
 	}
 	putSorted(put, recRelayHealth, s.RelayHealth) // none in older snapshots
-	putSorted(put, recRack, s.Racks)             // none in older snapshots
+	putSorted(put, recRack, s.Racks)              // none in older snapshots
 	put(recCounters, s.NextID)
 	if s.TimeScale != 0 {
 		// Deadlines depend on it: a restored node must scale as the

@@ -69,18 +69,18 @@ type ImagePXEConfig struct {
 // Device is one board. Its state fields belong to the lifeguard machine; the
 // FSM stores them and the machine table decides their values.
 type Device struct {
-	ID            int64  `json:"id"`
-	Name          string `json:"name"`
-	FQDN          string `json:"fqdn"`
-	InventoryID   int64  `json:"inventory_id"`
-	MAC           string `json:"mac_address"`
+	ID          int64  `json:"id"`
+	Name        string `json:"name"`
+	FQDN        string `json:"fqdn"`
+	InventoryID int64  `json:"inventory_id"`
+	MAC         string `json:"mac_address"`
 	// ImagingServer is the server that acts on the board now: the owner
 	// of its rack (Rack) when it has one, else its inventory's server.
 	ImagingServer string `json:"imaging_server"`
 	// Rack is the rack of the inventory's imaging server ("" for none).
-	Rack      string `json:"rack,omitempty"`
-	RelayInfo string `json:"relay_info"`
-	HardwareType  string `json:"hardware_type"` // HardwareKey
+	Rack         string `json:"rack,omitempty"`
+	RelayInfo    string `json:"relay_info"`
+	HardwareType string `json:"hardware_type"` // HardwareKey
 	// IPAddress is the board's address when the inventory gives one.
 	IPAddress   string `json:"ip_address,omitempty"`
 	Environment string `json:"environment"`
