@@ -274,3 +274,17 @@ func (s *State) mayLog(server string, gens map[string]uint64, device string) boo
 	}
 	return d.ImagingServer == server
 }
+
+// OwnedRackGenerations returns the generation of every rack server owns,
+// for the log lines it files (LogAppend.RackGenerations).
+func (f *FSM) OwnedRackGenerations(server string) map[string]uint64 {
+	out := map[string]uint64{}
+	f.Read(func(s *State) {
+		for name, r := range s.Racks {
+			if r.Owner == server {
+				out[name] = r.Generation
+			}
+		}
+	})
+	return out
+}
