@@ -116,6 +116,10 @@ type Executor struct {
 	bg sync.WaitGroup
 }
 
+// contactRetry is how soon an entry is looked at again when this node was
+// out of contact with the cluster.
+const contactRetry = 100 * time.Millisecond
+
 // runningAction is the action of one state entry, running.
 type runningAction struct {
 	gen    uint64
@@ -294,9 +298,10 @@ func (e *Executor) reconcileAction(ctx context.Context, k actionKey) time.Time {
 		switch {
 		case !v.owned || v.gen != k.gen:
 		case !e.inContact():
-			// Cut off: the entry is looked at again a little later.
+			// Cut off: the entry is looked at again shortly (contact
+			// usually returns with the next heartbeat).
 			e.logger.Warn("not in contact with the cluster: not acting on the device", "device", v.name, "state", v.state)
-			return time.Now().Add(e.cfg.MinActionTime)
+			return time.Now().Add(contactRetry)
 		case ActionFor(v.state).usesRelay():
 			// A power cycle mostly waits for its relay board, which runs
 			// one operation at a time anyway: it does not take one of the
