@@ -325,12 +325,22 @@ func (e *Executor) reconcileAction(ctx context.Context, k actionKey) time.Time {
 		e.mu.Unlock()
 		return time.Time{}
 	}
-	if gen, ok := e.acted[v.name]; ok && gen == v.gen {
+	gen, seen := e.acted[v.name]
+	if seen && gen == v.gen {
 		e.mu.Unlock()
 		return time.Time{} // seen already
 	}
 	e.acted[v.name] = v.gen
 	e.mu.Unlock()
+	if !seen && State(v.state) == StatePXEBooting && v.pxeConfig != "" && e.inContact() {
+		// A board this node has just taken over (or a restart finds)
+		// net-boots now: its PXE file was written by the server that
+		// power-cycled it, so it is written here too before the board
+		// asks this node for it.
+		if err := e.cfg.Hardware.SetPXE(ctx, v.name, v.pxeConfig); err != nil {
+			e.logger.Warn("rebuilding the PXE file of a net-booting board failed", "device", v.name, "error", err)
+		}
+	}
 	if ActionFor(v.state) != ActionNone {
 		e.actions.Mark(actionKey{device: v.name, gen: v.gen, entry: true})
 	}

@@ -118,3 +118,30 @@ func TestExecutor_ActsOnlyInContact(t *testing.T) {
 	r.inContact.Store(true)
 	require.Eventually(t, func() bool { return r.hwCalls(pandaA) > 0 }, 5*time.Second, 10*time.Millisecond)
 }
+
+// A board net-booting when its rack is taken over gets its PXE file
+// written by the new owner, which did not power-cycle it.
+func TestExecutor_RebuildsThePXEFileOfANetBootingBoard(t *testing.T) {
+	r := newExecRig(t, rigStandby)
+	r.withStandby(t)
+	for _, dev := range []string{pandaB, pandaNoRelay, "panda-0003"} {
+		r.force(t, dev, StateLockedOut)
+	}
+	r.force(t, pandaA, StateReady)
+	res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: string(EventPleaseImage), Args: pleaseImageArgs("b2g", b2gBootConfig)})
+	require.NoError(t, res.Error())
+	r.force(t, pandaA, StatePXEBooting) // the owner power-cycled it
+	r.start(t)
+	require.Never(t, func() bool { return r.hwCalls(pandaA) > 0 }, 200*time.Millisecond, 10*time.Millisecond, "a standby acted")
+	res, _ = r.propose(context.Background(), fsm.CmdRackTakeover, &fsm.RackTakeover{Rack: "rack-1", Server: rigStandby, Generation: 1})
+	require.NoError(t, res.Error())
+	require.Eventually(t, func() bool {
+		for _, c := range r.hw.Calls() {
+			if c == "set-pxe "+pandaA+" panda-b2g-1" {
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, StatePXEBooting, r.state(pandaA))
+}
