@@ -103,8 +103,9 @@ func (s *State) checkFence(f Fence, device string) error {
 	return nil
 }
 
-// homeRack returns the rack of an imaging server ("" if none) and the
-// server that acts for it now: the rack's owner, or the server itself.
+// effectiveServer returns the rack of an imaging server ("" if none) and
+// the server that acts for its boards now: the rack's owner, or the server
+// itself.
 func (s *State) effectiveServer(home string) (rack, server string) {
 	srv, ok := s.Servers[home]
 	if !ok || srv.Rack == "" {
