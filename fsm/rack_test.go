@@ -2,8 +2,10 @@ package fsm_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -190,4 +192,35 @@ func TestRack_MoveAndSnapshotRoundTrip(t *testing.T) {
 	require.Equal(t, srv1, r.rack("rack-1").Owner, "an owner dropped from the rack gives it to the first server")
 	require.Equal(t, uint64(3), r.rack("rack-1").Generation)
 	require.Equal(t, srv1, r.device(lgDev).ImagingServer)
+}
+
+// A snapshot taken before racks had owners (no rack records) restores;
+// the next inventory sync gives the racks their owners.
+func TestRack_SnapshotWithoutRackRecordsRestores(t *testing.T) {
+	r := newRackRig(t)
+	b := snapshotBytes(t, r.f)
+	var old []byte
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b[1:])
+		rec := b[:1+k+int(n)]
+		if rec[0] != 19 {
+			old = append(old, rec...)
+		}
+		b = b[len(rec):]
+	}
+	g := fsm.New(fsm.Config{Logger: testlog.New(t), Devices: lifeguard.Machine{}})
+	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(old))))
+	g.Read(func(s *fsm.State) {
+		require.Empty(t, s.Racks)
+		require.Len(t, s.Devices, 4)
+		require.Equal(t, srv1, s.Devices[lgDev].ImagingServer)
+	})
+	inv := sampleInventory()
+	inv.Racks = []fsm.InventoryRack{{Name: "rack-1", Servers: []string{srv2, srv1}}}
+	applyOK(t, g, 100, fsm.CmdInventorySync, fsm.InventorySync{Header: fsm.Header{At: t0.Add(time.Hour)}, Inventory: inv})
+	g.Read(func(s *fsm.State) {
+		require.Equal(t, srv2, s.Racks["rack-1"].Owner)
+		require.Equal(t, uint64(1), s.Racks["rack-1"].Generation)
+		require.Equal(t, srv2, s.Devices[lgDev].ImagingServer)
+	})
 }
