@@ -124,7 +124,7 @@ type Config struct {
 	// the cluster's time scale, but never shorter than
 	// MinTakeoverHeartbeats HeartbeatTimeouts, so that the lost owner has
 	// stopped acting (ContactWindow) before a standby starts. Default
-	// 30 s; negative: racks are never taken over.
+	// 60 s (longer than a relay operation may last, 30 s); negative: racks are never taken over.
 	TakeoverAfter time.Duration
 }
 
@@ -147,7 +147,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:   5 * time.Second,
 		TrailingLogs:       10240,
 		RegisterInterval:   5 * time.Second,
-		TakeoverAfter:      30 * time.Second,
+		TakeoverAfter:      60 * time.Second,
 	}
 }
 

@@ -94,7 +94,7 @@ type Config struct {
 	TimeScale float64
 	// TakeoverAfter is how long a rack's owner must be unreachable before
 	// a standby takes the rack over (cluster.Config.TakeoverAfter; scaled
-	// by the time scale). 0: the default, 30 s; negative: never.
+	// by the time scale). 0: the default, 60 s; negative: never.
 	TakeoverAfter time.Duration
 	// RelaySource, if set, is the local IP address relay board
 	// connections are made from (a multi-homed imaging server; the
