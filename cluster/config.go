@@ -124,7 +124,8 @@ type Config struct {
 	// the cluster's time scale, but never shorter than
 	// MinTakeoverHeartbeats HeartbeatTimeouts, so that the lost owner has
 	// stopped acting (ContactWindow) before a standby starts. Default
-	// 60 s (longer than a relay operation may last, 30 s); negative: racks are never taken over.
+	// 60 s (longer than a relay operation may last, 30 s); negative:
+	// racks are never taken over.
 	TakeoverAfter time.Duration
 }
 
