@@ -12,6 +12,18 @@ type Inventory struct {
 	PXEConfigs      []InventoryPXEConfig    `json:"pxe_configs"`
 	ImagePXEConfigs []ImagePXEConfig        `json:"image_pxe_configs"`
 	Devices         []InventoryDevice       `json:"devices"`
+	// Racks lists, per rack, the imaging servers that may act on its
+	// boards: the preferred owner first, then the standbys in the order
+	// they take the rack over. A rack not listed is served by the
+	// servers whose rack it is, in name order.
+	Racks []InventoryRack `json:"racks,omitempty"`
+}
+
+// InventoryRack names the imaging servers of a rack, owner preference
+// first.
+type InventoryRack struct {
+	Name    string   `json:"name"`
+	Servers []string `json:"servers"`
 }
 
 // InventoryServer is an imaging server and the rack it serves.

@@ -123,7 +123,9 @@ func New(cfg Config) (*Controller, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := cfg.Logger.Named("bmm")
-	return &Controller{cfg: cfg, logger: logger, ctx: ctx, cancel: cancel, logs: newLogBatcher(cfg.Propose, logger)}, nil
+	return &Controller{cfg: cfg, logger: logger, ctx: ctx, cancel: cancel, logs: newLogBatcher(cfg.Propose, func() (string, map[string]uint64) {
+		return cfg.Server, cfg.FSM.OwnedRackGenerations(cfg.Server)
+	}, logger)}, nil
 }
 
 // Shutdown cancels running asynchronous operations and waits for them (or

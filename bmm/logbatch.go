@@ -22,16 +22,19 @@ const (
 // logBatcher queues log entries and files them in batches.
 type logBatcher struct {
 	propose func(ctx context.Context, t fsm.CommandType, cmd fsm.Command) (fsm.Result, error)
-	logger  hclog.Logger
-	queue   chan fsm.LogEntry
-	done    chan struct{}
+	// fence returns the imaging server and the rack generations the
+	// lines are filed under (nil: unfenced).
+	fence  func() (string, map[string]uint64)
+	logger hclog.Logger
+	queue  chan fsm.LogEntry
+	done   chan struct{}
 
 	mu     sync.RWMutex // guards closed against add racing close
 	closed bool
 }
 
-func newLogBatcher(propose func(context.Context, fsm.CommandType, fsm.Command) (fsm.Result, error), logger hclog.Logger) *logBatcher {
-	b := &logBatcher{propose: propose, logger: logger, queue: make(chan fsm.LogEntry, queueSize), done: make(chan struct{})}
+func newLogBatcher(propose func(context.Context, fsm.CommandType, fsm.Command) (fsm.Result, error), fence func() (string, map[string]uint64), logger hclog.Logger) *logBatcher {
+	b := &logBatcher{propose: propose, fence: fence, logger: logger, queue: make(chan fsm.LogEntry, queueSize), done: make(chan struct{})}
 	// Exits when close drains the queue.
 	go b.run()
 	return b
@@ -75,7 +78,13 @@ func (b *logBatcher) run() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		res, err := b.propose(ctx, fsm.CmdLogAppend, &fsm.LogAppend{Entries: batch})
+		cmd := &fsm.LogAppend{Entries: batch}
+		if b.fence != nil {
+			// Lines about boards this server no longer owns are dropped
+			// by the FSM.
+			cmd.Server, cmd.RackGenerations = b.fence()
+		}
+		res, err := b.propose(ctx, fsm.CmdLogAppend, cmd)
 		cancel()
 		if err == nil {
 			err = res.Error()

@@ -123,7 +123,21 @@ type Config struct {
 	// RegisterInterval is how often a node checks that its entry in the
 	// replicated server table is current. Default 5 s.
 	RegisterInterval time.Duration
+	// TakeoverAfter is how long the owner of a rack must be unreachable
+	// (its Raft heartbeats failing and gossip not seeing it alive) before
+	// the leader gives the rack to its first live standby. It is scaled by
+	// the cluster's time scale, but never shorter than
+	// MinTakeoverHeartbeats HeartbeatTimeouts, so that the lost owner has
+	// stopped acting (ContactWindow) before a standby starts. Default
+	// 60 s (longer than a relay operation may last, 30 s); negative:
+	// racks are never taken over.
+	TakeoverAfter time.Duration
 }
+
+// MinTakeoverHeartbeats is the shortest takeover time, in
+// HeartbeatTimeouts: twice the contact window within which a cut-off
+// owner still acts.
+const MinTakeoverHeartbeats = 4
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
@@ -139,6 +153,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:   5 * time.Second,
 		TrailingLogs:       10240,
 		RegisterInterval:   5 * time.Second,
+		TakeoverAfter:      60 * time.Second,
 	}
 }
 

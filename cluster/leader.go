@@ -101,9 +101,14 @@ func (n *Node) leaderLoop(ctx context.Context) {
 	}
 	t := time.NewTicker(n.cfg.RegisterInterval)
 	defer t.Stop()
+	// lost is, per imaging server, since when this leader has seen it
+	// unreachable: a new leader counts the takeover time from its own
+	// first look, never less.
+	lost := map[string]time.Time{}
 	for {
 		n.promoteNonvoters()
 		n.markServerHealth(ctx)
+		n.takeOverRacks(ctx, lost)
 		select {
 		case <-ctx.Done():
 			return
@@ -254,4 +259,102 @@ func (n *Node) registered() bool {
 			(n.self.Rack == "" || srv.Rack == n.self.Rack)
 	})
 	return ok
+}
+
+// ContactWindow is how long a follower that has not heard from the leader
+// still acts on its boards (InContact).
+func (n *Node) ContactWindow() time.Duration { return 2 * n.cfg.HeartbeatTimeout }
+
+// InContact reports whether this node is in contact with the cluster: it
+// leads (a leader cut off from a quorum steps down within its lease), or
+// it has heard from the leader within ContactWindow. A node cut off longer
+// may have lost its racks to a standby: it acts on no board until it is
+// back in contact (and then sees who owns them).
+func (n *Node) InContact() bool {
+	switch n.raft.State() {
+	case raft.Leader:
+		return true
+	case raft.Follower:
+		lc := n.raft.LastContact()
+		return !lc.IsZero() && time.Since(lc) <= n.ContactWindow()
+	}
+	return false
+}
+
+// takeoverAfter is the takeover time under the time scale s.
+func (n *Node) takeoverAfter(scale float64) time.Duration {
+	d := n.cfg.TakeoverAfter
+	if scale > 0 && scale != 1 {
+		d = time.Duration(float64(d) * scale)
+	}
+	return max(d, MinTakeoverHeartbeats*n.cfg.HeartbeatTimeout)
+}
+
+// takeOverRacks gives every rack whose owner has been unreachable for the
+// takeover time to its first live standby (in the rack's order). The
+// takeover names the generation this leader saw: if the rack changed
+// owner meanwhile the FSM refuses it. lost is kept across calls of one
+// term.
+func (n *Node) takeOverRacks(ctx context.Context, lost map[string]time.Time) {
+	if n.cfg.TakeoverAfter < 0 {
+		return
+	}
+	unreachable := func(srv *fsm.ImagingServer) bool {
+		if srv.NodeID == "" || srv.NodeID == n.id {
+			// Never bound (it never acted: an operator moves its rack),
+			// or this node.
+			return false
+		}
+		p, ok := n.health.get(srv.NodeID)
+		return ok && p.raftFailing && p.gossip != "alive"
+	}
+	live := func(srv *fsm.ImagingServer) bool {
+		if srv.NodeID == "" || srv.Down {
+			return false
+		}
+		if srv.NodeID == n.id {
+			return true
+		}
+		p, ok := n.health.get(srv.NodeID)
+		return ok && !p.raftFailing && p.gossip == "alive"
+	}
+	var moves []fsm.RackTakeover
+	at := now()
+	n.cfg.FSM.Read(func(s *fsm.State) {
+		after := n.takeoverAfter(s.TimeScale)
+		for name, srv := range s.Servers {
+			if !unreachable(srv) {
+				delete(lost, name)
+			} else if _, ok := lost[name]; !ok {
+				lost[name] = at
+			}
+		}
+		for _, r := range s.Racks {
+			since, ok := lost[r.Owner]
+			if r.Owner == "" || !ok || at.Sub(since) < after {
+				continue
+			}
+			for _, name := range r.Servers {
+				if srv, ok := s.Servers[name]; ok && name != r.Owner && live(srv) {
+					moves = append(moves, fsm.RackTakeover{Header: fsm.Header{At: at}, Rack: r.Name, Server: name, Generation: r.Generation})
+					break
+				}
+			}
+		}
+	})
+	for _, m := range moves {
+		b, err := fsm.Encode(fsm.CmdRackTakeover, &m)
+		if err != nil || ctx.Err() != nil {
+			return
+		}
+		res, err := n.applyLocal(b)
+		if err == nil {
+			err = res.Error()
+		}
+		if err != nil {
+			n.logger.Warn("rack takeover failed", "rack", m.Rack, "server", m.Server, "error", err)
+			continue
+		}
+		n.logger.Info("rack taken over by a standby: its owner is unreachable", "rack", m.Rack, "server", m.Server, "generation", m.Generation+1)
+	}
 }

@@ -100,6 +100,14 @@ type Config struct {
 	// /debug/pprof/) on its own listener, without authentication: bind it
 	// to loopback.
 	DebugAddr string
+	// TakeoverAfter is how long a rack's owner must be unreachable before
+	// a standby takes the rack over (cluster.Config.TakeoverAfter; scaled
+	// by the time scale). 0: the default, 60 s; negative: never.
+	TakeoverAfter time.Duration
+	// RelaySource, if set, is the local IP address relay board
+	// connections are made from (a multi-homed imaging server; the
+	// simulator's relay log tells servers apart by it).
+	RelaySource string
 	// Logger is the root logger. Default: a null logger.
 	Logger hclog.Logger
 }
@@ -331,6 +339,9 @@ func Start(cfg Config) (d *Daemon, err error) {
 	ccfg.TLS, ccfg.RaftLog = d.TLS, cfg.RaftLog
 	ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout = cfg.RaftTimeout, cfg.RaftTimeout, cfg.RaftTimeout
 	ccfg.LeaderTasks = []func(context.Context){d.Requests.Run, d.Callbacks.Run}
+	if cfg.TakeoverAfter != 0 {
+		ccfg.TakeoverAfter = cfg.TakeoverAfter
+	}
 	if d.Node, err = cluster.New(ccfg); err != nil {
 		return nil, err
 	}
@@ -345,6 +356,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	ecfg := lifeguard.DefaultExecutorConfig()
 	ecfg.Server, ecfg.FSM, ecfg.Hardware, ecfg.Propose, ecfg.Logger = cfg.Name, d.FSM, d.Hardware, d.Node.Apply, cfg.Logger
 	ecfg.CaughtUp = d.Node.CaughtUp
+	ecfg.InContact = d.Node.InContact
 	if d.Executor, err = lifeguard.NewExecutor(ecfg); err != nil {
 		return nil, err
 	}
@@ -476,6 +488,13 @@ func newHardware(cfg Config, state *fsm.FSM, node *cluster.Node, pxeWriter *pxe.
 	if cfg.TimeScale > 0 && cfg.TimeScale < 1 {
 		rcfg.OffTime = max(scaled(rcfg.OffTime, cfg.TimeScale), 20*time.Millisecond)
 		rcfg.Recovery = max(scaled(rcfg.Recovery, cfg.TimeScale), 20*time.Millisecond)
+	}
+	if cfg.RelaySource != "" {
+		ip := net.ParseIP(cfg.RelaySource)
+		if ip == nil {
+			return nil, fmt.Errorf("relay source %q is not an IP address", cfg.RelaySource)
+		}
+		rcfg.Dialer = &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
 	}
 	relays, err := relay.New(rcfg)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mozpool/mozpool/api"
 	"github.com/mozpool/mozpool/bmm/relay"
+	"github.com/mozpool/mozpool/daemon"
 	"github.com/mozpool/mozpool/daemon/daemontest"
 	"github.com/mozpool/mozpool/fsm"
 	"github.com/mozpool/mozpool/internal/testlog"
@@ -82,6 +83,11 @@ type labOptions struct {
 	// boardsPerRack; at most 10, so that addresses and inventory ids
 	// stay distinct); relays 1-8 of bank 1, then bank 2.
 	BoardsPerRack int
+	// Racks, if set, name racks' servers (owner preference, then
+	// standbys), in the inventory both the cluster and the simulator get.
+	Racks []fsm.InventoryRack
+	// Configure adjusts each node's configuration (daemontest.Options).
+	Configure func(cfg *daemon.Config)
 }
 
 // lab is a 3-node cluster of whole daemons and the simulated lab it runs.
@@ -163,7 +169,7 @@ func startLab(t *testing.T, opts labOptions) *lab {
 	t.Helper()
 	// The boards' ping and SUT ports are picked by daemontest (free ports
 	// held for the test), and told to the simulator below.
-	c := daemontest.New(t, racks, daemontest.Options{TimeScale: timeScale})
+	c := daemontest.New(t, racks, daemontest.Options{TimeScale: timeScale, Configure: opts.Configure})
 	// Every node proposes the time scale once it knows a leader; devices
 	// must not enter their first states before it applies.
 	for _, n := range c.Nodes {
@@ -180,6 +186,7 @@ func startLab(t *testing.T, opts labOptions) *lab {
 	}
 	cfg := sim.DefaultConfig()
 	cfg.Inventory = testInventory(l.subnet, l.perRack)
+	cfg.Inventory.Racks = opts.Racks
 	for _, n := range c.Nodes {
 		cfg.API = append(cfg.API, n.URL)
 	}

@@ -35,6 +35,8 @@ var appliers = map[CommandType]func(*txn, []byte) (any, error){
 	CmdTokenCreate:          (*txn).applyTokenCreate,
 	CmdTokenRevoke:          (*txn).applyTokenRevoke,
 	CmdSetPolicy:            (*txn).applySetPolicy,
+	CmdRackTakeover:         (*txn).applyRackTakeover,
+	CmdRackMove:             (*txn).applyRackMove,
 }
 
 // commandBodies makes an empty body of every command type, for
@@ -68,6 +70,8 @@ var commandBodies = map[CommandType]func() Command{
 	CmdTokenCreate:          func() Command { return new(TokenCreate) },
 	CmdTokenRevoke:          func() Command { return new(TokenRevoke) },
 	CmdSetPolicy:            func() Command { return new(SetPolicy) },
+	CmdRackTakeover:         func() Command { return new(RackTakeover) },
+	CmdRackMove:             func() Command { return new(RackMove) },
 }
 
 // CheckCommand reports whether b is a command this version can apply: a

@@ -55,6 +55,9 @@ func (tx *txn) applyLogAppend(b []byte) (any, error) {
 		}
 	}
 	for _, e := range c.Entries {
+		if c.Server != "" && e.Kind == LogDevice && !tx.s.mayLog(c.Server, c.RackGenerations, e.Name) {
+			continue // the server no longer acts on the board
+		}
 		if e.At.IsZero() {
 			e.At = tx.at
 		}

@@ -37,6 +37,9 @@ func (tx *txn) applyDeviceEvent(b []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := tx.s.checkFence(c.Fence, c.Device); err != nil {
+		return nil, err
+	}
 	if c.Generation != 0 && c.Generation != m.d.Generation {
 		return &EventResult{State: m.d.State, Ignored: true, Reason: "stale generation"}, nil
 	}
@@ -61,6 +64,9 @@ func (tx *txn) applyDeviceTimeout(b []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := tx.s.checkFence(c.Fence, c.Device); err != nil {
+		return nil, err
+	}
 	if c.Generation != m.d.Generation || m.d.StateDeadline.IsZero() {
 		return &EventResult{State: m.d.State, Ignored: true, Reason: "stale generation"}, nil
 	}
@@ -76,6 +82,9 @@ func (tx *txn) applyDeviceStateChange(b []byte) (any, error) {
 	tx.decode(b, &c)
 	m, err := tx.deviceTx(c.Device)
 	if err != nil {
+		return nil, err
+	}
+	if err := tx.s.checkFence(c.Fence, c.Device); err != nil {
 		return nil, err
 	}
 	if c.To == "" || len(c.To) > 64 {

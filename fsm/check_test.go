@@ -25,8 +25,8 @@ func TestCheckCommand_KnowsEveryApplier(t *testing.T) {
 // while Persist encodes it. A new one fails here until clone copies it
 // and it is listed.
 func TestClone_CopiesEveryReference(t *testing.T) {
-	copied := map[string]bool{"Image.BootConfigKeys": true, "Device.Counters": true, "Request.Counters": true, "Request.Callbacks": true, "Device.Tags": true, "Request.Tags": true, "Request.Claims": true, "Device.History": true, "RelayHealth.Recent": true}
-	for _, v := range []any{ImagingServer{}, HardwareType{}, Image{}, PXEConfig{}, ImagePXEConfig{}, Device{}, Request{}, RelayBoard{}, Token{}, RelayHealth{}} {
+	copied := map[string]bool{"Image.BootConfigKeys": true, "Device.Counters": true, "Request.Counters": true, "Request.Callbacks": true, "Device.Tags": true, "Request.Tags": true, "Request.Claims": true, "Device.History": true, "RelayHealth.Recent": true, "Rack.Servers": true}
+	for _, v := range []any{ImagingServer{}, HardwareType{}, Image{}, PXEConfig{}, ImagePXEConfig{}, Device{}, Request{}, RelayBoard{}, Token{}, RelayHealth{}, Rack{}} {
 		typ := reflect.TypeOf(v)
 		for i := range typ.NumField() {
 			f := typ.Field(i)
@@ -42,7 +42,7 @@ func TestClone_CopiesEveryReference(t *testing.T) {
 	st := reflect.TypeOf(State{})
 	for i := range st.NumField() {
 		require.Contains(t, []string{"Servers", "HardwareTypes", "Images", "PXEConfigs", "ImagePXEConfigs", "Devices",
-			"Requests", "RelayBoards", "NextID", "TimeScale", "MinDeviceTimeout", "idem", "idemOrder", "autoOrder", "Queue", "History", "Tokens", "Policy", "RelayHealth"},
+			"Requests", "RelayBoards", "NextID", "TimeScale", "MinDeviceTimeout", "idem", "idemOrder", "autoOrder", "Queue", "History", "Tokens", "Policy", "RelayHealth", "Racks"},
 			st.Field(i).Name, "State.%s is not copied by clone", st.Field(i).Name)
 	}
 }

@@ -43,6 +43,8 @@ const (
 	CmdTokenCreate          CommandType = 26
 	CmdTokenRevoke          CommandType = 27
 	CmdSetPolicy            CommandType = 28
+	CmdRackTakeover         CommandType = 29
+	CmdRackMove             CommandType = 30
 
 	// IgnoreUnknown is or-ed into a type byte for commands that older nodes
 	// may skip safely. A node that does not know a type without this bit
@@ -79,6 +81,8 @@ var commandNames = map[CommandType]string{
 	CmdTokenCreate:          "token_create",
 	CmdTokenRevoke:          "token_revoke",
 	CmdSetPolicy:            "set_policy",
+	CmdRackTakeover:         "rack_takeover",
+	CmdRackMove:             "rack_move",
 }
 
 func (t CommandType) String() string {
@@ -243,6 +247,9 @@ type DeviceEvent struct {
 	// From, for events from the API, is the client's address.
 	Source string `json:"source,omitempty"`
 	From   string `json:"from,omitempty"`
+	// Fence, set by the imaging server whose executor proposes a result,
+	// names the rack ownership it acted under.
+	Fence
 }
 
 // DeviceTimeout tells a device's machine that the deadline of the state
@@ -256,6 +263,8 @@ type DeviceTimeout struct {
 	// entry whose deadline has been re-armed since (DeviceTx.Rearm) is
 	// stale.
 	Deadline time.Time `json:"deadline,omitzero"`
+	// Fence: see DeviceEvent.
+	Fence
 }
 
 // DeviceStateChange is a forced, conditional state change: it applies only
@@ -265,6 +274,8 @@ type DeviceStateChange struct {
 	Device string `json:"device"`
 	From   string `json:"from"`
 	To     string `json:"to"`
+	// Fence: see DeviceEvent (unset for an operator's change).
+	Fence
 }
 
 // DeviceRegister is a board announcing itself (hostname and MAC, which
@@ -369,6 +380,13 @@ type SetTimeScale struct {
 type LogAppend struct {
 	Header
 	Entries []LogEntry `json:"entries"`
+	// Server, when set, is the imaging server that observed the lines,
+	// and RackGenerations the ownership generation of each rack it
+	// acted under: a device's line is dropped unless Server owns the
+	// device's rack at that generation (or, for a device in no rack, is
+	// its imaging server). Request lines are always filed.
+	Server          string            `json:"server,omitempty"`
+	RackGenerations map[string]uint64 `json:"rack_generations,omitempty"`
 }
 
 // QueueSetWeight sets a fair-share group's weight: a group of weight w is

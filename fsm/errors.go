@@ -24,6 +24,12 @@ var (
 	// ErrForbidden: the caller may not act on the entity (a request
 	// another identity owns).
 	ErrForbidden = errors.New("forbidden")
+	// ErrUnknownRack: no rack has the given name.
+	ErrUnknownRack = errors.New("unknown rack")
+	// ErrFenced: an imaging server proposed a command about a board
+	// whose rack it does not own, or under an ownership generation that
+	// has passed (see Fence).
+	ErrFenced = errors.New("fenced")
 	// ErrUnknownToken: no API token has the given name.
 	ErrUnknownToken = errors.New("unknown token")
 	// ErrInvalid: the command's content is not acceptable (bad name, MAC…).
@@ -45,6 +51,8 @@ var errorCodes = map[string]error{
 	"unknown_server":        ErrUnknownServer,
 	"unknown_request":       ErrUnknownRequest,
 	"unknown_token":         ErrUnknownToken,
+	"unknown_rack":          ErrUnknownRack,
+	"fenced":                ErrFenced,
 	"forbidden":             ErrForbidden,
 	"invalid":               ErrInvalid,
 	"exists":                ErrExists,

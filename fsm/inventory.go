@@ -22,6 +22,7 @@ type (
 	// deleted); the other entities are added or updated, never deleted.
 	Inventory             = api.Inventory
 	InventoryServer       = api.InventoryServer
+	InventoryRack         = api.InventoryRack
 	InventoryRelayBoard   = api.InventoryRelayBoard
 	InventoryHardwareType = api.InventoryHardwareType
 	InventoryPXEConfig    = api.InventoryPXEConfig
@@ -112,7 +113,7 @@ func (f *FSM) DryRunInventory(inv Inventory) (*InventoryDiff, error) {
 }
 
 // deviceFields lists which fields of d differ from the inventory entry.
-func deviceFields(d *Device, in *InventoryDevice, mac, hw string) []string {
+func deviceFields(d *Device, in *InventoryDevice, mac, hw, rack, server string) []string {
 	var f []string
 	add := func(name string, differ bool) {
 		if differ {
@@ -122,7 +123,8 @@ func deviceFields(d *Device, in *InventoryDevice, mac, hw string) []string {
 	add("name", d.Name != in.Name)
 	add("fqdn", d.FQDN != in.FQDN)
 	add("mac_address", d.MAC != mac)
-	add("imaging_server", d.ImagingServer != in.ImagingServer)
+	add("imaging_server", d.ImagingServer != server)
+	add("rack", d.Rack != rack)
 	add("relay_info", d.RelayInfo != in.RelayInfo)
 	add("hardware_type", d.HardwareType != hw)
 	add("ip_address", d.IPAddress != in.IPAddress)
@@ -183,6 +185,9 @@ func (s *State) validateInventory(inv *Inventory) (map[int64]string, error) {
 		case m.PXEConfig != "" && !pxes[m.PXEConfig]:
 			return nil, fmt.Errorf("%w: image_pxe_config names %q", ErrUnknownPXEConfig, m.PXEConfig)
 		}
+	}
+	if err := validateRacks(inv, servers); err != nil {
+		return nil, err
 	}
 	for _, rb := range inv.RelayBoards {
 		if rb.FQDN == "" || !servers[rb.ImagingServer] {
@@ -270,9 +275,10 @@ func (tx *txn) mergeInventory(inv Inventory, shipIt bool) (*InventoryDiff, error
 		in := &inv.Devices[i]
 		keep[in.InventoryID] = true
 		hw := HardwareKey(in.HardwareType, in.HardwareModel)
+		rack, server := s.effectiveServer(in.ImagingServer)
 		if d, ok := byInv[in.InventoryID]; !ok {
 			devChanges = append(devChanges, Change{Op: "add", Kind: "device", Name: in.Name})
-		} else if f := deviceFields(d, in, macs[in.InventoryID], hw); len(f) > 0 {
+		} else if f := deviceFields(d, in, macs[in.InventoryID], hw, rack, server); len(f) > 0 {
 			devChanges = append(devChanges, Change{Op: "update", Kind: "device", Name: in.Name, Fields: f})
 		}
 	}
@@ -343,6 +349,7 @@ func (tx *txn) mergeInventory(inv Inventory, shipIt bool) (*InventoryDiff, error
 		diff.Changes = append(diff.Changes, Change{Op: opFor(existed), Kind: "image_pxe_config", Name: m.Image + "@" + hw})
 	}
 
+	tx.mergeRacks(inv, diff)
 	tx.mergeRelayBoards(inv, diff)
 
 	for _, d := range gone {
@@ -352,6 +359,7 @@ func (tx *txn) mergeInventory(inv Inventory, shipIt bool) (*InventoryDiff, error
 		in := &inv.Devices[i]
 		hw := HardwareKey(in.HardwareType, in.HardwareModel)
 		mac := macs[in.InventoryID]
+		rack, server := s.effectiveServer(in.ImagingServer)
 		d, ok := byInv[in.InventoryID]
 		if !ok {
 			state, timeout := tx.initialDeviceState()
@@ -360,7 +368,7 @@ func (tx *txn) mergeInventory(inv Inventory, shipIt bool) (*InventoryDiff, error
 				State: state, StateEntered: tx.at, StateDeadline: tx.deviceDeadline(timeout), Generation: 1,
 			}
 			tx.logDevice(in.Name, "inventory", "registered from inventory (inventory id %d)", in.InventoryID)
-		} else if f := deviceFields(d, in, mac, hw); len(f) > 0 {
+		} else if f := deviceFields(d, in, mac, hw, rack, server); len(f) > 0 {
 			tx.logDevice(in.Name, "inventory", "updated from inventory: %s", strings.Join(f, ", "))
 		} else {
 			continue
@@ -378,7 +386,8 @@ func (tx *txn) mergeInventory(inv Inventory, shipIt bool) (*InventoryDiff, error
 				r.openClaim(in.Name, tx.index)
 			}
 		}
-		d.Name, d.FQDN, d.MAC, d.ImagingServer, d.RelayInfo, d.HardwareType = in.Name, in.FQDN, mac, in.ImagingServer, in.RelayInfo, hw
+		d.Name, d.FQDN, d.MAC, d.ImagingServer, d.RelayInfo, d.HardwareType = in.Name, in.FQDN, mac, server, in.RelayInfo, hw
+		d.Rack = rack
 		d.IPAddress = in.IPAddress
 		if in.Environment != "" {
 			d.Environment = in.Environment
@@ -437,15 +446,16 @@ func (tx *txn) mergeRelayBoards(inv Inventory, diff *InventoryDiff) {
 		if name == "" {
 			name = relayBoardName(b.host, b.port)
 		}
+		rack, server := s.effectiveServer(b.server)
 		rb, ok := s.RelayBoards[name]
-		if ok && rb.FQDN == b.host && rb.Port == b.port && rb.ImagingServer == b.server {
+		if ok && rb.FQDN == b.host && rb.Port == b.port && rb.ImagingServer == server && rb.Rack == rack {
 			continue
 		}
 		if !ok {
 			rb = &RelayBoard{ID: s.nextID("relay_board"), Name: name}
 			s.RelayBoards[name] = rb
 		}
-		rb.FQDN, rb.Port, rb.ImagingServer = b.host, b.port, b.server
+		rb.FQDN, rb.Port, rb.ImagingServer, rb.Rack = b.host, b.port, server, rack
 		diff.Changes = append(diff.Changes, Change{Op: opFor(ok), Kind: "relay_board", Name: name})
 	}
 }

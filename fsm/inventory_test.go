@@ -104,10 +104,10 @@ func TestInventory_RelayBoards(t *testing.T) {
 			got[name] = r
 		}
 		require.Equal(t, map[string]fsm.RelayBoard{
-			"relay-1": {Name: "relay-1", FQDN: "relay-1.lab", Port: 2101, ImagingServer: "mobile-imaging-001"},
-			"relay-2": {Name: "relay-2", FQDN: "relay-2.lab", Port: 2101, ImagingServer: "mobile-imaging-002"},
-			"relay-3": {Name: "relay-3", FQDN: "relay-3.lab", Port: 2101, ImagingServer: "mobile-imaging-002"},
-			"relay-x": {Name: "relay-x", FQDN: "relay-x.lab", Port: 2101, ImagingServer: "mobile-imaging-002"},
+			"relay-1": {Name: "relay-1", FQDN: "relay-1.lab", Port: 2101, ImagingServer: "mobile-imaging-001", Rack: "rack-1"},
+			"relay-2": {Name: "relay-2", FQDN: "relay-2.lab", Port: 2101, ImagingServer: "mobile-imaging-002", Rack: "rack-2"},
+			"relay-3": {Name: "relay-3", FQDN: "relay-3.lab", Port: 2101, ImagingServer: "mobile-imaging-002", Rack: "rack-2"},
+			"relay-x": {Name: "relay-x", FQDN: "relay-x.lab", Port: 2101, ImagingServer: "mobile-imaging-002", Rack: "rack-2"},
 		}, got)
 	})
 

@@ -45,6 +45,7 @@ const (
 	recToken            recordType = 16
 	recPolicy           recordType = 17
 	recRelayHealth      recordType = 18
+	recRack             recordType = 19
 )
 
 // ErrSnapshotVersion is returned by Restore for a snapshot it cannot read.
@@ -96,6 +97,7 @@ func encodeSnapshotAt(s *State, index uint64) ([]byte, error) {
 		put(recPolicy, s.Policy)
 	}
 	putSorted(put, recRelayHealth, s.RelayHealth) // none in older snapshots
+	putSorted(put, recRack, s.Racks)              // none in older snapshots
 	put(recCounters, s.NextID)
 	if s.TimeScale != 0 {
 		// Deadlines depend on it: a restored node must scale as the
@@ -254,6 +256,8 @@ func (s *State) restoreRecord(t recordType, b []byte) error {
 		return json.Unmarshal(b, &s.Policy)
 	case recRelayHealth:
 		return restoreInto(s.RelayHealth, b, func(v *RelayHealth) string { return v.Addr })
+	case recRack:
+		return restoreInto(s.Racks, b, func(v *Rack) string { return v.Name })
 	case recCounters:
 		return json.Unmarshal(b, &s.NextID)
 	case recTimeScale:
@@ -306,7 +310,7 @@ func (s *State) restoreRecord(t recordType, b []byte) error {
 var recordKinds = map[recordType]string{
 	recServer: "server", recHardwareType: "hardware_type", recImage: "image", recPXEConfig: "pxe_config",
 	recImagePXEConfig: "image_pxe_config", recDevice: "device", recRequest: "request", recRelayBoard: "relay_board",
-	recCounters: "counters", recTimeScale: "time_scale", recMinDeviceTimeout: "min_device_timeout",
+	recRack: "rack", recCounters: "counters", recTimeScale: "time_scale", recMinDeviceTimeout: "min_device_timeout",
 }
 
 // StateRecord is one entity of the replicated state as a snapshot holds it.
@@ -371,6 +375,7 @@ func (s *State) clone() *State {
 		idemOrder:        slices.Clone(s.idemOrder),
 		autoOrder:        slices.Clone(s.autoOrder),
 		Tokens:           cloneEntities(s.Tokens, nil),
+		Racks:            cloneEntities(s.Racks, func(v *Rack) { v.Servers = slices.Clone(v.Servers) }),
 		RelayHealth:      cloneEntities(s.RelayHealth, func(v *RelayHealth) { v.Recent = slices.Clone(v.Recent) }),
 		Policy:           s.Policy,
 		Queue:            s.Queue.cloneEncoded(),

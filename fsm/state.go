@@ -69,14 +69,18 @@ type ImagePXEConfig struct {
 // Device is one board. Its state fields belong to the lifeguard machine; the
 // FSM stores them and the machine table decides their values.
 type Device struct {
-	ID            int64  `json:"id"`
-	Name          string `json:"name"`
-	FQDN          string `json:"fqdn"`
-	InventoryID   int64  `json:"inventory_id"`
-	MAC           string `json:"mac_address"`
+	ID          int64  `json:"id"`
+	Name        string `json:"name"`
+	FQDN        string `json:"fqdn"`
+	InventoryID int64  `json:"inventory_id"`
+	MAC         string `json:"mac_address"`
+	// ImagingServer is the server that acts on the board now: the owner
+	// of its rack (Rack) when it has one, else its inventory's server.
 	ImagingServer string `json:"imaging_server"`
-	RelayInfo     string `json:"relay_info"`
-	HardwareType  string `json:"hardware_type"` // HardwareKey
+	// Rack is the rack of the inventory's imaging server ("" for none).
+	Rack         string `json:"rack,omitempty"`
+	RelayInfo    string `json:"relay_info"`
+	HardwareType string `json:"hardware_type"` // HardwareKey
 	// IPAddress is the board's address when the inventory gives one.
 	IPAddress   string `json:"ip_address,omitempty"`
 	Environment string `json:"environment"`
@@ -223,6 +227,8 @@ type RelayBoard struct {
 	FQDN          string `json:"fqdn"` // host, without the port
 	Port          int    `json:"port"`
 	ImagingServer string `json:"imaging_server"`
+	// Rack: as for Device; ImagingServer follows the rack's owner.
+	Rack string `json:"rack,omitempty"`
 }
 
 // LogEntry is one line of a device's or a request's log. Entries are not
@@ -261,6 +267,8 @@ type State struct {
 	Requests        map[int64]*Request         `json:"-"`
 	RelayBoards     map[string]*RelayBoard     `json:"-"`
 	Tokens          map[string]*Token          `json:"-"`
+	// Racks is keyed by rack name (rack.go).
+	Racks map[string]*Rack `json:"-"`
 
 	// Policy is the cluster's access policy: PolicyOpen ("" reads as
 	// open) or PolicyStrict.
@@ -303,6 +311,7 @@ func newState() *State {
 		Requests:        map[int64]*Request{},
 		RelayBoards:     map[string]*RelayBoard{},
 		Tokens:          map[string]*Token{},
+		Racks:           map[string]*Rack{},
 		RelayHealth:     map[string]*RelayHealth{},
 		NextID:          map[string]int64{},
 		idem:            map[string]*idemEntry{},

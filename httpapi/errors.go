@@ -59,6 +59,7 @@ func statusFor(err error) int {
 		errors.Is(err, fsm.ErrUnknownServer),
 		errors.Is(err, fsm.ErrUnknownRequest),
 		errors.Is(err, fsm.ErrUnknownToken),
+		errors.Is(err, fsm.ErrUnknownRack),
 		errors.Is(err, errUnknownBoard),
 		errors.Is(err, cluster.ErrUnknownNode):
 		return http.StatusNotFound
@@ -79,6 +80,7 @@ func statusFor(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, fsm.ErrExists),
 		errors.Is(err, fsm.ErrConflict),
+		errors.Is(err, fsm.ErrFenced),
 		errors.Is(err, fsm.ErrTooManyChanges):
 		return http.StatusConflict
 	case errors.Is(err, errBodyTooLarge):

@@ -98,6 +98,11 @@ var permissions = []permission{
 	{post, "/api/bmm/image_pxe_config/", fsm.RoleOperator, anonNever},
 	{post, "/api/inventory/sync/", fsm.RoleAdmin, anonNever},
 
+	// Racks.
+	{get, "/api/rack/:rack/", fsm.RoleReader, anonOpen},
+	{get, "/api/rack/:rack/details/", fsm.RoleReader, anonOpen},
+	{post, "/api/rack/:rack/move/", fsm.RoleOperator, anonNever},
+
 	// Cluster.
 	{get, "/api/cluster/status/", fsm.RoleReader, anonOpen},
 	{get, "/api/cluster/health/", fsm.RoleReader, anonPublic},

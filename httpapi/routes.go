@@ -104,6 +104,11 @@ func (s *Server) routes() http.Handler {
 	rt.json(post, "/api/bmm/image_pxe_config/", s.postImagePXEConfig, s.ordered)
 	rt.json(post, "/api/inventory/sync/", s.postInventorySync, s.ordered)
 
+	// Racks: which imaging server acts on each rack's boards.
+	rt.json(get, "/api/rack/:rack/", s.getRackList, listOnly("rack"), s.read)
+	rt.json(get, "/api/rack/:rack/details/", s.getRack, s.read)
+	rt.json(post, "/api/rack/:rack/move/", s.postRackMove, s.ordered)
+
 	// Cluster.
 	rt.json(get, "/api/cluster/status/", s.getClusterStatus)
 	rt.both(get, "/api/cluster/health", s.getClusterHealth) // monitors: no 303

@@ -52,6 +52,13 @@ type ExecutorConfig struct {
 	// restarting node replays its log, and the states it passes through
 	// on the way are history, not work to do.
 	CaughtUp func() bool
+	// InContact, if set, reports whether this node is in contact with the
+	// cluster now (it leads, or has heard from the leader lately). While
+	// it is not, the executor starts no action and no relay operation: a
+	// node cut off from the others may have lost its racks to a standby
+	// without knowing it (docs/design.md#standby-imaging-servers). The
+	// contact window must be shorter than the takeover time.
+	InContact func() bool
 	// Logger is the parent logger. Default: null logger.
 	Logger hclog.Logger
 }
@@ -108,6 +115,10 @@ type Executor struct {
 	// power_cycle_started proposals.
 	bg sync.WaitGroup
 }
+
+// contactRetry is how soon an entry is looked at again when this node was
+// out of contact with the cluster.
+const contactRetry = 100 * time.Millisecond
 
 // runningAction is the action of one state entry, running.
 type runningAction struct {
@@ -246,12 +257,15 @@ func (e *Executor) waitCaughtUp(ctx context.Context) bool {
 type view struct {
 	name, state string
 	gen         uint64
-	entered     time.Time
-	deadline    time.Time
-	owned       bool
-	claimed     bool
-	imageSUT    bool
-	pxeConfig   string // for the next image
+	// rackGen is the generation of the device's rack ownership (0 for a
+	// device in no rack) under which this node acts on it.
+	rackGen   uint64
+	entered   time.Time
+	deadline  time.Time
+	owned     bool
+	claimed   bool
+	imageSUT  bool
+	pxeConfig string // for the next image
 }
 
 // view reads one device (owned is false if it is gone).
@@ -263,7 +277,8 @@ func (e *Executor) view(name string) view {
 			return
 		}
 		v.state, v.gen, v.entered, v.deadline = d.State, d.Generation, d.StateEntered, d.StateDeadline
-		v.owned, v.claimed = d.ImagingServer == e.cfg.Server, d.RequestID != 0
+		v.rackGen, v.owned = s.OwnerGeneration(name, e.cfg.Server)
+		v.claimed = d.RequestID != 0
 		if img, ok := s.Images[d.Image]; ok {
 			v.imageSUT = img.HasSUTAgent
 		}
@@ -282,6 +297,11 @@ func (e *Executor) reconcileAction(ctx context.Context, k actionKey) time.Time {
 	if k.entry {
 		switch {
 		case !v.owned || v.gen != k.gen:
+		case !e.inContact():
+			// Cut off: the entry is looked at again shortly (contact
+			// usually returns with the next heartbeat).
+			e.logger.Warn("not in contact with the cluster: not acting on the device", "device", v.name, "state", v.state)
+			return time.Now().Add(contactRetry)
 		case ActionFor(v.state).usesRelay():
 			// A power cycle mostly waits for its relay board, which runs
 			// one operation at a time anyway: it does not take one of the
@@ -305,12 +325,22 @@ func (e *Executor) reconcileAction(ctx context.Context, k actionKey) time.Time {
 		e.mu.Unlock()
 		return time.Time{}
 	}
-	if gen, ok := e.acted[v.name]; ok && gen == v.gen {
+	gen, seen := e.acted[v.name]
+	if seen && gen == v.gen {
 		e.mu.Unlock()
 		return time.Time{} // seen already
 	}
 	e.acted[v.name] = v.gen
 	e.mu.Unlock()
+	if !seen && State(v.state) == StatePXEBooting && v.pxeConfig != "" && e.inContact() {
+		// A board this node has just taken over (or a restart finds)
+		// net-boots now: its PXE file was written by the server that
+		// power-cycled it, so it is written here too before the board
+		// asks this node for it.
+		if err := e.cfg.Hardware.SetPXE(ctx, v.name, v.pxeConfig); err != nil {
+			e.logger.Warn("rebuilding the PXE file of a net-booting board failed", "device", v.name, "error", err)
+		}
+	}
 	if ActionFor(v.state) != ActionNone {
 		e.actions.Mark(actionKey{device: v.name, gen: v.gen, entry: true})
 	}
@@ -363,8 +393,8 @@ func (e *Executor) act(ctx context.Context, v view) {
 		e.logger.Debug("action failed", "device", v.name, "state", v.state, "action", a.String(), "error", err)
 	}
 	if event != "" {
-		e.propose(ctx, v.name, v.gen, fsm.CmdDeviceEvent, &fsm.DeviceEvent{
-			Device: v.name, Event: string(event), Generation: v.gen, Source: "bmm",
+		e.propose(ctx, v, fsm.CmdDeviceEvent, &fsm.DeviceEvent{
+			Device: v.name, Event: string(event), Generation: v.gen, Source: "bmm", Fence: e.fence(v),
 		})
 	}
 }
@@ -394,25 +424,37 @@ func (e *Executor) reconcileTimer(ctx context.Context, name string) time.Time {
 	}
 	e.fired[name] = stateEntry{v.gen, v.deadline}
 	e.mu.Unlock()
-	e.propose(ctx, name, v.gen, fsm.CmdDeviceTimeout, &fsm.DeviceTimeout{Device: name, Generation: v.gen, Deadline: v.deadline})
+	e.propose(ctx, v, fsm.CmdDeviceTimeout, &fsm.DeviceTimeout{Device: name, Generation: v.gen, Deadline: v.deadline, Fence: e.fence(v)})
 	return time.Time{}
 }
 
-// current reports whether gen is still the generation of the device, and
-// this node still owns it.
-func (e *Executor) current(name string, gen uint64) bool {
+// current reports whether v's entry is still the device's, and this node
+// still owns it under the same rack ownership generation.
+func (e *Executor) current(v view) bool {
 	ok := false
 	e.cfg.FSM.Read(func(s *fsm.State) {
-		d, found := s.Devices[name]
-		ok = found && d.Generation == gen && d.ImagingServer == e.cfg.Server
+		d, found := s.Devices[v.name]
+		rackGen, owned := s.OwnerGeneration(v.name, e.cfg.Server)
+		ok = found && d.Generation == v.gen && owned && rackGen == v.rackGen
 	})
 	return ok
 }
 
+// fence is what this node's proposals about v carry: the rack ownership
+// it acts under.
+func (e *Executor) fence(v view) fsm.Fence {
+	return fsm.Fence{Server: e.cfg.Server, RackGeneration: v.rackGen}
+}
+
+// inContact reports whether this node may act on its devices now (see
+// ExecutorConfig.InContact).
+func (e *Executor) inContact() bool { return e.cfg.InContact == nil || e.cfg.InContact() }
+
 // propose sends a generation-tagged command until it is committed, the
 // entry is no longer current, or ctx ends.
-func (e *Executor) propose(ctx context.Context, name string, gen uint64, t fsm.CommandType, cmd fsm.Command) {
-	current := func() bool { return e.current(name, gen) }
+func (e *Executor) propose(ctx context.Context, v view, t fsm.CommandType, cmd fsm.Command) {
+	name := v.name
+	current := func() bool { return e.current(v) }
 	onFail := func(err error) {
 		e.logger.Warn("proposal failed; retrying", "device", name, "command", t.String(), "error", err)
 	}
@@ -510,6 +552,12 @@ func (e *Executor) relayNotice(ctx context.Context, v view, limit *actionLimit, 
 			e.mu.Unlock()
 			e.logger.Debug("relay board busy; the state's time counts from the start of the power cycle", "device", v.name, "state", v.state)
 		},
+		Proceed: func() bool {
+			// The power cycle starts only while this node still owns the
+			// board under the generation it was queued for, and is in
+			// contact with the cluster.
+			return e.current(v) && e.inContact()
+		},
 		Started: func() {
 			h.mu.Lock()
 			h.started = true
@@ -524,8 +572,8 @@ func (e *Executor) relayNotice(ctx context.Context, v view, limit *actionLimit, 
 			// ctx ends.
 			go func() {
 				defer e.bg.Done()
-				e.propose(ctx, v.name, v.gen, fsm.CmdDeviceEvent, &fsm.DeviceEvent{
-					Device: v.name, Event: string(EventPowerCycleStarted), Generation: v.gen, Source: "bmm",
+				e.propose(ctx, v, fsm.CmdDeviceEvent, &fsm.DeviceEvent{
+					Device: v.name, Event: string(EventPowerCycleStarted), Generation: v.gen, Source: "bmm", Fence: e.fence(v),
 				})
 				e.release(v.name, v.gen)
 			}()

@@ -50,11 +50,16 @@ type execRig struct {
 	mu       sync.Mutex
 	idx      uint64
 	caughtUp atomic.Bool
+	// inContact is what the executor's InContact reports (true at
+	// first); proposed lists every command proposed, in order.
+	inContact atomic.Bool
+	proposed  []fsm.Command
 }
 
 func newExecRig(t *testing.T, server string, requests ...fsm.RequestMachine) *execRig {
 	r := &execRig{hw: &fakeHW{ping: true}}
 	r.caughtUp.Store(true)
+	r.inContact.Store(true)
 	var rm fsm.RequestMachine
 	if len(requests) > 0 {
 		rm = requests[0]
@@ -72,6 +77,7 @@ func newExecRig(t *testing.T, server string, requests ...fsm.RequestMachine) *ex
 	cfg.Server, cfg.FSM, cfg.Hardware, cfg.Propose, cfg.Logger = server, r.f, r.hw, r.propose, testlog.New(t)
 	cfg.MinActionTime, cfg.ResyncInterval = time.Second, 100*time.Millisecond
 	cfg.CaughtUp = r.caughtUp.Load
+	cfg.InContact = r.inContact.Load
 	var err error
 	r.exec, err = NewExecutor(cfg)
 	require.NoError(t, err)
@@ -82,6 +88,7 @@ func (r *execRig) propose(_ context.Context, t fsm.CommandType, cmd fsm.Command)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.idx++
+	r.proposed = append(r.proposed, cmd)
 	if cmd.Head().At.IsZero() {
 		cmd.Head().At = time.Now().UTC()
 	}

@@ -74,9 +74,24 @@ func (l *Lab) discover(ctx context.Context) error {
 				Syslog: l.resolveSyslog(ctx, s.Name, dialable(s.SyslogAddr, s.HTTPAddr)),
 			}
 		}
+		var owners map[string]string
+		if l.followOwners {
+			devs, err := c.DeviceDetails(ctx)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			owners = make(map[string]string, len(devs))
+			for _, d := range devs {
+				owners[d.Name] = d.ImagingServer
+			}
+		}
 		l.mu.Lock()
 		changed := !maps.Equal(l.servers, servers)
 		l.servers = servers
+		if owners != nil {
+			l.owners = owners
+		}
 		l.mu.Unlock()
 		if changed {
 			for name, s := range servers {
@@ -86,6 +101,19 @@ func (l *Lab) discover(ctx context.Context) error {
 		return nil
 	}
 	return errors.Join(errs...)
+}
+
+// boardServer returns the addresses of the imaging server that acts on b
+// now, and its name.
+func (l *Lab) boardServer(b *board) (server, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	name := b.server
+	if o, ok := l.owners[b.name]; ok && o != "" {
+		name = o
+	}
+	s, ok := l.servers[name]
+	return s, ok
 }
 
 // server returns the addresses of the named imaging server.

@@ -20,6 +20,9 @@ type GenerateOptions struct {
 	// RelayPort is the relay boards' port (0: pick free ports when the lab
 	// starts).
 	RelayPort int
+	// Standby lists every rack with two servers: its own, then the next
+	// one (in Servers order, wrapping) as its standby.
+	Standby bool
 }
 
 // GenerateInventory builds a lab inventory: per rack, BoardsPerServer
@@ -72,6 +75,12 @@ func GenerateInventory(o GenerateOptions) (fsm.Inventory, error) {
 				IPAddress:   fmt.Sprintf("127.%d.%d.%d", o.BoardNet, (n-1)/250, (n-1)%250+1),
 				Environment: "prod",
 			})
+		}
+	}
+	if o.Standby && len(o.Servers) > 1 {
+		for r, server := range o.Servers {
+			inv.Racks = append(inv.Racks, fsm.InventoryRack{Name: fmt.Sprintf("rack%d", r+1),
+				Servers: []string{server, o.Servers[(r+1)%len(o.Servers)]}})
 		}
 	}
 	return inv, nil

@@ -36,3 +36,13 @@ func TestGenerateInventory(t *testing.T) {
 	_, err = GenerateInventory(GenerateOptions{Servers: []string{"s1"}, BoardsPerServer: 1, BoardNet: 3, RelayNet: 3})
 	require.ErrorIs(t, err, ErrBadInventory)
 }
+
+func TestGenerateInventory_Standby(t *testing.T) {
+	inv, err := GenerateInventory(GenerateOptions{Servers: []string{"a", "b", "c"}, BoardsPerServer: 1, BoardNet: 3, RelayNet: 4, Standby: true})
+	require.NoError(t, err)
+	require.Equal(t, []fsm.InventoryRack{
+		{Name: "rack1", Servers: []string{"a", "b"}},
+		{Name: "rack2", Servers: []string{"b", "c"}},
+		{Name: "rack3", Servers: []string{"c", "a"}},
+	}, inv.Racks)
+}

@@ -58,7 +58,13 @@ type Lab struct {
 	started  bool
 	shutdown bool
 	servers  map[string]server // imaging server name -> addresses
-	inv      fsm.Inventory     // with bound relay ports after Start
+	// owners maps a board to the imaging server that acts on it now,
+	// when the inventory gives a rack standby servers (followOwners):
+	// a board boots from, logs to and asks its rack's owner, as a real
+	// one would once its rack's DHCP names the new owner.
+	owners       map[string]string
+	followOwners bool
+	inv          fsm.Inventory // with bound relay ports after Start
 }
 
 // relayBoard is one simulated ProXR board and the boards it powers.
@@ -84,6 +90,9 @@ func New(cfg Config) (*Lab, error) {
 		logger:      cfg.Logger.Named(loggerName),
 		byName:      map[string]*board{},
 		inv:         cloneInventory(cfg.Inventory),
+	}
+	for _, r := range cfg.Inventory.Racks {
+		l.followOwners = l.followOwners || len(r.Servers) > 1
 	}
 	relays := map[string]*relayBoard{}
 	ips := map[string]string{}
@@ -333,6 +342,10 @@ func cloneInventory(inv fsm.Inventory) fsm.Inventory {
 	inv.PXEConfigs = slices.Clone(inv.PXEConfigs)
 	inv.ImagePXEConfigs = slices.Clone(inv.ImagePXEConfigs)
 	inv.Devices = slices.Clone(inv.Devices)
+	inv.Racks = slices.Clone(inv.Racks)
+	for i := range inv.Racks {
+		inv.Racks[i].Servers = slices.Clone(inv.Racks[i].Servers)
+	}
 	return inv
 }
 

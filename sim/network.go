@@ -57,7 +57,7 @@ func (b *board) pxeFileName() string {
 // option for a local address), so unlike the board's HTTP requests its
 // TFTP requests do not come from the board's own IP.
 func (b *board) fetchPXE(ctx context.Context) string {
-	srv, ok := b.lab.server(b.server)
+	srv, ok := b.lab.boardServer(b)
 	if !ok || srv.TFTP == "" {
 		b.logger.Debug("no TFTP server known; booting the SD card", "imaging_server", b.server)
 		return ""
@@ -190,7 +190,7 @@ func (b *board) checkBootConfig(ctx context.Context) (string, error) {
 // get sends a GET to the board's imaging server and returns the status
 // and (up to 1 MiB of) the body.
 func (b *board) get(ctx context.Context, path string) (int, []byte, error) {
-	srv, ok := b.lab.server(b.server)
+	srv, ok := b.lab.boardServer(b)
 	if !ok {
 		return 0, nil, fmt.Errorf("%w: %q", errNoServer, b.server)
 	}

@@ -45,7 +45,7 @@ func (b *board) syslog(ctx context.Context, app string, lines ...string) {
 	if !b.lab.cfg.Syslog || ctx.Err() != nil {
 		return
 	}
-	srv, ok := b.lab.server(b.server)
+	srv, ok := b.lab.boardServer(b)
 	if !ok || !srv.Syslog.IsValid() {
 		return
 	}

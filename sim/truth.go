@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mozpool/mozpool/bmm/bmmtest"
 )
@@ -73,6 +74,22 @@ type RelayState struct {
 	// Stuck is set while the board's relays do not switch
 	// (Config.FaultyRelay).
 	Stuck bool `json:"stuck,omitempty"`
+	// Log is the board's operation log: every command with when it came
+	// and from which client connection, oldest first. The peer's address
+	// tells imaging servers apart when each connects from its own
+	// (mozpoold -relay-source).
+	Log []RelayOp `json:"log"`
+}
+
+// RelayOp is one command a relay board received.
+type RelayOp struct {
+	At time.Time `json:"at"`
+	// From is the client's address (host:port) and Conn the number of
+	// its connection on this board.
+	From string `json:"from"`
+	Conn int    `json:"conn"`
+	// Command is as in RelayState.Commands.
+	Command string `json:"command"`
 }
 
 // Board returns the named board's state, or the zero BoardState (empty
@@ -143,7 +160,7 @@ func (b *board) state(relayAddr string) BoardState {
 }
 
 func (rb *relayBoard) state(addr string, fake *bmmtest.RelayBoard) RelayState {
-	s := RelayState{Addr: addr, Commands: []string{}}
+	s := RelayState{Addr: addr, Commands: []string{}, Log: []RelayOp{}}
 	if fake == nil { // not started
 		return s
 	}
@@ -155,6 +172,7 @@ func (rb *relayBoard) state(addr string, fake *bmmtest.RelayBoard) RelayState {
 			s.Actuations++
 		}
 		s.Commands = append(s.Commands, text)
+		s.Log = append(s.Log, RelayOp{At: c.At, From: c.From, Conn: c.Conn, Command: text})
 	}
 	s.Connections = len(fake.Connections())
 	s.Stuck = fake.Stuck()

@@ -68,6 +68,11 @@ type Command struct {
 	// Failed is set for commands the board did not act on (FailFirst,
 	// unknown commands).
 	Failed bool
+	// From is the peer address (host:port) of the connection the command
+	// came on, and Conn that connection's number (from 0, as in
+	// Connections): which client did what.
+	From string
+	Conn int
 }
 
 func (c Command) String() string {
@@ -80,6 +85,8 @@ func (c Command) String() string {
 
 // Connection is one connection the board served.
 type Connection struct {
+	// From is the peer address, host:port.
+	From     string
 	Accepted time.Time
 	Closed   time.Time // zero while open
 }
@@ -349,7 +356,8 @@ func (b *RelayBoard) serve(conn net.Conn) {
 		return
 	}
 	b.conn = conn
-	b.conns = append(b.conns, Connection{Accepted: time.Now()})
+	from := conn.RemoteAddr().String()
+	b.conns = append(b.conns, Connection{From: from, Accepted: time.Now()})
 	idx := len(b.conns) - 1
 	b.mu.Unlock()
 	b.logger.Debug("connection accepted", "peer", conn.RemoteAddr().String())
@@ -370,7 +378,7 @@ func (b *RelayBoard) serve(conn net.Conn) {
 			}
 			return
 		}
-		reply, keep := b.execute(frame)
+		reply, keep := b.execute(frame, from, idx)
 		if len(reply) > 0 {
 			if _, err := conn.Write(reply); err != nil {
 				b.logger.Debug("write failed", "error", err)
@@ -414,7 +422,7 @@ func (b *RelayBoard) readByte(conn net.Conn) (byte, error) {
 
 // execute acts on one frame and returns the reply and whether to keep the
 // connection open.
-func (b *RelayBoard) execute(frame []byte) (reply []byte, keep bool) {
+func (b *RelayBoard) execute(frame []byte, from string, conn int) (reply []byte, keep bool) {
 	cmd := int(frame[1])
 	var bank, relay int
 	var text string
@@ -441,14 +449,14 @@ func (b *RelayBoard) execute(frame []byte) (reply []byte, keep bool) {
 	b.mu.Lock()
 	now := time.Now()
 	if text == "" || (cmd != cmdTestComms && !inRange(bank, relay)) {
-		b.commands = append(b.commands, Command{At: now, Text: fmt.Sprintf("unknown % x", frame), Failed: true})
+		b.commands = append(b.commands, Command{At: now, Text: fmt.Sprintf("unknown % x", frame), Failed: true, From: from, Conn: conn})
 		b.mu.Unlock()
 		b.logger.Warn("unknown command, dropping the connection", "frame", fmt.Sprintf("% x", frame))
 		return nil, false
 	}
 	if b.failLeft > 0 {
 		b.failLeft--
-		b.commands = append(b.commands, Command{At: now, Text: text, Failed: true})
+		b.commands = append(b.commands, Command{At: now, Text: text, Failed: true, From: from, Conn: conn})
 		failReply := b.opts.FailReply
 		b.mu.Unlock()
 		b.logger.Debug("failing command", "command", text)
@@ -458,12 +466,12 @@ func (b *RelayBoard) execute(frame []byte) (reply []byte, keep bool) {
 		return slices.Clone(failReply), true
 	}
 	if set && b.stuck {
-		b.commands = append(b.commands, Command{At: now, Text: text, Failed: true})
+		b.commands = append(b.commands, Command{At: now, Text: text, Failed: true, From: from, Conn: conn})
 		b.mu.Unlock()
 		b.logger.Debug("relay stuck, command not acted on", "command", text)
 		return []byte{replyOK}, true
 	}
-	b.commands = append(b.commands, Command{At: now, Text: text})
+	b.commands = append(b.commands, Command{At: now, Text: text, From: from, Conn: conn})
 	var hooks []func(int, int, bool)
 	switch {
 	case cmd == cmdTestComms:

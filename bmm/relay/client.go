@@ -154,6 +154,21 @@ func (c *Client) runCycle(ri RelayInfo, cy *cycle) {
 		},
 		start: func() bool {
 			c.mu.Lock()
+			ns := cy.notices()
+			c.mu.Unlock()
+			ok := len(ns) == 0
+			for _, n := range ns {
+				ok = ok || n.proceed()
+			}
+			c.mu.Lock()
+			if !ok {
+				if c.cycles[ri] == cy {
+					delete(c.cycles, ri)
+				}
+				c.mu.Unlock()
+				c.logger.Info("power cycle dropped at the head of the queue: no caller may proceed", "board", ri.Addr(), "bank", ri.Bank, "relay", ri.Relay)
+				return false
+			}
 			if c.cycles[ri] == cy {
 				delete(c.cycles, ri)
 			}
@@ -162,7 +177,7 @@ func (c *Client) runCycle(ri RelayInfo, cy *cycle) {
 				return false
 			}
 			cy.started = true
-			ns := cy.notices()
+			ns = cy.notices()
 			c.mu.Unlock()
 			for _, n := range ns {
 				n.started()

@@ -155,3 +155,27 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	require.Eventually(t, cond, 30*time.Second, time.Millisecond, what)
 }
+
+// A power cycle none of whose callers may proceed when it reaches the head
+// of its board's queue (its imaging server no longer owns the board) is
+// dropped without connecting; one that may proceed runs.
+func TestNoticeProceedDropsTheCycle(t *testing.T) {
+	b := newBoard(t, bmmtest.RelayBoardOptions{})
+	c := newClient(t, testConfig(t))
+	ri := relayOn(b, 1, 1)
+
+	var proceed atomic.Bool
+	var started atomic.Int32
+	ctx := WithNotice(context.Background(), Notice{
+		Proceed: proceed.Load,
+		Started: func() { started.Add(1) },
+	})
+	require.Error(t, c.PowerCycle(ctx, ri), "no caller may proceed")
+	require.Empty(t, b.Connections(), "the dropped cycle never connected")
+	require.Equal(t, int32(0), started.Load())
+
+	proceed.Store(true)
+	require.NoError(t, c.PowerCycle(ctx, ri))
+	require.Len(t, b.Connections(), 1)
+	require.Equal(t, int32(1), started.Load())
+}

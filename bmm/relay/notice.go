@@ -16,6 +16,11 @@ type Notice struct {
 	// it connects to the board. It is called whether or not the operation
 	// waited.
 	Started func()
+	// Proceed, if set, is asked when the operation leaves the queue,
+	// before Started: a power cycle none of whose callers may proceed
+	// any more (its caller no longer owns the board, say) is dropped
+	// without connecting to the board.
+	Proceed func() bool
 }
 
 type noticeKey struct{}
@@ -46,3 +51,5 @@ func (n Notice) started() {
 		n.Started()
 	}
 }
+
+func (n Notice) proceed() bool { return n.Proceed == nil || n.Proceed() }

@@ -434,6 +434,9 @@ func (r *Receiver) file(batch []fsm.LogEntry) {
 		res, err = r.cfg.Propose(ctx, fsm.CmdLogAppend, &fsm.LogAppend{
 			Header:  fsm.Header{At: time.Now().UTC()},
 			Entries: batch,
+			// Lines of boards this server no longer owns are dropped.
+			Server:          r.cfg.Server,
+			RackGenerations: r.cfg.FSM.OwnedRackGenerations(r.cfg.Server),
 		})
 		cancel()
 		if err == nil {

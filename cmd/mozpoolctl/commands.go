@@ -61,6 +61,8 @@ var commands = []*command{
 	{name: "queue weight", args: "GROUP WEIGHT", summary: "set a fair-share group's weight (0 resets it to 1; token)", run: runQueueWeight},
 	{name: "queue", args: "[--group G] [--assignee A] [--device D] [--env E] [--image I] [--hardware-type T]",
 		summary: "list the requests waiting for a board, in service order, with position and ETA", run: runQueue},
+	{name: "rack show", args: "[RACK]", summary: "show the racks: servers (owner preference first), owner, ownership generation, boards, servers down", run: runRackShow},
+	{name: "rack move", args: "RACK SERVER [--generation N]", summary: "give a rack to one of its servers, e.g. before maintenance of its owner (operator token)", run: runRackMove},
 	{name: "token create", args: "NAME [--role reader|user|operator|admin]", summary: "create an API token (admin); prints its secret, shown only once", run: runTokenCreate},
 	{name: "token list", summary: "list API tokens: name, role, creation (admin)", run: runTokenList},
 	{name: "token revoke", args: "NAME", summary: "revoke an API token (admin)", run: runTokenRevoke},

@@ -47,6 +47,8 @@ func parseFlags(args []string) (daemon.Config, hclog.Logger, error) {
 	fs.IntVar(&c.PingPort, "ping-port", c.PingPort, "port for -ping-mode tcp")
 	fs.IntVar(&c.SUTPort, "sut-port", c.SUTPort, "SUT agent port on the boards")
 	fs.Float64Var(&c.TimeScale, "time-scale", 0, "set the cluster's time scale (multiplies every state timeout: 0.1 makes 600 s take 60 s); 0 leaves it as it is")
+	fs.DurationVar(&c.TakeoverAfter, "takeover-after", 60*time.Second, "how long a rack's owner must be unreachable before its first live standby takes the rack over (scaled by the time scale; never below 4 raft timeouts); negative: never")
+	fs.StringVar(&c.RelaySource, "relay-source", "", "local IP address relay board connections are made from (default: chosen by the system)")
 	fs.StringVar(&c.TLS.CA, "tls-ca", os.Getenv("MOZPOOL_TLS_CA"), "PEM file of the cluster's CA certificate (mozpoolctl tls ca; default $MOZPOOL_TLS_CA)")
 	fs.StringVar(&c.TLS.Cert, "tls-cert", os.Getenv("MOZPOOL_TLS_CERT"), "PEM file of this node's certificate (mozpoolctl tls cert; reloaded when it changes; default $MOZPOOL_TLS_CERT)")
 	fs.StringVar(&c.TLS.Key, "tls-key", os.Getenv("MOZPOOL_TLS_KEY"), "PEM file of this node's key (default $MOZPOOL_TLS_KEY)")

@@ -76,6 +76,9 @@ type Options struct {
 	// certificates of the test process's CA (CACert, HTTPClient,
 	// ClientTLS), as deployed nodes do.
 	PlainHTTP bool
+	// Configure, if set, adjusts each node's configuration before it
+	// starts (and restarts), after the harness has filled it in.
+	Configure func(cfg *daemon.Config)
 }
 
 // Cluster is a set of nodes started by New.
@@ -292,6 +295,9 @@ func (c *Cluster) tryStartNode(name, dir, raftAddr, gossipAddr, httpAddr string,
 	cfg.PingPort, cfg.SUTPort = c.opts.PingPort, c.opts.SUTPort
 	if !c.opts.PlainHTTP {
 		cfg.TLS = tlsFiles(t, dir, name)
+	}
+	if c.opts.Configure != nil {
+		c.opts.Configure(&cfg)
 	}
 	d, err := daemon.Start(cfg)
 	if err != nil {

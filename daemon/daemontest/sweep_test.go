@@ -32,7 +32,7 @@ const sweepBodyLimit = 64<<20 + 1
 
 // sweepParams are the path parameters the sweep knows how to fill. A route
 // with a parameter missing here fails the sweep, so no route escapes it.
-var sweepParams = []string{"id", "event", "old", "new", "name", "board", "filepath", "path"}
+var sweepParams = []string{"id", "event", "old", "new", "name", "board", "filepath", "path", "rack"}
 
 // sweepBadSegments are malformed values for a path parameter, written as
 // they go on the wire: traversal (plain and encoded), NUL, non-UTF-8,
@@ -158,6 +158,7 @@ func TestSweep_MalformedInputOnEveryRoute(t *testing.T) {
 	known := map[string]string{
 		"event": "no_such_event", "old": "ready", "new": "locked_out", // the devices are not ready: 409
 		"name": "sweep-pxe", "board": "no-such-board", "filepath": "index.html", "path": "apply",
+		"rack": "rack-" + NodeName(1),
 	}
 	paths := map[string][]string{}
 	for _, rt := range routes {
