@@ -72,6 +72,11 @@ func (s *Server) postRackMove(r *http.Request, ps httprouter.Params) (any, error
 	name := ps.ByName("rack")
 	known := false
 	s.fsm.Read(func(st *fsm.State) { _, known = st.Racks[name] })
+	if !known && s.ownWrites(r.Context(), inventoryCommands...) == nil {
+		// A rack an inventory change this node forwarded brought may not
+		// be applied here yet: look again once it is.
+		s.fsm.Read(func(st *fsm.State) { _, known = st.Racks[name] })
+	}
 	if !known {
 		return nil, fmt.Errorf("%w: %q", fsm.ErrUnknownRack, name)
 	}
@@ -82,6 +87,11 @@ func (s *Server) postRackMove(r *http.Request, ps httprouter.Params) (any, error
 	}
 	var rk fsm.Rack
 	if err := res.Decode(&rk); err != nil {
+		return nil, err
+	}
+	// The view counts the rack's boards from this node's state: wait for
+	// the move if this node forwarded it.
+	if err := s.ownWrites(r.Context(), fsm.CmdRackMove); err != nil {
 		return nil, err
 	}
 	var out api.Rack
