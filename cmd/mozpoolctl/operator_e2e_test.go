@@ -146,8 +146,11 @@ func TestE2E_OperatorCommands(t *testing.T) {
 		}
 		return cl.ForceState(ctx, "panda-0001", st, "locked_out")
 	})
+	// Not --lines 1: the change may be committed before the command
+	// starts, and a hardware result line filed after it (a power cycle
+	// under way) would then be the last line.
 	out, code = ctlFollow(t, other.URL, func(out string) bool { return strings.Contains(out, "locked_out") },
-		"device", "log", "panda-0001", "--follow", "--lines", "1")
+		"device", "log", "panda-0001", "--follow", "--lines", "50")
 	require.NoError(t, <-errc)
 	require.Equal(t, 0, code, out)
 
