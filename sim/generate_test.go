@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +32,26 @@ func TestGenerateInventory(t *testing.T) {
 	// And so does the simulator.
 	cfg := DefaultConfig()
 	cfg.Inventory, cfg.API = inv, []string{"http://127.0.0.1:1"}
+	_, err = New(cfg)
+	require.NoError(t, err)
+
+	// 50,000 boards: more than 250 relay boards per rack, each address
+	// still valid and used once.
+	inv, err = GenerateInventory(GenerateOptions{
+		Servers: []string{"s1", "s2", "s3"}, BoardsPerServer: 16667, BoardNet: 1, RelayNet: 2, RelayPort: 2101,
+	})
+	require.NoError(t, err)
+	require.Len(t, inv.Devices, 50001)
+	ips, relays := map[string]bool{}, map[string]bool{}
+	for _, d := range inv.Devices {
+		require.False(t, ips[d.IPAddress], "ip %s used twice", d.IPAddress)
+		ips[d.IPAddress] = true
+		host, _, _ := strings.Cut(d.RelayInfo, ":")
+		require.NotNil(t, net.ParseIP(host), "relay host %q", host)
+		relays[d.RelayInfo] = true
+	}
+	require.Len(t, relays, 50001)
+	cfg.Inventory = inv
 	_, err = New(cfg)
 	require.NoError(t, err)
 

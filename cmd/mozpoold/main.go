@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mozpool/mozpool/daemon"
+	"github.com/mozpool/mozpool/internal/rlimit"
 )
 
 func parseFlags(args []string) (daemon.Config, hclog.Logger, error) {
@@ -88,6 +89,12 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mozpoold:", err)
 		os.Exit(2)
+	}
+
+	// A node pings each of its boards over TCP and serves many clients:
+	// room for a large lab's sockets.
+	if n := rlimit.RaiseNoFile(1 << 18); n < 1<<16 {
+		logger.Debug("open file limit", "limit", n)
 	}
 
 	// 2. Start the node: log store, state, TFTP, syslog, Raft, hardware,
