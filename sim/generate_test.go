@@ -51,6 +51,30 @@ func TestGenerateInventory(t *testing.T) {
 		relays[d.RelayInfo] = true
 	}
 	require.Len(t, relays, 50001)
+
+	// Shards of it: every board in exactly one, with all of its relay
+	// board's boards.
+	seen := map[string]int{}
+	hostShard := map[string]int{}
+	for i := range 7 {
+		part, err := ShardInventory(inv, i, 7)
+		require.NoError(t, err)
+		require.Less(t, len(part.Devices), 50001/7+64)
+		for _, d := range part.Devices {
+			seen[d.Name]++
+			host, _, _ := strings.Cut(d.RelayInfo, ":")
+			if s, ok := hostShard[host]; ok {
+				require.Equal(t, s, i, "relay board %s split", host)
+			}
+			hostShard[host] = i
+		}
+	}
+	require.Len(t, seen, 50001)
+	for name, n := range seen {
+		require.Equal(t, 1, n, name)
+	}
+	_, err = ShardInventory(inv, 3, 3)
+	require.ErrorIs(t, err, ErrBadInventory)
 	cfg.Inventory = inv
 	_, err = New(cfg)
 	require.NoError(t, err)

@@ -51,6 +51,9 @@ func run(o *options) error {
 	if err != nil {
 		return err
 	}
+	if inv, err = sim.ShardInventory(inv, o.shard, o.shards); err != nil {
+		return err
+	}
 	o.cfg.Inventory = inv
 	o.cfg.Logger = logger
 	lab, err := sim.New(o.cfg)
