@@ -83,6 +83,9 @@ type Receiver struct {
 	abortCtx context.Context
 	abort    context.CancelFunc
 
+	// index finds the device a line comes from (index.go).
+	index deviceIndex
+
 	// The counters behind Stats.
 	received, filed, unknown, malformed, dropped atomic.Uint64
 
@@ -285,9 +288,44 @@ func (r *Receiver) lookup(from netip.Addr, hostname string) (device, reason stri
 		}
 		return strings.EqualFold(host, d.Name) || strings.EqualFold(host, strings.TrimSuffix(d.FQDN, "."))
 	}
+	// The index's candidates for each way of matching.
+	candidates := func(x *deviceIndex) [2][]string {
+		var c [2][]string
+		if from.IsValid() {
+			c[0] = x.byAddr[from]
+		}
+		switch {
+		case host == "":
+		case hostErr == nil:
+			c[1] = x.byAddr[hostAddr.Unmap()]
+		default:
+			c[1] = x.byName[strings.ToLower(host)]
+		}
+		return c
+	}
+	r.index.mu.Lock()
+	defer r.index.mu.Unlock()
 	r.cfg.FSM.Read(func(s *fsm.State) {
-		for _, match := range []func(*fsm.Device) bool{byAddr, byName} {
-			own, other := r.find(s, match)
+		now := time.Now()
+		x := &r.index
+		if x.stale(s, now) {
+			x.rebuild(s, r.cfg.FSM.AppliedIndex(), now)
+		}
+		c := candidates(x)
+		if len(c[0]) == 0 && len(c[1]) == 0 && x.rebuildOnMiss(r.cfg.FSM.AppliedIndex(), now) {
+			// Unknown to an index built before the last change: perhaps
+			// an address or name changed since.
+			x.rebuild(s, r.cfg.FSM.AppliedIndex(), now)
+			c = candidates(x)
+		}
+		for i, match := range []func(*fsm.Device) bool{byAddr, byName} {
+			own, other, behind := r.find(s, c[i], match)
+			if behind {
+				// A candidate no longer matches: the index is behind
+				// the state.
+				x.rebuild(s, r.cfg.FSM.AppliedIndex(), now)
+				own, other, _ = r.find(s, candidates(x)[i], match)
+			}
 			switch {
 			case own != "":
 				device = own
@@ -303,11 +341,13 @@ func (r *Receiver) lookup(from netip.Addr, hostname string) (device, reason stri
 }
 
 // find returns the first (by name) matching device of this imaging server
-// and, if there is none, the first matching device of another. A linear
-// scan: a lab has hundreds of boards and boards log a few lines a second.
-func (r *Receiver) find(s *fsm.State, match func(*fsm.Device) bool) (own, other string) {
-	for _, d := range s.Devices {
-		if !match(d) {
+// among the index's candidates and, if there is none, the first matching
+// device of another; behind is true when a candidate does not match.
+func (r *Receiver) find(s *fsm.State, candidates []string, match func(*fsm.Device) bool) (own, other string, behind bool) {
+	for _, name := range candidates {
+		d := s.Devices[name]
+		if d == nil || !match(d) {
+			behind = true
 			continue
 		}
 		if d.ImagingServer == r.cfg.Server {
@@ -318,7 +358,7 @@ func (r *Receiver) find(s *fsm.State, match func(*fsm.Device) bool) (own, other 
 			other = d.Name
 		}
 	}
-	return own, other
+	return own, other, behind
 }
 
 // flush collects queued entries into batches and proposes each batch as one

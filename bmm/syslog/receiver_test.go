@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +48,8 @@ type lab struct {
 
 	logMu sync.Mutex
 	logs  []fsm.LogEntry
+
+	inv fsm.Inventory // as synced
 }
 
 func newLab(t testing.TB) *lab {
@@ -69,10 +72,17 @@ func newLab(t testing.TB) *lab {
 			IPAddress: ip,
 		})
 	}
+	l.sync(t, inv)
+	return l
+}
+
+// sync applies inv as the inventory.
+func (l *lab) sync(t testing.TB, inv fsm.Inventory) {
+	t.Helper()
 	res, err := l.propose(context.Background(), fsm.CmdInventorySync, &fsm.InventorySync{Inventory: inv, ShipIt: true})
 	require.NoError(t, err)
 	require.NoError(t, res.Error())
-	return l
+	l.inv = inv
 }
 
 // propose stands in for cluster.Node.Apply.
@@ -265,6 +275,32 @@ func TestReceiver_Lookup(t *testing.T) {
 			require.Equal(t, tc.want, e.Name, "handle from %s as %s", tc.from, tc.hostname)
 		})
 	}
+}
+
+// TestReceiver_LookupFollowsInventory checks that lines are filed by the
+// inventory as it is now, not as it was when the receiver last looked a
+// sender up: a board given a new address is found there, and nothing
+// more is filed from its old one.
+func TestReceiver_LookupFollowsInventory(t *testing.T) {
+	l := newLab(t)
+	r, err := New(testConfig(t, l))
+	require.NoError(t, err)
+	lookup := func(from, hostname string) string {
+		device, _ := r.lookup(netip.MustParseAddr(from), hostname)
+		return device
+	}
+	require.Equal(t, "panda-0001", lookup("127.0.0.1", "-"))
+	require.Equal(t, "", lookup("127.0.0.3", "-"))
+
+	inv := l.inv
+	inv.Devices = slices.Clone(inv.Devices)
+	inv.Devices[0].IPAddress = "127.0.0.3"
+	inv.Devices[1].FQDN = "renamed.lab"
+	l.sync(t, inv)
+	require.Equal(t, "panda-0001", lookup("127.0.0.3", "-"), "the new address")
+	require.Equal(t, "", lookup("127.0.0.1", "-"), "the old address")
+	require.Equal(t, "panda-0002", lookup("10.0.0.9", "renamed.lab"), "the new fqdn")
+	require.Equal(t, "", lookup("10.0.0.9", "panda-0002.lab"), "the old fqdn")
 }
 
 func TestReceiver_FarTimestampFallsBackToReceiveTime(t *testing.T) {

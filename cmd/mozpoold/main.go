@@ -8,6 +8,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,6 +22,9 @@ import (
 	"github.com/mozpool/mozpool/daemon"
 	"github.com/mozpool/mozpool/internal/rlimit"
 )
+
+// pprofAddr is the -pprof flag: where to serve net/http/pprof ("": off).
+var pprofAddr string
 
 func parseFlags(args []string) (daemon.Config, hclog.Logger, error) {
 	c := daemon.DefaultConfig()
@@ -51,6 +57,7 @@ func parseFlags(args []string) (daemon.Config, hclog.Logger, error) {
 	fs.StringVar(&c.TLS.Cert, "tls-cert", os.Getenv("MOZPOOL_TLS_CERT"), "PEM file of this node's certificate (mozpoolctl tls cert; reloaded when it changes; default $MOZPOOL_TLS_CERT)")
 	fs.StringVar(&c.TLS.Key, "tls-key", os.Getenv("MOZPOOL_TLS_KEY"), "PEM file of this node's key (default $MOZPOOL_TLS_KEY)")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "run without TLS: API, Raft and node-to-node calls in clear text (INSECURE; for a lab on a trusted network)")
+	fs.StringVar(&pprofAddr, "pprof", "", "serve Go's profiles (net/http/pprof, /debug/pprof/) on this address, apart from the API and without authentication: bind it to loopback (e.g. 127.0.0.1:0); empty: off")
 	fs.BoolVar(&logJSON, "log-json", false, "log as JSON lines")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -97,6 +104,10 @@ func main() {
 		logger.Debug("open file limit", "limit", n)
 	}
 
+	if pprofAddr != "" {
+		servePprof(pprofAddr, logger)
+	}
+
 	// 2. Start the node: log store, state, TFTP, syslog, Raft, hardware,
 	// lifeguard, API.
 	d, err := daemon.Start(cfg)
@@ -121,4 +132,23 @@ func main() {
 	if err := d.Shutdown(sctx); err != nil {
 		logger.Warn("shutdown", "error", err)
 	}
+}
+
+// servePprof serves net/http/pprof's handlers on addr until the process
+// ends; a failure to listen is logged, not fatal.
+func servePprof(addr string, logger hclog.Logger) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		logger.Error("pprof: cannot listen", "addr", addr, "error", err)
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	logger.Info("serving pprof", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }() // until the process exits
 }
