@@ -203,11 +203,15 @@ start_sim() {
 	local recovery k shards=${MOZPOOL_SIM_SHARDS:-1}
 	[[ $shards =~ ^[1-9][0-9]*$ ]] || die "MOZPOOL_SIM_SHARDS must be a positive number"
 	recovery=$(awk -v s="$scale" 'BEGIN { ms = 1000 * s; if (ms < 20) ms = 20; printf "%dms", ms }')
+	# Each shard reads the cluster status to find the imaging servers:
+	# together no more often than one simulator does (every 3 s).
+	local discovery=()
+	if [ "$shards" -gt 1 ]; then discovery=(-discovery "$((3 * shards))s"); fi
 	for k in $(seq 0 $((shards - 1))); do
 		# shellcheck disable=SC2086
 		"$bin/mozpool-sim" -inventory "$inventory" -api "$(paste -sd, "$dir/nodes")" -shard "$k/$shards" \
 			-write-inventory "$dir/inventory.$k.json" -time-scale "$scale" -relay-recovery "$recovery" \
-			${board_ports[@]+"${board_ports[@]}"} ${MOZPOOL_SIM_ARGS:-} \
+			${discovery[@]+"${discovery[@]}"} ${board_ports[@]+"${board_ports[@]}"} ${MOZPOOL_SIM_ARGS:-} \
 			>"$dir/sim.$k.out" 2>"$dir/sim.$k.log" &
 		echo $! >>"$dir/sim.pid"
 	done
