@@ -113,16 +113,18 @@ cmd_settle() {
 
 # cpu_ticks PID: user + system clock ticks of PID so far.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# rss_kib PID [FIELD]: VmRSS (or RssAnon, RssFile) of PID in KiB.
+rss_kib() { awk -v f="${2:-VmRSS}:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
 cmd_measure() {
 	[ -f "$dir/nodes" ] || die "no cluster (bench-scale.sh up)"
-	local hz i t0 pids=() before=() peak=()
+	local hz i t0 pids=() before=() peak=() anon=()
 	hz=$(getconf CLK_TCK)
 	for i in 1 2 3; do
 		pids[i]=$(node_pid "$i")
 		before[i]=$(cpu_ticks "${pids[i]}")
 		peak[i]=0
+		anon[i]=0
 	done
 	say "sampling CPU and RSS of the 3 nodes for ${window}s"
 	t0=$(date +%s.%N)
@@ -131,6 +133,8 @@ cmd_measure() {
 		for i in 1 2 3; do
 			r=$(rss_kib "${pids[i]}")
 			[ "$r" -gt "${peak[i]}" ] && peak[i]=$r
+			r=$(rss_kib "${pids[i]}" RssAnon)
+			[ "$r" -gt "${anon[i]}" ] && anon[i]=$r
 		done
 		sleep 1
 	done
@@ -139,6 +143,7 @@ cmd_measure() {
 	for i in 1 2 3; do
 		put "cpu$i" "$(awk -v d=$(($(cpu_ticks "${pids[i]}") - before[i])) -v hz="$hz" -v s="$elapsed" 'BEGIN { printf "%.3f", d / hz / s }')"
 		put "rss$i" "$(awk -v k="${peak[i]}" 'BEGIN { printf "%.0f", k / 1024 }')"
+		put "anon$i" "$(awk -v k="${anon[i]}" 'BEGIN { printf "%.0f", k / 1024 }')"
 	done
 
 	if [ "$profile" = 1 ]; then
@@ -153,8 +158,8 @@ cmd_measure() {
 
 	# The newest snapshot of any node.
 	local snap size
-	snap=$(ls -t "$dir"/node*/data/snapshots/*/state.bin 2>/dev/null | head -1)
-	size=$(stat -c %s "$snap" 2>/dev/null || echo 0)
+	snap=$( (ls -t "$dir"/node*/data/snapshots/*/state.bin 2>/dev/null || true) | head -1)
+	size=$(stat -c %s "$snap" 2>/dev/null || echo -) # - : none taken yet
 	put snapshot_bytes "$size"
 
 	# Restart a follower: SIGTERM, start, time to serving reads.
@@ -189,7 +194,7 @@ cmd_ui() {
 }
 
 # row NAME VALUE TARGET OK: one line of the table.
-row() { printf '%-34s %14s   %-16s %s\n' "$1" "$2" "$3" "$4"; }
+row() { printf '%-52s %10s   %-8s %s\n' "$1" "$2" "$3" "$4"; }
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN { if (v == "" || v == "-") print "?"; else print (v + 0 < t + 0) ? "ok" : "MISSED" }'; }
 
 cmd_table() {
@@ -205,10 +210,11 @@ cmd_table() {
 	for i in 1 2 3; do
 		v=$(get "rss$i")
 		row "node $i RSS peak (MiB)" "$v" "< 600" "$(verdict "$v" 600)"
+		row "  of it anonymous (MiB; the rest: bolt files mapped)" "$(get "anon$i")" "" ""
 	done
 	v=$(get snapshot_bytes)
-	per=$(awk -v b="$v" -v n="$n" 'BEGIN { if (n > 0) printf "%.3f", b / 1048576 / (n / 1000); else print "-" }')
-	row "snapshot (MiB)" "$(awk -v b="$v" 'BEGIN { printf "%.1f", b / 1048576 }')" "" ""
+	per=$(awk -v b="$v" -v n="$n" 'BEGIN { if (n > 0 && b != "-") printf "%.3f", b / 1048576 / (n / 1000); else print "-" }')
+	row "snapshot (MiB)" "$(awk -v b="$v" 'BEGIN { if (b == "-") print "-"; else printf "%.1f", b / 1048576 }')" "" ""
 	row "snapshot per 1,000 boards (MiB)" "$per" "<= 1" "$(verdict "$per" 1.000001)"
 	v=$(get restart_s)
 	row "restarted follower serving (s)" "$v" "< 10" "$(verdict "$v" 10)"
