@@ -296,8 +296,11 @@ func (s *Store) writer() {
 }
 
 // releaseEvery is how often the writer lets go of the store's mapped pages
-// (releaseMapped).
-const releaseEvery = 30 * time.Second
+// (releaseMapped). Each write touches its device's pages and, copy on
+// write, new ones: at 50,000 boards under health checks some 10 MB of
+// pages a second, so the mapped part of RSS stays near 50 MB. Mapping a
+// page again costs a minor fault.
+const releaseEvery = 5 * time.Second
 
 // releaseMapped drops the store's file pages from the process's page
 // tables. bolt reads through a shared mapping of the whole file, so every
