@@ -5,7 +5,8 @@
 # figures against their targets:
 #
 #   - CPU (cores, from /proc/PID/stat over MOZPOOL_BENCH_WINDOW seconds,
-#     default 60) and peak RSS of each node once the boards have settled;
+#     default 60) and peak RSS of each node once the boards have settled
+#     and the first have been health-checked (11 minutes after the start);
 #   - the newest snapshot's size, and per 1,000 boards;
 #   - seconds from restarting one follower (SIGTERM, start) to it serving
 #     reads again (caught up with the leader's commit index);
@@ -136,6 +137,16 @@ rss_kib() { awk -v f="${2:-VmRSS}:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
 cmd_measure() {
 	[ -f "$dir/nodes" ] || die "no cluster (bench-scale.sh up)"
+	# A ready board is health-checked 10 minutes after it became ready,
+	# and every 10 minutes after that: measure once the first boards have
+	# had theirs.
+	local started wait
+	started=$(cat "$dir.started" 2>/dev/null || date +%s)
+	wait=$((started + 660 - $(date +%s)))
+	if [ "$wait" -gt 0 ]; then
+		say "waiting ${wait}s for the first health checks"
+		sleep "$wait"
+	fi
 	local hz i t0 pids=() before=() peak=() anon=()
 	hz=$(getconf CLK_TCK)
 	for i in 1 2 3; do
