@@ -18,11 +18,12 @@
 #   scripts/bench-scale.sh settle       wait for the boards to settle
 #   scripts/bench-scale.sh measure      CPU, RSS, snapshot, restart; profiles
 #   scripts/bench-scale.sh ui           the Devices page benchmark
+#   scripts/bench-scale.sh table        print the figures recorded so far
 #   scripts/bench-scale.sh down         stop the cluster
 #
 # The boards settle at the pace the cluster drives them from "new" through
-# their self-test to "ready" (at 50,000 boards on a 2-core machine, about
-# half an hour): settled is when no board is new and the counts of boards
+# their self-test to "ready" (at 50,000 boards on a 2-core machine, some
+# 20 minutes): settled is when no board is new and the counts of boards
 # by state hold still (see cmd_settle), or after MOZPOOL_BENCH_SETTLE
 # seconds (default 5400; the table then says so).
 #
@@ -100,7 +101,8 @@ print(s.get("new", 0), moved, sum(s.values()))' "$1" "$2"
 # The lab has settled when no board is new and, twice running, the counts
 # by state moved by at most 0.2% of the boards in 15 s: the boards rest in
 # ready (health-checked every 10 minutes), in a failed state, or in a
-# self-test that hangs (the simulator's 10%, timed out after an hour).
+# self-test that hangs (one in five of the simulator's, timed out after an
+# hour).
 cmd_settle() {
 	local t0=$SECONDS line new moved total calm=0
 	rm -f "$dir.settle.prev" "$dir.settle.next"
@@ -275,5 +277,5 @@ all)
 	cmd_ui
 	cmd_table
 	;;
-*) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 esac
