@@ -15,6 +15,7 @@ require (
 	github.com/hashicorp/raft-wal v0.4.1
 	github.com/influxdata/go-syslog/v3 v3.0.0
 	github.com/julienschmidt/httprouter v1.3.0
+	github.com/klauspost/compress v1.19.1
 	github.com/pin/tftp/v3 v3.1.0
 	github.com/prometheus-community/pro-bing v0.9.1
 	github.com/prometheus/client_golang v1.24.1

@@ -96,10 +96,10 @@ type Config struct {
 	// it also shortens the relay's off time and recovery pause, and device
 	// timeouts are never scaled below MinScaledDeviceTimeout.
 	TimeScale float64
-	// DebugAddr, if set, serves Go's profiler (net/http/pprof, under
+	// PprofAddr, if set, serves Go's profiler (net/http/pprof, under
 	// /debug/pprof/) on its own listener, without authentication: bind it
 	// to loopback.
-	DebugAddr string
+	PprofAddr string
 	// TakeoverAfter is how long a rack's owner must be unreachable before
 	// a standby takes the rack over (cluster.Config.TakeoverAfter; scaled
 	// by the time scale). 0: the default, 60 s; negative: never.
@@ -159,11 +159,11 @@ type Daemon struct {
 	Events     *events.Hub // state-change events, stored in Logs
 	API        *httpapi.Server
 	TLS        *tlsutil.Bundle // nil without TLS
-	DebugURL   string          // the profiler's base URL; empty unless DebugAddr is set
+	PprofURL   string          // the profiler's base URL; empty unless PprofAddr is set
 
 	ln      net.Listener
-	debug   *http.Server
-	debugLn net.Listener
+	pprof   *http.Server
+	pprofLn net.Listener
 	srv     *http.Server
 	serveCh chan error
 	cancel  context.CancelFunc // stops the executor, joiner and scale setter
@@ -274,12 +274,12 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if d.URL == "" {
 		d.URL = scheme + "://" + d.ln.Addr().String()
 	}
-	if cfg.DebugAddr != "" {
-		if d.debugLn, err = net.Listen("tcp", cfg.DebugAddr); err != nil {
-			return nil, fmt.Errorf("listen debug: %w", err)
+	if cfg.PprofAddr != "" {
+		if d.pprofLn, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
+			return nil, fmt.Errorf("listen pprof: %w", err)
 		}
-		undo = append(undo, func() { self.debugLn.Close() })
-		d.DebugURL = "http://" + d.debugLn.Addr().String()
+		undo = append(undo, func() { self.pprofLn.Close() })
+		d.PprofURL = "http://" + d.pprofLn.Addr().String()
 	}
 
 	// 4. Network boot: PXE files, and the TFTP server boards fetch them from.
@@ -393,10 +393,10 @@ func Start(cfg Config) (d *Daemon, err error) {
 	}
 	// Exits when Shutdown closes the server.
 	go func() { d.serveCh <- d.srv.Serve(ln) }()
-	if d.debugLn != nil {
-		d.debug = &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 10 * time.Second}
+	if d.pprofLn != nil {
+		d.pprof = &http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 10 * time.Second}
 		// Exits when Shutdown closes the server.
-		go func() { d.debug.Serve(d.debugLn) }()
+		go func() { d.pprof.Serve(d.pprofLn) }()
 	}
 	if err := writeIdentity(cfg.DataDir, d.Node.Self()); err != nil {
 		d.logger.Warn("could not write node.json", "error", err)
@@ -412,7 +412,10 @@ func Start(cfg Config) (d *Daemon, err error) {
 		go func() { defer d.wg.Done(); d.setTimeScale(ctx) }()
 	}
 	d.logger.Info("serving", "id", d.Node.ID(), "name", cfg.Name, "http", d.URL,
-		"raft", d.Node.Self().RaftAddr, "gossip", d.Node.Self().GossipAddr, "tftp", tftpAdvertise, "syslog", syslogAdvertise, "debug", d.DebugURL)
+		"raft", d.Node.Self().RaftAddr, "gossip", d.Node.Self().GossipAddr, "tftp", tftpAdvertise, "syslog", syslogAdvertise)
+	if d.PprofURL != "" {
+		d.logger.Info("serving pprof", "url", d.PprofURL+"/debug/pprof/")
+	}
 	return d, nil
 }
 
@@ -433,8 +436,8 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		// transfer, not an election timeout.
 		d.Node.HandOff()
 		d.srv.Shutdown(ctx)
-		if d.debug != nil {
-			d.debug.Close()
+		if d.pprof != nil {
+			d.pprof.Close()
 		}
 		d.cancel()
 		d.wg.Wait()
@@ -457,8 +460,8 @@ func (d *Daemon) Kill() {
 	d.once.Do(func() {
 		d.Events.Close()
 		d.srv.Close()
-		if d.debug != nil {
-			d.debug.Close()
+		if d.pprof != nil {
+			d.pprof.Close()
 		}
 		if d.Syslog != nil {
 			// A crash files nothing more: with a done context the

@@ -100,18 +100,18 @@ func TestStart_FailureUndoes(t *testing.T) {
 	d.Shutdown(ctx)
 }
 
-// TestStart_DebugListener: with DebugAddr the node serves Go's profiler on
+// TestStart_PprofListener: with PprofAddr the node serves Go's profiler on
 // a listener of its own, and the API does not serve it; Shutdown closes it.
-func TestStart_DebugListener(t *testing.T) {
+func TestStart_PprofListener(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.Name, cfg.Rack = t.TempDir(), "mobile-imaging-001", "rack1"
 	cfg.HTTPBind, cfg.RaftBind, cfg.GossipBind = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.DebugAddr = "127.0.0.1:0"
+	cfg.PprofAddr = "127.0.0.1:0"
 	cfg.Bootstrap, cfg.PingMode = true, "tcp"
 	cfg.Logger = testlog.New(t)
 	d, err := Start(cfg)
 	require.NoError(t, err)
-	require.NotEmpty(t, d.DebugURL)
+	require.NotEmpty(t, d.PprofURL)
 
 	get := func(url string) int {
 		resp, err := http.Get(url)
@@ -119,12 +119,12 @@ func TestStart_DebugListener(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	require.Equal(t, http.StatusOK, get(d.DebugURL+"/debug/pprof/cmdline"))
+	require.Equal(t, http.StatusOK, get(d.PprofURL+"/debug/pprof/cmdline"))
 	require.Equal(t, http.StatusNotFound, get(d.URL+"/debug/pprof/cmdline"), "the API does not serve the profiler")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, d.Shutdown(ctx))
-	_, err = http.Get(d.DebugURL + "/debug/pprof/cmdline")
+	_, err = http.Get(d.PprofURL + "/debug/pprof/cmdline")
 	require.Error(t, err, "the debug listener is closed on shutdown")
 }

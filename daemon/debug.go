@@ -7,9 +7,9 @@ import (
 
 // debugHandler serves Go's profiler: /debug/pprof/ lists the profiles,
 // /debug/pprof/profile?seconds=N takes a CPU profile, and so on. It is
-// mounted on a listener of its own (Config.DebugAddr), never on the API:
+// mounted on a listener of its own (Config.PprofAddr), never on the API:
 // profiles are not behind the API's tokens.
-func debugHandler() http.Handler {
+func pprofHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mozpool/mozpool/fsm"
@@ -145,8 +146,16 @@ func (s *memSink) Cancel() error { s.cancelled = true; return nil }
 
 var _ raft.SnapshotSink = (*memSink)(nil)
 
-// snapshotBytes takes a snapshot of f and persists it into memory.
+// snapshotBytes takes a snapshot of f, persists it into memory and returns
+// its records uncompressed (which Restore reads too), so that a failed
+// comparison can show them (snapshotText).
 func snapshotBytes(t *testing.T, f *fsm.FSM) []byte {
+	t.Helper()
+	return uncompressed(t, persistedBytes(t, f))
+}
+
+// persistedBytes takes a snapshot of f and returns what Persist writes.
+func persistedBytes(t *testing.T, f *fsm.FSM) []byte {
 	t.Helper()
 	snap, err := f.Snapshot()
 	require.NoError(t, err)
@@ -156,6 +165,17 @@ func snapshotBytes(t *testing.T, f *fsm.FSM) []byte {
 	require.True(t, sink.closed, "Persist must close the sink")
 	require.False(t, sink.cancelled, "Persist cancelled the sink")
 	return sink.Bytes()
+}
+
+// uncompressed returns the records of a persisted snapshot: one zstd frame.
+func uncompressed(t *testing.T, b []byte) []byte {
+	t.Helper()
+	zr, err := zstd.NewReader(nil)
+	require.NoError(t, err)
+	defer zr.Close()
+	out, err := zr.DecodeAll(b, nil)
+	require.NoError(t, err, "a persisted snapshot is one zstd frame")
+	return out
 }
 
 // snapshotText renders snapshot bytes one record per line ("type json") so

@@ -11,6 +11,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // snapshotVersion is written in the header. Version 2 added the queue and
@@ -62,12 +64,18 @@ type snapshotHeader struct {
 // encodeSnapshot is encodeSnapshotAt without an index.
 func encodeSnapshot(s *State) ([]byte, error) { return encodeSnapshotAt(s, 0) }
 
-// encodeSnapshotAt writes the header (with index, the last log entry s
+// encodeSnapshotAt returns the uncompressed records writeSnapshot writes.
+func encodeSnapshotAt(s *State, index uint64) ([]byte, error) {
+	var buf bytes.Buffer
+	err := writeSnapshot(&buf, s, index)
+	return buf.Bytes(), err
+}
+
+// writeSnapshot writes the header (with index, the last log entry s
 // reflects) and then one record per entity, each as a type byte, a uvarint
 // length and JSON. Records are sorted by key, so equal states at equal
 // indexes encode to equal bytes.
-func encodeSnapshotAt(s *State, index uint64) ([]byte, error) {
-	var buf bytes.Buffer
+func writeSnapshot(w io.Writer, s *State, index uint64) error {
 	var lenBuf [binary.MaxVarintLen64]byte
 	var err error
 	put := func(t recordType, v any) {
@@ -79,9 +87,12 @@ func encodeSnapshotAt(s *State, index uint64) ([]byte, error) {
 			err = fmt.Errorf("snapshot record %d: %w", t, err)
 			return
 		}
-		buf.WriteByte(byte(t))
-		buf.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(b)))])
-		buf.Write(b)
+		rec := make([]byte, 0, 1+binary.MaxVarintLen64+len(b))
+		rec = append(rec, byte(t))
+		rec = append(rec, lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(b)))]...)
+		if _, err = w.Write(append(rec, b...)); err != nil {
+			err = fmt.Errorf("snapshot record %d: %w", t, err)
+		}
 	}
 	put(recHeader, snapshotHeader{Version: snapshotVersion, Index: index})
 	putSorted(put, recServer, s.Servers)
@@ -115,7 +126,46 @@ func encodeSnapshotAt(s *State, index uint64) ([]byte, error) {
 	for _, e := range s.autoOrder {
 		put(recIdempotency, e)
 	}
-	return buf.Bytes(), err
+	return err
+}
+
+// zstdMagic starts a zstd frame. A snapshot's records start with
+// recHeader, so the two cannot be mistaken for each other.
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
+// writeCompressedSnapshot writes the records of writeSnapshot as one zstd
+// frame: the JSON of a lab's devices repeats its keys and values, and
+// compresses some tenfold.
+func writeCompressedSnapshot(w io.Writer, s *State, index uint64) error {
+	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(zw, 256<<10)
+	if err := writeSnapshot(bw, s, index); err != nil {
+		zw.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		zw.Close()
+		return err
+	}
+	return zw.Close()
+}
+
+// snapshotReader returns the records of a snapshot read from r, which
+// holds them as they are (every snapshot before compression) or in a
+// zstd frame. The caller calls done when finished.
+func snapshotReader(r io.Reader) (br *bufio.Reader, done func(), err error) {
+	br = bufio.NewReaderSize(r, 256<<10)
+	if head, _ := br.Peek(len(zstdMagic)); !bytes.Equal(head, zstdMagic) {
+		return br, func() {}, nil
+	}
+	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+	if err != nil {
+		return nil, nil, fmt.Errorf("restore: %w", err)
+	}
+	return bufio.NewReaderSize(zr, 256<<10), zr.Close, nil
 }
 
 func putSorted[K string | int64, V any](put func(recordType, any), t recordType, m map[K]V) {
@@ -133,7 +183,11 @@ func decodeSnapshot(r io.Reader) (*State, error) {
 // decodeSnapshotAt reads what encodeSnapshotAt wrote into a new State and
 // returns the index its header names.
 func decodeSnapshotAt(r io.Reader) (*State, uint64, error) {
-	br := bufio.NewReader(r)
+	br, done, err := snapshotReader(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer done()
 	s := newState()
 	var index uint64
 	first := true
@@ -189,6 +243,20 @@ func readRecordBody(br *bufio.Reader) ([]byte, error) {
 // log index. A backup is installed at a new index of the cluster it is
 // restored into, so the index it was taken at means nothing there.
 func WithoutIndex(data []byte) ([]byte, error) {
+	if bytes.HasPrefix(data, zstdMagic) {
+		// A compressed snapshot: its records, uncompressed (Restore
+		// reads either).
+		br, done, err := snapshotReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		raw, err := io.ReadAll(br)
+		done()
+		if err != nil {
+			return nil, fmt.Errorf("%w: snapshot: %v", ErrInvalid, err)
+		}
+		data = raw
+	}
 	if len(data) == 0 || recordType(data[0]) != recHeader {
 		return nil, fmt.Errorf("%w: snapshot must start with its header", ErrInvalid)
 	}

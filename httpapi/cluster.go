@@ -19,20 +19,29 @@ func (s *Server) getClusterStatus(*http.Request, httprouter.Params) (any, error)
 		DevicesByState: map[string]int{},
 		DevicesByRack:  map[string]map[string]int{},
 	}
+	// One count per imaging server and state, folded into racks after:
+	// a single map update per device (the sims and monitors ask often, and
+	// a lab may hold 50,000 devices).
+	type key struct{ server, state string }
+	counts := map[key]int{}
+	racks := map[string]string{}
 	s.fsm.Read(func(st *fsm.State) {
 		for _, d := range st.Devices {
-			out.DevicesByState[d.State]++
-			rack := ""
-			if srv, ok := st.Servers[d.ImagingServer]; ok {
-				rack = srv.Rack
-			}
-			if out.DevicesByRack[rack] == nil {
-				out.DevicesByRack[rack] = map[string]int{}
-			}
-			out.DevicesByRack[rack][d.State]++
+			counts[key{d.ImagingServer, d.State}]++
+		}
+		for name, srv := range st.Servers {
+			racks[name] = srv.Rack
 		}
 		out.SuspectRelayBoards = suspectRelayBoards(st)
 	})
+	for k, n := range counts {
+		out.DevicesByState[k.state] += n
+		rack := racks[k.server]
+		if out.DevicesByRack[rack] == nil {
+			out.DevicesByRack[rack] = map[string]int{}
+		}
+		out.DevicesByRack[rack][k.state] += n
+	}
 	return out, nil
 }
 

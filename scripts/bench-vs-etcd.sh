@@ -76,7 +76,7 @@ etcd_pids=()
 echo "== mozpool: 3 nodes, 1,002 simulated boards"
 "$GO" run "$root/cmd/mozpool-sim" generate -boards 334 >"$work/lab.json"
 # Plain HTTP, as the etcd members run: the same transport for both.
-MOZPOOL_PLAIN_HTTP=1 MOZPOOL_INVENTORY=$work/lab.json MOZPOOL_TIME_SCALE=0.05 MOZPOOL_NODE_ARGS="-debug 127.0.0.1:0" \
+MOZPOOL_PLAIN_HTTP=1 MOZPOOL_INVENTORY=$work/lab.json MOZPOOL_TIME_SCALE=0.05 MOZPOOL_NODE_ARGS="-pprof 127.0.0.1:0" \
 	"$root/scripts/devcluster.sh" up 3 >/dev/null
 murls=$(paste -sd, "$MOZPOOL_DEVCLUSTER_DIR/nodes")
 # The boards self-test when the lab starts: measure once most are ready.
@@ -102,10 +102,10 @@ if [ -n "${BENCH_PROFILE_DIR:-}" ]; then
 	fi
 	secs=${duration%s}
 	for i in 1 2 3; do
-		dbg=$(grep -ho 'debug=[^ ]*' "$MOZPOOL_DEVCLUSTER_DIR/node$i/log" | tail -1 | cut -d= -f2)
+		dbg=$(grep -h 'serving pprof' "$MOZPOOL_DEVCLUSTER_DIR/node$i/log" | tail -1 | sed 's/.*url=//')
 		role=follower$i
 		if curl -s "$(sed -n "${i}p" "$MOZPOOL_DEVCLUSTER_DIR/nodes")/api/cluster/status/" | grep -q '"state": *"Leader"'; then role=leader; fi
-		(sleep 2; curl -s -o "$BENCH_PROFILE_DIR/$role.prof" "$dbg/debug/pprof/profile?seconds=$secs") &
+		(sleep 2; curl -s -o "$BENCH_PROFILE_DIR/$role.prof" "${dbg}profile?seconds=$secs") &
 	done
 	"$work/loadgen" -target mozpool -urls "$murls" -clients "$last" -duration "$duration" | tee -a "$work/mozpool.out"
 	wait

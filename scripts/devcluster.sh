@@ -23,7 +23,8 @@
 # -raft-timeout 500ms), MOZPOOL_PING_PORT and MOZPOOL_SUT_PORT (the
 # boards' ping and SUT agent ports, for nodes and simulator alike; default
 # the programs' own, 20700 and 20701), MOZPOOL_DEVCLUSTER_DIR (default
-# .devcluster), GO (default go), MOZPOOL_PLAIN_HTTP=1 (run without TLS).
+# .devcluster), GO (default go), MOZPOOL_PLAIN_HTTP=1 (run without TLS),
+# MOZPOOL_SIM_SHARDS (default 1: simulator processes, see start_sim).
 #
 # TLS is on: `up` makes a CA (mozpoolctl tls ca) and a certificate per node
 # (mozpoolctl tls cert) in .devcluster/tls/, nodes serve HTTPS and run Raft
@@ -189,30 +190,51 @@ cmd_up() {
 }
 
 # start_sim starts the simulated lab from the inventory and waits until it
-# has written the inventory with its bound addresses.
+# has written the inventory with its bound addresses. With
+# MOZPOOL_SIM_SHARDS=K (K > 1) it starts K simulator processes, each
+# running a K-th of the boards (mozpool-sim -shard), for labs larger than
+# one process's open file limit allows; the inventory's relay boards then
+# need fixed ports (mozpool-sim generate writes them) and it is synced as
+# it is.
 start_sim() {
-	rm -f "$dir/inventory.json"
+	rm -f "$dir"/inventory*.json "$dir/sim.pid"
 	# The relay boards' pause after each connection shrinks with the time
 	# scale, as the nodes' relay client expects (at least 20 ms).
-	local recovery
+	local recovery k shards=${MOZPOOL_SIM_SHARDS:-1}
+	[[ $shards =~ ^[1-9][0-9]*$ ]] || die "MOZPOOL_SIM_SHARDS must be a positive number"
 	recovery=$(awk -v s="$scale" 'BEGIN { ms = 1000 * s; if (ms < 20) ms = 20; printf "%dms", ms }')
-	# shellcheck disable=SC2086
-	"$bin/mozpool-sim" -inventory "$inventory" -api "$(paste -sd, "$dir/nodes")" \
-		-write-inventory "$dir/inventory.json" -time-scale "$scale" -relay-recovery "$recovery" \
-		${board_ports[@]+"${board_ports[@]}"} ${MOZPOOL_SIM_ARGS:-} \
-		>"$dir/sim.out" 2>"$dir/sim.log" &
-	echo $! >"$dir/sim.pid"
-	wait_for test -s "$dir/inventory.json" || die "the simulator did not start; see $dir/sim.log"
-	wait_for grep -q '^ground truth: ' "$dir/sim.out" || die "the simulator did not start; see $dir/sim.log"
-	sed -n 's/^ground truth: //p' "$dir/sim.out" | head -1 >"$dir/sim-url"
+	# Each shard reads the cluster status to find the imaging servers:
+	# together no more often than one simulator does (every 3 s).
+	local discovery=()
+	if [ "$shards" -gt 1 ]; then discovery=(-discovery "$((3 * shards))s"); fi
+	for k in $(seq 0 $((shards - 1))); do
+		# shellcheck disable=SC2086
+		"$bin/mozpool-sim" -inventory "$inventory" -api "$(paste -sd, "$dir/nodes")" -shard "$k/$shards" \
+			-write-inventory "$dir/inventory.$k.json" -time-scale "$scale" -relay-recovery "$recovery" \
+			${discovery[@]+"${discovery[@]}"} ${board_ports[@]+"${board_ports[@]}"} ${MOZPOOL_SIM_ARGS:-} \
+			>"$dir/sim.$k.out" 2>"$dir/sim.$k.log" &
+		echo $! >>"$dir/sim.pid"
+	done
+	for k in $(seq 0 $((shards - 1))); do
+		wait_for test -s "$dir/inventory.$k.json" || die "the simulator did not start; see $dir/sim.$k.log"
+		wait_for grep -q '^ground truth: ' "$dir/sim.$k.out" || die "the simulator did not start; see $dir/sim.$k.log"
+	done
+	if [ "$shards" = 1 ]; then
+		mv "$dir/inventory.0.json" "$dir/inventory.json"
+	else
+		cp "$inventory" "$dir/inventory.json"
+	fi
+	ln -sf sim.0.log "$dir/sim.log"
+	sed -n 's/^ground truth: //p' "$dir/sim.0.out" | head -1 >"$dir/sim-url"
 }
 
 cmd_down() {
 	[ -f "$dir/size" ] || return 0
 	local i
-	if [ -f "$dir/sim.pid" ] && kill -0 "$(cat "$dir/sim.pid")" 2>/dev/null; then
-		kill -TERM "$(cat "$dir/sim.pid")" 2>/dev/null || true
-	fi
+	local pid
+	for pid in $(cat "$dir/sim.pid" 2>/dev/null); do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
 	for i in $(seq 1 "$(cat "$dir/size")"); do
 		if is_running "$i"; then
 			kill -TERM "$(cat "$dir/node$i/pid")" 2>/dev/null || true

@@ -27,13 +27,17 @@ type GenerateOptions struct {
 
 // GenerateInventory builds a lab inventory: per rack, BoardsPerServer
 // pandas wired to as many 32-relay ProXR boards as needed, each board on its
-// own loopback address; the images and PXE configs of the sample lab.
+// own loopback address (250 per block of the third octet, for both boards
+// and relay boards, so up to 62,500 boards); the images and PXE configs of the sample lab.
 func GenerateInventory(o GenerateOptions) (fsm.Inventory, error) {
 	if len(o.Servers) == 0 || o.BoardsPerServer <= 0 {
 		return fsm.Inventory{}, fmt.Errorf("%w: need servers and boards", ErrBadInventory)
 	}
 	total := len(o.Servers) * o.BoardsPerServer
-	if total > 250*250 || o.BoardNet < 1 || o.BoardNet > 255 || o.RelayNet < 1 || o.RelayNet > 255 || o.BoardNet == o.RelayNet {
+	// A rack's relay boards take 250 addresses per block of the third
+	// octet; the blocks of all racks must fit in it.
+	blocks := (o.BoardsPerServer/32 + 250) / 250
+	if total > 250*250 || len(o.Servers)*blocks > 255 || o.BoardNet < 1 || o.BoardNet > 255 || o.RelayNet < 1 || o.RelayNet > 255 || o.BoardNet == o.RelayNet {
 		return fsm.Inventory{}, fmt.Errorf("%w: bad sizes or networks", ErrBadInventory)
 	}
 	const hwType, hwModel = "panda", "ES Rev B2"
@@ -64,7 +68,9 @@ func GenerateInventory(o GenerateOptions) (fsm.Inventory, error) {
 		inv.ImagingServers = append(inv.ImagingServers, fsm.InventoryServer{Name: server, Rack: fmt.Sprintf("rack%d", r+1)})
 		for b := 0; b < o.BoardsPerServer; b++ {
 			relayBoard, slot := b/32, b%32
-			host := fmt.Sprintf("127.%d.%d.%d", o.RelayNet, r+1, relayBoard+1)
+			// Rack r's first 250 relay boards are 127.RelayNet.(r+1).k, the
+			// next 250 127.RelayNet.(r+1+len(Servers)).k, and so on.
+			host := fmt.Sprintf("127.%d.%d.%d", o.RelayNet, r+1+len(o.Servers)*(relayBoard/250), relayBoard%250+1)
 			n++
 			inv.Devices = append(inv.Devices, fsm.InventoryDevice{
 				Name: fmt.Sprintf("panda-%04d", n), FQDN: fmt.Sprintf("panda-%04d.lab", n), InventoryID: int64(n),

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +32,50 @@ func TestGenerateInventory(t *testing.T) {
 	// And so does the simulator.
 	cfg := DefaultConfig()
 	cfg.Inventory, cfg.API = inv, []string{"http://127.0.0.1:1"}
+	_, err = New(cfg)
+	require.NoError(t, err)
+
+	// 50,000 boards: more than 250 relay boards per rack, each address
+	// still valid and used once.
+	inv, err = GenerateInventory(GenerateOptions{
+		Servers: []string{"s1", "s2", "s3"}, BoardsPerServer: 16667, BoardNet: 1, RelayNet: 2, RelayPort: 2101,
+	})
+	require.NoError(t, err)
+	require.Len(t, inv.Devices, 50001)
+	ips, relays := map[string]bool{}, map[string]bool{}
+	for _, d := range inv.Devices {
+		require.False(t, ips[d.IPAddress], "ip %s used twice", d.IPAddress)
+		ips[d.IPAddress] = true
+		host, _, _ := strings.Cut(d.RelayInfo, ":")
+		require.NotNil(t, net.ParseIP(host), "relay host %q", host)
+		relays[d.RelayInfo] = true
+	}
+	require.Len(t, relays, 50001)
+
+	// Shards of it: every board in exactly one, with all of its relay
+	// board's boards.
+	seen := map[string]int{}
+	hostShard := map[string]int{}
+	for i := range 7 {
+		part, err := ShardInventory(inv, i, 7)
+		require.NoError(t, err)
+		require.Less(t, len(part.Devices), 50001/7+64)
+		for _, d := range part.Devices {
+			seen[d.Name]++
+			host, _, _ := strings.Cut(d.RelayInfo, ":")
+			if s, ok := hostShard[host]; ok {
+				require.Equal(t, s, i, "relay board %s split", host)
+			}
+			hostShard[host] = i
+		}
+	}
+	require.Len(t, seen, 50001)
+	for name, n := range seen {
+		require.Equal(t, 1, n, name)
+	}
+	_, err = ShardInventory(inv, 3, 3)
+	require.ErrorIs(t, err, ErrBadInventory)
+	cfg.Inventory = inv
 	_, err = New(cfg)
 	require.NoError(t, err)
 

@@ -78,14 +78,13 @@ type Receiver struct {
 	// entry (or by Shutdown if the receiver never started).
 	done     chan struct{}
 	stopOnce sync.Once
-
-	// idxMu guards idx, the index of senders (see lookup).
-	idxMu sync.Mutex
-	idx   *senderIndex
 	// abortCtx is the parent of every proposal; abort cancels it when
 	// Shutdown's context ends before the queue is flushed.
 	abortCtx context.Context
 	abort    context.CancelFunc
+
+	// index finds the device a line comes from (index.go).
+	index deviceIndex
 
 	// The counters behind Stats.
 	received, filed, unknown, malformed, dropped atomic.Uint64
@@ -273,111 +272,93 @@ func (r *Receiver) handle(b []byte, from netip.Addr, now time.Time) {
 // whatever hostname it claims. It returns "" and a reason for a sender that
 // is not one of this imaging server's boards.
 func (r *Receiver) lookup(from netip.Addr, hostname string) (device, reason string) {
+	byAddr := func(d *fsm.Device) bool {
+		a, err := netip.ParseAddr(d.IPAddress)
+		return err == nil && from.IsValid() && a.Unmap() == from
+	}
 	host := strings.TrimSuffix(hostname, ".")
-	var keys []senderKey
-	if from.IsValid() {
-		keys = append(keys, senderKey{addr: from.Unmap()})
-	}
-	if host != "" {
-		if a, err := netip.ParseAddr(host); err == nil {
-			keys = append(keys, senderKey{addr: a.Unmap()})
-		} else {
-			keys = append(keys, senderKey{name: strings.ToLower(host)})
+	hostAddr, hostErr := netip.ParseAddr(host)
+	byName := func(d *fsm.Device) bool {
+		if host == "" {
+			return false
 		}
+		if hostErr == nil {
+			a, err := netip.ParseAddr(d.IPAddress)
+			return err == nil && a.Unmap() == hostAddr.Unmap()
+		}
+		return strings.EqualFold(host, d.Name) || strings.EqualFold(host, strings.TrimSuffix(d.FQDN, "."))
 	}
-	now := time.Now()
-	r.idxMu.Lock()
-	defer r.idxMu.Unlock()
-	if r.idx == nil || now.Sub(r.idx.built) > indexMaxAge {
-		r.rebuildIndex(now)
+	// The index's candidates for each way of matching.
+	candidates := func(x *deviceIndex) [2][]string {
+		var c [2][]string
+		if from.IsValid() {
+			c[0] = x.byAddr[from]
+		}
+		switch {
+		case host == "":
+		case hostErr == nil:
+			c[1] = x.byAddr[hostAddr.Unmap()]
+		default:
+			c[1] = x.byName[strings.ToLower(host)]
+		}
+		return c
 	}
-	device, reason = r.idx.match(keys, r.cfg.Server)
-	if device == "" && r.cfg.FSM.AppliedIndex() != r.idx.index && now.Sub(r.idx.built) > indexMinAge {
-		// A board added or readdressed since the index was built: look
-		// again in a fresh one (at most every indexMinAge, so a flood from
-		// unknown senders does not rebuild it for every datagram).
-		r.rebuildIndex(now)
-		device, reason = r.idx.match(keys, r.cfg.Server)
-	}
+	r.index.mu.Lock()
+	defer r.index.mu.Unlock()
+	r.cfg.FSM.Read(func(s *fsm.State) {
+		now := time.Now()
+		x := &r.index
+		if x.stale(s, now) {
+			x.rebuild(s, r.cfg.FSM.AppliedIndex(), now)
+		}
+		c := candidates(x)
+		if len(c[0]) == 0 && len(c[1]) == 0 && x.rebuildOnMiss(r.cfg.FSM.AppliedIndex(), now) {
+			// Unknown to an index built before the last change: perhaps
+			// an address or name changed since.
+			x.rebuild(s, r.cfg.FSM.AppliedIndex(), now)
+			c = candidates(x)
+		}
+		for i, match := range []func(*fsm.Device) bool{byAddr, byName} {
+			own, other, behind := r.find(s, c[i], match)
+			if behind {
+				// A candidate no longer matches: the index is behind
+				// the state.
+				x.rebuild(s, r.cfg.FSM.AppliedIndex(), now)
+				own, other, _ = r.find(s, candidates(x)[i], match)
+			}
+			switch {
+			case own != "":
+				device = own
+				return
+			case other != "":
+				reason = "device " + other + " belongs to another imaging server"
+				return
+			}
+		}
+		reason = "no device has this address or hostname"
+	})
 	return device, reason
 }
 
-// The sender index is rebuilt when it is older than indexMaxAge, and on a
-// miss when the state changed since it was built and it is older than
-// indexMinAge. A board's new address or owner is therefore known within
-// indexMaxAge at most.
-const (
-	indexMaxAge = 2 * time.Second
-	indexMinAge = 100 * time.Millisecond
-)
-
-// senderKey is an address or a lower-case name.
-type senderKey struct {
-	addr netip.Addr
-	name string
-}
-
-// indexEntry is a device a sender key names.
-type indexEntry struct {
-	device, server string
-}
-
-// senderIndex maps devices' addresses, names and FQDNs to the devices, so
-// a datagram is matched without a scan of every device (a large lab's
-// boards send thousands of lines a second).
-type senderIndex struct {
-	built time.Time
-	index uint64 // the FSM's applied index when built
-	keys  map[senderKey][]indexEntry
-}
-
-func (r *Receiver) rebuildIndex(now time.Time) {
-	idx := &senderIndex{built: now, keys: map[senderKey][]indexEntry{}}
-	r.cfg.FSM.Read(func(s *fsm.State) {
-		idx.index = r.cfg.FSM.AppliedIndex()
-		for _, d := range s.Devices {
-			e := indexEntry{device: d.Name, server: d.ImagingServer}
-			if a, err := netip.ParseAddr(d.IPAddress); err == nil {
-				k := senderKey{addr: a.Unmap()}
-				idx.keys[k] = append(idx.keys[k], e)
-			}
-			names := []string{strings.ToLower(d.Name)}
-			if f := strings.ToLower(strings.TrimSuffix(d.FQDN, ".")); f != "" && f != names[0] {
-				names = append(names, f)
-			}
-			for _, n := range names {
-				k := senderKey{name: n}
-				idx.keys[k] = append(idx.keys[k], e)
-			}
+// find returns the first (by name) matching device of this imaging server
+// among the index's candidates and, if there is none, the first matching
+// device of another; behind is true when a candidate does not match.
+func (r *Receiver) find(s *fsm.State, candidates []string, match func(*fsm.Device) bool) (own, other string, behind bool) {
+	for _, name := range candidates {
+		d := s.Devices[name]
+		if d == nil || !match(d) {
+			behind = true
+			continue
 		}
-	})
-	r.idx = idx
-}
-
-// match tries the keys in order (the sender's address first, then its
-// HOSTNAME) and returns, for the first key that names any device, the
-// first (by name) of server's devices; if that key names only other
-// servers' devices, a reason naming the first of them.
-func (x *senderIndex) match(keys []senderKey, server string) (device, reason string) {
-	for _, k := range keys {
-		var own, other string
-		for _, e := range x.keys[k] {
-			if e.server == server {
-				if own == "" || e.device < own {
-					own = e.device
-				}
-			} else if other == "" || e.device < other {
-				other = e.device
+		if d.ImagingServer == r.cfg.Server {
+			if own == "" || d.Name < own {
+				own = d.Name
 			}
-		}
-		switch {
-		case own != "":
-			return own, ""
-		case other != "":
-			return "", "device " + other + " belongs to another imaging server"
+		} else if other == "" || d.Name < other {
+			other = d.Name
 		}
 	}
-	return "", "no device has this address or hostname"
+	return own, other, behind
 }
 
 // flush collects queued entries into batches and proposes each batch as one
@@ -434,9 +415,6 @@ func (r *Receiver) file(batch []fsm.LogEntry) {
 		res, err = r.cfg.Propose(ctx, fsm.CmdLogAppend, &fsm.LogAppend{
 			Header:  fsm.Header{At: time.Now().UTC()},
 			Entries: batch,
-			// Lines of boards this server no longer owns are dropped.
-			Server:          r.cfg.Server,
-			RackGenerations: r.cfg.FSM.OwnedRackGenerations(r.cfg.Server),
 		})
 		cancel()
 		if err == nil {

@@ -39,8 +39,7 @@ const (
 //   - panda-0003 (another server) is found by its hostname;
 //   - panda-0004 (another server) has ip_address 127.0.0.2.
 type lab struct {
-	f   *fsm.FSM
-	inv fsm.Inventory // as synced by newLab
+	f *fsm.FSM
 
 	mu        sync.Mutex // serialises proposals, like the Raft log
 	index     uint64
@@ -49,6 +48,8 @@ type lab struct {
 
 	logMu sync.Mutex
 	logs  []fsm.LogEntry
+
+	inv fsm.Inventory // as synced
 }
 
 func newLab(t testing.TB) *lab {
@@ -71,11 +72,17 @@ func newLab(t testing.TB) *lab {
 			IPAddress: ip,
 		})
 	}
+	l.sync(t, inv)
+	return l
+}
+
+// sync applies inv as the inventory.
+func (l *lab) sync(t testing.TB, inv fsm.Inventory) {
+	t.Helper()
 	res, err := l.propose(context.Background(), fsm.CmdInventorySync, &fsm.InventorySync{Inventory: inv, ShipIt: true})
 	require.NoError(t, err)
 	require.NoError(t, res.Error())
 	l.inv = inv
-	return l
 }
 
 // propose stands in for cluster.Node.Apply.
@@ -270,35 +277,30 @@ func TestReceiver_Lookup(t *testing.T) {
 	}
 }
 
-// TestReceiver_LookupFollowsInventory: the sender index is not a frozen
-// copy: a board the inventory readdresses is found at its new address.
+// TestReceiver_LookupFollowsInventory checks that lines are filed by the
+// inventory as it is now, not as it was when the receiver last looked a
+// sender up: a board given a new address is found there, and nothing
+// more is filed from its old one.
 func TestReceiver_LookupFollowsInventory(t *testing.T) {
 	l := newLab(t)
 	r, err := New(testConfig(t, l))
 	require.NoError(t, err)
-	send := func(from string) string {
-		r.handle([]byte("<134>1 - - app - - - hi"), netip.MustParseAddr(from), time.Now())
-		select {
-		case e := <-r.queue:
-			return e.Name
-		default:
-			return ""
-		}
+	lookup := func(from, hostname string) string {
+		device, _ := r.lookup(netip.MustParseAddr(from), hostname)
+		return device
 	}
-	require.Equal(t, "panda-0001", send("127.0.0.1"))
-	require.Equal(t, "", send("127.0.0.9"), "no board there yet")
+	require.Equal(t, "panda-0001", lookup("127.0.0.1", "-"))
+	require.Equal(t, "", lookup("127.0.0.3", "-"))
 
 	inv := l.inv
 	inv.Devices = slices.Clone(inv.Devices)
-	for i := range inv.Devices {
-		if inv.Devices[i].Name == "panda-0002" {
-			inv.Devices[i].IPAddress = "127.0.0.9"
-		}
-	}
-	res, err := l.propose(context.Background(), fsm.CmdInventorySync, &fsm.InventorySync{Inventory: inv, ShipIt: true})
-	require.NoError(t, err)
-	require.NoError(t, res.Error())
-	require.Eventually(t, func() bool { return send("127.0.0.9") == "panda-0002" }, 10*time.Second, 20*time.Millisecond)
+	inv.Devices[0].IPAddress = "127.0.0.3"
+	inv.Devices[1].FQDN = "renamed.lab"
+	l.sync(t, inv)
+	require.Equal(t, "panda-0001", lookup("127.0.0.3", "-"), "the new address")
+	require.Equal(t, "", lookup("127.0.0.1", "-"), "the old address")
+	require.Equal(t, "panda-0002", lookup("10.0.0.9", "renamed.lab"), "the new fqdn")
+	require.Equal(t, "", lookup("10.0.0.9", "panda-0002.lab"), "the old fqdn")
 }
 
 func TestReceiver_FarTimestampFallsBackToReceiveTime(t *testing.T) {

@@ -23,13 +23,15 @@ type options struct {
 	listen         string
 	logJSON        bool
 	logLevel       string
-	cfg            sim.Config
+	// shard, shards: simulate only shard `shard` of `shards` (-shard i/n).
+	shard, shards int
+	cfg           sim.Config
 }
 
 func parseFlags(args []string) (*options, error) {
 	o := &options{cfg: sim.DefaultConfig()}
 	c := &o.cfg
-	var api, caCert string
+	var api, caCert, shard string
 	fs := flag.NewFlagSet("mozpool-sim", flag.ContinueOnError)
 	fs.StringVar(&o.inventory, "inventory", "", "lab inventory JSON file; every device needs relay_info and ip_address (required)")
 	fs.StringVar(&api, "api", "", "comma-separated cluster node URLs, to find the imaging servers' HTTP, TFTP and syslog addresses (required)")
@@ -53,6 +55,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Float64Var(&c.Failures.SelfTestOK, "self-test-ok", c.Failures.SelfTestOK, "probability that a self-test passes")
 	fs.Float64Var(&c.Failures.SelfTestFailed, "self-test-failed", c.Failures.SelfTestFailed, "probability that a self-test reports failure (the rest hang)")
 	fs.BoolVar(&c.Syslog, "syslog", c.Syslog, "send each board's boot messages to its imaging server's syslog receiver (-syslog=false: off)")
+	fs.StringVar(&shard, "shard", "0/1", "simulate only part i/n of the lab: the boards of every n-th relay board, from the i-th (n processes, i = 0..n-1, run the whole lab)")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log as JSON lines")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -63,6 +66,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.inventory == "" {
 		return nil, errors.New("-inventory is required")
+	}
+	if _, err := fmt.Sscanf(shard, "%d/%d", &o.shard, &o.shards); err != nil || o.shards < 1 || o.shard < 0 || o.shard >= o.shards {
+		return nil, fmt.Errorf("-shard %q: want i/n with 0 <= i < n", shard)
 	}
 	for _, u := range strings.Split(api, ",") {
 		if u = strings.TrimSpace(u); u != "" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mozpool/mozpool/internal/rlimit"
 	"github.com/mozpool/mozpool/sim"
 )
 
@@ -50,11 +51,20 @@ func run(o *options) error {
 	if err != nil {
 		return err
 	}
+	if inv, err = sim.ShardInventory(inv, o.shard, o.shards); err != nil {
+		return err
+	}
 	o.cfg.Inventory = inv
 	o.cfg.Logger = logger
 	lab, err := sim.New(o.cfg)
 	if err != nil {
 		return err
+	}
+	// Each board listens twice (ping, SUT agent) and each relay board
+	// once; Start fails with "too many open files" below that.
+	need := uint64(3*len(inv.Devices) + len(inv.RelayBoards) + 1024)
+	if got := rlimit.RaiseNoFile(need); got < need {
+		logger.Warn("open file limit below what the lab needs", "limit", got, "need", need)
 	}
 
 	// 3. Bind the relay boards and start the boards.

@@ -28,12 +28,18 @@ func TestParseFlags(t *testing.T) {
 	require.Equal(t, 30701, o.cfg.SUTPort)
 	require.Equal(t, time.Duration(0), o.cfg.RelayRecovery)
 	require.Equal(t, "127.0.0.1:0", o.listen)
+	require.Equal(t, [2]int{0, 1}, [2]int{o.shard, o.shards}, "one shard: the whole lab")
+	o, err = parseFlags([]string{"-inventory", "lab.json", "-api", "http://x", "-shard", "2/4"})
+	require.NoError(t, err)
+	require.Equal(t, [2]int{2, 4}, [2]int{o.shard, o.shards})
 
 	for _, args := range [][]string{
 		{"-api", "http://127.0.0.1:8010"},
 		{"-inventory", "lab.json"},
 		{"-inventory", "lab.json", "-api", " , "},
 		{"-inventory", "lab.json", "-api", "http://x", "extra"},
+		{"-inventory", "lab.json", "-api", "http://x", "-shard", "4/4"},
+		{"-inventory", "lab.json", "-api", "http://x", "-shard", "x"},
 	} {
 		_, err := parseFlags(args)
 		require.Error(t, err, "%v", args)

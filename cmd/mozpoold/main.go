@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mozpool/mozpool/daemon"
+	"github.com/mozpool/mozpool/internal/rlimit"
 )
 
 func parseFlags(args []string) (daemon.Config, hclog.Logger, error) {
@@ -53,7 +54,7 @@ func parseFlags(args []string) (daemon.Config, hclog.Logger, error) {
 	fs.StringVar(&c.TLS.Cert, "tls-cert", os.Getenv("MOZPOOL_TLS_CERT"), "PEM file of this node's certificate (mozpoolctl tls cert; reloaded when it changes; default $MOZPOOL_TLS_CERT)")
 	fs.StringVar(&c.TLS.Key, "tls-key", os.Getenv("MOZPOOL_TLS_KEY"), "PEM file of this node's key (default $MOZPOOL_TLS_KEY)")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "run without TLS: API, Raft and node-to-node calls in clear text (INSECURE; for a lab on a trusted network)")
-	fs.StringVar(&c.DebugAddr, "debug", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; no authentication: bind it to loopback; empty: off")
+	fs.StringVar(&c.PprofAddr, "pprof", "", "serve Go's profiles (net/http/pprof, /debug/pprof/) on this address, apart from the API and without authentication: bind it to loopback (e.g. 127.0.0.1:0); empty: off")
 	fs.BoolVar(&logJSON, "log-json", false, "log as JSON lines")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -92,6 +93,12 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mozpoold:", err)
 		os.Exit(2)
+	}
+
+	// A node pings each of its boards over TCP and serves many clients:
+	// room for a large lab's sockets.
+	if n := rlimit.RaiseNoFile(1 << 18); n < 1<<16 {
+		logger.Debug("open file limit", "limit", n)
 	}
 
 	// 2. Start the node: log store, state, TFTP, syslog, Raft, hardware,

@@ -3,7 +3,7 @@
 // ready on screen, a state is forced, a device log tails live while the
 // board images, and the Devices page shows 10,000 devices with only the
 // rows in view in the DOM. How fast that page paints is a benchmark
-// (BenchmarkDevicesPage10k, make bench-ui), never a test: a test that
+// (BenchmarkDevicesPage, make bench-ui), never a test: a test that
 // asserts a time fails on a slower machine. Screenshots of each page go to
 // screenshots/ at the repository root (git-ignored).
 package ui

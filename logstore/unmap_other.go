@@ -1,0 +1,5 @@
+//go:build !linux
+
+package logstore
+
+func madviseDontNeed(addr, n uintptr) error { return nil }
