@@ -44,6 +44,13 @@ type ExecutorConfig struct {
 	// MinActionTime is the least time an action gets even when its state's
 	// (scaled) deadline is nearer. Default 2 s.
 	MinActionTime time.Duration
+	// RelayOpTime is how long a relay operation may run, once it has left
+	// its relay board's queue, before the executor gives up on it: relay
+	// boards run in real time whatever the time scale, so a running power
+	// cycle is not bounded by its state's (scaled) timeout. The relay
+	// driver bounds its operations itself (relay.Config.OpTimeout, 30 s);
+	// this is the safety net above it. Default 60 s.
+	RelayOpTime time.Duration
 	// ResyncInterval is how often every owned device is re-examined, as a
 	// safety net for missed notifications and snapshot restores. Default 10 s.
 	ResyncInterval time.Duration
@@ -65,7 +72,7 @@ type ExecutorConfig struct {
 
 // DefaultExecutorConfig returns the defaults documented on ExecutorConfig.
 func DefaultExecutorConfig() ExecutorConfig {
-	return ExecutorConfig{Concurrency: 32, MinActionTime: 2 * time.Second, ResyncInterval: 10 * time.Second}
+	return ExecutorConfig{Concurrency: 32, MinActionTime: 2 * time.Second, RelayOpTime: time.Minute, ResyncInterval: 10 * time.Second}
 }
 
 // Validate reports the first problem.
@@ -77,8 +84,8 @@ func (c *ExecutorConfig) Validate() error {
 		return errors.New("lifeguard: fsm, hardware and propose are required")
 	case c.Concurrency < 1:
 		return errors.New("lifeguard: concurrency must be at least 1")
-	case c.ResyncInterval <= 0 || c.MinActionTime <= 0:
-		return errors.New("lifeguard: resync interval and min action time must be positive")
+	case c.ResyncInterval <= 0 || c.MinActionTime <= 0 || c.RelayOpTime <= 0:
+		return errors.New("lifeguard: resync interval, min action time and relay operation time must be positive")
 	}
 	return nil
 }
@@ -382,11 +389,8 @@ func (e *Executor) act(ctx context.Context, v view) {
 	if a.usesRelay() {
 		h := &relayHold{}
 		actx = relay.WithNotice(actx, e.relayNotice(ctx, v, limit, h))
-		defer func() {
-			if !h.restarted() {
-				e.release(v.name, v.gen) // it never left the queue
-			}
-		}()
+		// Runs after the result is proposed (defers run last in first).
+		defer e.release(v.name, v.gen)
 	}
 	event, err := e.perform(actx, v, a)
 	if err != nil {
@@ -534,12 +538,13 @@ func (a Action) usesRelay() bool {
 }
 
 // relayNotice follows the relay operation of v's entry through its relay
-// board's queue. When the operation has to wait, the entry is held: its
-// action is no longer bounded by limit, and its timeout is not proposed.
-// When a waiting operation starts, limit is set to the state's whole
-// timeout from now, and power_cycle_started is proposed so that the
-// replicated deadline counts from now too; the hold ends once that is
-// committed (or the entry has passed).
+// board's queue. While the operation waits or runs, the entry is held: its
+// action is bounded by limit only once it runs, for RelayOpTime, and its
+// timeout is not proposed. When a waiting operation
+// starts, power_cycle_started is proposed so that the replicated deadline
+// counts from now; the hold ends when the operation has ended and its
+// result is committed, and a power cycle that failed then times out from
+// that deadline.
 func (e *Executor) relayNotice(ctx context.Context, v view, limit *actionLimit, h *relayHold) relay.Notice {
 	return relay.Notice{
 		Queued: func() {
@@ -560,13 +565,22 @@ func (e *Executor) relayNotice(ctx context.Context, v view, limit *actionLimit, 
 		},
 		Started: func() {
 			h.mu.Lock()
-			h.started = true
 			w := h.waited
 			h.mu.Unlock()
+			// Once it runs, the operation is bounded by RelayOpTime (and
+			// the relay driver's own timeout), not by the state's
+			// timeout: relay boards run in real time whatever the time
+			// scale, and a state that timed out under a running power
+			// cycle would queue another one behind it. The entry stays
+			// held until the operation has ended and its result is
+			// committed (act releases it).
+			limit.reset(max(v.deadline.Sub(v.entered), e.cfg.RelayOpTime))
+			e.mu.Lock()
+			e.held[v.name] = v.gen
+			e.mu.Unlock()
 			if !w {
 				return // started at once: the entry's deadline stands
 			}
-			limit.reset(max(v.deadline.Sub(v.entered), e.cfg.MinActionTime))
 			e.bg.Add(1)
 			// Exits when the event is committed, the entry has passed, or
 			// ctx ends.
@@ -575,7 +589,6 @@ func (e *Executor) relayNotice(ctx context.Context, v view, limit *actionLimit, 
 				e.propose(ctx, v, fsm.CmdDeviceEvent, &fsm.DeviceEvent{
 					Device: v.name, Event: string(EventPowerCycleStarted), Generation: v.gen, Source: "bmm", Fence: e.fence(v),
 				})
-				e.release(v.name, v.gen)
 			}()
 		},
 	}
@@ -583,16 +596,8 @@ func (e *Executor) relayNotice(ctx context.Context, v view, limit *actionLimit, 
 
 // relayHold is what relayNotice has seen of one relay operation.
 type relayHold struct {
-	mu              sync.Mutex
-	waited, started bool
-}
-
-// restarted reports whether the operation waited and then started: its
-// power_cycle_started proposal ends the hold.
-func (h *relayHold) restarted() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.waited && h.started
+	mu     sync.Mutex
+	waited bool
 }
 
 // release ends the hold of a device's entry, if it holds gen, and has the

@@ -129,7 +129,7 @@ func (h *queueHW) endings() []error {
 	return append([]error(nil), h.ended...)
 }
 
-func newQueueRig(t *testing.T, minAction time.Duration) (*execRig, *queueHW) {
+func newQueueRig(t *testing.T, minAction, relayOp time.Duration) (*execRig, *queueHW) {
 	r := newExecRig(t, rigServer)
 	for _, d := range []string{pandaB, pandaNoRelay, "panda-0003"} {
 		r.force(t, d, "locked_out")
@@ -137,7 +137,7 @@ func newQueueRig(t *testing.T, minAction time.Duration) (*execRig, *queueHW) {
 	r.force(t, pandaA, "ready")
 	hw := &queueHW{fakeHW: r.hw, device: pandaA, start: make(chan struct{}), finish: make(chan struct{})}
 	cfg := r.exec.cfg
-	cfg.Hardware, cfg.MinActionTime = hw, minAction
+	cfg.Hardware, cfg.MinActionTime, cfg.RelayOpTime = hw, minAction, relayOp
 	exec, err := NewExecutor(cfg)
 	require.NoError(t, err)
 	r.exec = exec
@@ -156,7 +156,7 @@ func (r *execRig) device(dev string) fsm.Device {
 // deadline is re-armed from then with the same generation, and the
 // cycle's result moves the device on.
 func TestExecutor_RelayWaitDoesNotCountAgainstTheState(t *testing.T) {
-	r, hw := newQueueRig(t, time.Second)
+	r, hw := newQueueRig(t, time.Second, time.Minute)
 	r.start(t)
 	res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: "please_power_cycle"})
 	require.NoError(t, res.Error())
@@ -189,12 +189,12 @@ func TestExecutor_RelayWaitDoesNotCountAgainstTheState(t *testing.T) {
 
 // A retry after a timeout replaces the power cycle of the entry before:
 // that one's context ends when the new entry is seen, so a device never has
-// two power cycles waiting or running. The started cycle hangs; the
-// re-armed deadline passes and pc_power_cycling is entered again; the old
-// cycle returns (MinActionTime, an hour here, would otherwise keep it) and
-// the new one moves the device on.
+// two power cycles waiting or running. The started cycle hangs until
+// RelayOpTime (50 ms here) gives up on it; the re-armed deadline has passed
+// by then and pc_power_cycling is entered again; the new cycle moves the
+// device on.
 func TestExecutor_RetryReplacesTheWaitingPowerCycle(t *testing.T) {
-	r, hw := newQueueRig(t, time.Hour)
+	r, hw := newQueueRig(t, time.Hour, 50*time.Millisecond)
 	r.start(t)
 	close(hw.start) // each cycle starts at once after reporting its wait
 	res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: "please_power_cycle"})
@@ -202,11 +202,38 @@ func TestExecutor_RetryReplacesTheWaitingPowerCycle(t *testing.T) {
 	entry := r.device(pandaA)
 
 	require.Eventually(t, func() bool { return len(hw.endings()) >= 1 }, 10*time.Second, 5*time.Millisecond,
-		"the hanging cycle of the timed-out entry was not cancelled")
+		"the hanging cycle was not given up")
 	require.ErrorIs(t, hw.endings()[0], context.Canceled)
 	require.Eventually(t, func() bool { return r.device(pandaA).Generation > entry.Generation }, 10*time.Second, 5*time.Millisecond)
 	require.GreaterOrEqual(t, r.device(pandaA).Counters[counterPowerCycle], 1, "a timeout retried the cycle")
 
 	close(hw.finish)
 	require.Eventually(t, func() bool { return r.state(pandaA) == StateReady }, 10*time.Second, 5*time.Millisecond)
+}
+
+// A running power cycle that outlasts its state's (scaled) timeout is not
+// cut off, and the state does not time out under it: relay boards run in
+// real time whatever the time scale. Its result moves the device on.
+func TestExecutor_RunningPowerCycleOutlastsTheStateTimeout(t *testing.T) {
+	r, hw := newQueueRig(t, time.Millisecond, time.Minute)
+	r.start(t)
+	close(hw.start)
+	res, _ := r.propose(context.Background(), fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: pandaA, Event: "please_power_cycle"})
+	require.NoError(t, res.Error())
+	require.Eventually(t, func() bool { return hw.calls.Load() == 1 }, 10*time.Second, time.Millisecond)
+	entry := r.device(pandaA)
+
+	// Well past the (re-armed) deadline, the cycle still runs and the
+	// entry stands.
+	require.Eventually(t, func() bool {
+		d := r.device(pandaA)
+		return d.Generation == entry.Generation && !d.StateDeadline.IsZero() && time.Now().After(d.StateDeadline.Add(300*time.Millisecond))
+	}, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, entry.Generation, r.device(pandaA).Generation, "timed out under a running power cycle")
+	require.Empty(t, hw.endings(), "the running cycle was cut off")
+	require.Equal(t, int32(1), hw.calls.Load())
+
+	close(hw.finish)
+	require.Eventually(t, func() bool { return r.state(pandaA) == StateReady }, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, []error{nil}, hw.endings())
 }
