@@ -433,7 +433,7 @@ func testRequestEnvironment(t *testing.T, l *lab, odd, even string) {
 		return ok && r.AssignedDevice != ""
 	}, 5*searchEvery, poll, "an odd request took a board of another environment")
 	require.Equal(t, requests.StateFindingDevice, requestStateOn(n, q2.ID))
-	l.waitHolder(t, even, 0, time.Second)
+	l.waitHolder(t, even, 0, 10*time.Second)
 	require.Equal(t, lifeguard.StateReady, l.state(even), "the even board was there for the taking")
 
 	q3 := l.createRequest(t, n, "any", requestBody("b2g", "even", 3600))
@@ -487,7 +487,7 @@ func testRequestSpecificDevice(t *testing.T, l *lab, dev string) {
 	}, 5*pendingPoll, poll, "the held request left pending or the failed one moved")
 	require.True(t, time.Now().UTC().After(parseWireTime(t, busy.Expires)), "the failed request has expired")
 	require.Equal(t, requests.StateFailedDeviceBusy, requestStateOn(n, busy.ID))
-	l.waitHolder(t, dev, held.ID, time.Second)
+	l.waitHolder(t, dev, held.ID, 10*time.Second)
 	rlog := l.requestLog(t, held.ID)
 	require.False(t, logHas(rlog, "mozpool", "not imaging"))
 	require.Equal(t, []requests.State{requests.StateFindingDevice, requests.StatePending}, requestStates(rlog))
