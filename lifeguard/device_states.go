@@ -100,6 +100,9 @@ const (
 	sutVerifyCycleEvery = 10
 	sutPowerCycleLimit  = 3
 	sdcardLimit         = 2
+	// A self-test that hangs is power-cycled and run again this many
+	// times before the device fails.
+	selfTestHangLimit = 1
 )
 
 // Counter names. Most count the failures of one state and bear its name.
@@ -117,6 +120,7 @@ const (
 	counterSUTVerifying        = string(StateSUTVerifying)
 	counterSUTVerifyPowerCycle = string(StateSUTVerifyPowerCycle)
 	counterSUTSDCardVerifying  = string(StateSUTSDCardVerifying)
+	counterSelfTestRunning     = string(StateSelfTestRunning)
 )
 
 // deviceStates is the device state table. The reasons come from Mozpool.
@@ -303,9 +307,12 @@ func stateTable() map[State]stateSpec {
 				enter(m, StateReady)
 			}},
 		StateMaintenanceMode: {Timeout: noTimeout, Please: pleaseBasic},
-		// self_test_running: the self-test gets an hour.
+		// self_test_running: the self-test gets an hour. A self-test that
+		// reports nothing in that time hung: it is recorded and the
+		// self-test is net-booted again, selfTestHangLimit times, before
+		// the device fails (a hang is no verdict on the board).
 		StateSelfTestRunning: {Timeout: 3600 * time.Second, Action: ActionClearPXE, Please: pleaseBasic,
-			OnTimeout: gotoState(StateFailedSelfTest),
+			OnTimeout: selfTestHung,
 			Events: map[Event]transition{
 				EventSelfTestOK:     selfTestPassed,
 				EventFailedSelfTest: on(StateFailedSelfTest),
@@ -491,4 +498,19 @@ func sdcardFailed(m *fsm.DeviceTx) {
 		return
 	}
 	enter(m, StateSUTSDCardVerifying)
+}
+
+// selfTestHung is the timeout of self_test_running: the self-test never
+// reported. Up to selfTestHangLimit times the hang is recorded and the
+// self-test net-booted again; then the device fails.
+func selfTestHung(m *fsm.DeviceTx) {
+	if m.Inc(counterSelfTestRunning) > selfTestHangLimit {
+		enter(m, StateFailedSelfTest)
+		return
+	}
+	record(m, opSelfTest, StateSelfTestRunning)
+	m.Log("statemachine", "self-test hung: power-cycling and running it again")
+	d := m.Device()
+	d.NextImage, d.NextBootConfig = "self-test", ""
+	enter(m, StatePXEPowerCycling)
 }
