@@ -45,6 +45,7 @@ const (
 	recToken            recordType = 16
 	recPolicy           recordType = 17
 	recRelayHealth      recordType = 18
+	recTFTPHealth       recordType = 21
 )
 
 // ErrSnapshotVersion is returned by Restore for a snapshot it cannot read.
@@ -96,6 +97,7 @@ func encodeSnapshotAt(s *State, index uint64) ([]byte, error) {
 		put(recPolicy, s.Policy)
 	}
 	putSorted(put, recRelayHealth, s.RelayHealth) // none in older snapshots
+	putSorted(put, recTFTPHealth, s.TFTPHealth)   // none in older snapshots
 	put(recCounters, s.NextID)
 	if s.TimeScale != 0 {
 		// Deadlines depend on it: a restored node must scale as the
@@ -254,6 +256,8 @@ func (s *State) restoreRecord(t recordType, b []byte) error {
 		return json.Unmarshal(b, &s.Policy)
 	case recRelayHealth:
 		return restoreInto(s.RelayHealth, b, func(v *RelayHealth) string { return v.Addr })
+	case recTFTPHealth:
+		return restoreInto(s.TFTPHealth, b, func(v *RelayHealth) string { return v.Addr })
 	case recCounters:
 		return json.Unmarshal(b, &s.NextID)
 	case recTimeScale:
@@ -372,6 +376,7 @@ func (s *State) clone() *State {
 		autoOrder:        slices.Clone(s.autoOrder),
 		Tokens:           cloneEntities(s.Tokens, nil),
 		RelayHealth:      cloneEntities(s.RelayHealth, func(v *RelayHealth) { v.Recent = slices.Clone(v.Recent) }),
+		TFTPHealth:       cloneEntities(s.TFTPHealth, func(v *RelayHealth) { v.Recent = slices.Clone(v.Recent) }),
 		Policy:           s.Policy,
 		Queue:            s.Queue.cloneEncoded(),
 		History:          s.History.clone(),

@@ -267,6 +267,9 @@ type State struct {
 	Policy string `json:"policy,omitempty"`
 	// RelayHealth is keyed by relay board address (relayhealth.go).
 	RelayHealth map[string]*RelayHealth `json:"-"`
+	// TFTPHealth is keyed by imaging server name: the tally of its
+	// boards' PXE/TFTP failures (relayhealth.go).
+	TFTPHealth map[string]*RelayHealth `json:"-"`
 
 	// NextID holds the last id given out per entity kind.
 	NextID map[string]int64 `json:"next_id"`
@@ -304,6 +307,7 @@ func newState() *State {
 		RelayBoards:     map[string]*RelayBoard{},
 		Tokens:          map[string]*Token{},
 		RelayHealth:     map[string]*RelayHealth{},
+		TFTPHealth:      map[string]*RelayHealth{},
 		NextID:          map[string]int64{},
 		idem:            map[string]*idemEntry{},
 		Queue:           newQueue(),

@@ -100,6 +100,8 @@ const (
 	sutVerifyCycleEvery = 10
 	sutPowerCycleLimit  = 3
 	sdcardLimit         = 2
+	// An image whose kernel panics is written again this many times.
+	kernelPanicLimit = 3
 	// A self-test that hangs is power-cycled and run again this many
 	// times before the device fails.
 	selfTestHangLimit = 1
@@ -121,6 +123,7 @@ const (
 	counterSUTVerifyPowerCycle = string(StateSUTVerifyPowerCycle)
 	counterSUTSDCardVerifying  = string(StateSUTSDCardVerifying)
 	counterSelfTestRunning     = string(StateSelfTestRunning)
+	counterKernelPanic         = "kernel_panic"
 )
 
 // deviceStates is the device state table. The reasons come from Mozpool.
@@ -150,6 +153,11 @@ func stateTable() map[State]stateSpec {
 		// relay board; it is retried every 5 minutes, and at once when
 		// the relay board works again (health.go).
 		StateRelayWait: {Timeout: relayWaitPeriod, Please: pleaseBasic, OnTimeout: resume},
+		// pxe_wait: the device's boot loader could not fetch its PXE file
+		// from its imaging server's suspect TFTP; it is retried every 5
+		// minutes, and at once when a board of the server net-boots
+		// (health.go).
+		StatePXEWait: {Timeout: relayWaitPeriod, Please: pleaseBasic, OnTimeout: resume},
 		StateProbation: {Timeout: probationPeriod, Action: ActionHealthCheck, Please: pleaseBasic,
 			OnTimeout: probationTimeout,
 			Events:    map[Event]transition{EventFailed: healthCheckFailed}},
@@ -229,13 +237,25 @@ func stateTable() map[State]stateSpec {
 			Events: map[Event]transition{EventMobileInitStarted: func(m *fsm.DeviceTx, args fsm.EventArgs) error {
 				record(m, opBoot, "")
 				relayWorks(m)
+				tftpWorks(m)
 				return clearThen(counterPXEBooting, StateMobileInitStarted)(m, args)
-			}}},
+			},
+				// The boot loader ran, so the relay switched: a hang is the
+				// board's, not the relay board's.
+				EventBootHung: func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+					m.Log("statemachine", "the boot loader hung (syslog): retrying the net boot now")
+					relayWorks(m)
+					retryPXE(counterPXEBooting, pxeBootLimit, StateFailedPXEBooting)(m)
+					return nil
+				},
+				EventPXEFetchFailed: pxeFetchFailed,
+			}},
 		// mobile_init_started: the live image is up; the PXE file goes so a
 		// reboot uses the SD card; the second stage reports within 10 s.
 		StateMobileInitStarted: {Timeout: 10 * time.Second, Action: ActionClearPXE,
 			OnTimeout: retryPXE(counterMobileInitStarted, mobileInitLimit, StateFailedMobileInitStarted),
 			Events: map[Event]transition{
+				EventBoardRebooted:      failedEarly,
 				EventAndroidDownloading: clearThen(counterMobileInitStarted, StateAndroidDownloading),
 				EventB2GDownloading:     clearThen(counterMobileInitStarted, StateB2GDownloading),
 				EventMaintMode: func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
@@ -254,16 +274,16 @@ func stateTable() map[State]stateSpec {
 			}},
 		StateAndroidDownloading: {Timeout: 180 * time.Second, Action: ActionClearPXE,
 			OnTimeout: retryPXE(counterAndroidDownloading, downloadLimit, StateFailedAndroidDownloading),
-			Events:    map[Event]transition{EventAndroidExtracting: clobberThen(counterAndroidDownloading, StateAndroidExtracting)}},
+			Events:    map[Event]transition{EventAndroidExtracting: clobberThen(counterAndroidDownloading, StateAndroidExtracting), EventBoardRebooted: failedEarly}},
 		StateAndroidExtracting: {Timeout: 600 * time.Second,
 			OnTimeout: retryPXE(counterAndroidExtracting, extractLimit, StateFailedAndroidExtracting),
-			Events:    map[Event]transition{EventAndroidRebooting: clearThen(counterAndroidExtracting, StateSUTVerifying)}},
+			Events:    map[Event]transition{EventAndroidRebooting: clearThen(counterAndroidExtracting, StateSUTVerifying), EventBoardRebooted: failedEarly}},
 		StateB2GDownloading: {Timeout: 180 * time.Second, Action: ActionClearPXE,
 			OnTimeout: retryPXE(counterB2GDownloading, downloadLimit, StateFailedB2GDownloading),
-			Events:    map[Event]transition{EventB2GExtracting: clobberThen(counterB2GDownloading, StateB2GExtracting)}},
+			Events:    map[Event]transition{EventB2GExtracting: clobberThen(counterB2GDownloading, StateB2GExtracting), EventBoardRebooted: failedEarly}},
 		StateB2GExtracting: {Timeout: 300 * time.Second,
 			OnTimeout: retryPXE(counterB2GExtracting, extractLimit, StateFailedB2GExtracting),
-			Events:    map[Event]transition{EventB2GRebooting: clearThen(counterB2GExtracting, StateSUTVerifying)}},
+			Events:    map[Event]transition{EventB2GRebooting: clearThen(counterB2GExtracting, StateSUTVerifying), EventBoardRebooted: failedEarly}},
 		// sut_verifying: the agent gets 45 s per try; every 10th failure
 		// power-cycles the board; 30 failures retire it.
 		StateSUTVerifying: {Timeout: 45 * time.Second, Action: ActionSUTVerify,
@@ -278,7 +298,8 @@ func stateTable() map[State]stateSpec {
 					enter(m, StateSUTVerifying)
 				}
 			},
-			Events: map[Event]transition{EventSUTVerifyOK: clearThen(counterSUTVerifying, StateSUTSDCardVerifying)}},
+			Events: map[Event]transition{EventSUTVerifyOK: clearThen(counterSUTVerifying, StateSUTSDCardVerifying),
+				EventKernelPanic: kernelPanic}},
 		StateSUTVerifyPowerCycle: {Timeout: 60 * time.Second, Action: ActionRelayPowerCycle,
 			OnTimeout: limitThen(counterSUTVerifyPowerCycle, sutPowerCycleLimit, StateFailedSUTVerifying, StateSUTVerifyPowerCycle),
 			Events:    map[Event]transition{EventPowerCycleOK: on(StateSUTVerifying), EventPowerCycleStarted: rearm}},
@@ -513,4 +534,30 @@ func selfTestHung(m *fsm.DeviceTx) {
 	d := m.Device()
 	d.NextImage, d.NextBootConfig = "self-test", ""
 	enter(m, StatePXEPowerCycling)
+}
+
+// failedEarly handles a board's syslog saying that the current step has
+// failed (it reset in the middle of it): the step's timeout runs now
+// rather than when it would have passed.
+func failedEarly(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+	m.Log("statemachine", "the board reset during %s (syslog): the step failed; not waiting for its timeout", m.State())
+	spec(State(m.State())).OnTimeout(m)
+	return nil
+}
+
+// kernelPanic handles the kernel of the image just written panicking:
+// the card does not hold a bootable image, so the image is written again
+// (kernelPanicLimit times) rather than waiting for a SUT agent that will
+// never answer.
+func kernelPanic(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+	d := m.Device()
+	if d.NextImage == "" {
+		return fsm.ErrIgnored // not right after an imaging
+	}
+	m.Log("statemachine", "the new image's kernel panicked (syslog): imaging again")
+	if m.Device().Counters[counterKernelPanic] < kernelPanicLimit {
+		record(m, opImaging, StateSUTVerifying)
+	}
+	limitThen(counterKernelPanic, kernelPanicLimit, StateFailedSUTVerifying, StatePXEPowerCycling)(m)
+	return nil
 }

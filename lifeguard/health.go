@@ -49,6 +49,9 @@ const (
 	opPowerCycle  = "power_cycle"
 	// failHealthCheck is the failure kind of a failed health check.
 	failHealthCheck = "health_check"
+	// failPXEFetch is the failure kind of a net boot whose boot loader
+	// could not fetch the PXE file.
+	failPXEFetch = "pxe_fetch"
 )
 
 // record appends one outcome (fail "" for a success).
@@ -58,7 +61,7 @@ func record(m *fsm.DeviceTx, op string, fail State) { m.Record(op, string(fail))
 // belongs to.
 func failureOp(s State) string {
 	switch s {
-	case StatePXEBooting, StateMobileInitStarted, StateFailedPXEBooting, StateFailedMobileInitStarted:
+	case StatePXEBooting, StateMobileInitStarted, StateFailedPXEBooting, StateFailedMobileInitStarted, failPXEFetch:
 		return opBoot
 	case StateSelfTestRunning, StateFailedSelfTest:
 		return opSelfTest
@@ -268,3 +271,36 @@ func resume(m *fsm.DeviceTx) {
 	}
 	enter(m, StatePCPowerCycling)
 }
+
+// PXE/TFTP faults (fsm/relayhealth.go, TFTPFault). A board whose boot
+// loader cannot fetch its PXE file (its syslog says so: EventPXEFetchFailed)
+// may have a bad imaging server rather than be bad itself. The failure is
+// reported to the server's tally; once SharedFaultBoards of its boards
+// have failed so within the window, its PXE/TFTP is suspect and such
+// failures are neither counted nor recorded: the board waits in pxe_wait,
+// retried every relayWaitPeriod, and at once when a board of the server
+// fetches and boots its PXE file (TFTP serves again). Before that a fetch
+// failure counts against the net boot's budget and is recorded as
+// failPXEFetch, a kind that quarantines only after flapEpisodes episodes:
+// it says little about the board.
+func pxeFetchFailed(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+	// The boot loader ran: the relay switched.
+	relayWorks(m)
+	if m.TFTPFault(failPXEFetch) {
+		m.Log("statemachine", "the PXE file could not be fetched from a suspect PXE/TFTP: not counted, waiting for it")
+		enter(m, StatePXEWait)
+		return nil
+	}
+	m.Log("statemachine", "the boot loader could not fetch the PXE file (syslog): retrying the net boot now")
+	if m.Inc(counterPXEBooting) > pxeBootLimit {
+		enter(m, StateFailedPXEBooting)
+		return nil
+	}
+	record(m, opBoot, failPXEFetch)
+	enter(m, StatePXEPowerCycling)
+	return nil
+}
+
+// tftpWorks is a board fetching and booting its PXE file: its imaging
+// server's PXE/TFTP works; boards waiting for it are retried.
+func tftpWorks(m *fsm.DeviceTx) { m.TFTPOK(string(StatePXEWait), resume) }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -192,11 +193,22 @@ func BenchmarkOutcome(b *testing.B) {
 		}
 		waitSum += h.wait
 	}
+	badOuts := map[string]int{}
+	for _, h := range handouts {
+		if !good(h.device) {
+			badOuts[h.device]++
+		}
+	}
+	for name, n := range badOuts {
+		detail("bad hand-outs of %s (%+v): %d", name, struct{ Broken, Flaky bool }{truth[name].Broken, truth[name].Flaky}, n)
+	}
 	current := map[string]string{}
+	histories := map[string][]fsm.Outcome{}
 	goodQuarantineKinds := map[string]int{}
 	c.Nodes[0].FSM.Read(func(s *fsm.State) {
 		for name, d := range s.Devices {
 			current[name] = d.State
+			histories[name] = append([]fsm.Outcome(nil), d.History...)
 			if (d.State == "failed_flapping" || d.State == "failed_health_checks") && good(name) {
 				for _, o := range fsm.SinceReset(d.History) {
 					if !o.OK() {
@@ -207,6 +219,13 @@ func BenchmarkOutcome(b *testing.B) {
 		}
 	})
 	w.mu.Lock()
+	for name := range badOuts {
+		var path []string
+		for _, t := range w.devices[name] {
+			path = append(path, t.state)
+		}
+		detail("%s: now %s, history %v, states %v", name, current[name], histories[name], path)
+	}
 	var brokenN, retired int
 	var retireSum float64
 	faultFrom := labStart.Add(scaled(cfg.FaultyRelay.After))
@@ -253,6 +272,7 @@ func BenchmarkOutcome(b *testing.B) {
 					} else {
 						controlGoodRetired++
 					}
+					detail("good board %s (relay %s) entered %s: history %v", name, s.Relay.Host, t.state, histories[name])
 					break
 				}
 			}
@@ -277,6 +297,15 @@ func BenchmarkOutcome(b *testing.B) {
 	}
 	b.ReportMetric(float64(relayGoodRetired), "relay_good_retired")
 	b.ReportMetric(float64(controlGoodRetired), "control_good_retired")
+}
+
+// detail prints one line of the soak's explanation when
+// MOZPOOL_OUTCOME_DETAIL is set: which boards were handed out bad, which
+// good ones were retired, and their histories.
+func detail(format string, args ...any) {
+	if os.Getenv("MOZPOOL_OUTCOME_DETAIL") != "" {
+		fmt.Printf("outcome detail: "+format+"\n", args...)
+	}
 }
 
 func countStates(states map[string]string) map[string]int {
