@@ -131,6 +131,13 @@ func (m *DeviceTx) ImageExists(image string) bool {
 	return ok
 }
 
+// ImageInAdvance reports whether idle boards may be imaged with image in
+// advance (Image.InAdvance).
+func (m *DeviceTx) ImageInAdvance(image string) bool {
+	img, ok := m.tx.s.Images[image]
+	return ok && img.InAdvance
+}
+
 // Claimed reports whether a request holds the device.
 func (m *DeviceTx) Claimed() bool { return m.d.RequestID != 0 }
 

@@ -392,7 +392,7 @@ func (q *Queue) cloneEncoded() *Queue {
 }
 
 func (h *History) clone() *History {
-	return &History{Imaging: cloneEntities(h.Imaging, nil), Hold: cloneEntities(h.Hold, nil)}
+	return &History{Imaging: cloneEntities(h.Imaging, nil), Hold: cloneEntities(h.Hold, nil), Wanted: cloneEntities(h.Wanted, nil)}
 }
 
 // cloneEntities copies every entity of m; deep, if set, copies the

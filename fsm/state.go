@@ -47,6 +47,7 @@ type Image struct {
 	CanReuse       bool     `json:"can_reuse"`
 	Hidden         bool     `json:"hidden"`
 	HasSUTAgent    bool     `json:"has_sut_agent"`
+	InAdvance      bool     `json:"in_advance,omitempty"`
 }
 
 // PXEConfig is a named pxelinux configuration template.
@@ -99,6 +100,10 @@ type Device struct {
 	BootConfig     string `json:"boot_config,omitempty"`
 	NextImage      string `json:"next_image,omitempty"`
 	NextBootConfig string `json:"next_boot_config,omitempty"`
+	// Fresh: Image and BootConfig were written while no request held the
+	// device (imaged in advance) and nobody has used it since, so a
+	// request for exactly them may have it without imaging it again.
+	Fresh bool `json:"fresh,omitempty"`
 
 	// RequestID is the request that has claimed the device (0: none).
 	RequestID int64 `json:"request_id,omitempty"`

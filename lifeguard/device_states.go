@@ -144,8 +144,8 @@ func stateTable() map[State]stateSpec {
 		// ready: health-checked every 10 minutes ("to keep load reasonable")
 		// unless a request holds it.
 		StateReady: {Timeout: 600 * time.Second, Action: ActionHealthCheck, Please: pleaseFull,
-			OnTimeout: readyTimeout,
-			Events:    map[Event]transition{EventFailed: healthCheckFailed}},
+			OnEntry: imageInAdvance, OnTimeout: readyTimeout,
+			Events: map[Event]transition{EventFailed: healthCheckFailed}},
 		// probation: a device whose self-test passed right after a failure
 		// is health-checked every 2 minutes; probationChecks clean checks
 		// make it ready (health.go).
@@ -320,6 +320,7 @@ func stateTable() map[State]stateSpec {
 				if d.NextImage != "" {
 					d.Image, d.BootConfig = d.NextImage, d.NextBootConfig
 					d.NextImage, d.NextBootConfig = "", ""
+					d.Fresh = !m.Claimed()
 				}
 				if quarantined(m) {
 					return // the failed state reports failed-bad-device
@@ -381,6 +382,9 @@ func enter(m *fsm.DeviceTx, state State) {
 		spec = unknownState
 	}
 	m.Goto(string(state), spec.Timeout)
+	if state != StateReady && state != StateOperationComplete {
+		m.Device().Fresh = false // used, or being written
+	}
 	if spec.OnEntry != nil {
 		spec.OnEntry(m)
 	}

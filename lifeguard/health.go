@@ -217,6 +217,31 @@ func probationTimeout(m *fsm.DeviceTx) {
 	enter(m, StateProbation)
 }
 
+// Imaging in advance, for images that allow it (in_advance in the
+// catalog; off by default, as in Mozpool). A request that has to image its board waits the whole
+// imaging; one handed a board already imaged with what it asks for (and
+// unused since) waits for nothing. So an idle ready board is imaged with
+// what requests for its hardware last asked for (fsm.Wanted) as soon as
+// it is idle and does not carry that, fresh: when it enters ready
+// unclaimed, and at the end of each health-check period (a board returned
+// by its request stays in ready). Its Fresh mark goes as soon as it is
+// used or written again, and a request gets it (fsm's queue prefers it)
+// only for exactly the image and boot config written: images that may
+// not be reused are never handed out used.
+func imageInAdvance(m *fsm.DeviceTx) {
+	d := m.Device()
+	if m.Claimed() {
+		return
+	}
+	w, ok := m.Wanted()
+	if !ok || !m.ImageInAdvance(w.Image) || d.Fresh && d.Image == w.Image && d.BootConfig == w.BootConfig || m.PXEConfigFor(w.Image) == "" {
+		return
+	}
+	m.Log("statemachine", "idle: imaging with %s in advance, as requests last asked", w.Image)
+	d.NextImage, d.NextBootConfig = w.Image, w.BootConfig
+	enter(m, StateStartPXEBoot)
+}
+
 // readyTimeout is the end of a health-check period in ready: the check
 // made on entry did not fail.
 func readyTimeout(m *fsm.DeviceTx) {

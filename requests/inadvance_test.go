@@ -1,0 +1,57 @@
+package requests
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mozpool/mozpool/fsm"
+	"github.com/mozpool/mozpool/lifeguard"
+)
+
+// An image marked in_advance is written on idle boards before anyone asks,
+// with what requests last asked for; a request for exactly that is handed
+// such a board without imaging it again, and the board, once used, is
+// imaged afresh before it is handed out again.
+func TestImageInAdvance(t *testing.T) {
+	r := newRig(t)
+	res := r.apply(fsm.CmdImageUpsert, &fsm.ImageUpsert{Image: fsm.ImageSpec{
+		Name: "b2g", BootConfigKeys: []string{"b2gbase"}, HasSUTAgent: true, InAdvance: true}})
+	require.NoError(t, res.Error())
+	r.ready(even1, even2)
+
+	// Nobody has asked yet: the idle board stays as it is.
+	require.Equal(t, lifeguard.StateReady, r.deviceTimeout(even2).State)
+
+	// The first request images its board as ever.
+	q := r.createB2G(even1, "any")
+	r.install(even1, "b2g")
+	r.requireRequest(q.ID, StateReady, even1)
+	require.False(t, r.device(even1).Fresh, "imaged for a request")
+
+	// The idle board is imaged in advance at the end of its period.
+	require.Equal(t, lifeguard.StatePXEPowerCycling, r.deviceTimeout(even2).State)
+	require.Equal(t, "b2g", r.device(even2).NextImage)
+	require.Equal(t, b2gConfig, r.device(even2).NextBootConfig)
+	r.install(even2, "b2g")
+	require.True(t, r.device(even2).Fresh)
+
+	// A request for exactly that gets it at once, without imaging; the
+	// queue prefers it to the board the first request used.
+	r.closeRequest(q.ID)
+	q2 := r.createB2G("any", "any")
+	r.requireRequest(q2.ID, StateReady, even2)
+	require.False(t, r.device(even2).Fresh, "handed out")
+
+	// The used board (even1) is imaged in advance at the end of its
+	// period; even2, once returned, too.
+	require.Equal(t, lifeguard.StatePXEPowerCycling, r.deviceTimeout(even1).State)
+	r.closeRequest(q2.ID)
+	require.Equal(t, lifeguard.StatePXEPowerCycling, r.deviceTimeout(even2).State)
+
+	// Another boot config is imaged as ever.
+	r.install(even1, "b2g")
+	q3 := r.create("any", "b2g", "any", `{"b2gbase": "http://builds/other"}`)
+	require.Equal(t, StatePending, State(q3.State))
+	require.Equal(t, lifeguard.StatePXEPowerCycling, r.deviceState(q3.Device))
+}
