@@ -320,7 +320,7 @@ func stateTable() map[State]stateSpec {
 				if d.NextImage != "" {
 					d.Image, d.BootConfig = d.NextImage, d.NextBootConfig
 					d.NextImage, d.NextBootConfig = "", ""
-					d.Fresh = !m.Claimed()
+					d.Fresh = !m.Claimed() && proven(d.History)
 				}
 				if quarantined(m) {
 					return // the failed state reports failed-bad-device

@@ -242,6 +242,32 @@ func imageInAdvance(m *fsm.DeviceTx) {
 	enter(m, StateStartPXEBoot)
 }
 
+// provenBoots is how many net boots in a row, since the last one that hung
+// (or since the last reset), a board imaged in advance must have made
+// before it counts as fresh; until then it is imaged again while idle. A
+// board that hangs now and then shows it while nobody waits for it: a
+// board that hangs one boot in three never gets there, and its second hang
+// quarantines it, before it is handed out.
+const provenBoots = 3
+
+// proven reports whether the history ends with provenBoots successful net
+// boots since the last hung one.
+func proven(h []fsm.Outcome) bool {
+	h = fsm.SinceReset(h)
+	n := 0
+	for i := len(h) - 1; i >= 0 && n < provenBoots; i-- {
+		o := h[i]
+		switch {
+		case o.Op != opBoot:
+		case o.OK():
+			n++
+		case flapEpisodesFor(kindOf(o.Fail)) == flapBootEpisodes:
+			return false // it hung
+		}
+	}
+	return n >= provenBoots
+}
+
 // readyTimeout is the end of a health-check period in ready: the check
 // made on entry did not fail.
 func readyTimeout(m *fsm.DeviceTx) {

@@ -151,3 +151,18 @@ func TestSignals_MessageGating(t *testing.T) {
 	require.Len(t, s.queue, 1)
 	require.Equal(t, signal{pandaA, EventBoardRebooted, d.Generation}, <-s.queue)
 }
+
+// A board counts as proven after provenBoots net boots in a row since
+// its last hung one; other failures in between do not matter.
+func TestHealth_Proven(t *testing.T) {
+	ok := fsm.Outcome{Op: opBoot}
+	hung := fsm.Outcome{Op: opBoot, Fail: string(StatePXEBooting)}
+	fetch := fsm.Outcome{Op: opBoot, Fail: failPXEFetch}
+	img := fsm.Outcome{Op: opImaging}
+	require.False(t, proven(nil))
+	require.False(t, proven([]fsm.Outcome{ok, img, ok, img}))
+	require.True(t, proven([]fsm.Outcome{ok, img, ok, img, ok, img}))
+	require.False(t, proven([]fsm.Outcome{ok, ok, ok, hung, ok, ok}))
+	require.True(t, proven([]fsm.Outcome{hung, ok, fetch, ok, img, ok}))
+	require.False(t, proven([]fsm.Outcome{ok, ok, ok, {Op: fsm.OpReset}, ok}))
+}

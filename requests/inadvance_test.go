@@ -33,7 +33,9 @@ func TestImageInAdvance(t *testing.T) {
 	require.Equal(t, lifeguard.StatePXEPowerCycling, r.deviceTimeout(even2).State)
 	require.Equal(t, "b2g", r.device(even2).NextImage)
 	require.Equal(t, b2gConfig, r.device(even2).NextBootConfig)
-	r.install(even2, "b2g")
+	// It is imaged again until it has net-booted provenBoots times in a
+	// row (lifeguard): three imagings from no history.
+	require.Equal(t, 3, r.imageUntilReady(even2))
 	require.True(t, r.device(even2).Fresh)
 
 	// A request for exactly that gets it at once, without imaging; the
@@ -50,8 +52,25 @@ func TestImageInAdvance(t *testing.T) {
 	require.Equal(t, lifeguard.StatePXEPowerCycling, r.deviceTimeout(even2).State)
 
 	// Another boot config is imaged as ever.
-	r.install(even1, "b2g")
+	r.imageUntilReady(even1)
 	q3 := r.create("any", "b2g", "any", `{"b2gbase": "http://builds/other"}`)
 	require.Equal(t, StatePending, State(q3.State))
 	require.Equal(t, lifeguard.StatePXEPowerCycling, r.deviceState(q3.Device))
+}
+
+// imageUntilReady drives dev, which must be in pxe_power_cycling, through
+// b2g installs until it stays ready, and returns how many it took.
+func (r *rig) imageUntilReady(dev string) int {
+	r.t.Helper()
+	for n := 1; n <= 5; n++ {
+		require.Equal(r.t, lifeguard.StatePXEPowerCycling, r.deviceState(dev))
+		for _, s := range imagingSteps("b2g") {
+			r.deviceEvent(dev, s.event, hardwareResults[s.event])
+		}
+		if r.deviceState(dev) == lifeguard.StateReady {
+			return n
+		}
+	}
+	r.t.Fatalf("%s not ready after 5 imagings", dev)
+	return 0
 }
