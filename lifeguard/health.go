@@ -237,6 +237,9 @@ func imageInAdvance(m *fsm.DeviceTx) {
 	if !ok || !m.ImageInAdvance(w.Image) || d.Fresh && d.Image == w.Image && d.BootConfig == w.BootConfig || m.PXEConfigFor(w.Image) == "" {
 		return
 	}
+	if !answered(d.History) {
+		return // health-checked first: see answered
+	}
 	m.Log("statemachine", "idle: imaging with %s in advance, as requests last asked", w.Image)
 	d.NextImage, d.NextBootConfig = w.Image, w.BootConfig
 	enter(m, StateStartPXEBoot)
@@ -266,6 +269,21 @@ func proven(h []fsm.Outcome) bool {
 		}
 	}
 	return n >= provenBoots
+}
+
+// answered reports whether the device has answered since its last reset:
+// a health check, a ping or a whole imaging (whose SUT agent answered)
+// succeeded. A board fresh from its first self-test has not; it is
+// health-checked in ready before it is imaged in advance, so that a board
+// that never answers fails its check at once rather than 30 SUT
+// verifications after an imaging.
+func answered(h []fsm.Outcome) bool {
+	for _, o := range fsm.SinceReset(h) {
+		if o.OK() && (o.Op == opHealthCheck || o.Op == opPing || o.Op == opImaging) {
+			return true
+		}
+	}
+	return false
 }
 
 // readyTimeout is the end of a health-check period in ready: the check
