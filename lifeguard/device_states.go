@@ -325,6 +325,15 @@ func stateTable() map[State]stateSpec {
 				if quarantined(m) {
 					return // the failed state reports failed-bad-device
 				}
+				if m.ClaimedForAny() && hungRecently(d.History) {
+					// The request takes another board; this one, free
+					// again, proves itself while idle (imaging in
+					// advance) or hangs again and is quarantined.
+					m.Log("statemachine", "a net boot hung during this operation: not handed out; the request may take another device")
+					m.ImagingResult(string(ResultFailedBadDevice))
+					enter(m, StateReady)
+					return
+				}
 				m.ImagingResult(string(ResultComplete))
 				enter(m, StateReady)
 			}},

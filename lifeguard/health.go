@@ -286,6 +286,27 @@ func answered(h []fsm.Outcome) bool {
 	return false
 }
 
+// hungRecently reports whether one of the device's last provenBoots net
+// boots hung. A board that hung while a request for any device waited
+// for it is not handed to that request even if a retry then succeeded:
+// the request goes on to another board (a board that hangs one boot in
+// three would otherwise be handed out between its hangs).
+func hungRecently(h []fsm.Outcome) bool {
+	h = fsm.SinceReset(h)
+	n := 0
+	for i := len(h) - 1; i >= 0 && n < provenBoots; i-- {
+		o := h[i]
+		switch {
+		case o.Op != opBoot:
+		case o.OK():
+			n++
+		case flapEpisodesFor(kindOf(o.Fail)) == flapBootEpisodes:
+			return true
+		}
+	}
+	return false
+}
+
 // readyTimeout is the end of a health-check period in ready: the check
 // made on entry did not fail.
 func readyTimeout(m *fsm.DeviceTx) {

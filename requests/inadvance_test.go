@@ -74,3 +74,29 @@ func (r *rig) imageUntilReady(dev string) int {
 	r.t.Fatalf("%s not ready after 5 imagings", dev)
 	return 0
 }
+
+// A board whose net boot hung during the imaging of a request for any
+// device is not handed to it, even when the retry succeeds: the request
+// takes another board. A request for that very board gets it.
+func TestHungBoardNotHandedOut(t *testing.T) {
+	r := newRig(t)
+	r.ready(even1)
+	q := r.createB2G("any", "any")
+	r.requireRequest(q.ID, StatePending, even1)
+	r.deviceEvent(even1, lifeguard.EventPowerCycleOK, true)
+	require.Equal(t, lifeguard.StatePXEPowerCycling, r.deviceTimeout(even1).State, "pxe_booting timed out: hung")
+	r.ready(even2)
+	r.install(even1, "b2g")
+	require.Equal(t, StatePending, r.requestState(q.ID))
+	require.Equal(t, even2, r.request(q.ID).Device, "took another board")
+	require.Zero(t, r.device(even1).RequestID)
+
+	// Named: handed out after the retry.
+	r2 := newRig(t)
+	r2.ready(even1)
+	q2 := r2.createB2G(even1, "any")
+	r2.deviceEvent(even1, lifeguard.EventPowerCycleOK, true)
+	require.Equal(t, lifeguard.StatePXEPowerCycling, r2.deviceTimeout(even1).State)
+	r2.install(even1, "b2g")
+	r2.requireRequest(q2.ID, StateReady, even1)
+}
