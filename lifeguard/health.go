@@ -251,7 +251,7 @@ func imageInAdvance(m *fsm.DeviceTx) {
 // board that hangs now and then shows it while nobody waits for it: a
 // board that hangs one boot in three never gets there, and its second hang
 // quarantines it, before it is handed out.
-const provenBoots = 3
+const provenBoots = 4
 
 // proven reports whether the history ends with provenBoots successful net
 // boots since the last hung one.

@@ -160,9 +160,9 @@ func TestHealth_Proven(t *testing.T) {
 	fetch := fsm.Outcome{Op: opBoot, Fail: failPXEFetch}
 	img := fsm.Outcome{Op: opImaging}
 	require.False(t, proven(nil))
-	require.False(t, proven([]fsm.Outcome{ok, img, ok, img}))
-	require.True(t, proven([]fsm.Outcome{ok, img, ok, img, ok, img}))
-	require.False(t, proven([]fsm.Outcome{ok, ok, ok, hung, ok, ok}))
-	require.True(t, proven([]fsm.Outcome{hung, ok, fetch, ok, img, ok}))
-	require.False(t, proven([]fsm.Outcome{ok, ok, ok, {Op: fsm.OpReset}, ok}))
+	require.False(t, proven([]fsm.Outcome{ok, img, ok, img, ok, img}))
+	require.True(t, proven([]fsm.Outcome{ok, img, ok, img, ok, img, ok, img}))
+	require.False(t, proven([]fsm.Outcome{ok, ok, ok, ok, hung, ok, ok, ok}))
+	require.True(t, proven([]fsm.Outcome{hung, ok, fetch, ok, img, ok, ok}))
+	require.False(t, proven([]fsm.Outcome{ok, ok, ok, ok, {Op: fsm.OpReset}, ok}))
 }

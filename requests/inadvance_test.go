@@ -34,8 +34,8 @@ func TestImageInAdvance(t *testing.T) {
 	require.Equal(t, "b2g", r.device(even2).NextImage)
 	require.Equal(t, b2gConfig, r.device(even2).NextBootConfig)
 	// It is imaged again until it has net-booted provenBoots times in a
-	// row (lifeguard): three imagings from no history.
-	require.Equal(t, 3, r.imageUntilReady(even2))
+	// row (lifeguard): four imagings from no history.
+	require.Equal(t, 4, r.imageUntilReady(even2))
 	require.True(t, r.device(even2).Fresh)
 
 	// A request for exactly that gets it at once, without imaging; the
