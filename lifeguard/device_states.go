@@ -569,7 +569,9 @@ func kernelPanic(m *fsm.DeviceTx, _ fsm.EventArgs) error {
 	}
 	m.Log("statemachine", "the new image's kernel panicked (syslog): imaging again")
 	if m.Device().Counters[counterKernelPanic] < kernelPanicLimit {
-		record(m, opImaging, StateSUTVerifying)
+		// Its own kind: an imaging that did not take, not a board that
+		// does not answer (kindOf).
+		record(m, opImaging, failKernelPanic)
 	}
 	limitThen(counterKernelPanic, kernelPanicLimit, StateFailedSUTVerifying, StatePXEPowerCycling)(m)
 	return nil

@@ -52,6 +52,9 @@ const (
 	// failPXEFetch is the failure kind of a net boot whose boot loader
 	// could not fetch the PXE file.
 	failPXEFetch = "pxe_fetch"
+	// failKernelPanic is the failure kind of an image whose kernel
+	// panicked on its first boot.
+	failKernelPanic = "kernel_panic"
 )
 
 // record appends one outcome (fail "" for a success).

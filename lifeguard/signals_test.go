@@ -105,6 +105,8 @@ func TestSignals_FailEarly(t *testing.T) {
 	require.Equal(t, StateSUTVerifying, r.state(pandaA))
 	r.run(pandaA, eventStep(EventKernelPanic, StatePXEPowerCycling))
 	require.Equal(t, "b2g", r.device(pandaA).NextImage, "imaged again")
+	require.Equal(t, fsm.Outcome{At: lastOutcome(r, pandaA).At, Op: opImaging, Fail: failKernelPanic}, lastOutcome(r, pandaA),
+		"an imaging that did not take, not a board that does not answer")
 	r.run(pandaA, toSDCardVerifying...)
 	r.run(pandaA, eventStep(EventSUTSDCardOK, StateReady))
 
