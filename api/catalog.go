@@ -14,6 +14,11 @@ type ImageSpec struct {
 	CanReuse       bool     `json:"can_reuse"`
 	Hidden         bool     `json:"hidden"`
 	HasSUTAgent    bool     `json:"has_sut_agent"`
+	// InAdvance (new, present only when true): idle boards may be
+	// imaged with it in advance, with the boot config requests last
+	// asked for, and handed to a request for exactly that without
+	// imaging again.
+	InAdvance bool `json:"in_advance,omitempty"`
 }
 
 // Images answers /api/image/list/, sorted by name.

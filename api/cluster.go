@@ -100,6 +100,23 @@ type ClusterStatus struct {
 	// SuspectRelayBoards are the relay boards suspected of a shared fault,
 	// by address.
 	SuspectRelayBoards []SuspectRelayBoard `json:"suspect_relay_boards"`
+	// SuspectTFTPServers are the imaging servers whose PXE/TFTP is
+	// suspected of a shared fault (several of their boards could not
+	// fetch their PXE file), by name.
+	SuspectTFTPServers []SuspectTFTPServer `json:"suspect_tftp_servers"`
+}
+
+// SuspectTFTPServer is an imaging server several of whose boards could
+// not fetch their PXE file within a short time.
+type SuspectTFTPServer struct {
+	// Server is the imaging server's name.
+	Server string `json:"server"`
+	// Kind is the failure the boards shared ("pxe_fetch").
+	Kind string `json:"kind"`
+	// Since is when its PXE/TFTP became suspect (wire time format).
+	Since string `json:"since"`
+	// Devices are the boards whose recent failures made it suspect.
+	Devices []string `json:"devices"`
 }
 
 // SuspectRelayBoard is a relay board behind which several boards failed

@@ -24,6 +24,9 @@ type Device struct {
 	// board is the suspect of a shared fault: its boards' failures of that
 	// kind are not counted against them.
 	RelaySuspect bool `json:"relay_suspect,omitempty"`
+	// TFTPSuspect (new, present only when true) says the PXE/TFTP of the
+	// device's imaging server is the suspect of a shared fault.
+	TFTPSuspect bool `json:"tftp_suspect,omitempty"`
 }
 
 // DeviceDetails is a device as /api/device/:id/details/ shows it: the list

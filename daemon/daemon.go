@@ -166,7 +166,8 @@ type Daemon struct {
 	pprofLn net.Listener
 	srv     *http.Server
 	serveCh chan error
-	cancel  context.CancelFunc // stops the executor, joiner and scale setter
+	cancel  context.CancelFunc       // stops the executor, joiner and scale setter
+	signals *lifeguard.SyslogSignals // nil without a syslog receiver
 	wg      sync.WaitGroup
 	once    sync.Once
 	err     error
@@ -313,6 +314,8 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if cfg.SyslogAddr != "" {
 		scfg := syslog.DefaultConfig()
 		scfg.Addr, scfg.Server, scfg.FSM, scfg.Propose, scfg.Logger = cfg.SyslogAddr, cfg.Name, d.FSM, propose, cfg.Logger
+		d.signals = lifeguard.NewSyslogSignals(lifeguard.SyslogSignalsConfig{FSM: d.FSM, Propose: propose, Logger: cfg.Logger})
+		scfg.OnMessage = d.signals.Message
 		if d.Syslog, err = syslog.New(scfg); err == nil {
 			err = d.Syslog.Start()
 		}
@@ -382,6 +385,11 @@ func Start(cfg Config) (d *Daemon, err error) {
 	d.wg.Add(1)
 	// Exits when Shutdown cancels ctx.
 	go func() { defer d.wg.Done(); d.Executor.Run(ctx) }()
+	if d.signals != nil {
+		d.wg.Add(1)
+		// Exits when Shutdown cancels ctx.
+		go func() { defer d.wg.Done(); d.signals.Run(ctx) }()
+	}
 	d.srv = &http.Server{Handler: withMetrics(d.Metrics, api.InstrumentedHandler(d.Metrics.ObserveHTTP)), ReadHeaderTimeout: 10 * time.Second}
 	// Event streams and long polls never end by themselves: end them on
 	// shutdown, so they do not hold it.

@@ -88,6 +88,10 @@ type labOptions struct {
 	Racks []fsm.InventoryRack
 	// Configure adjusts each node's configuration (daemontest.Options).
 	Configure func(cfg *daemon.Config)
+	// TFTPFault, if set, is the simulator's FaultyTFTP; the boards' TFTP
+	// client then gives up after 0.4 s, well within pxe_booting's scaled
+	// timeout, as a Panda's does within the unscaled one.
+	TFTPFault *sim.TFTPFault
 }
 
 // lab is a 3-node cluster of whole daemons and the simulated lab it runs.
@@ -198,6 +202,10 @@ func startLab(t *testing.T, opts labOptions) *lab {
 		cfg.Failures.SelfTestOK = 1
 	}
 	cfg.BrokenFraction = 0
+	if opts.TFTPFault != nil {
+		cfg.FaultyTFTP = opts.TFTPFault
+		cfg.TFTPTimeout, cfg.TFTPRetries = 200*time.Millisecond, 2
+	}
 	cfg.PingPort, cfg.SUTPort = c.PingPort(), c.SUTPort()
 	cfg.RelayRecovery = relayRecovery
 	cfg.HTTPTimeout = 5 * time.Second

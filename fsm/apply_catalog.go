@@ -23,10 +23,10 @@ func (s *State) upsertImage(spec ImageSpec) (img *Image, changed bool, err error
 		s.Images[spec.Name] = img
 		changed = true
 	} else if !slices.Equal(img.BootConfigKeys, keys) || img.CanReuse != spec.CanReuse ||
-		img.Hidden != spec.Hidden || img.HasSUTAgent != spec.HasSUTAgent {
+		img.Hidden != spec.Hidden || img.HasSUTAgent != spec.HasSUTAgent || img.InAdvance != spec.InAdvance {
 		changed = true
 	}
-	img.BootConfigKeys, img.CanReuse, img.Hidden, img.HasSUTAgent = keys, spec.CanReuse, spec.Hidden, spec.HasSUTAgent
+	img.BootConfigKeys, img.CanReuse, img.Hidden, img.HasSUTAgent, img.InAdvance = keys, spec.CanReuse, spec.Hidden, spec.HasSUTAgent, spec.InAdvance
 	return img, changed, nil
 }
 

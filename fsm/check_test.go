@@ -42,7 +42,7 @@ func TestClone_CopiesEveryReference(t *testing.T) {
 	st := reflect.TypeOf(State{})
 	for i := range st.NumField() {
 		require.Contains(t, []string{"Servers", "HardwareTypes", "Images", "PXEConfigs", "ImagePXEConfigs", "Devices",
-			"Requests", "RelayBoards", "NextID", "TimeScale", "MinDeviceTimeout", "idem", "idemOrder", "autoOrder", "Queue", "History", "Tokens", "Policy", "RelayHealth", "Racks"},
+			"Requests", "RelayBoards", "NextID", "TimeScale", "MinDeviceTimeout", "idem", "idemOrder", "autoOrder", "Queue", "History", "Tokens", "Policy", "RelayHealth", "Racks", "TFTPHealth"},
 			st.Field(i).Name, "State.%s is not copied by clone", st.Field(i).Name)
 	}
 }

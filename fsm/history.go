@@ -16,6 +16,36 @@ type History struct {
 	// power-cycled.
 	Imaging map[string]*Mean `json:"imaging,omitempty"`
 	Hold    map[string]*Mean `json:"hold,omitempty"` // fair-share group
+	// Wanted is, per hardware key, the image and boot config a request
+	// last had written on a board of it: what idle boards of that
+	// hardware are imaged with in advance (lifeguard).
+	Wanted map[string]*Wanted `json:"wanted,omitempty"`
+}
+
+// Wanted is an image and boot config requests asked for.
+type Wanted struct {
+	Image      string `json:"image"`
+	BootConfig string `json:"boot_config,omitempty"`
+}
+
+// NoteWanted records that a request had image written with bootConfig on
+// the device: idle boards of its hardware are imaged so in advance.
+func (m *DeviceTx) NoteWanted(image, bootConfig string) {
+	h := m.tx.s.History
+	if h.Wanted == nil {
+		h.Wanted = map[string]*Wanted{}
+	}
+	h.Wanted[m.d.HardwareType] = &Wanted{Image: image, BootConfig: bootConfig}
+}
+
+// Wanted returns what requests last had written on a board of the
+// device's hardware (ok false when none has been).
+func (m *DeviceTx) Wanted() (Wanted, bool) {
+	w, ok := m.tx.s.History.Wanted[m.d.HardwareType]
+	if !ok {
+		return Wanted{}, false
+	}
+	return *w, true
 }
 
 // Mean is a moving average: the plain mean of the first historyWindow

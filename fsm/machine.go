@@ -131,6 +131,20 @@ func (m *DeviceTx) ImageExists(image string) bool {
 	return ok
 }
 
+// ImageInAdvance reports whether idle boards may be imaged with image in
+// advance (Image.InAdvance).
+func (m *DeviceTx) ImageInAdvance(image string) bool {
+	img, ok := m.tx.s.Images[image]
+	return ok && img.InAdvance
+}
+
+// ClaimedForAny reports whether the request holding the device asked for
+// any device (it may take another one).
+func (m *DeviceTx) ClaimedForAny() bool {
+	r, ok := m.tx.s.Requests[m.d.RequestID]
+	return ok && m.d.RequestID != 0 && r.RequestedDevice == "any"
+}
+
 // Claimed reports whether a request holds the device.
 func (m *DeviceTx) Claimed() bool { return m.d.RequestID != 0 }
 

@@ -550,7 +550,15 @@ func (tx *txn) bestFreeFor(r *Request, sig *signature) *Device {
 	reusable := func(d *Device) bool {
 		return img != nil && img.CanReuse && d.Image == r.Image && sameBootConfig(d.BootConfig, r.BootConfig)
 	}
+	// A board imaged in advance with exactly what r asks for is handed
+	// out without imaging again (lifeguard).
+	fresh := func(d *Device) bool {
+		return d.Fresh && d.Image == r.Image && d.BootConfig == r.BootConfig
+	}
 	better := func(a, b *Device) bool {
+		if fa, fb := fresh(a), fresh(b); fa != fb {
+			return fa
+		}
 		if ra, rb := reusable(a), reusable(b); ra != rb {
 			return ra
 		}

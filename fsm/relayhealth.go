@@ -9,8 +9,11 @@ import (
 
 // Shared-fault correlation: several boards behind the same relay board
 // failing the same way within a window point at the relay board, not at
-// the boards. The device machine reports such failures (SharedFault) and
-// proofs that a relay board works (SharedOK); this file keeps the tally.
+// the boards; several boards of the same imaging server failing to fetch
+// their PXE file point at its PXE/TFTP. The device machine reports such
+// failures (SharedFault, TFTPFault) and proofs that the shared part works
+// (SharedOK, TFTPOK); this file keeps the tallies (the same record,
+// RelayHealth, keyed by relay board address or by imaging server).
 const (
 	// SharedFaultBoards distinct boards failing the same way within
 	// SharedFaultWindow (scaled by the time scale) make their relay board
@@ -69,11 +72,37 @@ func (m *DeviceTx) SharedFault(kind string) bool {
 	if addr == "" {
 		return false
 	}
+	return m.sharedFault(m.tx.s.RelayHealth, addr, "relay board "+addr, "behind it", kind)
+}
+
+// TFTPFault reports a failure of kind at the PXE/TFTP step (the board's
+// boot loader could not fetch its PXE file) that the device's imaging
+// server may have caused, and whether that server's PXE/TFTP is now
+// suspect, as SharedFault does for relay boards.
+func (m *DeviceTx) TFTPFault(kind string) bool {
+	srv := m.d.ImagingServer
+	if srv == "" {
+		return false
+	}
+	return m.sharedFault(m.tx.s.TFTPHealth, srv, "PXE/TFTP of imaging server "+srv, "of it", kind)
+}
+
+// TFTPSuspect reports whether the PXE/TFTP of imaging server srv is
+// suspect.
+func (s *State) TFTPSuspect(srv string) bool {
+	th := s.TFTPHealth[srv]
+	return th != nil && th.Suspect
+}
+
+// sharedFault adds a failure of the device to the tally of the shared
+// part key in health (what names it in the log, of how its boards relate
+// to it) and reports whether the part is suspect.
+func (m *DeviceTx) sharedFault(health map[string]*RelayHealth, key, what, of, kind string) bool {
 	s := m.tx.s
-	rh := s.RelayHealth[addr]
+	rh := health[key]
 	if rh == nil {
-		rh = &RelayHealth{Addr: addr}
-		s.RelayHealth[addr] = rh
+		rh = &RelayHealth{Addr: key}
+		health[key] = rh
 	}
 	since := m.tx.at.Add(-s.scaled(SharedFaultWindow))
 	rh.Recent = slices.DeleteFunc(rh.Recent, func(f RelayFailure) bool { return f.At.Before(since) })
@@ -95,8 +124,8 @@ func (m *DeviceTx) SharedFault(kind string) bool {
 	}
 	rh.Suspect, rh.Kind, rh.SuspectSince = true, kind, m.tx.at
 	for _, name := range slices.Sorted(maps.Keys(boards)) {
-		m.tx.logDevice(name, "statemachine", "relay board %s is suspect: %d boards behind it failed in %s within %s; their failures there are not counted against them",
-			addr, len(boards), kind, s.scaled(SharedFaultWindow))
+		m.tx.logDevice(name, "statemachine", "%s is suspect: %d boards %s failed in %s within %s; their failures there are not counted against them",
+			what, len(boards), of, kind, s.scaled(SharedFaultWindow))
 	}
 	return true
 }
@@ -106,23 +135,38 @@ func (m *DeviceTx) SharedFault(kind string) bool {
 // runs for every other device behind it in state waiting, by name.
 func (m *DeviceTx) SharedOK(waiting string, wake func(*DeviceTx)) {
 	addr := RelayBoardOf(m.d.RelayInfo)
+	m.sharedOK(m.tx.s.RelayHealth, addr, "relay board "+addr, "this board booted", waiting, wake,
+		func(d *Device) bool { return RelayBoardOf(d.RelayInfo) == addr })
+}
+
+// TFTPOK reports that the PXE/TFTP of the device's imaging server works
+// (this board fetched and booted its PXE file). If it was suspect it no
+// longer is, and wake runs for every other device of that server in state
+// waiting, by name.
+func (m *DeviceTx) TFTPOK(waiting string, wake func(*DeviceTx)) {
+	srv := m.d.ImagingServer
+	m.sharedOK(m.tx.s.TFTPHealth, srv, "PXE/TFTP of imaging server "+srv, "this board fetched and booted its PXE file", waiting, wake,
+		func(d *Device) bool { return d.ImagingServer == srv })
+}
+
+func (m *DeviceTx) sharedOK(health map[string]*RelayHealth, key, what, proof, waiting string, wake func(*DeviceTx), behind func(*Device) bool) {
 	s := m.tx.s
-	rh := s.RelayHealth[addr]
+	rh := health[key]
 	if rh == nil || !rh.Suspect {
 		return
 	}
-	delete(s.RelayHealth, addr)
-	m.Log("statemachine", "relay board %s works again (this board booted): no longer suspect", addr)
+	delete(health, key)
+	m.Log("statemachine", "%s works again (%s): no longer suspect", what, proof)
 	var names []string
 	for name, d := range s.Devices {
-		if d != m.d && d.State == waiting && RelayBoardOf(d.RelayInfo) == addr {
+		if d != m.d && d.State == waiting && behind(d) {
 			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
 	for _, name := range names {
 		other := &DeviceTx{tx: m.tx, d: s.Devices[name]}
-		other.Log("statemachine", "relay board %s works again: retrying", addr)
+		other.Log("statemachine", "%s works again: retrying", what)
 		wake(other)
 	}
 }

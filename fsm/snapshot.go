@@ -48,6 +48,7 @@ const (
 	recPolicy           recordType = 17
 	recRelayHealth      recordType = 18
 	recRack             recordType = 19
+	recTFTPHealth       recordType = 21
 )
 
 // ErrSnapshotVersion is returned by Restore for a snapshot it cannot read.
@@ -109,6 +110,7 @@ func writeSnapshot(w io.Writer, s *State, index uint64) error {
 	}
 	putSorted(put, recRelayHealth, s.RelayHealth) // none in older snapshots
 	putSorted(put, recRack, s.Racks)              // none in older snapshots
+	putSorted(put, recTFTPHealth, s.TFTPHealth)   // none in older snapshots
 	put(recCounters, s.NextID)
 	if s.TimeScale != 0 {
 		// Deadlines depend on it: a restored node must scale as the
@@ -326,6 +328,8 @@ func (s *State) restoreRecord(t recordType, b []byte) error {
 		return restoreInto(s.RelayHealth, b, func(v *RelayHealth) string { return v.Addr })
 	case recRack:
 		return restoreInto(s.Racks, b, func(v *Rack) string { return v.Name })
+	case recTFTPHealth:
+		return restoreInto(s.TFTPHealth, b, func(v *RelayHealth) string { return v.Addr })
 	case recCounters:
 		return json.Unmarshal(b, &s.NextID)
 	case recTimeScale:
@@ -445,6 +449,7 @@ func (s *State) clone() *State {
 		Tokens:           cloneEntities(s.Tokens, nil),
 		Racks:            cloneEntities(s.Racks, func(v *Rack) { v.Servers = slices.Clone(v.Servers) }),
 		RelayHealth:      cloneEntities(s.RelayHealth, func(v *RelayHealth) { v.Recent = slices.Clone(v.Recent) }),
+		TFTPHealth:       cloneEntities(s.TFTPHealth, func(v *RelayHealth) { v.Recent = slices.Clone(v.Recent) }),
 		Policy:           s.Policy,
 		Queue:            s.Queue.cloneEncoded(),
 		History:          s.History.clone(),
@@ -460,7 +465,7 @@ func (q *Queue) cloneEncoded() *Queue {
 }
 
 func (h *History) clone() *History {
-	return &History{Imaging: cloneEntities(h.Imaging, nil), Hold: cloneEntities(h.Hold, nil)}
+	return &History{Imaging: cloneEntities(h.Imaging, nil), Hold: cloneEntities(h.Hold, nil), Wanted: cloneEntities(h.Wanted, nil)}
 }
 
 // cloneEntities copies every entity of m; deep, if set, copies the

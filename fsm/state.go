@@ -47,6 +47,7 @@ type Image struct {
 	CanReuse       bool     `json:"can_reuse"`
 	Hidden         bool     `json:"hidden"`
 	HasSUTAgent    bool     `json:"has_sut_agent"`
+	InAdvance      bool     `json:"in_advance,omitempty"`
 }
 
 // PXEConfig is a named pxelinux configuration template.
@@ -103,6 +104,10 @@ type Device struct {
 	BootConfig     string `json:"boot_config,omitempty"`
 	NextImage      string `json:"next_image,omitempty"`
 	NextBootConfig string `json:"next_boot_config,omitempty"`
+	// Fresh: Image and BootConfig were written while no request held the
+	// device (imaged in advance) and nobody has used it since, so a
+	// request for exactly them may have it without imaging it again.
+	Fresh bool `json:"fresh,omitempty"`
 
 	// RequestID is the request that has claimed the device (0: none).
 	RequestID int64 `json:"request_id,omitempty"`
@@ -275,6 +280,9 @@ type State struct {
 	Policy string `json:"policy,omitempty"`
 	// RelayHealth is keyed by relay board address (relayhealth.go).
 	RelayHealth map[string]*RelayHealth `json:"-"`
+	// TFTPHealth is keyed by imaging server name: the tally of its
+	// boards' PXE/TFTP failures (relayhealth.go).
+	TFTPHealth map[string]*RelayHealth `json:"-"`
 
 	// NextID holds the last id given out per entity kind.
 	NextID map[string]int64 `json:"next_id"`
@@ -313,6 +321,7 @@ func newState() *State {
 		Tokens:          map[string]*Token{},
 		Racks:           map[string]*Rack{},
 		RelayHealth:     map[string]*RelayHealth{},
+		TFTPHealth:      map[string]*RelayHealth{},
 		NextID:          map[string]int64{},
 		idem:            map[string]*idemEntry{},
 		Queue:           newQueue(),

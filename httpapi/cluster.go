@@ -33,6 +33,7 @@ func (s *Server) getClusterStatus(*http.Request, httprouter.Params) (any, error)
 			racks[name] = srv.Rack
 		}
 		out.SuspectRelayBoards = suspectRelayBoards(st)
+		out.SuspectTFTPServers = suspectTFTPServers(st)
 	})
 	for k, n := range counts {
 		out.DevicesByState[k.state] += n
@@ -61,6 +62,27 @@ func suspectRelayBoards(st *fsm.State) []api.SuspectRelayBoard {
 		}
 		slices.Sort(devs)
 		out = append(out, api.SuspectRelayBoard{Addr: addr, Kind: rh.Kind, Since: api.FormatTime(rh.SuspectSince), Devices: devs})
+	}
+	return out
+}
+
+// suspectTFTPServers lists the imaging servers whose PXE/TFTP is
+// suspect, by name.
+func suspectTFTPServers(st *fsm.State) []api.SuspectTFTPServer {
+	out := []api.SuspectTFTPServer{}
+	for _, srv := range slices.Sorted(maps.Keys(st.TFTPHealth)) {
+		th := st.TFTPHealth[srv]
+		if !th.Suspect {
+			continue
+		}
+		var devs []string
+		for _, f := range th.Recent {
+			if f.Kind == th.Kind && !slices.Contains(devs, f.Device) {
+				devs = append(devs, f.Device)
+			}
+		}
+		slices.Sort(devs)
+		out = append(out, api.SuspectTFTPServer{Server: srv, Kind: th.Kind, Since: api.FormatTime(th.SuspectSince), Devices: devs})
 	}
 	return out
 }

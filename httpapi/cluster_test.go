@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"testing"
@@ -153,4 +154,35 @@ func TestTokenForms(t *testing.T) {
 			require.Equal(t, rt.pass, r.StatusCode, "%s %s with %q: body %q", rt.method, rt.path, hdr, r.body)
 		}
 	}
+}
+
+// Three boards of one imaging server that cannot fetch their PXE file
+// make its PXE/TFTP suspect: listed in the cluster status, marked on its
+// devices.
+func TestClusterStatus_SuspectTFTP(t *testing.T) {
+	e := newTestEnv(t)
+	inv := sampleInventory()
+	inv.Devices = append(inv.Devices, testDevice(4, "dev4", "server1", ""))
+	apply := func(typ fsm.CommandType, cmd fsm.Command) {
+		t.Helper()
+		res, err := e.cluster.Apply(context.Background(), typ, cmd)
+		require.NoError(t, err)
+		require.NoError(t, res.Error())
+	}
+	apply(fsm.CmdInventorySync, &fsm.InventorySync{Inventory: inv, ShipIt: true})
+	st := e.getOK("/api/cluster/status/")
+	require.Equal(t, []any{}, st["suspect_tftp_servers"])
+	for _, dev := range []string{"dev1", "dev2", "dev4"} {
+		apply(fsm.CmdDeviceStateChange, &fsm.DeviceStateChange{Device: dev, From: "new", To: "pxe_booting"})
+		apply(fsm.CmdDeviceEvent, &fsm.DeviceEvent{Device: dev, Event: "pxe_fetch_failed"})
+	}
+	st = e.getOK("/api/cluster/status/")
+	sus := st["suspect_tftp_servers"].([]any)
+	require.Len(t, sus, 1)
+	s := sus[0].(map[string]any)
+	require.Equal(t, "server1", s["server"])
+	require.Equal(t, "pxe_fetch", s["kind"])
+	require.Equal(t, []any{"dev1", "dev2", "dev4"}, s["devices"])
+	require.Equal(t, true, e.getOK("/api/device/dev1/details/")["device"].(map[string]any)["tftp_suspect"])
+	require.NotContains(t, e.getOK("/api/device/dev3/details/")["device"].(map[string]any), "tftp_suspect")
 }

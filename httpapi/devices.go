@@ -34,6 +34,7 @@ func (s *Server) getDeviceList(r *http.Request, _ httprouter.Params) (any, error
 			if details {
 				v := newDevice(d)
 				v.RelaySuspect = st.RelaySuspect(d.RelayInfo)
+				v.TFTPSuspect = st.TFTPSuspect(d.ImagingServer)
 				devices = append(devices, v)
 			}
 		}
@@ -162,6 +163,7 @@ func (s *Server) getDeviceDetails(_ *http.Request, ps httprouter.Params) (any, e
 		if d, ok := st.Devices[name]; ok {
 			out = &api.DeviceDetailsReply{Device: newDeviceDetails(d)}
 			out.Device.RelaySuspect = st.RelaySuspect(d.RelayInfo)
+			out.Device.TFTPSuspect = st.TFTPSuspect(d.ImagingServer)
 		}
 	})
 	if out == nil {

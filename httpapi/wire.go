@@ -75,6 +75,7 @@ func newImage(img *fsm.Image) api.Image {
 	}
 	return api.Image{ID: img.ID, ImageSpec: api.ImageSpec{
 		Name: img.Name, BootConfigKeys: keys, CanReuse: img.CanReuse, Hidden: img.Hidden, HasSUTAgent: img.HasSUTAgent,
+		InAdvance: img.InAdvance,
 	}}
 }
 

@@ -100,6 +100,11 @@ const (
 	sutVerifyCycleEvery = 10
 	sutPowerCycleLimit  = 3
 	sdcardLimit         = 2
+	// An image whose kernel panics is written again this many times.
+	kernelPanicLimit = 3
+	// A self-test that hangs is power-cycled and run again this many
+	// times before the device fails.
+	selfTestHangLimit = 1
 )
 
 // Counter names. Most count the failures of one state and bear its name.
@@ -117,6 +122,8 @@ const (
 	counterSUTVerifying        = string(StateSUTVerifying)
 	counterSUTVerifyPowerCycle = string(StateSUTVerifyPowerCycle)
 	counterSUTSDCardVerifying  = string(StateSUTSDCardVerifying)
+	counterSelfTestRunning     = string(StateSelfTestRunning)
+	counterKernelPanic         = "kernel_panic"
 )
 
 // deviceStates is the device state table. The reasons come from Mozpool.
@@ -137,8 +144,8 @@ func stateTable() map[State]stateSpec {
 		// ready: health-checked every 10 minutes ("to keep load reasonable")
 		// unless a request holds it.
 		StateReady: {Timeout: 600 * time.Second, Action: ActionHealthCheck, Please: pleaseFull,
-			OnTimeout: readyTimeout,
-			Events:    map[Event]transition{EventFailed: healthCheckFailed}},
+			OnEntry: imageInAdvance, OnTimeout: readyTimeout,
+			Events: map[Event]transition{EventFailed: healthCheckFailed}},
 		// probation: a device whose self-test passed right after a failure
 		// is health-checked every 2 minutes; probationChecks clean checks
 		// make it ready (health.go).
@@ -146,6 +153,11 @@ func stateTable() map[State]stateSpec {
 		// relay board; it is retried every 5 minutes, and at once when
 		// the relay board works again (health.go).
 		StateRelayWait: {Timeout: relayWaitPeriod, Please: pleaseBasic, OnTimeout: resume},
+		// pxe_wait: the device's boot loader could not fetch its PXE file
+		// from its imaging server's suspect TFTP; it is retried every 5
+		// minutes, and at once when a board of the server net-boots
+		// (health.go).
+		StatePXEWait: {Timeout: relayWaitPeriod, Please: pleaseBasic, OnTimeout: resume},
 		StateProbation: {Timeout: probationPeriod, Action: ActionHealthCheck, Please: pleaseBasic,
 			OnTimeout: probationTimeout,
 			Events:    map[Event]transition{EventFailed: healthCheckFailed}},
@@ -225,13 +237,25 @@ func stateTable() map[State]stateSpec {
 			Events: map[Event]transition{EventMobileInitStarted: func(m *fsm.DeviceTx, args fsm.EventArgs) error {
 				record(m, opBoot, "")
 				relayWorks(m)
+				tftpWorks(m)
 				return clearThen(counterPXEBooting, StateMobileInitStarted)(m, args)
-			}}},
+			},
+				// The boot loader ran, so the relay switched: a hang is the
+				// board's, not the relay board's.
+				EventBootHung: func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+					m.Log("statemachine", "the boot loader hung (syslog): retrying the net boot now")
+					relayWorks(m)
+					retryPXE(counterPXEBooting, pxeBootLimit, StateFailedPXEBooting)(m)
+					return nil
+				},
+				EventPXEFetchFailed: pxeFetchFailed,
+			}},
 		// mobile_init_started: the live image is up; the PXE file goes so a
 		// reboot uses the SD card; the second stage reports within 10 s.
 		StateMobileInitStarted: {Timeout: 10 * time.Second, Action: ActionClearPXE,
 			OnTimeout: retryPXE(counterMobileInitStarted, mobileInitLimit, StateFailedMobileInitStarted),
 			Events: map[Event]transition{
+				EventBoardRebooted:      failedEarly,
 				EventAndroidDownloading: clearThen(counterMobileInitStarted, StateAndroidDownloading),
 				EventB2GDownloading:     clearThen(counterMobileInitStarted, StateB2GDownloading),
 				EventMaintMode: func(m *fsm.DeviceTx, _ fsm.EventArgs) error {
@@ -250,16 +274,16 @@ func stateTable() map[State]stateSpec {
 			}},
 		StateAndroidDownloading: {Timeout: 180 * time.Second, Action: ActionClearPXE,
 			OnTimeout: retryPXE(counterAndroidDownloading, downloadLimit, StateFailedAndroidDownloading),
-			Events:    map[Event]transition{EventAndroidExtracting: clobberThen(counterAndroidDownloading, StateAndroidExtracting)}},
+			Events:    map[Event]transition{EventAndroidExtracting: clobberThen(counterAndroidDownloading, StateAndroidExtracting), EventBoardRebooted: failedEarly}},
 		StateAndroidExtracting: {Timeout: 600 * time.Second,
 			OnTimeout: retryPXE(counterAndroidExtracting, extractLimit, StateFailedAndroidExtracting),
-			Events:    map[Event]transition{EventAndroidRebooting: clearThen(counterAndroidExtracting, StateSUTVerifying)}},
+			Events:    map[Event]transition{EventAndroidRebooting: clearThen(counterAndroidExtracting, StateSUTVerifying), EventBoardRebooted: failedEarly}},
 		StateB2GDownloading: {Timeout: 180 * time.Second, Action: ActionClearPXE,
 			OnTimeout: retryPXE(counterB2GDownloading, downloadLimit, StateFailedB2GDownloading),
-			Events:    map[Event]transition{EventB2GExtracting: clobberThen(counterB2GDownloading, StateB2GExtracting)}},
+			Events:    map[Event]transition{EventB2GExtracting: clobberThen(counterB2GDownloading, StateB2GExtracting), EventBoardRebooted: failedEarly}},
 		StateB2GExtracting: {Timeout: 300 * time.Second,
 			OnTimeout: retryPXE(counterB2GExtracting, extractLimit, StateFailedB2GExtracting),
-			Events:    map[Event]transition{EventB2GRebooting: clearThen(counterB2GExtracting, StateSUTVerifying)}},
+			Events:    map[Event]transition{EventB2GRebooting: clearThen(counterB2GExtracting, StateSUTVerifying), EventBoardRebooted: failedEarly}},
 		// sut_verifying: the agent gets 45 s per try; every 10th failure
 		// power-cycles the board; 30 failures retire it.
 		StateSUTVerifying: {Timeout: 45 * time.Second, Action: ActionSUTVerify,
@@ -274,7 +298,8 @@ func stateTable() map[State]stateSpec {
 					enter(m, StateSUTVerifying)
 				}
 			},
-			Events: map[Event]transition{EventSUTVerifyOK: clearThen(counterSUTVerifying, StateSUTSDCardVerifying)}},
+			Events: map[Event]transition{EventSUTVerifyOK: clearThen(counterSUTVerifying, StateSUTSDCardVerifying),
+				EventKernelPanic: kernelPanic}},
 		StateSUTVerifyPowerCycle: {Timeout: 60 * time.Second, Action: ActionRelayPowerCycle,
 			OnTimeout: limitThen(counterSUTVerifyPowerCycle, sutPowerCycleLimit, StateFailedSUTVerifying, StateSUTVerifyPowerCycle),
 			Events:    map[Event]transition{EventPowerCycleOK: on(StateSUTVerifying), EventPowerCycleStarted: rearm}},
@@ -295,17 +320,30 @@ func stateTable() map[State]stateSpec {
 				if d.NextImage != "" {
 					d.Image, d.BootConfig = d.NextImage, d.NextBootConfig
 					d.NextImage, d.NextBootConfig = "", ""
+					d.Fresh = !m.Claimed() && proven(d.History)
 				}
 				if quarantined(m) {
 					return // the failed state reports failed-bad-device
+				}
+				if m.ClaimedForAny() && hungRecently(d.History) {
+					// The request takes another board; this one, free
+					// again, proves itself while idle (imaging in
+					// advance) or hangs again and is quarantined.
+					m.Log("statemachine", "a net boot hung during this operation: not handed out; the request may take another device")
+					m.ImagingResult(string(ResultFailedBadDevice))
+					enter(m, StateReady)
+					return
 				}
 				m.ImagingResult(string(ResultComplete))
 				enter(m, StateReady)
 			}},
 		StateMaintenanceMode: {Timeout: noTimeout, Please: pleaseBasic},
-		// self_test_running: the self-test gets an hour.
+		// self_test_running: the self-test gets an hour. A self-test that
+		// reports nothing in that time hung: it is recorded and the
+		// self-test is net-booted again, selfTestHangLimit times, before
+		// the device fails (a hang is no verdict on the board).
 		StateSelfTestRunning: {Timeout: 3600 * time.Second, Action: ActionClearPXE, Please: pleaseBasic,
-			OnTimeout: gotoState(StateFailedSelfTest),
+			OnTimeout: selfTestHung,
 			Events: map[Event]transition{
 				EventSelfTestOK:     selfTestPassed,
 				EventFailedSelfTest: on(StateFailedSelfTest),
@@ -353,6 +391,9 @@ func enter(m *fsm.DeviceTx, state State) {
 		spec = unknownState
 	}
 	m.Goto(string(state), spec.Timeout)
+	if state != StateReady && state != StateOperationComplete {
+		m.Device().Fresh = false // used, or being written
+	}
 	if spec.OnEntry != nil {
 		spec.OnEntry(m)
 	}
@@ -491,4 +532,47 @@ func sdcardFailed(m *fsm.DeviceTx) {
 		return
 	}
 	enter(m, StateSUTSDCardVerifying)
+}
+
+// selfTestHung is the timeout of self_test_running: the self-test never
+// reported. Up to selfTestHangLimit times the hang is recorded and the
+// self-test net-booted again; then the device fails.
+func selfTestHung(m *fsm.DeviceTx) {
+	if m.Inc(counterSelfTestRunning) > selfTestHangLimit {
+		enter(m, StateFailedSelfTest)
+		return
+	}
+	record(m, opSelfTest, StateSelfTestRunning)
+	m.Log("statemachine", "self-test hung: power-cycling and running it again")
+	d := m.Device()
+	d.NextImage, d.NextBootConfig = "self-test", ""
+	enter(m, StatePXEPowerCycling)
+}
+
+// failedEarly handles a board's syslog saying that the current step has
+// failed (it reset in the middle of it): the step's timeout runs now
+// rather than when it would have passed.
+func failedEarly(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+	m.Log("statemachine", "the board reset during %s (syslog): the step failed; not waiting for its timeout", m.State())
+	spec(State(m.State())).OnTimeout(m)
+	return nil
+}
+
+// kernelPanic handles the kernel of the image just written panicking:
+// the card does not hold a bootable image, so the image is written again
+// (kernelPanicLimit times) rather than waiting for a SUT agent that will
+// never answer.
+func kernelPanic(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+	d := m.Device()
+	if d.NextImage == "" {
+		return fsm.ErrIgnored // not right after an imaging
+	}
+	m.Log("statemachine", "the new image's kernel panicked (syslog): imaging again")
+	if m.Device().Counters[counterKernelPanic] < kernelPanicLimit {
+		// Its own kind: an imaging that did not take, not a board that
+		// does not answer (kindOf).
+		record(m, opImaging, failKernelPanic)
+	}
+	limitThen(counterKernelPanic, kernelPanicLimit, StateFailedSUTVerifying, StatePXEPowerCycling)(m)
+	return nil
 }

@@ -20,7 +20,7 @@ var specStates = []State{
 	StateAndroidDownloading, StateAndroidExtracting, StateB2GDownloading, StateB2GExtracting,
 	StateSUTVerifying, StateSUTVerifyPowerCycle, StateSUTSDCardVerifying,
 	StateOperationComplete, StateMaintenanceMode, StateSelfTestRunning,
-	StateProbation, StateRelayWait,
+	StateProbation, StateRelayWait, StatePXEWait,
 }
 
 // specFailed maps each failed state of Mozpool 4.2.1 to whether it bounces into
@@ -148,7 +148,7 @@ func TestDeviceStates_Shape(t *testing.T) {
 func TestDeviceStates_Please(t *testing.T) {
 	want := map[State]please{
 		StateNew: pleaseFull, StateTroubleshooting: pleaseFull, StateReady: pleaseFull,
-		StateMaintenanceMode: pleaseBasic, StateSelfTestRunning: pleaseBasic, StateProbation: pleaseBasic, StateRelayWait: pleaseBasic,
+		StateMaintenanceMode: pleaseBasic, StateSelfTestRunning: pleaseBasic, StateProbation: pleaseBasic, StateRelayWait: pleaseBasic, StatePXEWait: pleaseBasic,
 	}
 	for f := range specFailed {
 		want[f] = pleaseBasic

@@ -49,6 +49,12 @@ const (
 	opPowerCycle  = "power_cycle"
 	// failHealthCheck is the failure kind of a failed health check.
 	failHealthCheck = "health_check"
+	// failPXEFetch is the failure kind of a net boot whose boot loader
+	// could not fetch the PXE file.
+	failPXEFetch = "pxe_fetch"
+	// failKernelPanic is the failure kind of an image whose kernel
+	// panicked on its first boot.
+	failKernelPanic = "kernel_panic"
 )
 
 // record appends one outcome (fail "" for a success).
@@ -58,7 +64,7 @@ func record(m *fsm.DeviceTx, op string, fail State) { m.Record(op, string(fail))
 // belongs to.
 func failureOp(s State) string {
 	switch s {
-	case StatePXEBooting, StateMobileInitStarted, StateFailedPXEBooting, StateFailedMobileInitStarted:
+	case StatePXEBooting, StateMobileInitStarted, StateFailedPXEBooting, StateFailedMobileInitStarted, failPXEFetch:
 		return opBoot
 	case StateSelfTestRunning, StateFailedSelfTest:
 		return opSelfTest
@@ -214,6 +220,96 @@ func probationTimeout(m *fsm.DeviceTx) {
 	enter(m, StateProbation)
 }
 
+// Imaging in advance, for images that allow it (in_advance in the
+// catalog; off by default, as in Mozpool). A request that has to image its board waits the whole
+// imaging; one handed a board already imaged with what it asks for (and
+// unused since) waits for nothing. So an idle ready board is imaged with
+// what requests for its hardware last asked for (fsm.Wanted) as soon as
+// it is idle and does not carry that, fresh: when it enters ready
+// unclaimed, and at the end of each health-check period (a board returned
+// by its request stays in ready). Its Fresh mark goes as soon as it is
+// used or written again, and a request gets it (fsm's queue prefers it)
+// only for exactly the image and boot config written: images that may
+// not be reused are never handed out used.
+func imageInAdvance(m *fsm.DeviceTx) {
+	d := m.Device()
+	if m.Claimed() {
+		return
+	}
+	w, ok := m.Wanted()
+	if !ok || !m.ImageInAdvance(w.Image) || d.Fresh && d.Image == w.Image && d.BootConfig == w.BootConfig || m.PXEConfigFor(w.Image) == "" {
+		return
+	}
+	if !answered(d.History) {
+		return // health-checked first: see answered
+	}
+	m.Log("statemachine", "idle: imaging with %s in advance, as requests last asked", w.Image)
+	d.NextImage, d.NextBootConfig = w.Image, w.BootConfig
+	enter(m, StateStartPXEBoot)
+}
+
+// provenBoots is how many net boots in a row, since the last one that hung
+// (or since the last reset), a board imaged in advance must have made
+// before it counts as fresh; until then it is imaged again while idle. A
+// board that hangs now and then shows it while nobody waits for it: a
+// board that hangs one boot in three never gets there, and its second hang
+// quarantines it, before it is handed out.
+const provenBoots = 4
+
+// proven reports whether the history ends with provenBoots successful net
+// boots since the last hung one.
+func proven(h []fsm.Outcome) bool {
+	h = fsm.SinceReset(h)
+	n := 0
+	for i := len(h) - 1; i >= 0 && n < provenBoots; i-- {
+		o := h[i]
+		switch {
+		case o.Op != opBoot:
+		case o.OK():
+			n++
+		case flapEpisodesFor(kindOf(o.Fail)) == flapBootEpisodes:
+			return false // it hung
+		}
+	}
+	return n >= provenBoots
+}
+
+// answered reports whether the device has answered since its last reset:
+// a health check, a ping or a whole imaging (whose SUT agent answered)
+// succeeded. A board fresh from its first self-test has not; it is
+// health-checked in ready before it is imaged in advance, so that a board
+// that never answers fails its check at once rather than 30 SUT
+// verifications after an imaging.
+func answered(h []fsm.Outcome) bool {
+	for _, o := range fsm.SinceReset(h) {
+		if o.OK() && (o.Op == opHealthCheck || o.Op == opPing || o.Op == opImaging) {
+			return true
+		}
+	}
+	return false
+}
+
+// hungRecently reports whether one of the device's last provenBoots net
+// boots hung. A board that hung while a request for any device waited
+// for it is not handed to that request even if a retry then succeeded:
+// the request goes on to another board (a board that hangs one boot in
+// three would otherwise be handed out between its hangs).
+func hungRecently(h []fsm.Outcome) bool {
+	h = fsm.SinceReset(h)
+	n := 0
+	for i := len(h) - 1; i >= 0 && n < provenBoots; i-- {
+		o := h[i]
+		switch {
+		case o.Op != opBoot:
+		case o.OK():
+			n++
+		case flapEpisodesFor(kindOf(o.Fail)) == flapBootEpisodes:
+			return true
+		}
+	}
+	return false
+}
+
 // readyTimeout is the end of a health-check period in ready: the check
 // made on entry did not fail.
 func readyTimeout(m *fsm.DeviceTx) {
@@ -268,3 +364,36 @@ func resume(m *fsm.DeviceTx) {
 	}
 	enter(m, StatePCPowerCycling)
 }
+
+// PXE/TFTP faults (fsm/relayhealth.go, TFTPFault). A board whose boot
+// loader cannot fetch its PXE file (its syslog says so: EventPXEFetchFailed)
+// may have a bad imaging server rather than be bad itself. The failure is
+// reported to the server's tally; once SharedFaultBoards of its boards
+// have failed so within the window, its PXE/TFTP is suspect and such
+// failures are neither counted nor recorded: the board waits in pxe_wait,
+// retried every relayWaitPeriod, and at once when a board of the server
+// fetches and boots its PXE file (TFTP serves again). Before that a fetch
+// failure counts against the net boot's budget and is recorded as
+// failPXEFetch, a kind that quarantines only after flapEpisodes episodes:
+// it says little about the board.
+func pxeFetchFailed(m *fsm.DeviceTx, _ fsm.EventArgs) error {
+	// The boot loader ran: the relay switched.
+	relayWorks(m)
+	if m.TFTPFault(failPXEFetch) {
+		m.Log("statemachine", "the PXE file could not be fetched from a suspect PXE/TFTP: not counted, waiting for it")
+		enter(m, StatePXEWait)
+		return nil
+	}
+	m.Log("statemachine", "the boot loader could not fetch the PXE file (syslog): retrying the net boot now")
+	if m.Inc(counterPXEBooting) > pxeBootLimit {
+		enter(m, StateFailedPXEBooting)
+		return nil
+	}
+	record(m, opBoot, failPXEFetch)
+	enter(m, StatePXEPowerCycling)
+	return nil
+}
+
+// tftpWorks is a board fetching and booting its PXE file: its imaging
+// server's PXE/TFTP works; boards waiting for it are retried.
+func tftpWorks(m *fsm.DeviceTx) { m.TFTPOK(string(StatePXEWait), resume) }

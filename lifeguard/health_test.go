@@ -278,3 +278,16 @@ func TestHealth_QuarantineRule(t *testing.T) {
 		})
 	}
 }
+
+// A self-test that hangs once is recorded and run again, not a verdict:
+// the board passes the second time and is on probation, not failed.
+func TestHealth_SelfTestHangRetried(t *testing.T) {
+	r := newRig(t)
+	r.run(pandaA, timeoutStep(StatePXEPowerCycling), eventStep(EventPowerCycleOK, StatePXEBooting),
+		eventStep(EventMobileInitStarted, StateMobileInitStarted), eventStep(EventSelfTestRunning, StateSelfTestRunning))
+	r.run(pandaA, timeoutStep(StatePXEPowerCycling))
+	require.Equal(t, "self-test", r.device(pandaA).NextImage)
+	require.Equal(t, fsm.Outcome{At: lastOutcome(r, pandaA).At, Op: opSelfTest, Fail: string(StateSelfTestRunning)}, lastOutcome(r, pandaA))
+	r.run(pandaA, eventStep(EventPowerCycleOK, StatePXEBooting), eventStep(EventMobileInitStarted, StateMobileInitStarted),
+		eventStep(EventSelfTestRunning, StateSelfTestRunning), eventStep(EventSelfTestOK, StateProbation))
+}

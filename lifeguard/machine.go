@@ -100,8 +100,17 @@ func pleaseImage(m *fsm.DeviceTx, args fsm.EventArgs) error {
 		m.Log("statemachine", "cannot image device with %q: no PXE config for this hardware", image)
 		return nil
 	}
-	m.Log("statemachine", "imaging with %s", image)
 	d := m.Device()
+	if m.Claimed() {
+		m.NoteWanted(image, bootConfig)
+		if d.Fresh && State(m.State()) == StateReady && d.Image == image && d.BootConfig == bootConfig {
+			m.Log("statemachine", "carries %s imaged in advance and unused since: handed out without imaging again", image)
+			d.Fresh = false
+			enter(m, StateOperationComplete)
+			return nil
+		}
+	}
+	m.Log("statemachine", "imaging with %s", image)
 	d.NextImage, d.NextBootConfig = image, bootConfig
 	enter(m, StateStartPXEBoot)
 	return nil

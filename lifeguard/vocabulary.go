@@ -40,6 +40,9 @@ const (
 	// StateRelayWait: a device whose operation failed behind a suspect
 	// relay board waits for it (health.go).
 	StateRelayWait State = "relay_wait"
+	// StatePXEWait: a device whose boot loader could not fetch its PXE
+	// file from a suspect imaging server's TFTP waits for it (health.go).
+	StatePXEWait State = "pxe_wait"
 
 	StateFailedPowerCycling       State = "failed_power_cycling"
 	StateFailedPXEBooting         State = "failed_pxe_booting"
@@ -113,6 +116,23 @@ const (
 	EventSelfTestRunning    Event = "self_test_running"
 	EventSelfTestOK         Event = "self_test_ok"
 	EventFailedSelfTest     Event = "failed_self_test"
+)
+
+// What a board's own syslog lines tell, as soon as they arrive
+// (syslogsignals.go): a failed step is seen at once rather than when its
+// state times out.
+const (
+	// EventBoardRebooted: the boot loader's banner during an imaging
+	// step: the board reset in the middle of it.
+	EventBoardRebooted Event = "board_rebooted"
+	// EventBootHung: the boot loader reported an exception (data abort)
+	// during a net boot: the board hangs until it is power-cycled.
+	EventBootHung Event = "boot_hung"
+	// EventPXEFetchFailed: the boot loader could not fetch the PXE file
+	// over TFTP and fell back to the SD card.
+	EventPXEFetchFailed Event = "pxe_fetch_failed"
+	// EventKernelPanic: the kernel of the image just written panicked.
+	EventKernelPanic Event = "kernel_panic"
 )
 
 // Result is how an operation ended, reported to the request that holds

@@ -24,7 +24,7 @@ func TestVocabulary_WireNames(t *testing.T) {
 		"failed_sut_sdcard_verifying", "failed_sut_verifying",
 		"locked_out", "maintenance_mode", "mobile_init_started", "new", "operation_complete",
 		"pc_pinging", "pc_power_cycling", "pc_rebooting", "pc_sut_rebooting",
-		"probation", "pxe_booting", "pxe_power_cycling", "ready", "relay_wait", "self_test_running",
+		"probation", "pxe_booting", "pxe_power_cycling", "pxe_wait", "ready", "relay_wait", "self_test_running",
 		"start_maintenance", "start_pxe_boot", "start_self_test",
 		"sut_sdcard_verifying", "sut_verify_power_cycle", "sut_verifying", "troubleshooting",
 	}, states)
@@ -37,17 +37,17 @@ func TestVocabulary_WireNames(t *testing.T) {
 	}
 	require.Equal(t, []string{
 		"android_downloading", "android_extracting", "android_rebooting",
-		"b2g_downloading", "b2g_extracting", "b2g_rebooting",
-		"failed", "failed_self_test", "maint_mode", "mobile_init_started", "ping_ok",
+		"b2g_downloading", "b2g_extracting", "b2g_rebooting", "board_rebooted", "boot_hung",
+		"failed", "failed_self_test", "kernel_panic", "maint_mode", "mobile_init_started", "ping_ok",
 		"please_image", "please_power_cycle", "please_self_test", "please_start_maintenance",
-		"power_cycle_failed", "power_cycle_ok", "power_cycle_started", "self_test_ok", "self_test_running",
+		"power_cycle_failed", "power_cycle_ok", "power_cycle_started", "pxe_fetch_failed", "self_test_ok", "self_test_running",
 		"sut_sdcard_failed", "sut_sdcard_ok", "sut_verify_ok",
 	}, slices.Sorted(maps.Keys(events)))
 
 	b, err := json.Marshal(States()[0])
 	require.NoError(t, err)
 	require.JSONEq(t, `{"name": "android_downloading", "timeout_secs": 180, "action": "clear_pxe",
-		"accepts_please": [], "events": ["android_extracting"], "failed": false}`, string(b))
+		"accepts_please": [], "events": ["android_extracting", "board_rebooted"], "failed": false}`, string(b))
 
 	require.Equal(t, []string{"complete", "failed-bad-device", "failed-bad-image"},
 		[]string{string(ResultComplete), string(ResultFailedBadDevice), string(ResultFailedBadImage)})

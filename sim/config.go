@@ -96,6 +96,20 @@ type RelayFault struct {
 	For   time.Duration `json:"for"`
 }
 
+// TFTPFault is an imaging server whose TFTP stops serving the boards for
+// a while and then serves again: their boot loaders' PXE file requests go
+// unanswered, so after TFTPTimeout × TFTPRetries each logs that there is
+// no PXE file and boots its SD card, as a Panda's u-boot does when the
+// TFTP server is down.
+type TFTPFault struct {
+	// Server is the imaging server's name.
+	Server string `json:"server"`
+	// After is when the fault starts, from Start; For how long it
+	// lasts. Both are multiplied by Config.TimeScale.
+	After time.Duration `json:"after"`
+	For   time.Duration `json:"for"`
+}
+
 // Config configures a Lab.
 type Config struct {
 	// Inventory is the lab: every device with a relay_info and an
@@ -137,6 +151,9 @@ type Config struct {
 	// FaultyRelay, if set, makes one relay board's relays stop switching
 	// for a while (see RelayFault). Default: none.
 	FaultyRelay *RelayFault
+	// FaultyTFTP, if set, makes one imaging server's TFTP stop serving
+	// the boards for a while (see TFTPFault). Default: none.
+	FaultyTFTP *TFTPFault
 	// SDImage is the image on every board's SD card when the lab starts.
 	// Default: "b2g".
 	SDImage string
@@ -254,6 +271,9 @@ func (c Config) Validate() error {
 	}
 	if f := c.FaultyRelay; f != nil && (f.Board < 0 || f.After < 0 || f.For <= 0) {
 		return fmt.Errorf("sim: FaultyRelay needs Board >= 0, After >= 0 and For > 0, got %+v", *f)
+	}
+	if f := c.FaultyTFTP; f != nil && (f.Server == "" || f.After < 0 || f.For <= 0) {
+		return fmt.Errorf("sim: FaultyTFTP needs Server, After >= 0 and For > 0, got %+v", *f)
 	}
 	switch {
 	case c.BrokenFraction+c.FlakyFraction > 1:

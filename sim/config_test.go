@@ -32,6 +32,7 @@ func TestConfigValidate(t *testing.T) {
 		{"broken fraction above 1", func(c *Config) { c.BrokenFraction = 2 }},
 		{"broken and flaky above 1", func(c *Config) { c.BrokenFraction, c.FlakyFraction = 0.6, 0.6 }},
 		{"faulty relay without duration", func(c *Config) { c.FaultyRelay = &RelayFault{Board: 0} }},
+		{"faulty TFTP without server", func(c *Config) { c.FaultyTFTP = &TFTPFault{For: time.Second} }},
 		{"self-test outcomes above 1", func(c *Config) { c.Failures.SelfTestOK, c.Failures.SelfTestFailed = 0.8, 0.3 }},
 		{"negative delay", func(c *Config) { c.Delays.Booting.Jitter = -time.Second }},
 		{"same ports", func(c *Config) { c.SUTPort = c.PingPort }},

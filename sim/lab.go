@@ -64,7 +64,8 @@ type Lab struct {
 	// one would once its rack's DHCP names the new owner.
 	owners       map[string]string
 	followOwners bool
-	inv          fsm.Inventory // with bound relay ports after Start
+	tftpDown     map[string]bool // imaging servers whose TFTP does not serve (FaultyTFTP)
+	inv          fsm.Inventory   // with bound relay ports after Start
 }
 
 // relayBoard is one simulated ProXR board and the boards it powers.
@@ -229,6 +230,16 @@ func (l *Lab) Start(ctx context.Context) error {
 		}()
 	}
 
+	// The faulty TFTP's schedule.
+	if f := l.cfg.FaultyTFTP; f != nil {
+		l.wg.Add(1)
+		// Exits when the fault is over or Shutdown cancels runCtx.
+		go func() {
+			defer l.wg.Done()
+			l.tftpFault(runCtx, *f)
+		}()
+	}
+
 	// 4. Boards.
 	for _, b := range l.boards {
 		l.wg.Add(1)
@@ -377,6 +388,39 @@ func (l *Lab) relayFault(ctx context.Context, f RelayFault) {
 	}
 	fake.SetStuck(false)
 	l.logger.Info("relay board recovered", "addr", rb.addr)
+}
+
+// tftpFault runs FaultyTFTP's schedule: the imaging server's TFTP stops
+// serving the boards After the start, for For.
+func (l *Lab) tftpFault(ctx context.Context, f TFTPFault) {
+	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) * l.cfg.TimeScale) }
+	if sleep(ctx, scale(f.After)) != nil {
+		return
+	}
+	l.setTFTPDown(f.Server, true)
+	l.logger.Info("TFTP stops serving the boards", "imaging_server", f.Server, "for", scale(f.For))
+	if sleep(ctx, scale(f.For)) != nil {
+		return
+	}
+	l.setTFTPDown(f.Server, false)
+	l.logger.Info("TFTP serves again", "imaging_server", f.Server)
+}
+
+func (l *Lab) setTFTPDown(server string, down bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.tftpDown == nil {
+		l.tftpDown = map[string]bool{}
+	}
+	l.tftpDown[server] = down
+}
+
+// TFTPDown reports whether the lab's TFTP fault keeps server's TFTP from
+// serving its boards right now.
+func (l *Lab) TFTPDown(server string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tftpDown[server]
 }
 
 // flakyBoards picks round(fraction × boards) boards that brokenBoards did

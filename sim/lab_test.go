@@ -476,3 +476,36 @@ func TestNewRejectsBadInventories(t *testing.T) {
 		})
 	}
 }
+
+// While FaultyTFTP holds, the imaging server's TFTP does not answer its
+// boards: a board power-cycled with a PXE file fetches nothing and boots
+// its SD card; once the fault ends it fetches its PXE file again.
+func TestFaultyTFTPBootsSDCard(t *testing.T) {
+	t.Parallel()
+	subnet := testSubnet()
+	api := newFakeAPI(t)
+	inv := testInventory(subnet, 1)
+	cfg := testConfig(t, inv, api)
+	cfg.TFTPTimeout, cfg.TFTPRetries = 100*time.Millisecond, 1
+	// A thousandth: the fault starts at once and lasts 3 s.
+	cfg.FaultyTFTP = &sim.TFTPFault{Server: inv.Devices[0].ImagingServer, For: 3000 * time.Second}
+	l := startLab(t, cfg)
+	require.Eventually(t, func() bool { return l.TFTPDown(inv.Devices[0].ImagingServer) }, testWait, testPoll)
+	waitPhase(t, l, "dev1", "running_android")
+
+	api.setPXE(inv.Devices[0].MAC, pxeB2G)
+	api.setBootConfig("dev1", `{"b2gbase": "https://example.com/b2g"}`)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	boots := board(t, l, "dev1").Boots
+	require.NoError(t, relayClient(t).PowerCycle(ctx, relayOf(t, l, "dev1")))
+	require.Eventually(t, func() bool {
+		s := board(t, l, "dev1")
+		return s.Boots > boots && s.Phase == "running_android"
+	}, testWait, testPoll)
+	require.Zero(t, board(t, l, "dev1").TFTPFetches, "nothing fetched while TFTP does not answer")
+
+	require.Eventually(t, func() bool { return !l.TFTPDown(inv.Devices[0].ImagingServer) }, testWait, testPoll)
+	require.NoError(t, relayClient(t).PowerCycle(ctx, relayOf(t, l, "dev1")))
+	require.Eventually(t, func() bool { return board(t, l, "dev1").TFTPFetches == 1 }, testWait, testPoll)
+}

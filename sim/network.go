@@ -63,6 +63,15 @@ func (b *board) fetchPXE(ctx context.Context) string {
 		return ""
 	}
 	name := b.pxeFileName()
+	if b.lab.TFTPDown(b.server) {
+		// Nobody answers: the boot loader's requests time out, as
+		// TFTPRetries of TFTPTimeout each.
+		if sleep(ctx, b.lab.cfg.TFTPTimeout*time.Duration(b.lab.cfg.TFTPRetries)) != nil {
+			return ""
+		}
+		b.logger.Debug("TFTP does not answer; booting the SD card", "tftp", srv.TFTP, "file", name)
+		return ""
+	}
 	type result struct {
 		data []byte
 		err  error

@@ -52,6 +52,11 @@ type Config struct {
 	Location *time.Location
 	// ProposeTimeout bounds one proposal. Default: 10 s.
 	ProposeTimeout time.Duration
+	// OnMessage, if set, is called with each message filed for a board
+	// (its device, the message's time and text) on the reader's
+	// goroutine: it must not block. Lifeguard reads boards' failures in
+	// it (lifeguard.SyslogSignals).
+	OnMessage func(device string, at time.Time, message string)
 	// Logger receives dropped messages (debug, rate-limited) and failed
 	// proposals (warn). Default: a null logger.
 	Logger hclog.Logger

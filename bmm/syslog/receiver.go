@@ -255,6 +255,9 @@ func (r *Receiver) handle(b []byte, from netip.Addr, now time.Time) {
 		at = m.at.UTC()
 	}
 	e := fsm.LogEntry{Kind: fsm.LogDevice, Name: device, At: at, Source: Source, Message: m.text}
+	if r.cfg.OnMessage != nil {
+		r.cfg.OnMessage(device, at, m.text)
+	}
 	select {
 	case r.queue <- e:
 	default:

@@ -56,6 +56,9 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	for _, rb := range st.SuspectRelayBoards {
 		t.row("suspect relay board:", fmt.Sprintf("%s since %s: %s failed in %s", rb.Addr, rb.Since, strings.Join(rb.Devices, ", "), rb.Kind))
 	}
+	for _, ts := range st.SuspectTFTPServers {
+		t.row("suspect PXE/TFTP:", fmt.Sprintf("%s since %s: %s failed in %s", ts.Server, ts.Since, strings.Join(ts.Devices, ", "), ts.Kind))
+	}
 	return t.flush()
 }
 

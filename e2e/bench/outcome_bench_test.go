@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,8 +85,9 @@ func watchOutcome(b *testing.B, c *daemontest.Cluster) *outcomeWatch {
 // rates, 2% of them broken, 3% flaky, one relay board whose relays stop
 // switching for ten simulated minutes, and CI-like traffic (100 clients
 // that each request any board, hold it two simulated minutes once it is
-// ready, return it, and start again) for 80 simulated minutes. It
-// reports, from the simulator's ground truth:
+// ready, return it, and start again) for 80 simulated minutes. The b2g
+// image they ask for is marked in_advance, so idle boards are imaged with
+// it before anyone asks. It reports, from the simulator's ground truth:
 //
 //   - good_handout_%: hand-outs (requests reaching ready) whose board is
 //     neither broken nor flaky;
@@ -114,7 +116,14 @@ func BenchmarkOutcome(b *testing.B) {
 	b.Cleanup(cancel)
 	lab := daemontest.StartSim(b, cfg)
 	labStart := time.Now()
-	c.LoadInventory(lab.Inventory())
+	// The lab writes b2g, which CI asks for, on idle boards in advance.
+	inv := lab.Inventory()
+	for i := range inv.Images {
+		if inv.Images[i].Name == "b2g" {
+			inv.Images[i].InAdvance = true
+		}
+	}
+	c.LoadInventory(inv)
 
 	truth := map[string]sim.BoardState{}
 	for _, s := range lab.Boards() {
@@ -192,11 +201,22 @@ func BenchmarkOutcome(b *testing.B) {
 		}
 		waitSum += h.wait
 	}
+	badOuts := map[string]int{}
+	for _, h := range handouts {
+		if !good(h.device) {
+			badOuts[h.device]++
+		}
+	}
+	for name, n := range badOuts {
+		detail("bad hand-outs of %s (%+v): %d", name, struct{ Broken, Flaky bool }{truth[name].Broken, truth[name].Flaky}, n)
+	}
 	current := map[string]string{}
+	histories := map[string][]fsm.Outcome{}
 	goodQuarantineKinds := map[string]int{}
 	c.Nodes[0].FSM.Read(func(s *fsm.State) {
 		for name, d := range s.Devices {
 			current[name] = d.State
+			histories[name] = append([]fsm.Outcome(nil), d.History...)
 			if (d.State == "failed_flapping" || d.State == "failed_health_checks") && good(name) {
 				for _, o := range fsm.SinceReset(d.History) {
 					if !o.OK() {
@@ -207,6 +227,13 @@ func BenchmarkOutcome(b *testing.B) {
 		}
 	})
 	w.mu.Lock()
+	for name := range badOuts {
+		var path []string
+		for _, t := range w.devices[name] {
+			path = append(path, t.state)
+		}
+		detail("%s: now %s, history %v, states %v", name, current[name], histories[name], path)
+	}
 	var brokenN, retired int
 	var retireSum float64
 	faultFrom := labStart.Add(scaled(cfg.FaultyRelay.After))
@@ -253,6 +280,7 @@ func BenchmarkOutcome(b *testing.B) {
 					} else {
 						controlGoodRetired++
 					}
+					detail("good board %s (relay %s) entered %s: history %v", name, s.Relay.Host, t.state, histories[name])
 					break
 				}
 			}
@@ -277,6 +305,15 @@ func BenchmarkOutcome(b *testing.B) {
 	}
 	b.ReportMetric(float64(relayGoodRetired), "relay_good_retired")
 	b.ReportMetric(float64(controlGoodRetired), "control_good_retired")
+}
+
+// detail prints one line of the soak's explanation when
+// MOZPOOL_OUTCOME_DETAIL is set: which boards were handed out bad, which
+// good ones were retired, and their histories.
+func detail(format string, args ...any) {
+	if os.Getenv("MOZPOOL_OUTCOME_DETAIL") != "" {
+		fmt.Printf("outcome detail: "+format+"\n", args...)
+	}
 }
 
 func countStates(states map[string]string) map[string]int {

@@ -35,6 +35,7 @@ export function create(ctx) {
       { id: 'state', title: 'State', width: 'minmax(13rem, 1.4fr)', text: d => d.state + (d.request_id ? ` request ${d.request_id}` : ''),
         sortKey: d => naturalKey(d.state),
         html: d => stateBadge(d.state) + (d.relay_suspect ? ' <span class="warn" title="its relay board is suspected of a shared fault">relay suspect</span>' : '') +
+          (d.tftp_suspect ? ' <span class="warn" title="its imaging server\'s PXE/TFTP is suspected of a shared fault">TFTP suspect</span>' : '') +
           (d.request_id ? ' ' + link(`/log?request=${d.request_id}`, `request ${d.request_id}`, 'sub') : '') },
       { id: 'image', title: 'Image', width: 'minmax(7rem, .8fr)', text: d => d.image || '',
         html: d => esc(d.image || '') + (bootConfigMark(d.boot_config) ? ' <span class="dagger">†</span>' : ''),
