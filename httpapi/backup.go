@@ -18,6 +18,12 @@ const maxBackupBytes = 64 << 20
 // getBackup streams a snapshot of this node's state (token required: it
 // holds the whole lab).
 func (s *Server) getBackup(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	// A backup through the node a client just wrote through holds the
+	// write: wait for the writes this node forwarded.
+	if err := s.ownWrites(r.Context()); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	meta, rc, err := s.cluster.Backup()
 	if err != nil {
 		s.writeError(w, r, err)

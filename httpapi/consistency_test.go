@@ -233,6 +233,8 @@ func TestForwardedWrites_ReadYourWrites(t *testing.T) {
 	r = e.post("/api/device/dev1/set-comments/", map[string]any{"comments": "forwarded again"})
 	require.Equal(t, http.StatusOK, r.StatusCode, "ordered writes do not wait: %s", r.body)
 	e.get("/api/device/dev1/details/").requireError(t, http.StatusServiceUnavailable)
+	// A backup would miss the write: it waits for it too.
+	e.get("/api/cluster/backup/").requireError(t, http.StatusServiceUnavailable)
 	e.cluster.catchUp()
 	require.Equal(t, "forwarded again", e.getOK("/api/device/dev1/details/")["device"].(map[string]any)["comments"])
 }
