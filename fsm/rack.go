@@ -225,15 +225,26 @@ func (tx *txn) setRackOwner(r *Rack, server, reason string) {
 	}
 }
 
+// rackOf returns the rack named name, which must name server among its
+// servers.
+func (tx *txn) rackOf(name, server string) (*Rack, error) {
+	r, ok := tx.s.Racks[name]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: rack %q", ErrUnknownRack, name)
+	case !slices.Contains(r.Servers, server):
+		return nil, fmt.Errorf("%w: %q is not a server of rack %s", ErrInvalid, server, name)
+	}
+	return r, nil
+}
+
 func (tx *txn) applyRackTakeover(b []byte) (any, error) {
 	var c RackTakeover
 	tx.decode(b, &c)
-	r, ok := tx.s.Racks[c.Rack]
+	r, err := tx.rackOf(c.Rack, c.Server)
 	switch {
-	case !ok:
-		return nil, fmt.Errorf("%w: rack %q", ErrUnknownRack, c.Rack)
-	case !slices.Contains(r.Servers, c.Server):
-		return nil, fmt.Errorf("%w: %q is not a server of rack %s", ErrInvalid, c.Server, c.Rack)
+	case err != nil:
+		return nil, err
 	case c.Generation != r.Generation:
 		return nil, fmt.Errorf("%w: rack %s is at generation %d, not %d", ErrFenced, c.Rack, r.Generation, c.Generation)
 	case c.Server == r.Owner:
@@ -247,12 +258,10 @@ func (tx *txn) applyRackTakeover(b []byte) (any, error) {
 func (tx *txn) applyRackMove(b []byte) (any, error) {
 	var c RackMove
 	tx.decode(b, &c)
-	r, ok := tx.s.Racks[c.Rack]
+	r, err := tx.rackOf(c.Rack, c.Server)
 	switch {
-	case !ok:
-		return nil, fmt.Errorf("%w: rack %q", ErrUnknownRack, c.Rack)
-	case !slices.Contains(r.Servers, c.Server):
-		return nil, fmt.Errorf("%w: %q is not a server of rack %s", ErrInvalid, c.Server, c.Rack)
+	case err != nil:
+		return nil, err
 	case c.Generation != 0 && c.Generation != r.Generation:
 		return nil, fmt.Errorf("%w: rack %s is at generation %d, not %d", ErrConflict, c.Rack, r.Generation, c.Generation)
 	}

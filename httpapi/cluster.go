@@ -54,14 +54,7 @@ func suspectRelayBoards(st *fsm.State) []api.SuspectRelayBoard {
 		if !rh.Suspect {
 			continue
 		}
-		var devs []string
-		for _, f := range rh.Recent {
-			if f.Kind == rh.Kind && !slices.Contains(devs, f.Device) {
-				devs = append(devs, f.Device)
-			}
-		}
-		slices.Sort(devs)
-		out = append(out, api.SuspectRelayBoard{Addr: addr, Kind: rh.Kind, Since: api.FormatTime(rh.SuspectSince), Devices: devs})
+		out = append(out, api.SuspectRelayBoard{Addr: addr, Kind: rh.Kind, Since: api.FormatTime(rh.SuspectSince), Devices: suspectDevices(rh)})
 	}
 	return out
 }
@@ -75,16 +68,23 @@ func suspectTFTPServers(st *fsm.State) []api.SuspectTFTPServer {
 		if !th.Suspect {
 			continue
 		}
-		var devs []string
-		for _, f := range th.Recent {
-			if f.Kind == th.Kind && !slices.Contains(devs, f.Device) {
-				devs = append(devs, f.Device)
-			}
-		}
-		slices.Sort(devs)
-		out = append(out, api.SuspectTFTPServer{Server: srv, Kind: th.Kind, Since: api.FormatTime(th.SuspectSince), Devices: devs})
+		out = append(out, api.SuspectTFTPServer{Server: srv, Kind: th.Kind, Since: api.FormatTime(th.SuspectSince), Devices: suspectDevices(th)})
 	}
 	return out
+}
+
+// suspectDevices names, sorted, the devices whose recent failures of the
+// suspect kind made a shared part (a relay board, a server's PXE/TFTP)
+// suspect.
+func suspectDevices(h *fsm.RelayHealth) []string {
+	var devs []string
+	for _, f := range h.Recent {
+		if f.Kind == h.Kind && !slices.Contains(devs, f.Device) {
+			devs = append(devs, f.Device)
+		}
+	}
+	slices.Sort(devs)
+	return devs
 }
 
 // getClusterHealth answers 200 when this node knows a leader and is caught

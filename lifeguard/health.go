@@ -259,19 +259,26 @@ const provenBoots = 4
 // proven reports whether the history ends with provenBoots successful net
 // boots since the last hung one.
 func proven(h []fsm.Outcome) bool {
+	clean, hung := lastBoots(h)
+	return !hung && clean >= provenBoots
+}
+
+// lastBoots reads the device's net boots since its last reset, newest
+// first, until provenBoots clean ones: clean counts those it read, and hung
+// reports whether it met a hung boot before them.
+func lastBoots(h []fsm.Outcome) (clean int, hung bool) {
 	h = fsm.SinceReset(h)
-	n := 0
-	for i := len(h) - 1; i >= 0 && n < provenBoots; i-- {
+	for i := len(h) - 1; i >= 0 && clean < provenBoots; i-- {
 		o := h[i]
 		switch {
 		case o.Op != opBoot:
 		case o.OK():
-			n++
+			clean++
 		case flapEpisodesFor(kindOf(o.Fail)) == flapBootEpisodes:
-			return false // it hung
+			return clean, true
 		}
 	}
-	return n >= provenBoots
+	return clean, false
 }
 
 // answered reports whether the device has answered since its last reset:
@@ -295,19 +302,8 @@ func answered(h []fsm.Outcome) bool {
 // the request goes on to another board (a board that hangs one boot in
 // three would otherwise be handed out between its hangs).
 func hungRecently(h []fsm.Outcome) bool {
-	h = fsm.SinceReset(h)
-	n := 0
-	for i := len(h) - 1; i >= 0 && n < provenBoots; i-- {
-		o := h[i]
-		switch {
-		case o.Op != opBoot:
-		case o.OK():
-			n++
-		case flapEpisodesFor(kindOf(o.Fail)) == flapBootEpisodes:
-			return true
-		}
-	}
-	return false
+	_, hung := lastBoots(h)
+	return hung
 }
 
 // readyTimeout is the end of a health-check period in ready: the check
