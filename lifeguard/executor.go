@@ -469,6 +469,10 @@ func (e *Executor) propose(ctx context.Context, v view, t fsm.CommandType, cmd f
 	}
 }
 
+// sutVerifyTries is how many times sut_verifying's action connects to the
+// SUT agent within one entry of the state, spread over its timeout.
+const sutVerifyTries = 4
+
 // perform runs one action and returns the event to propose ("" for none).
 func (e *Executor) perform(ctx context.Context, v view, a Action) (Event, error) {
 	hw := e.cfg.Hardware
@@ -512,7 +516,26 @@ func (e *Executor) perform(ctx context.Context, v view, a Action) (Event, error)
 	case ActionClearPXE:
 		return "", hw.ClearPXE(ctx, v.name)
 	case ActionSUTVerify:
-		return okEvent(EventSUTVerifyOK, hw.SUTVerify(ctx, v.name))
+		// The agent comes up while the board finishes its reboot: an
+		// agent not up yet is tried again a few times within the entry,
+		// rather than only after the state's whole timeout.
+		every := v.deadline.Sub(v.entered) / sutVerifyTries
+		for attempt := 1; ; attempt++ {
+			err := hw.SUTVerify(ctx, v.name)
+			if err == nil {
+				return EventSUTVerifyOK, nil
+			}
+			if attempt >= sutVerifyTries || every <= 0 || time.Until(v.deadline) < every {
+				return "", err
+			}
+			t := time.NewTimer(every)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return "", err
+			case <-t.C:
+			}
+		}
 	case ActionCheckSDCard:
 		if err := hw.CheckSDCard(ctx, v.name); err != nil {
 			if ctx.Err() != nil {

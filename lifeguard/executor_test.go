@@ -363,3 +363,48 @@ func TestExecutor_NewEntryDoesNotWaitForOldAction(t *testing.T) {
 		"the second entry's power cycle waited for the first")
 	require.Eventually(t, func() bool { return r.state(pandaA) == "ready" }, 10*time.Second, 5*time.Millisecond)
 }
+
+// sutLateHW's SUT agent answers only from its third connection.
+type sutLateHW struct {
+	*fakeHW
+	tries atomic.Int32
+}
+
+func (h *sutLateHW) SUTVerify(ctx context.Context, d string) error {
+	if h.tries.Add(1) < 3 {
+		h.rec("sut-refused " + d)
+		return fmt.Errorf("connect: connection refused")
+	}
+	return h.fakeHW.SUTVerify(ctx, d)
+}
+
+// An agent that comes up while the board finishes its reboot is found
+// within the same entry of sut_verifying: the executor connects again a
+// few times over the state's timeout instead of waiting it out.
+func TestExecutor_SUTVerifyTriesAgainWithinTheEntry(t *testing.T) {
+	r := newExecRig(t, rigServer)
+	for _, d := range []string{pandaB, pandaNoRelay, "panda-0003"} {
+		r.force(t, d, StateLockedOut)
+	}
+	// sut_verifying's 45 s last 4.5 s: an attempt every 1.1 s.
+	res, _ := r.propose(context.Background(), fsm.CmdSetTimeScale, &fsm.SetTimeScale{TimeScale: 0.1})
+	require.NoError(t, res.Error())
+	hw := &sutLateHW{fakeHW: r.hw}
+	cfg := r.exec.cfg
+	cfg.Hardware = hw
+	exec, err := NewExecutor(cfg)
+	require.NoError(t, err)
+	r.exec = exec
+	r.force(t, pandaA, StateSUTVerifying)
+	r.start(t)
+
+	require.Eventually(t, func() bool { return r.state(pandaA) == StateReady }, 20*time.Second, 5*time.Millisecond)
+	require.Equal(t, int32(3), hw.tries.Load())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.proposed {
+		if to, ok := c.(*fsm.DeviceTimeout); ok && to.Device == pandaA {
+			t.Fatalf("sut_verifying timed out (%+v): the agent was not tried again within the entry", to)
+		}
+	}
+}
