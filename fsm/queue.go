@@ -542,8 +542,9 @@ func (tx *txn) bestRequestFor(d *Device) *Request {
 }
 
 // bestFreeFor returns the free device r should take (nil if none): one
-// already carrying its reusable image with an equal boot config, then the
-// least recently used, then by name.
+// imaged in advance with exactly what r asks for, then one whose history
+// proves it, then one already carrying its reusable image with an equal
+// boot config, then the least recently used, then by name.
 func (tx *txn) bestFreeFor(r *Request, sig *signature) *Device {
 	s := tx.s
 	img := s.Images[r.Image]
@@ -555,9 +556,14 @@ func (tx *txn) bestFreeFor(r *Request, sig *signature) *Device {
 	fresh := func(d *Device) bool {
 		return d.Fresh && d.Image == r.Image && d.BootConfig == r.BootConfig
 	}
-	better := func(a, b *Device) bool {
+	// Among the rest, one whose history proves it (DeviceMachine.Proven)
+	// before one that has yet to, or that failed not long ago.
+	better := func(a *Device, pa bool, b *Device, pb bool) bool {
 		if fa, fb := fresh(a), fresh(b); fa != fb {
 			return fa
+		}
+		if pa != pb {
+			return pa
 		}
 		if ra, rb := reusable(a), reusable(b); ra != rb {
 			return ra
@@ -568,13 +574,15 @@ func (tx *txn) bestFreeFor(r *Request, sig *signature) *Device {
 		return a.Name < b.Name
 	}
 	var best *Device
+	var bestProven bool
 	consider := func(name string) {
 		d, ok := s.Devices[name]
 		if !ok || tx.rejected[name] || !tx.isFree(d) || !s.matchesStatic(sig, d) {
 			return
 		}
-		if best == nil || better(d, best) {
-			best = d
+		p := tx.devices.Proven(d.History)
+		if best == nil || better(d, p, best, bestProven) {
+			best, bestProven = d, p
 		}
 	}
 	if sig.named != "" {

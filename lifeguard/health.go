@@ -248,27 +248,34 @@ func imageInAdvance(m *fsm.DeviceTx) {
 	enter(m, StateStartPXEBoot)
 }
 
-// provenBoots is how many net boots in a row, since the last one that hung
-// (or since the last reset), a board imaged in advance must have made
-// before it counts as fresh; until then it is imaged again while idle. A
-// board that hangs now and then shows it while nobody waits for it: a
-// board that hangs one boot in three never gets there, and its second hang
-// quarantines it, before it is handed out.
-const provenBoots = 4
+// provenBoots is how many net boots in a row, since its last reset, a
+// board must have made before it counts as proven; one that has hung (a
+// net boot that never reached the live image) needs hungProvenBoots in a
+// row since that hang. Proven boards are preferred by the queue for
+// requests (Machine.Proven), and only a proven board imaged in advance
+// counts as fresh: until then it is imaged again while idle. A board that
+// hangs now and then shows it while nobody waits for it: one that hangs
+// one boot in three never gets there, and its second hang quarantines it
+// before it is handed out. A board that hangs more rarely than that is
+// caught by the longer run asked of it once it has hung.
+const (
+	provenBoots     = 4
+	hungProvenBoots = 2 * provenBoots
+)
 
-// proven reports whether the history ends with provenBoots successful net
-// boots since the last hung one.
+// proven reports whether the history shows provenBoots successful net
+// boots since the last reset, and hungProvenBoots since the last hung one.
 func proven(h []fsm.Outcome) bool {
 	clean, hung := lastBoots(h)
 	return !hung && clean >= provenBoots
 }
 
 // lastBoots reads the device's net boots since its last reset, newest
-// first, until provenBoots clean ones: clean counts those it read, and hung
-// reports whether it met a hung boot before them.
+// first, until hungProvenBoots clean ones: clean counts those it read, and
+// hung reports whether it met a hung boot before them.
 func lastBoots(h []fsm.Outcome) (clean int, hung bool) {
 	h = fsm.SinceReset(h)
-	for i := len(h) - 1; i >= 0 && clean < provenBoots; i-- {
+	for i := len(h) - 1; i >= 0 && clean < hungProvenBoots; i-- {
 		o := h[i]
 		switch {
 		case o.Op != opBoot:
@@ -296,11 +303,12 @@ func answered(h []fsm.Outcome) bool {
 	return false
 }
 
-// hungRecently reports whether one of the device's last provenBoots net
-// boots hung. A board that hung while a request for any device waited
-// for it is not handed to that request even if a retry then succeeded:
-// the request goes on to another board (a board that hangs one boot in
-// three would otherwise be handed out between its hangs).
+// hungRecently reports whether one of the device's net boots hung and
+// fewer than hungProvenBoots clean ones followed. A board that hung while
+// a request for any device waited for it, or not long before, is not
+// handed to that request even if a retry then succeeded: the request goes
+// on to another board (a board that hangs one boot in three would
+// otherwise be handed out between its hangs).
 func hungRecently(h []fsm.Outcome) bool {
 	_, hung := lastBoots(h)
 	return hung

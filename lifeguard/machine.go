@@ -38,6 +38,10 @@ func (Machine) Known(state string) bool {
 // Available reports whether a device in state may be claimed by a request.
 func (Machine) Available(state string) bool { return State(state).Available() }
 
+// Proven reports whether a device's history shows it can be trusted with
+// a request (see provenBoots): the queue prefers proven devices.
+func (Machine) Proven(history []fsm.Outcome) bool { return proven(history) }
+
 // Registered handles a board announcing itself: a new board starts its
 // self-test at once.
 func (m Machine) Registered(tx *fsm.DeviceTx) error {

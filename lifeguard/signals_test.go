@@ -154,8 +154,9 @@ func TestSignals_MessageGating(t *testing.T) {
 	require.Equal(t, signal{pandaA, EventBoardRebooted, d.Generation}, <-s.queue)
 }
 
-// A board counts as proven after provenBoots net boots in a row since
-// its last hung one; other failures in between do not matter.
+// A board counts as proven after provenBoots net boots in a row since its
+// last reset, and hungProvenBoots since its last hung one; other failures
+// in between do not matter.
 func TestHealth_Proven(t *testing.T) {
 	ok := fsm.Outcome{Op: opBoot}
 	hung := fsm.Outcome{Op: opBoot, Fail: string(StatePXEBooting)}
@@ -165,6 +166,9 @@ func TestHealth_Proven(t *testing.T) {
 	require.False(t, proven([]fsm.Outcome{ok, img, ok, img, ok, img}))
 	require.True(t, proven([]fsm.Outcome{ok, img, ok, img, ok, img, ok, img}))
 	require.False(t, proven([]fsm.Outcome{ok, ok, ok, ok, hung, ok, ok, ok}))
-	require.True(t, proven([]fsm.Outcome{hung, ok, fetch, ok, img, ok, ok}))
+	require.False(t, proven([]fsm.Outcome{hung, ok, fetch, ok, img, ok, ok}), "four clean boots after a hang are not enough")
+	require.True(t, hungRecently([]fsm.Outcome{hung, ok, fetch, ok, img, ok, ok, ok, ok, ok}))
+	require.True(t, proven([]fsm.Outcome{hung, ok, fetch, ok, img, ok, ok, ok, ok, ok, ok}))
+	require.False(t, hungRecently([]fsm.Outcome{hung, ok, fetch, ok, img, ok, ok, ok, ok, ok, ok}))
 	require.False(t, proven([]fsm.Outcome{ok, ok, ok, ok, {Op: fsm.OpReset}, ok}))
 }
