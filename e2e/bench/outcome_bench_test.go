@@ -235,6 +235,9 @@ func BenchmarkOutcome(b *testing.B) {
 		detail("%s: now %s, history %v, states %v", name, current[name], histories[name], path)
 	}
 	var brokenN, retired int
+	// Where the broken boards are at the end: retired, or not yet out of
+	// their first self-test (never ready, never handed out), or elsewhere.
+	brokenStates := map[string]int{}
 	var retireSum float64
 	faultFrom := labStart.Add(scaled(cfg.FaultyRelay.After))
 	faultTo := faultFrom.Add(scaled(cfg.FaultyRelay.For + 2*healthPeriod))
@@ -246,6 +249,7 @@ func BenchmarkOutcome(b *testing.B) {
 		ts := w.devices[name]
 		if s.Broken {
 			brokenN++
+			brokenStates[current[name]]++
 			if strings.HasPrefix(current[name], "failed_") && len(ts) > 0 {
 				var firstReady time.Time
 				for _, t := range ts {
@@ -290,8 +294,8 @@ func BenchmarkOutcome(b *testing.B) {
 	d := cfg.Delays
 	ideal := scaled(2*d.Booting.Mean + d.MobileInit.Mean + d.Downloading.Mean + d.Extracting.Mean + d.Rebooting.Mean)
 	// Printed rather than logged: the lab's log lines would bury it.
-	fmt.Printf("outcome: run %s: %d hand-outs (%d good, %d broken, %d flaky), %d requests given up; broken boards %d, retired %d; ideal imaging %s; quarantined %v (good ones' failures %v); states at the end %v\n",
-		end.Sub(labStart).Round(time.Second), len(handouts), goodN, brokenOut, flakyOut, gaveUp, brokenN, retired, ideal, quarantined, goodQuarantineKinds, countStates(current))
+	fmt.Printf("outcome: run %s: %d hand-outs (%d good, %d broken, %d flaky), %d requests given up; broken boards %d, retired %d (states at the end %v); ideal imaging %s; quarantined %v (good ones' failures %v); states at the end %v\n",
+		end.Sub(labStart).Round(time.Second), len(handouts), goodN, brokenOut, flakyOut, gaveUp, brokenN, retired, brokenStates, ideal, quarantined, goodQuarantineKinds, countStates(current))
 	if len(handouts) > 0 {
 		b.ReportMetric(100*float64(goodN)/float64(len(handouts)), "good_handout_%")
 		b.ReportMetric(float64(waitSum)/float64(len(handouts))/float64(ideal), "ready_vs_ideal")
