@@ -470,6 +470,9 @@ func (tx *txn) deleteDevice(d *Device) {
 			Source: "inventory", Message: fmt.Sprintf("device %s was removed from the inventory", d.Name)})
 	}
 	delete(tx.s.Devices, d.Name)
+	if tx.s.Queue != nil {
+		delete(tx.s.Queue.proven, d.Name)
+	}
 	tx.logDevice(d.Name, "inventory", "deleted: no longer in the inventory")
 	tx.touchDevice(d.Name)
 }

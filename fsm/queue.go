@@ -74,6 +74,9 @@ type Queue struct {
 	// possible caches whether any device of the inventory could ever
 	// match a signature; cleared when the inventory changes.
 	possible map[string]bool
+	// proven caches DeviceMachine.Proven of each device's history;
+	// DeviceTx.Record drops a device's entry.
+	proven map[string]bool
 }
 
 // GroupClock is a group's fair-share state.
@@ -124,6 +127,7 @@ func (q *Queue) resetIndexes() {
 	q.sigs, q.anySigs = map[string]*signature{}, map[string]*signature{}
 	q.named, q.byID = map[string]map[string]*signature{}, map[int64]*queueEntry{}
 	q.free, q.freeValid, q.possible = map[string]bool{}, false, map[string]bool{}
+	q.proven = map[string]bool{}
 }
 
 // Len is the number of waiting requests.
@@ -580,7 +584,11 @@ func (tx *txn) bestFreeFor(r *Request, sig *signature) *Device {
 		if !ok || tx.rejected[name] || !tx.isFree(d) || !s.matchesStatic(sig, d) {
 			return
 		}
-		p := tx.devices.Proven(d.History)
+		p, known := s.Queue.proven[name]
+		if !known {
+			p = tx.devices.Proven(d.History)
+			s.Queue.proven[name] = p
+		}
 		if best == nil || better(d, p, best, bestProven) {
 			best, bestProven = d, p
 		}
