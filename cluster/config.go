@@ -110,7 +110,7 @@ type Config struct {
 	// restores its latest snapshot and replays the log after it, so the
 	// two bound its catch-up: at most about SnapshotThreshold entries
 	// plus two intervals of writes, and what it missed while down.
-	// Defaults 4096 and 5 s (Applies wait only while the state of 10,000
+	// Defaults 16384 and 5 s (Applies wait only while the state of 10,000
 	// devices is copied, a few milliseconds; it is encoded and written
 	// alongside them).
 	SnapshotThreshold uint64
@@ -149,7 +149,7 @@ func DefaultConfig() Config {
 		ApplyTimeout:       10 * time.Second,
 		ForwardHold:        7 * time.Second,
 		MaxVoters:          5,
-		SnapshotThreshold:  4096,
+		SnapshotThreshold:  16384,
 		SnapshotInterval:   5 * time.Second,
 		TrailingLogs:       10240,
 		RegisterInterval:   5 * time.Second,
