@@ -10,8 +10,10 @@
 # etcd-server 3.4 (installed with apt-get when etcd is missing), 3 members on
 # loopback with fsync on (its default), free ports; one operation is a
 # transaction that puts a device key if absent, then a delete of it, through
-# etcd's JSON gateway. Prints both and their ratio per client count, then
-# stops everything it started.
+# etcd's JSON gateway. Prints both and their ratio per client count, stops
+# everything it started, and then prints the floor under this project's
+# figures: hashicorp/raft alone, as a node configures it, with a state
+# machine that does nothing (cluster.BenchmarkRaftFloor).
 #   DURATION  measured time per client count (default 10s)
 #   CLIENTS   comma-separated client counts (default 1,16,64)
 # BENCH_PROFILE_DIR, if set, receives CPU profiles of the Mozpool leader
@@ -120,3 +122,16 @@ printf '%-8s %14s %12s %7s   %16s %16s\n' clients "mozpool ops/s" "etcd ops/s" r
 paste -d' ' "$work/mozpool.out" "$work/etcd.out" | awk '{
 	split($2, c, "="); split($3, m, "="); split($11, e, "="); split($7, me, "="); split($15, ee, "=");
 	printf "%-8s %14s %12s %7.2f   %16s %16s\n", c[2], m[2], e[2], m[2] / e[2], me[2], ee[2] }'
+
+# The floor: hashicorp/raft alone as a node configures it (WAL, log cache,
+# transport), a no-op state machine, no HTTP; one operation above is two
+# writes. Skipped with BENCH_RAFT_FLOOR=0.
+if [ "${BENCH_RAFT_FLOOR:-1}" != 0 ]; then
+	"$root/scripts/devcluster.sh" down >/dev/null 2>&1 || true
+	echo
+	echo "== hashicorp/raft alone (cluster.BenchmarkRaftFloor): 3 nodes on loopback, no-op FSM"
+	(cd "$root" && "$GO" test -run '^$' -bench RaftFloor -benchtime 3s ./cluster/) |
+		awk '/^BenchmarkRaftFloor/ { split($1, n, "="); sub(/-[0-9]+$/, "", n[2]);
+			for (i = 1; i <= NF; i++) { if ($(i+1) == "writes/s") w = $i; if ($(i+1) == "p50_ms") p = $i }
+			printf "clients=%-4s writes/s=%-7s (%d two-write ops/s) write_p50_ms=%s\n", n[2], w, w / 2, p }'
+fi
