@@ -140,7 +140,8 @@ type peer struct {
 	gossip string // alive, suspect, dead, left
 	// lastContact is when gossip or Raft last heard from the node.
 	lastContact time.Time
-	// raftFailing is set on the leader while heartbeats to the node fail.
+	// raftFailing is set on the leader while heartbeats to the node fail
+	// in its current term (cleared when a term starts or ends).
 	raftFailing bool
 }
 
@@ -194,6 +195,20 @@ func (h *peerHealth) NotifyLeave(node *memberlist.Node) {
 		state = "left"
 	}
 	h.gossipEvent(node, state)
+}
+
+// forgetRaftFailures clears every peer's raftFailing. Raft reports a
+// follower's heartbeats only to the leader of the term, and reports their
+// resumption only after a failure in that term: a node that leads again
+// would otherwise keep, for a follower that came back under another
+// leader and never failed its heartbeats since, the failures of its
+// earlier term. lastContact is kept.
+func (h *peerHealth) forgetRaftFailures() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.peers {
+		p.raftFailing = false
+	}
 }
 
 // raftContact records the leader's view of a follower's heartbeats.

@@ -57,10 +57,14 @@ func (n *Node) observe() {
 		leading := n.raft.State() == raft.Leader
 		switch {
 		case leading && term == nil:
+			// Heartbeat failures seen in an earlier term say nothing
+			// of this one (see forgetRaftFailures).
+			n.health.forgetRaftFailures()
 			term = n.startTerm()
 		case !leading && term != nil:
 			n.logger.Info("lost leadership")
 			stopTerm()
+			n.health.forgetRaftFailures()
 		}
 	}
 }

@@ -91,3 +91,71 @@ func TestCluster_RestartFromSnapshotCaughtUp(t *testing.T) {
 	require.Equal(t, applied, tn.fsm.AppliedIndex(), "no command was applied after the restart")
 	require.Equal(t, tn.n.raft.CommitIndex(), tn.n.AppliedIndex())
 }
+
+// TestCluster_ReturningLeaderForgetsOldHeartbeatFailures: a leader whose
+// heartbeats to a dead follower failed loses leadership; the follower
+// comes back under the next leader; the first leader leads again. Its
+// heartbeats to the follower succeed from the start of its new term, so
+// Raft reports no resumption: the failures it saw in its earlier term
+// must not count, or it would mark a live imaging server down (and keep
+// it from taking a rack over).
+func TestCluster_ReturningLeaderForgetsOldHeartbeatFailures(t *testing.T) {
+	skipShort(t)
+	nodes := startCluster(t, 3)
+	a := waitLeader(t, nodes...)
+	rest := followers(nodes, a)
+	b, x := rest[0], rest[1]
+	serverDown := func(f *fsm.FSM, name string) bool {
+		down := false
+		f.Read(func(s *fsm.State) { down = s.Servers[name] != nil && s.Servers[name].Down })
+		return down
+	}
+	lead := func(tn *testNode) {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			if tn.n.IsLeader() {
+				return true
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tn.n.TransferLeadership(ctx, tn.n.ID()); err != nil {
+				t.Logf("transferring leadership to %s: %v (trying again)", tn.name, err)
+			}
+			return false
+		}, 20*time.Second, 20*time.Millisecond, "%s never led", tn.name)
+	}
+
+	// a sees x's heartbeats fail and marks it down.
+	x.kill()
+	require.Eventually(t, func() bool { return serverDown(a.fsm, x.name) }, 15*time.Second, 20*time.Millisecond)
+	// b leads while x comes back, and sees it up.
+	lead(b)
+	x = x.restart()
+	require.Eventually(t, func() bool {
+		if !b.n.IsLeader() || x.n.Health() != nil || serverDown(b.fsm, x.name) {
+			return false
+		}
+		for _, s := range b.n.Status().Servers {
+			if s.ID == x.n.ID() {
+				return s.Healthy
+			}
+		}
+		return false
+	}, 15*time.Second, 20*time.Millisecond, "x back up")
+	// a leads again: it does not mark x down, and x is healthy in its
+	// view.
+	lead(a)
+	require.Never(t, func() bool { return serverDown(a.fsm, x.name) }, 3*a.n.cfg.RegisterInterval, 20*time.Millisecond,
+		"the leader marked a live server down")
+	require.Eventually(t, func() bool {
+		if !a.n.IsLeader() {
+			return false
+		}
+		for _, s := range a.n.Status().Servers {
+			if s.ID == x.n.ID() {
+				return s.Healthy
+			}
+		}
+		return false
+	}, 15*time.Second, 20*time.Millisecond, "the leader still counts heartbeat failures of its earlier term")
+}

@@ -30,9 +30,60 @@ func relaySource(i int) string { return fmt.Sprintf("127.0.0.%d", 100+i) }
 // servers: every command node 2 sent precedes every command node 3 sent,
 // and node 2 opened no connection after it was killed (nor after it came
 // back).
+//
+// Node 2 dies as a follower (the leader, alive, decides the takeover) or
+// as the Raft leader (the survivors first elect a new leader, which counts
+// the takeover time from its own first sight of the loss and decides).
 func TestStandbyTakeover(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		ownerLeads bool
+	}{
+		{"OwnerFollows", false},
+		{"OwnerLeads", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testStandbyTakeover(t, tc.ownerLeads)
+		})
+	}
+}
+
+// makeLeader makes n the Raft leader, or (lead false) a follower, by
+// transferring leadership, and waits until every live node knows the
+// leader.
+func makeLeader(t *testing.T, c *daemontest.Cluster, n *daemontest.Node, lead bool) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var leader *daemontest.Node
+		for _, m := range c.Live() {
+			if m.Cluster.IsLeader() {
+				leader = m
+			}
+		}
+		if leader == nil {
+			return false
+		}
+		if (leader == n) == lead {
+			return true
+		}
+		to := n.Cluster.ID() // to n, or away from n to any other voter
+		if !lead {
+			to = ""
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := leader.Cluster.TransferLeadership(ctx, to); err != nil {
+			t.Logf("transferring leadership from %s: %v (trying again)", leader.Name, err)
+		}
+		return false
+	}, flowTimeout, poll, "%s never became the leader (%v)", n.Name, lead)
+	c.WaitLeader()
+}
+
+func testStandbyTakeover(t *testing.T, ownerLeads bool) {
 	l := startLab(t, labOptions{
 		Racks: []fsm.InventoryRack{{Name: "rack2", Servers: []string{daemontest.NodeName(2), daemontest.NodeName(3)}}},
 		Configure: func(cfg *daemon.Config) {
@@ -55,6 +106,9 @@ func TestStandbyTakeover(t *testing.T) {
 		})
 		return r
 	}
+	// The owner leads, or follows, while its boards image and when it
+	// dies.
+	makeLeader(t, c, owner, ownerLeads)
 	r0 := rackOn(c.Nodes[0])
 	require.Equal(t, owner.Name, r0.Owner)
 	require.Equal(t, []string{owner.Name, standby.Name}, r0.Servers)
@@ -72,11 +126,14 @@ func TestStandbyTakeover(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return imaging[stateOn(c.Nodes[0], rack2[0])]
 	}, flowTimeout, poll, "%s never started imaging", rack2[0])
+	makeLeader(t, c, owner, ownerLeads)
+	require.Equal(t, ownerLeads, owner.Cluster.IsLeader(), "%s leads when it dies", owner.Name)
 	owner.Kill()
 	// Kill returns once everything the node ran has stopped, as a crash
 	// would have stopped it here.
 	killed := time.Now()
-	c.WaitLeader()
+	leader := c.WaitLeader()
+	require.NotEqual(t, owner, leader)
 
 	// The standby takes the rack over and the requests reach ready.
 	require.Eventually(t, func() bool { return rackOn(c.Nodes[0]).Owner == standby.Name }, flowTimeout, poll,
