@@ -36,7 +36,7 @@ func (m *DeviceTx) Record(op, fail string) {
 	if n := len(d.History); n > HistoryLen {
 		d.History = append([]Outcome(nil), d.History[n-HistoryLen:]...)
 	}
-	delete(m.tx.s.Queue.proven, d.Name)
+	delete(m.tx.s.Queue.trust, d.Name)
 }
 
 // SinceReset returns the outcomes after the newest reset marker.

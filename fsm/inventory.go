@@ -471,7 +471,7 @@ func (tx *txn) deleteDevice(d *Device) {
 	}
 	delete(tx.s.Devices, d.Name)
 	if tx.s.Queue != nil {
-		delete(tx.s.Queue.proven, d.Name)
+		delete(tx.s.Queue.trust, d.Name)
 	}
 	tx.logDevice(d.Name, "inventory", "deleted: no longer in the inventory")
 	tx.touchDevice(d.Name)

@@ -39,10 +39,10 @@ type DeviceMachine interface {
 	// Available reports whether a device in state is idle: a request may
 	// claim it, and one that lets it go leaves no operation running.
 	Available(state string) bool
-	// Proven reports whether a device with this history has shown it can
-	// be trusted with a request: among free devices the queue prefers
-	// proven ones. It must depend on the history alone.
-	Proven(history []Outcome) bool
+	// Trust grades how far a device with this history has shown it can
+	// be trusted with a request (0: not at all): among free devices the
+	// queue prefers the most trusted. It must depend on the history alone.
+	Trust(history []Outcome) int
 }
 
 // EventArgs are the arguments of a device event (the JSON body of the

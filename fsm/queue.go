@@ -74,9 +74,9 @@ type Queue struct {
 	// possible caches whether any device of the inventory could ever
 	// match a signature; cleared when the inventory changes.
 	possible map[string]bool
-	// proven caches DeviceMachine.Proven of each device's history;
+	// trust caches DeviceMachine.Trust of each device's history;
 	// DeviceTx.Record drops a device's entry.
-	proven map[string]bool
+	trust map[string]int
 }
 
 // GroupClock is a group's fair-share state.
@@ -127,7 +127,7 @@ func (q *Queue) resetIndexes() {
 	q.sigs, q.anySigs = map[string]*signature{}, map[string]*signature{}
 	q.named, q.byID = map[string]map[string]*signature{}, map[int64]*queueEntry{}
 	q.free, q.freeValid, q.possible = map[string]bool{}, false, map[string]bool{}
-	q.proven = map[string]bool{}
+	q.trust = map[string]int{}
 }
 
 // Len is the number of waiting requests.
@@ -546,8 +546,8 @@ func (tx *txn) bestRequestFor(d *Device) *Request {
 }
 
 // bestFreeFor returns the free device r should take (nil if none): one
-// imaged in advance with exactly what r asks for, then one whose history
-// proves it, then one already carrying its reusable image with an equal
+// imaged in advance with exactly what r asks for, then the one whose
+// history shows the most trust, then one already carrying its reusable image with an equal
 // boot config, then the least recently used, then by name.
 func (tx *txn) bestFreeFor(r *Request, sig *signature) *Device {
 	s := tx.s
@@ -560,14 +560,14 @@ func (tx *txn) bestFreeFor(r *Request, sig *signature) *Device {
 	fresh := func(d *Device) bool {
 		return d.Fresh && d.Image == r.Image && d.BootConfig == r.BootConfig
 	}
-	// Among the rest, one whose history proves it (DeviceMachine.Proven)
-	// before one that has yet to, or that failed not long ago.
-	better := func(a *Device, pa bool, b *Device, pb bool) bool {
+	// Among the rest, the one whose history shows the most trust
+	// (DeviceMachine.Trust: clean net boots in a row).
+	better := func(a *Device, pa int, b *Device, pb int) bool {
 		if fa, fb := fresh(a), fresh(b); fa != fb {
 			return fa
 		}
 		if pa != pb {
-			return pa
+			return pa > pb
 		}
 		if ra, rb := reusable(a), reusable(b); ra != rb {
 			return ra
@@ -578,19 +578,19 @@ func (tx *txn) bestFreeFor(r *Request, sig *signature) *Device {
 		return a.Name < b.Name
 	}
 	var best *Device
-	var bestProven bool
+	var bestTrust int
 	consider := func(name string) {
 		d, ok := s.Devices[name]
 		if !ok || tx.rejected[name] || !tx.isFree(d) || !s.matchesStatic(sig, d) {
 			return
 		}
-		p, known := s.Queue.proven[name]
+		p, known := s.Queue.trust[name]
 		if !known {
-			p = tx.devices.Proven(d.History)
-			s.Queue.proven[name] = p
+			p = tx.devices.Trust(d.History)
+			s.Queue.trust[name] = p
 		}
-		if best == nil || better(d, p, best, bestProven) {
-			best, bestProven = d, p
+		if best == nil || better(d, p, best, bestTrust) {
+			best, bestTrust = d, p
 		}
 	}
 	if sig.named != "" {

@@ -282,23 +282,28 @@ func TestQueue_Constraints(t *testing.T) {
 	requireReq(t, l, r.ID, requests.StateFindingDevice)
 }
 
-// Among free boards, a request takes one whose history proves it (the
-// device machine's Proven: clean net boots in a row) before the least
-// recently used one that has yet to, or that hung not long ago.
-func TestQueue_PrefersProvenBoards(t *testing.T) {
-	l := newQLab(t, 3, nil)
-	l.ready(qBoard(0), qBoard(1), qBoard(2))
+// Among free boards, a request takes the one whose history shows the
+// most trust (the device machine's Trust: clean net boots in a row) before
+// the least recently used: a proven board first, then one that has booted
+// more, and last one that hung not long ago.
+func TestQueue_PrefersTrustedBoards(t *testing.T) {
+	l := newQLab(t, 4, nil)
+	l.ready(qBoard(0), qBoard(1), qBoard(2), qBoard(3))
 	boot := fsm.Outcome{At: t0, Op: "boot"}
 	hung := fsm.Outcome{At: t0, Op: "boot", Fail: string(lifeguard.StatePXEBooting)}
 	l.f.Read(func(s *fsm.State) {
 		// Test-only: histories as the machine would have recorded them.
+		s.Devices[qBoard(0)].History = []fsm.Outcome{boot}
 		s.Devices[qBoard(1)].History = []fsm.Outcome{hung, boot, boot, boot, boot}
 		s.Devices[qBoard(2)].History = []fsm.Outcome{boot, boot, boot, boot}
+		s.Devices[qBoard(3)].History = []fsm.Outcome{boot, boot}
 	})
-	first := l.create(nil)
-	require.Equal(t, qBoard(2), l.req(first.ID).Device, "the proven board, though last by name")
-	second := l.create(nil)
-	require.Equal(t, qBoard(0), l.req(second.ID).Device, "neither is proven: by name; board 1 hung four boots ago")
+	var got []string
+	for range 4 {
+		got = append(got, l.req(l.create(nil).ID).Device)
+	}
+	require.Equal(t, []string{qBoard(2), qBoard(3), qBoard(0), qBoard(1)}, got,
+		"proven; two clean boots; one; hung four boots ago")
 }
 
 // A request for a named board that is busy waits for it, before later

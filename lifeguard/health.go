@@ -252,7 +252,7 @@ func imageInAdvance(m *fsm.DeviceTx) {
 // board must have made before it counts as proven; one that has hung (a
 // net boot that never reached the live image) needs hungProvenBoots in a
 // row since that hang. Proven boards are preferred by the queue for
-// requests (Machine.Proven), and only a proven board imaged in advance
+// requests (trust), and only a proven board imaged in advance
 // counts as fresh: until then it is imaged again while idle. A board that
 // hangs now and then shows it while nobody waits for it: one that hangs
 // one boot in three never gets there, and its second hang quarantines it
@@ -268,6 +268,21 @@ const (
 func proven(h []fsm.Outcome) bool {
 	clean, hung := lastBoots(h)
 	return !hung && clean >= provenBoots
+}
+
+// trust grades a history for the queue, which prefers the highest among
+// free boards: provenBoots for a proven board, else the clean net boots
+// it has made since its last reset (fewer than provenBoots), and 0 for one
+// that hung and has not made hungProvenBoots clean ones since. In a lab
+// that has just started, when no board is proven yet, requests get the
+// boards that have booted most; and a flaky board is less likely to be
+// handed out before it first shows itself.
+func trust(h []fsm.Outcome) int {
+	clean, hung := lastBoots(h)
+	if hung {
+		return 0
+	}
+	return min(clean, provenBoots)
 }
 
 // lastBoots reads the device's net boots since its last reset, newest

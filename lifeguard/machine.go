@@ -38,9 +38,8 @@ func (Machine) Known(state string) bool {
 // Available reports whether a device in state may be claimed by a request.
 func (Machine) Available(state string) bool { return State(state).Available() }
 
-// Proven reports whether a device's history shows it can be trusted with
-// a request (see provenBoots): the queue prefers proven devices.
-func (Machine) Proven(history []fsm.Outcome) bool { return proven(history) }
+// Trust grades a device's history for the queue (see trust).
+func (Machine) Trust(history []fsm.Outcome) int { return trust(history) }
 
 // Registered handles a board announcing itself: a new board starts its
 // self-test at once.

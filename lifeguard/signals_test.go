@@ -171,4 +171,11 @@ func TestHealth_Proven(t *testing.T) {
 	require.True(t, proven([]fsm.Outcome{hung, ok, fetch, ok, img, ok, ok, ok, ok, ok, ok}))
 	require.False(t, hungRecently([]fsm.Outcome{hung, ok, fetch, ok, img, ok, ok, ok, ok, ok, ok}))
 	require.False(t, proven([]fsm.Outcome{ok, ok, ok, ok, {Op: fsm.OpReset}, ok}))
+
+	// The queue's grade.
+	require.Equal(t, 0, trust(nil))
+	require.Equal(t, 2, trust([]fsm.Outcome{ok, img, fetch, ok}))
+	require.Equal(t, provenBoots, trust([]fsm.Outcome{ok, ok, ok, ok, ok, ok}))
+	require.Equal(t, 0, trust([]fsm.Outcome{ok, ok, hung, ok, ok, ok, ok, ok}), "hung: untrusted until hungProvenBoots")
+	require.Equal(t, 1, trust([]fsm.Outcome{hung, ok, ok, {Op: fsm.OpReset}, ok}), "a reset forgets the hang")
 }

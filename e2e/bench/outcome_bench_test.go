@@ -250,6 +250,13 @@ func BenchmarkOutcome(b *testing.B) {
 		if s.Broken {
 			brokenN++
 			brokenStates[current[name]]++
+			if !strings.HasPrefix(current[name], "failed_") {
+				var path []string
+				for _, t := range ts {
+					path = append(path, fmt.Sprintf("%s@%.1f", t.state, float64(t.at.Sub(labStart))/float64(scaled(healthPeriod))))
+				}
+				detail("broken board %s not retired: now %s, history %v, states (at health-check periods) %v", name, current[name], histories[name], path)
+			}
 			if strings.HasPrefix(current[name], "failed_") && len(ts) > 0 {
 				var firstReady time.Time
 				for _, t := range ts {
