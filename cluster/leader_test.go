@@ -131,31 +131,26 @@ func TestCluster_ReturningLeaderForgetsOldHeartbeatFailures(t *testing.T) {
 	// b leads while x comes back, and sees it up.
 	lead(b)
 	x = x.restart()
-	require.Eventually(t, func() bool {
-		if !b.n.IsLeader() || x.n.Health() != nil || serverDown(b.fsm, x.name) {
+	// healthyTo reports whether leader leads and counts x healthy.
+	healthyTo := func(leader *testNode) bool {
+		if !leader.n.IsLeader() {
 			return false
 		}
-		for _, s := range b.n.Status().Servers {
+		for _, s := range leader.n.Status().Servers {
 			if s.ID == x.n.ID() {
 				return s.Healthy
 			}
 		}
 		return false
+	}
+	require.Eventually(t, func() bool {
+		return x.n.Health() == nil && !serverDown(b.fsm, x.name) && healthyTo(b)
 	}, 15*time.Second, 20*time.Millisecond, "x back up")
 	// a leads again: it does not mark x down, and x is healthy in its
 	// view.
 	lead(a)
 	require.Never(t, func() bool { return serverDown(a.fsm, x.name) }, 3*a.n.cfg.RegisterInterval, 20*time.Millisecond,
 		"the leader marked a live server down")
-	require.Eventually(t, func() bool {
-		if !a.n.IsLeader() {
-			return false
-		}
-		for _, s := range a.n.Status().Servers {
-			if s.ID == x.n.ID() {
-				return s.Healthy
-			}
-		}
-		return false
-	}, 15*time.Second, 20*time.Millisecond, "the leader still counts heartbeat failures of its earlier term")
+	require.Eventually(t, func() bool { return healthyTo(a) }, 15*time.Second, 20*time.Millisecond,
+		"the leader still counts heartbeat failures of its earlier term")
 }
