@@ -1,6 +1,8 @@
 package lifeguard
 
 import (
+	"fmt"
+	"hash/fnv"
 	"time"
 
 	"github.com/mozpool/mozpool/fsm"
@@ -75,7 +77,17 @@ type stateSpec struct {
 	// self-test at once, as in Mozpool.
 	Failed       bool
 	AutoSelfTest bool
+	// Spread shortens each entry's timeout by up to this fraction, by an
+	// amount drawn from the device's name and generation (the same on
+	// every node): the periodic health checks of boards that entered
+	// ready together drift apart instead of all coming in the same
+	// second, period after period.
+	Spread float64
 }
+
+// healthCheckSpread is the Spread of ready and probation: a period is
+// 80-100% of its timeout.
+const healthCheckSpread = 0.2
 
 // Budgets. "limit N" means: increment, then fail when the new value is > N
 // (the (N+1)-th failure trips it), as in the original.
@@ -142,8 +154,9 @@ func stateTable() map[State]stateSpec {
 		// troubleshooting: parked by an operator, still accepts please_*.
 		StateTroubleshooting: {Timeout: noTimeout, Please: pleaseFull},
 		// ready: health-checked every 10 minutes ("to keep load reasonable")
-		// unless a request holds it.
-		StateReady: {Timeout: 600 * time.Second, Action: ActionHealthCheck, Please: pleaseFull,
+		// unless a request holds it; each period is up to a fifth shorter
+		// (healthCheckSpread), so that a lab's checks spread out.
+		StateReady: {Timeout: 600 * time.Second, Spread: healthCheckSpread, Action: ActionHealthCheck, Please: pleaseFull,
 			OnEntry: imageInAdvance, OnTimeout: readyTimeout,
 			Events: map[Event]transition{EventFailed: healthCheckFailed}},
 		// probation: a device whose self-test passed right after a failure
@@ -158,7 +171,7 @@ func stateTable() map[State]stateSpec {
 		// minutes, and at once when a board of the server net-boots
 		// (health.go).
 		StatePXEWait: {Timeout: relayWaitPeriod, Please: pleaseBasic, OnTimeout: resume},
-		StateProbation: {Timeout: probationPeriod, Action: ActionHealthCheck, Please: pleaseBasic,
+		StateProbation: {Timeout: probationPeriod, Spread: healthCheckSpread, Action: ActionHealthCheck, Please: pleaseBasic,
 			OnTimeout: probationTimeout,
 			Events:    map[Event]transition{EventFailed: healthCheckFailed}},
 
@@ -390,13 +403,25 @@ func enter(m *fsm.DeviceTx, state State) {
 	if !ok {
 		spec = unknownState
 	}
-	m.Goto(string(state), spec.Timeout)
+	m.Goto(string(state), spread(m.Device(), spec))
 	if state != StateReady && state != StateOperationComplete {
 		m.Device().Fresh = false // used, or being written
 	}
 	if spec.OnEntry != nil {
 		spec.OnEntry(m)
 	}
+}
+
+// spread is the timeout of an entry into spec for d, which is about to
+// enter it: spec.Timeout less up to spec.Spread of it (see Spread).
+func spread(d *fsm.Device, spec stateSpec) time.Duration {
+	if spec.Spread <= 0 || spec.Timeout <= 0 {
+		return spec.Timeout
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s/%d", d.Name, d.Generation)
+	frac := float64(h.Sum64()>>11) / (1 << 53)
+	return spec.Timeout - time.Duration(frac*spec.Spread*float64(spec.Timeout))
 }
 
 func gotoState(state State) func(m *fsm.DeviceTx) {

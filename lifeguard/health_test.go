@@ -1,7 +1,9 @@
 package lifeguard
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -290,4 +292,28 @@ func TestHealth_SelfTestHangRetried(t *testing.T) {
 	require.Equal(t, fsm.Outcome{At: lastOutcome(r, pandaA).At, Op: opSelfTest, Fail: string(StateSelfTestRunning)}, lastOutcome(r, pandaA))
 	r.run(pandaA, eventStep(EventPowerCycleOK, StatePXEBooting), eventStep(EventMobileInitStarted, StateMobileInitStarted),
 		eventStep(EventSelfTestRunning, StateSelfTestRunning), eventStep(EventSelfTestOK, StateProbation))
+}
+
+// The health-check periods of boards that entered ready together spread
+// over the last fifth of the 10 minutes, differently at each entry, and
+// the same on every node (they depend on the name and generation alone).
+func TestHealth_CheckPeriodsSpread(t *testing.T) {
+	spec := deviceStates[StateReady]
+	seen := map[time.Duration]bool{}
+	lo, hi := spec.Timeout, time.Duration(0)
+	for i := range 300 {
+		d := &fsm.Device{Name: fmt.Sprintf("panda-%04d", i), Generation: 7}
+		p := spread(d, spec)
+		require.Equal(t, p, spread(d, spec), "deterministic")
+		require.Greater(t, p, spec.Timeout*4/5)
+		require.LessOrEqual(t, p, spec.Timeout)
+		seen[p] = true
+		lo, hi = min(lo, p), max(hi, p)
+	}
+	require.Greater(t, len(seen), 250, "periods differ from board to board")
+	require.Greater(t, hi-lo, spec.Timeout/10, "spread over the fifth: %s to %s", lo, hi)
+	a := &fsm.Device{Name: pandaA, Generation: 1}
+	b := &fsm.Device{Name: pandaA, Generation: 2}
+	require.NotEqual(t, spread(a, spec), spread(b, spec), "and from one period to the next")
+	require.Equal(t, deviceStates[StateSUTVerifying].Timeout, spread(a, deviceStates[StateSUTVerifying]), "only where a state asks for it")
 }
