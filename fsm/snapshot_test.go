@@ -323,13 +323,7 @@ func TestSnapshot_Compressed(t *testing.T) {
 	}
 
 	// A backup taken compressed loses its index like any other.
-	stripped, err := fsm.WithoutIndex(persisted)
-	require.NoError(t, err)
-	g := testFSM(t)
-	applyOK(t, g, 3, fsm.CmdImageUpsert, fsm.ImageUpsert{Header: fsm.Header{At: t0}, Image: fsm.ImageSpec{Name: "x"}})
-	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(stripped))))
-	requireEqualState(t, f, g)
-	require.Equal(t, uint64(3), g.AppliedIndex(), "a backup names no index")
+	g := restoreWithoutIndex(t, f, persisted)
 
 	// A damaged or cut frame is refused and changes nothing.
 	before := snapshotBytes(t, g)
@@ -356,6 +350,21 @@ func TestRestore_AppliedIndex(t *testing.T) {
 	require.NoError(t, g.WaitApplied(t.Context(), 12), "WaitApplied of an index the snapshot holds")
 }
 
+// restoreWithoutIndex installs backup, f's snapshot stripped of its index,
+// on a new FSM at index 3 and checks that it then holds f's state and
+// still its own index; it returns that FSM.
+func restoreWithoutIndex(t *testing.T, f *fsm.FSM, backup []byte) *fsm.FSM {
+	t.Helper()
+	stripped, err := fsm.WithoutIndex(backup)
+	require.NoError(t, err)
+	g := testFSM(t)
+	applyOK(t, g, 3, fsm.CmdImageUpsert, fsm.ImageUpsert{Header: fsm.Header{At: t0}, Image: fsm.ImageSpec{Name: "x"}})
+	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(stripped))))
+	requireEqualState(t, f, g)
+	require.Equal(t, uint64(3), g.AppliedIndex(), "a backup names no index")
+	return g
+}
+
 // TestWithoutIndex checks that a backup about to be installed loses its
 // index, and nothing else: restoring it leaves the applied index alone.
 func TestWithoutIndex(t *testing.T) {
@@ -364,13 +373,7 @@ func TestWithoutIndex(t *testing.T) {
 	applyOK(t, f, 40, fsm.CmdImageUpsert, fsm.ImageUpsert{Header: fsm.Header{At: t0}, Image: fsm.ImageSpec{Name: "late"}})
 	b := snapshotBytes(t, f)
 
-	stripped, err := fsm.WithoutIndex(b)
-	require.NoError(t, err)
-	g := testFSM(t)
-	applyOK(t, g, 3, fsm.CmdImageUpsert, fsm.ImageUpsert{Header: fsm.Header{At: t0}, Image: fsm.ImageSpec{Name: "x"}})
-	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(stripped))))
-	requireEqualState(t, f, g)
-	require.Equal(t, uint64(3), g.AppliedIndex(), "a backup names no index")
+	restoreWithoutIndex(t, f, b)
 
 	for _, bad := range [][]byte{nil, []byte("garbage"), record(1, `{"version":1}`)[:3], record(4, `{}`)} {
 		_, err := fsm.WithoutIndex(bad)
