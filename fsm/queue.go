@@ -547,8 +547,9 @@ func (tx *txn) bestRequestFor(d *Device) *Request {
 
 // bestFreeFor returns the free device r should take (nil if none): one
 // imaged in advance with exactly what r asks for, then the one whose
-// history shows the most trust, then one already carrying its reusable image with an equal
-// boot config, then the least recently used, then by name.
+// history shows the most trust, then one already carrying its reusable
+// image with an equal boot config, then the least recently used, then by
+// name.
 func (tx *txn) bestFreeFor(r *Request, sig *signature) *Device {
 	s := tx.s
 	img := s.Images[r.Image]
@@ -562,12 +563,12 @@ func (tx *txn) bestFreeFor(r *Request, sig *signature) *Device {
 	}
 	// Among the rest, the one whose history shows the most trust
 	// (DeviceMachine.Trust: clean net boots in a row).
-	better := func(a *Device, pa int, b *Device, pb int) bool {
+	better := func(a *Device, ta int, b *Device, tb int) bool {
 		if fa, fb := fresh(a), fresh(b); fa != fb {
 			return fa
 		}
-		if pa != pb {
-			return pa > pb
+		if ta != tb {
+			return ta > tb
 		}
 		if ra, rb := reusable(a), reusable(b); ra != rb {
 			return ra
@@ -584,13 +585,13 @@ func (tx *txn) bestFreeFor(r *Request, sig *signature) *Device {
 		if !ok || tx.rejected[name] || !tx.isFree(d) || !s.matchesStatic(sig, d) {
 			return
 		}
-		p, known := s.Queue.trust[name]
+		td, known := s.Queue.trust[name]
 		if !known {
-			p = tx.devices.Trust(d.History)
-			s.Queue.trust[name] = p
+			td = tx.devices.Trust(d.History)
+			s.Queue.trust[name] = td
 		}
-		if best == nil || better(d, p, best, bestTrust) {
-			best, bestTrust = d, p
+		if best == nil || better(d, td, best, bestTrust) {
+			best, bestTrust = d, td
 		}
 	}
 	if sig.named != "" {

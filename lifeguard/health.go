@@ -265,10 +265,7 @@ const (
 
 // proven reports whether the history shows provenBoots successful net
 // boots since the last reset, and hungProvenBoots since the last hung one.
-func proven(h []fsm.Outcome) bool {
-	clean, hung := lastBoots(h)
-	return !hung && clean >= provenBoots
-}
+func proven(h []fsm.Outcome) bool { return trust(h) == provenBoots }
 
 // trust grades a history for the queue, which prefers the highest among
 // free boards: provenBoots for a proven board, else the clean net boots
